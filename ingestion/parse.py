@@ -1,0 +1,128 @@
+"""Parse a file's bytes into typed elements with unstructured (offline, fast strategies only)."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ingestion.files import TEXT_KINDS, classify, decode_text
+from keel import offline
+from keel.errors import CorruptFile, EncryptedFile, NoContent
+
+log = logging.getLogger(__name__)
+
+_patched = False
+
+
+@dataclass
+class Element:
+    kind: str  # Title, NarrativeText, ListItem, Table, ...
+    text: str
+    depth: int | None = None  # heading level for titles
+    page: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Element:
+        return Element(**d)
+
+
+@dataclass
+class ParsedDocument:
+    elements: list[Element]
+    title: str
+    encoding: str | None = None
+
+
+def _ensure_offline() -> None:
+    global _patched
+    if not _patched:
+        offline.patch_unstructured()
+        _patched = True
+
+
+def parse_document(data: bytes, filename: str, max_bytes: int, decode_legacy: bool = True) -> ParsedDocument:
+    """Bytes -> elements. Raises a specific `keel.errors.BadInput` for anything unusable."""
+    _ensure_offline()
+    kind = classify(filename, len(data), max_bytes).kind
+    encoding = None
+    if kind == "pdf":
+        raw = _partition_pdf(data)
+    elif kind == "docx":
+        raw = _partition_docx(data)
+    else:
+        assert kind in TEXT_KINDS
+        text, encoding = decode_text(data, allow_legacy=decode_legacy)
+        raw = _partition_text_kind(kind, text)
+    elements = [_to_element(e) for e in raw]
+    elements = [e for e in elements if e.text.strip()]
+    if not elements:
+        raise NoContent("the file holds no extractable text (a scanned PDF needs OCR, which is not enabled)")
+    title = next((e.text for e in elements if e.kind == "Title"), None) or filename
+    return ParsedDocument(elements=elements, title=title[:300], encoding=encoding)
+
+
+def _to_element(e: Any) -> Element:
+    meta = e.metadata
+    return Element(kind=e.category, text=str(e), depth=meta.category_depth, page=meta.page_number)
+
+
+def _partition_text_kind(kind: str, text: str) -> list[Any]:
+    from unstructured.partition.email import partition_email
+    from unstructured.partition.html import partition_html
+    from unstructured.partition.md import partition_md
+    from unstructured.partition.text import partition_text
+    from unstructured.partition.xml import partition_xml
+
+    partitioners: dict[str, Callable[..., list[Any]]] = {
+        "html": partition_html,
+        "md": partition_md,
+        "text": partition_text,
+        "xml": partition_xml,
+        "email": partition_email,
+    }
+    try:
+        return partitioners[kind](text=text)
+    except Exception as exc:  # unstructured raises many types for malformed markup
+        raise CorruptFile(f"could not parse the {kind} file: {exc}") from exc
+
+
+def _partition_pdf(data: bytes) -> list[Any]:
+    import pypdf
+    from pypdf.errors import PdfReadError
+
+    if not data.lstrip()[:5].startswith(b"%PDF-"):
+        raise CorruptFile("the file has a .pdf name but is not a PDF (no %PDF- header)")
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise EncryptedFile("the PDF is encrypted; remove the password and ingest it again")
+        pages = len(reader.pages)
+    except EncryptedFile:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise CorruptFile(f"the PDF is damaged and cannot be read: {exc}") from exc
+    if pages == 0:
+        raise NoContent("the PDF has no pages")
+    from unstructured.partition.pdf import partition_pdf
+
+    try:
+        return partition_pdf(file=io.BytesIO(data), strategy="fast")
+    except Exception as exc:
+        raise CorruptFile(f"the PDF could not be parsed: {exc}") from exc
+
+
+def _partition_docx(data: bytes) -> list[Any]:
+    if not data.startswith(b"PK\x03\x04"):
+        raise CorruptFile("the file has a .docx name but is not a DOCX (not a zip archive)")
+    from unstructured.partition.docx import partition_docx
+
+    try:
+        return partition_docx(file=io.BytesIO(data))
+    except Exception as exc:
+        raise CorruptFile(f"the DOCX could not be parsed: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Keel: production-shaped retrieval-augmented generation."""

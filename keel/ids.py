@@ -1,0 +1,26 @@
+"""Deterministic ids: the same input always gives the same id, so every write is idempotent."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+_POINT_NAMESPACE = uuid.UUID("6f1c8a52-0d4e-4c55-9a53-2f3f0b9d6b11")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def document_id(tenant: str, source: str) -> str:
+    """The logical document: stable across versions, so a changed file replaces its old chunks."""
+    return hashlib.sha256(f"{tenant}\x00{source}".encode()).hexdigest()[:32]
+
+
+def point_id(tenant: str, version: str, chunk_index: int, embedding_version: str) -> str:
+    """One point per (tenant, bytes, chunk, embedding version): a retried upsert rewrites it."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{tenant}/{version}/{chunk_index}/{embedding_version}"))
+
+
+def ingest_workflow_id(tenant: str, version: str) -> str:
+    return f"ingest/{tenant}/{version}"

@@ -1,0 +1,91 @@
+"""The vector-store contract: what Keel needs from Qdrant and nothing more.
+
+Filters are Keel's own small type (`Where`) so callers never touch either backend's models;
+each backend translates it. Both backends must give the same answers for the same calls:
+tests/vectorstore/test_congruence.py runs every operation on both and compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ingestion.sparse import Sparse
+
+DENSE = "dense"
+SPARSE = "bm25"
+
+# Payload fields with an index: tenant first (it partitions every query), then the filters every
+# read uses (access groups, visibility window) and the keys writes select by.
+KEYWORD_INDEXES = ("tenant", "access_groups", "doc_id", "version", "source", "embedding_version")
+INTEGER_INDEXES = ("visible_from", "visible_until")
+FLOAT_INDEXES = ("retired_at",)
+
+
+@dataclass(frozen=True)
+class Cond:
+    key: str
+    value: str | int | bool | None = None  # exact match
+    any: tuple[str, ...] | None = None  # match any of
+    gte: float | None = None
+    gt: float | None = None
+    lte: float | None = None
+    lt: float | None = None
+
+
+@dataclass(frozen=True)
+class Where:
+    must: tuple[Cond, ...] = ()
+    must_not: tuple[Cond, ...] = ()
+
+    def and_(self, *conds: Cond) -> Where:
+        return Where(self.must + conds, self.must_not)
+
+
+@dataclass
+class ChunkPoint:
+    id: str
+    dense: list[float]
+    sparse: Sparse
+    payload: dict[str, Any]
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class VectorStore(Protocol):
+    def ensure_collection(self, collection: str, dim: int) -> None: ...
+
+    def upsert(self, collection: str, points: Sequence[ChunkPoint]) -> None: ...
+
+    def set_payload(self, collection: str, where: Where, payload: dict[str, Any]) -> None: ...
+
+    def delete(self, collection: str, where: Where) -> None: ...
+
+    def count(self, collection: str, where: Where | None = None) -> int: ...
+
+    def search_dense(self, collection: str, vector: Sequence[float], where: Where, limit: int) -> list[Hit]: ...
+
+    def search_sparse(self, collection: str, vector: Sparse, where: Where, limit: int) -> list[Hit]: ...
+
+    def search_hybrid(
+        self,
+        collection: str,
+        dense: Sequence[float],
+        sparse: Sparse,
+        where: Where,
+        limit: int,
+        prefetch: int = 100,
+        rrf_k: int = 60,
+    ) -> list[Hit]: ...
+
+    def scroll(
+        self, collection: str, where: Where, limit: int = 256, offset: str | None = None
+    ) -> tuple[list[Hit], str | None]: ...
+
+    def close(self) -> None: ...

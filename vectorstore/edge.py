@@ -1,0 +1,171 @@
+"""Qdrant Edge backend: Qdrant's engine in-process, one shard directory per collection.
+
+The shard locks its folder to one process, so only the worker opens it. Writes go through the
+shard's write-ahead log, so a worker killed mid-batch recovers every acknowledged upsert on load.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from ingestion.sparse import Sparse
+from vectorstore.base import (
+    DENSE,
+    FLOAT_INDEXES,
+    INTEGER_INDEXES,
+    KEYWORD_INDEXES,
+    SPARSE,
+    ChunkPoint,
+    Cond,
+    Hit,
+    Where,
+)
+
+
+def _cond(c: Cond) -> qe.FieldCondition:
+    if c.value is not None:
+        return qe.FieldCondition(c.key, match=qe.MatchValue(c.value))
+    if c.any is not None:
+        return qe.FieldCondition(c.key, match=qe.MatchAny(list(c.any)))
+    return qe.FieldCondition(c.key, range=qe.RangeFloat(gte=c.gte, gt=c.gt, lte=c.lte, lt=c.lt))
+
+
+def to_filter(where: Where | None) -> qe.Filter | None:
+    if where is None or (not where.must and not where.must_not):
+        return None
+    return qe.Filter(
+        must=[_cond(c) for c in where.must] or None,
+        must_not=[_cond(c) for c in where.must_not] or None,
+    )
+
+
+def _hit(p: Any) -> Hit:
+    return Hit(id=str(p.id), score=float(getattr(p, "score", 0.0) or 0.0), payload=dict(p.payload or {}))
+
+
+class EdgeStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._lock = threading.RLock()
+
+    def _shard(self, collection: str) -> qe.EdgeShard:
+        shard = self._shards.get(collection)
+        if shard is None:
+            raise KeyError(f"collection {collection!r} is not open; call ensure_collection first")
+        return shard
+
+    def ensure_collection(self, collection: str, dim: int) -> None:
+        with self._lock:
+            if collection in self._shards:
+                return
+            path = self.root / collection
+            config = qe.EdgeConfig(
+                vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            )
+            if (path / "edge_config.json").exists():
+                shard = qe.EdgeShard.load(str(path))
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+                shard = qe.EdgeShard.create(str(path), config)
+                for key in KEYWORD_INDEXES:
+                    params = qe.KeywordIndexParams(is_tenant=True) if key == "tenant" else qe.KeywordIndexParams()
+                    shard.update(qe.UpdateOperation.create_field_index(key, params))
+                for key in INTEGER_INDEXES:
+                    shard.update(
+                        qe.UpdateOperation.create_field_index(key, qe.IntegerIndexParams(lookup=True, range=True))
+                    )
+                for key in FLOAT_INDEXES:
+                    shard.update(qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Float))
+            self._shards[collection] = shard
+
+    def upsert(self, collection: str, points: Sequence[ChunkPoint]) -> None:
+        if not points:
+            return
+        ops = [
+            qe.Point(
+                p.id,
+                {DENSE: list(p.dense), SPARSE: qe.SparseVector(p.sparse.indices, p.sparse.values)},
+                p.payload,
+            )
+            for p in points
+        ]
+        with self._lock:
+            self._shard(collection).update(qe.UpdateOperation.upsert_points(ops))
+
+    def set_payload(self, collection: str, where: Where, payload: dict[str, Any]) -> None:
+        with self._lock:
+            self._shard(collection).update(qe.UpdateOperation.set_payload_by_filter(to_filter(where), payload))
+
+    def delete(self, collection: str, where: Where) -> None:
+        with self._lock:
+            self._shard(collection).update(qe.UpdateOperation.delete_points_by_filter(to_filter(where)))
+
+    def count(self, collection: str, where: Where | None = None) -> int:
+        return int(self._shard(collection).count(qe.CountRequest(exact=True, filter=to_filter(where))))
+
+    def search_dense(self, collection: str, vector: Sequence[float], where: Where, limit: int) -> list[Hit]:
+        req = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(list(vector), using=DENSE),
+            filter=to_filter(where),
+            with_payload=True,
+        )
+        return [_hit(p) for p in self._shard(collection).query(req)]
+
+    def search_sparse(self, collection: str, vector: Sparse, where: Where, limit: int) -> list[Hit]:
+        req = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(qe.SparseVector(vector.indices, vector.values), using=SPARSE),
+            filter=to_filter(where),
+            with_payload=True,
+        )
+        return [_hit(p) for p in self._shard(collection).query(req)]
+
+    def search_hybrid(
+        self,
+        collection: str,
+        dense: Sequence[float],
+        sparse: Sparse,
+        where: Where,
+        limit: int,
+        prefetch: int = 100,
+        rrf_k: int = 60,
+    ) -> list[Hit]:
+        flt = to_filter(where)
+        req = qe.QueryRequest(
+            limit=limit,
+            prefetches=[
+                qe.Prefetch(limit=prefetch, query=qe.Query.Nearest(list(dense), using=DENSE), filter=flt),
+                qe.Prefetch(
+                    limit=prefetch,
+                    query=qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE),
+                    filter=flt,
+                ),
+            ],
+            query=qe.Fusion.Rrf(k=rrf_k),
+            filter=flt,
+            with_payload=True,
+        )
+        return [_hit(p) for p in self._shard(collection).query(req)]
+
+    def scroll(
+        self, collection: str, where: Where, limit: int = 256, offset: str | None = None
+    ) -> tuple[list[Hit], str | None]:
+        records, nxt = self._shard(collection).scroll(
+            qe.ScrollRequest(offset=offset, limit=limit, filter=to_filter(where), with_payload=True)
+        )
+        return [_hit(r) for r in records], (str(nxt) if nxt is not None else None)
+
+    def close(self) -> None:
+        with self._lock:
+            for shard in self._shards.values():
+                shard.flush()
+                shard.close()
+            self._shards.clear()

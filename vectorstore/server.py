@@ -1,0 +1,178 @@
+"""qdrant-client backend: a Qdrant server or cluster (`QDRANT_URL`), or client local mode in tests.
+
+The client is built without retries of its own: retries belong to Temporal. Connection failures
+become `VectorStoreUnavailable` (retryable), so an unreachable server is retried, then recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+
+from ingestion.sparse import Sparse
+from keel.errors import VectorStoreUnavailable
+from vectorstore.base import (
+    DENSE,
+    FLOAT_INDEXES,
+    INTEGER_INDEXES,
+    KEYWORD_INDEXES,
+    SPARSE,
+    ChunkPoint,
+    Cond,
+    Hit,
+    Where,
+)
+
+
+def _cond(c: Cond) -> models.FieldCondition:
+    if c.value is not None:
+        return models.FieldCondition(key=c.key, match=models.MatchValue(value=c.value))
+    if c.any is not None:
+        return models.FieldCondition(key=c.key, match=models.MatchAny(any=list(c.any)))
+    return models.FieldCondition(key=c.key, range=models.Range(gte=c.gte, gt=c.gt, lte=c.lte, lt=c.lt))
+
+
+def to_filter(where: Where | None) -> models.Filter | None:
+    if where is None or (not where.must and not where.must_not):
+        return None
+    return models.Filter(
+        must=[_cond(c) for c in where.must] or None,  # type: ignore[arg-type]
+        must_not=[_cond(c) for c in where.must_not] or None,  # type: ignore[arg-type]
+    )
+
+
+def _sparse(v: Sparse) -> models.SparseVector:
+    return models.SparseVector(indices=list(v.indices), values=list(v.values))
+
+
+def _hit(p: Any) -> Hit:
+    return Hit(id=str(p.id), score=float(getattr(p, "score", 0.0) or 0.0), payload=dict(p.payload or {}))
+
+
+@contextmanager
+def _unavailable_as_error(url: str) -> Iterator[None]:
+    try:
+        yield
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        raise VectorStoreUnavailable(f"Qdrant at {url} is unreachable: {exc}") from exc
+    except Exception as exc:  # httpx/grpc transport errors have no common base we can import lazily
+        name = type(exc).__name__
+        if any(s in name for s in ("Connect", "Timeout", "Transport", "Unavailable", "ResponseHandling")):
+            raise VectorStoreUnavailable(f"Qdrant at {url} is unreachable: {name}: {exc}") from exc
+        raise
+
+
+class ServerStore:
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: str | None = None,
+        timeout: int = 10,
+    ) -> None:
+        self.where = url or path or ":memory:"
+        if url:
+            self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout, check_compatibility=False)
+        else:
+            self.client = QdrantClient(path=path) if path else QdrantClient(location=":memory:")
+        self._known: set[str] = set()
+
+    def ensure_collection(self, collection: str, dim: int) -> None:
+        if collection in self._known:
+            return
+        with _unavailable_as_error(self.where):
+            if not self.client.collection_exists(collection):
+                self.client.create_collection(
+                    collection,
+                    vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+                    sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                )
+                for key in KEYWORD_INDEXES:
+                    schema: Any = (
+                        models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+                        if key == "tenant"
+                        else models.PayloadSchemaType.KEYWORD
+                    )
+                    self.client.create_payload_index(collection, key, field_schema=schema)
+                for key in INTEGER_INDEXES:
+                    self.client.create_payload_index(collection, key, field_schema=models.PayloadSchemaType.INTEGER)
+                for key in FLOAT_INDEXES:
+                    self.client.create_payload_index(collection, key, field_schema=models.PayloadSchemaType.FLOAT)
+        self._known.add(collection)
+
+    def upsert(self, collection: str, points: Sequence[ChunkPoint]) -> None:
+        if not points:
+            return
+        structs = [
+            models.PointStruct(id=p.id, vector={DENSE: list(p.dense), SPARSE: _sparse(p.sparse)}, payload=p.payload)
+            for p in points
+        ]
+        with _unavailable_as_error(self.where):
+            self.client.upsert(collection, structs, wait=True)
+
+    def set_payload(self, collection: str, where: Where, payload: dict[str, Any]) -> None:
+        with _unavailable_as_error(self.where):
+            self.client.set_payload(collection, payload=payload, points=to_filter(where), wait=True)  # type: ignore[arg-type]
+
+    def delete(self, collection: str, where: Where) -> None:
+        selector = models.FilterSelector(filter=to_filter(where))  # type: ignore[arg-type]
+        with _unavailable_as_error(self.where):
+            self.client.delete(collection, points_selector=selector, wait=True)
+
+    def count(self, collection: str, where: Where | None = None) -> int:
+        with _unavailable_as_error(self.where):
+            return int(self.client.count(collection, count_filter=to_filter(where), exact=True).count)
+
+    def search_dense(self, collection: str, vector: Sequence[float], where: Where, limit: int) -> list[Hit]:
+        with _unavailable_as_error(self.where):
+            res = self.client.query_points(
+                collection, query=list(vector), using=DENSE, query_filter=to_filter(where), limit=limit, with_payload=True
+            )
+        return [_hit(p) for p in res.points]
+
+    def search_sparse(self, collection: str, vector: Sparse, where: Where, limit: int) -> list[Hit]:
+        with _unavailable_as_error(self.where):
+            res = self.client.query_points(
+                collection, query=_sparse(vector), using=SPARSE, query_filter=to_filter(where), limit=limit, with_payload=True
+            )
+        return [_hit(p) for p in res.points]
+
+    def search_hybrid(
+        self,
+        collection: str,
+        dense: Sequence[float],
+        sparse: Sparse,
+        where: Where,
+        limit: int,
+        prefetch: int = 100,
+        rrf_k: int = 60,
+    ) -> list[Hit]:
+        flt = to_filter(where)
+        with _unavailable_as_error(self.where):
+            res = self.client.query_points(
+                collection,
+                prefetch=[
+                    models.Prefetch(query=list(dense), using=DENSE, filter=flt, limit=prefetch),
+                    models.Prefetch(query=_sparse(sparse), using=SPARSE, filter=flt, limit=prefetch),
+                ],
+                query=models.RrfQuery(rrf=models.Rrf(k=rrf_k)),
+                query_filter=flt,
+                limit=limit,
+                with_payload=True,
+            )
+        return [_hit(p) for p in res.points]
+
+    def scroll(
+        self, collection: str, where: Where, limit: int = 256, offset: str | None = None
+    ) -> tuple[list[Hit], str | None]:
+        with _unavailable_as_error(self.where):
+            records, nxt = self.client.scroll(
+                collection, scroll_filter=to_filter(where), limit=limit, offset=offset, with_payload=True
+            )
+        return [_hit(r) for r in records], (str(nxt) if nxt is not None else None)
+
+    def close(self) -> None:
+        self.client.close()
