@@ -76,9 +76,7 @@ class Embedder:
         windows = [self._windows(t) for t in texts]
         flat = [w for ws in windows for w, _ in ws]
         with self._lock:
-            vecs = self.model.encode(
-                flat, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-            )
+            vecs = self.model.encode(flat, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
         out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
         i = 0
         for row, ws in enumerate(windows):

@@ -17,9 +17,9 @@ def document_id(tenant: str, source: str) -> str:
     return hashlib.sha256(f"{tenant}\x00{source}".encode()).hexdigest()[:32]
 
 
-def point_id(tenant: str, version: str, chunk_index: int, embedding_version: str) -> str:
-    """One point per (tenant, bytes, chunk, embedding version): a retried upsert rewrites it."""
-    return str(uuid.uuid5(_POINT_NAMESPACE, f"{tenant}/{version}/{chunk_index}/{embedding_version}"))
+def point_id(tenant: str, doc_id: str, version: str, chunk_index: int, embedding_version: str) -> str:
+    """One point per (tenant, document, bytes, chunk, embedding version): a retry rewrites it."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{tenant}/{doc_id}/{version}/{chunk_index}/{embedding_version}"))
 
 
 def ingest_workflow_id(tenant: str, version: str) -> str:

@@ -129,14 +129,24 @@ class ServerStore:
     def search_dense(self, collection: str, vector: Sequence[float], where: Where, limit: int) -> list[Hit]:
         with _unavailable_as_error(self.where):
             res = self.client.query_points(
-                collection, query=list(vector), using=DENSE, query_filter=to_filter(where), limit=limit, with_payload=True
+                collection,
+                query=list(vector),
+                using=DENSE,
+                query_filter=to_filter(where),
+                limit=limit,
+                with_payload=True,
             )
         return [_hit(p) for p in res.points]
 
     def search_sparse(self, collection: str, vector: Sparse, where: Where, limit: int) -> list[Hit]:
         with _unavailable_as_error(self.where):
             res = self.client.query_points(
-                collection, query=_sparse(vector), using=SPARSE, query_filter=to_filter(where), limit=limit, with_payload=True
+                collection,
+                query=_sparse(vector),
+                using=SPARSE,
+                query_filter=to_filter(where),
+                limit=limit,
+                with_payload=True,
             )
         return [_hit(p) for p in res.points]
 

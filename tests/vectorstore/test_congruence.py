@@ -56,7 +56,9 @@ def _points() -> list[ChunkPoint]:
 
 @pytest.fixture(params=["edge", "client"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    s: VectorStore = EdgeStore(tmp_path / "edge") if request.param == "edge" else ServerStore(path=str(tmp_path / "local"))
+    s: VectorStore = (
+        EdgeStore(tmp_path / "edge") if request.param == "edge" else ServerStore(path=str(tmp_path / "local"))
+    )
     s.ensure_collection("c", DIM)
     s.upsert("c", _points())
     yield s

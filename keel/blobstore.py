@@ -1,0 +1,71 @@
+"""Content and intermediate artefacts, addressed by key, so workflow histories carry keys only.
+
+A directory under the data dir by default (shared storage when workers run on several hosts).
+Writes are atomic (temp file + rename), so a worker killed mid-write leaves the old value or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=-]*$")
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if not _SAFE_KEY.match(key) or ".." in key.split("/"):
+            raise ValueError(f"unsafe blob key {key!r}")
+        return self.root / key
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def put_json(self, key: str, value: Any) -> None:
+        self.put(key, json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get(key))
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def raw_key(tenant: str, version: str) -> str:
+    return f"raw/{tenant}/{version}"
+
+
+def work_key(tenant: str, version: str, name: str) -> str:
+    return f"work/{tenant}/{version}/{name}"
+
+
+def manifest_page_key(job_id: str, page: int) -> str:
+    return f"manifests/{job_id}/{page:06d}.json"

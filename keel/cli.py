@@ -1,0 +1,178 @@
+"""`keel`: the command line. `keel ingest` starts a batch job and follows it with a progress bar.
+
+Ctrl-C stops following, never the job: the workflow keeps running and `keel job ID` picks it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import redis
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from keel import offline  # noqa: F401 - before any library that might reach for the network
+from keel.batches import batch_workflow_id, new_job_id, stage, start_batch
+from keel.config import Settings, get_settings
+from keel.contracts import BatchProgress
+from keel.errors import KeelError, RedisUnavailable
+from keel.jobs import Job, JobStore
+from keel.temporal_client import connect
+from keel.tenancy import check_groups, check_tenant
+from workflows.ingest_batch import IngestBatchWorkflow
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Keel: production RAG on Temporal.")
+console = Console()
+
+
+def _redis(settings: Settings) -> redis.Redis:
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        raise RedisUnavailable(
+            f"cannot reach Redis at {settings.redis_url}: {exc}; is the stack up? try `make run`"
+        ) from exc
+    return client
+
+
+def _fail(exc: KeelError) -> None:
+    console.print(f"[red]error[/red] [{exc.code}] {exc.message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders to ingest")],
+    tenant: Annotated[str, typer.Option(help="tenant that owns the documents")],
+    groups: Annotated[str, typer.Option(help="comma-separated access groups (default: everyone in the tenant)")] = "",
+    wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = True,
+) -> None:
+    """Ingest files and folders as one batch job."""
+    settings = get_settings()
+    try:
+        check_tenant(tenant)
+        group_list = check_groups([g.strip() for g in groups.split(",") if g.strip()])
+        r = _redis(settings)
+        job_id = new_job_id()
+        with console.status("staging files"):
+            staged = stage(settings, paths, tenant, job_id)
+        if staged.total == 0:
+            console.print("no files found under the given paths")
+            raise typer.Exit(1)
+        asyncio.run(_start_and_follow(settings, r, staged, tenant, group_list, wait))
+    except KeelError as exc:
+        _fail(exc)
+
+
+async def _start_and_follow(
+    settings: Settings, r: redis.Redis, staged: object, tenant: str, groups: list[str], wait: bool
+) -> None:
+    client = await connect(settings)
+    handle = await start_batch(client, settings, r, staged, tenant, groups)  # type: ignore[arg-type]
+    job_id = staged.job_id  # type: ignore[attr-defined]
+    console.print(f"job [bold]{job_id}[/bold]: {staged.total} files  ({settings.temporal_ui_link(handle.id)})")  # type: ignore[attr-defined]
+    if not wait:
+        return
+    try:
+        await _follow(client, settings, job_id)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print(f"\nstopped following; job {job_id} keeps running. `keel job {job_id}` shows it.")
+        sys.exit(130)
+    job = JobStore(r).get(job_id)
+    if job is not None:
+        _summary(settings, r, job)
+
+
+async def _follow(client: Client, settings: Settings, job_id: str) -> None:
+    handle = client.get_workflow_handle(batch_workflow_id(job_id))
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks {task.fields[chunks]}  failed {task.fields[failed]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("files", total=None, chunks=0, failed=0)
+        while True:
+            desc = await handle.describe()
+            try:
+                p: BatchProgress = await handle.query(IngestBatchWorkflow.progress)
+                c = p.counters
+                bar.update(task, total=c.total, completed=c.done, chunks=c.chunks, failed=c.failed)
+            except Exception:  # a query can fail while the run continues-as-new; try again
+                pass
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                break
+            await asyncio.sleep(0.5)
+
+
+def _summary(settings: Settings, r: redis.Redis, job: Job) -> None:
+    c = job.counters
+    console.print(
+        f"[bold]{job.status}[/bold]: {c['ingested']} ingested, {c['unchanged']} unchanged, "
+        f"{c['failed']} failed of {c['total']}  ({c['chunks']} chunks, {c['duplicates']} duplicates skipped)"
+    )
+    failed = JobStore(r).files(job.job_id, status="failed")
+    if failed:
+        console.print("[bold]failed files[/bold] (run the same `keel ingest` again to retry just these):")
+        for f in failed:
+            console.print(f"  [red]{f.code}[/red]  {f.source}\n      {f.message}", soft_wrap=True)
+            if f.workflow_id:
+                console.print(f"      run: {settings.temporal_ui_link(f.workflow_id, f.run_id)}", soft_wrap=True)
+
+
+@app.command()
+def jobs(limit: int = 20) -> None:
+    """Recent jobs."""
+    settings = get_settings()
+    try:
+        r = _redis(settings)
+    except KeelError as exc:
+        _fail(exc)
+    table = Table("job", "tenant", "status", "files", "ingested", "unchanged", "failed", "chunks")
+    for j in JobStore(r).recent(limit):
+        c = j.counters
+        table.add_row(
+            j.job_id,
+            j.tenant,
+            j.status,
+            str(c["total"]),
+            str(c["ingested"]),
+            str(c["unchanged"]),
+            str(c["failed"]),
+            str(c["chunks"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def job(job_id: str, files: Annotated[bool, typer.Option(help="list every file, not only failures")] = False) -> None:
+    """One job: counters and per-file outcomes."""
+    settings = get_settings()
+    try:
+        r = _redis(settings)
+    except KeelError as exc:
+        _fail(exc)
+    found = JobStore(r).get(job_id)
+    if found is None:
+        console.print(f"[red]error[/red] [not_found] no job {job_id!r}; `keel jobs` lists them")
+        raise typer.Exit(2)
+    console.print(f"job {job_id}  tenant {found.tenant}  ({settings.temporal_ui_link(found.workflow_id)})")
+    _summary(settings, r, found)
+    if files:
+        table = Table("file", "status", "chunks", "doc id")
+        for f in JobStore(r).files(job_id):
+            table.add_row(f.source, f.status, str(f.chunks), f.doc_id or "")
+        console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Workflows orchestrate; they do no I/O, read no clock and import nothing heavy."""

@@ -1,0 +1,60 @@
+"""Every timeout and retry policy, in one place.
+
+Bad input (the codes in keel.errors.NON_RETRYABLE_CODES) fails at once; everything else is
+retried with capped exponential backoff. Every activity heartbeats (progress where it loops,
+a keep-alive where it is one long call), so a worker that dies is noticed within
+HEARTBEAT and its step retried elsewhere instead of waiting out the whole start-to-close timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from keel.errors import NON_RETRYABLE_CODES
+
+HEARTBEAT = timedelta(seconds=20)
+
+TRANSIENT = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=6,  # ~1 minute of trying, then the file is recorded as failed for a later retry
+    non_retryable_error_types=sorted(NON_RETRYABLE_CODES),
+)
+
+
+@dataclass(frozen=True)
+class StepPolicy:
+    start_to_close: timedelta
+    heartbeat: timedelta | None = HEARTBEAT
+    retry: RetryPolicy = field(default_factory=lambda: TRANSIENT)
+
+    def activity_kwargs(self) -> dict[str, object]:
+        kwargs: dict[str, object] = {
+            "start_to_close_timeout": self.start_to_close,
+            "retry_policy": self.retry,
+        }
+        if self.heartbeat is not None:
+            kwargs["heartbeat_timeout"] = self.heartbeat
+        return kwargs
+
+    def local_kwargs(self) -> dict[str, object]:
+        return {"start_to_close_timeout": self.start_to_close, "retry_policy": self.retry}
+
+
+# Ingestion, per document
+BEGIN = StepPolicy(timedelta(seconds=10), heartbeat=None)  # local activity
+PARSE = StepPolicy(timedelta(minutes=10))
+CHUNK = StepPolicy(timedelta(minutes=2))
+REDACT = StepPolicy(timedelta(minutes=10))
+DEDUPE = StepPolicy(timedelta(minutes=2))
+EMBED = StepPolicy(timedelta(minutes=30))
+UPSERT = StepPolicy(timedelta(minutes=10))
+PUBLISH = StepPolicy(timedelta(minutes=3))
+
+# Batch bookkeeping (local activities)
+MANIFEST_PAGE = StepPolicy(timedelta(seconds=30), heartbeat=None)
+RECORD_OUTCOMES = StepPolicy(timedelta(seconds=30), heartbeat=None)
