@@ -140,7 +140,9 @@ class Deduper:
             stored = self.r.get(f"{prefix}:sig:{raw}")
             if stored is None:
                 continue
-            sim = float(np.mean(np.frombuffer(stored, dtype=np.uint64) == sig))
+            sim = float(
+                np.mean(np.frombuffer(stored if isinstance(stored, bytes) else stored.encode(), dtype=np.uint64) == sig)
+            )
             if sim >= self.threshold and sim > best[1]:
                 best = (owner, sim)
         return best

@@ -45,10 +45,9 @@ class Embedder:
         self.model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
         self.tokenizer = self.model.tokenizer
         self.batch_size = batch_size
-        self.window = int(self.model.max_seq_length)
-        dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
-        dim = dim or self.model.get_sentence_embedding_dimension()
-        self.version = EmbeddingVersion(model_id, int(dim or 0), True, self.window, CHUNKER_VERSION)
+        self.window = int(self.model.max_seq_length or 256)
+        dim = int(self.model.encode(["dimension probe"]).shape[1])
+        self.version = EmbeddingVersion(model_id, dim, True, self.window, CHUNKER_VERSION)
         # torch releases the GIL, but one forward pass at a time keeps 2 cores from thrashing.
         self._lock = threading.Lock()
 

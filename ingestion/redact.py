@@ -47,7 +47,7 @@ class Redactor:
 
         class _PreloadedSpacy(SpacyNlpEngine):
             def load(self) -> None:  # never spacy.cli.download
-                self.nlp = {"en": nlp}
+                self.nlp = {"en": nlp}  # type: ignore[assignment]
 
         engine = _PreloadedSpacy(models=[{"lang_code": "en", "model_name": "preloaded"}])
         engine.load()

@@ -41,7 +41,7 @@ class JobStore:
 
     def create(self, job_id: str, tenant: str, groups: Sequence[str], workflow_id: str, total: int) -> None:
         now = time.time()
-        mapping: dict[str, Any] = {
+        mapping: dict[str, str | int | float] = {
             "tenant": tenant,
             "status": "running",
             "workflow_id": workflow_id,
@@ -52,7 +52,7 @@ class JobStore:
         mapping.update({c: 0 for c in COUNTERS})
         mapping["total"] = total
         pipe = self.r.pipeline()
-        pipe.hset(job_key(job_id), mapping=mapping)
+        pipe.hset(job_key(job_id), mapping=mapping)  # type: ignore[arg-type]  # redis' Mapping is invariant
         pipe.zadd(JOBS_INDEX, {job_id: now})
         pipe.execute()
 
@@ -61,7 +61,9 @@ class JobStore:
         pipe = self.r.pipeline()
         if outcomes:
             pipe.hset(job_files_key(job_id), mapping={o.source: json.dumps(asdict(o)) for o in outcomes})
-        pipe.hset(job_key(job_id), mapping={**counters, "status": status, "updated_at": time.time()})
+        state: dict[str, str | int | float] = {"status": status, "updated_at": time.time()}
+        state.update(counters)
+        pipe.hset(job_key(job_id), mapping=state)  # type: ignore[arg-type]
         pipe.execute()
 
     def get(self, job_id: str) -> Job | None:

@@ -101,11 +101,13 @@ class EdgeStore:
 
     def set_payload(self, collection: str, where: Where, payload: dict[str, Any]) -> None:
         with self._lock:
-            self._shard(collection).update(qe.UpdateOperation.set_payload_by_filter(to_filter(where), payload))
+            self._shard(collection).update(
+                qe.UpdateOperation.set_payload_by_filter(to_filter(where) or qe.Filter(), payload)
+            )
 
     def delete(self, collection: str, where: Where) -> None:
         with self._lock:
-            self._shard(collection).update(qe.UpdateOperation.delete_points_by_filter(to_filter(where)))
+            self._shard(collection).update(qe.UpdateOperation.delete_points_by_filter(to_filter(where) or qe.Filter()))
 
     def count(self, collection: str, where: Where | None = None) -> int:
         return int(self._shard(collection).count(qe.CountRequest(exact=True, filter=to_filter(where))))
@@ -149,7 +151,7 @@ class EdgeStore:
                     filter=flt,
                 ),
             ],
-            query=qe.Fusion.Rrf(k=rrf_k),
+            query=qe.Fusion.Rrf(k=rrf_k),  # type: ignore[arg-type]  # the stub omits the nested class
             filter=flt,
             with_payload=True,
         )

@@ -39,8 +39,8 @@ def to_filter(where: Where | None) -> models.Filter | None:
     if where is None or (not where.must and not where.must_not):
         return None
     return models.Filter(
-        must=[_cond(c) for c in where.must] or None,  # type: ignore[arg-type]
-        must_not=[_cond(c) for c in where.must_not] or None,  # type: ignore[arg-type]
+        must=[_cond(c) for c in where.must] or None,
+        must_not=[_cond(c) for c in where.must_not] or None,
     )
 
 

@@ -20,6 +20,7 @@ from temporalio.exceptions import (
 )
 
 from workflows import policies
+from workflows.policies import local_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.batch import BatchActivities
@@ -62,10 +63,8 @@ class IngestBatchWorkflow:
         page, index = inp.next_page, inp.next_index
         while page < inp.pages:
             entries = (
-                await workflow.execute_local_activity_method(
-                    BatchActivities.manifest_page,
-                    ManifestPageInput(inp.job_id, page),
-                    **policies.MANIFEST_PAGE.local_kwargs(),
+                await local_step(
+                    BatchActivities.manifest_page, ManifestPageInput(inp.job_id, page), policies.MANIFEST_PAGE
                 )
             ).entries
             while index < len(entries) and started < inp.continue_every:
@@ -163,7 +162,8 @@ class IngestBatchWorkflow:
         self._outcomes.append(outcome)
 
     async def _wait_one(self) -> None:
-        done, self._pending = await workflow.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
+        done, pending = await workflow.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
+        self._pending = set(pending)
         for task in done:
             task.result()  # surface bugs in _ingest itself
 
@@ -174,10 +174,10 @@ class IngestBatchWorkflow:
 
     async def _flush(self) -> None:
         outcomes, self._outcomes = self._outcomes, []
-        await workflow.execute_local_activity_method(
+        await local_step(
             BatchActivities.record_outcomes,
             RecordOutcomesInput(self._job_id, outcomes, self._counters, self._status),
-            **policies.RECORD_OUTCOMES.local_kwargs(),
+            policies.RECORD_OUTCOMES,
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 from workflows import policies
+from workflows.policies import local_step, step
 
 with workflow.unsafe.imports_passed_through():
     from activities.ingest import IngestActivities
@@ -31,39 +32,27 @@ class IngestDocumentWorkflow:
     @workflow.run
     async def run(self, inp: IngestDocumentInput) -> IngestDocumentOutput:
         doc = inp.doc
-        begin = await workflow.execute_local_activity_method(
-            IngestActivities.begin, BeginInput(doc), **policies.BEGIN.local_kwargs()
-        )
+        begin = await local_step(IngestActivities.begin, BeginInput(doc), policies.BEGIN)
         if begin.unchanged:
             return IngestDocumentOutput(begin.doc_id, doc.version, "unchanged")
 
-        parsed = await workflow.execute_activity_method(
-            IngestActivities.parse, ParseInput(doc), **policies.PARSE.activity_kwargs()
+        parsed = await step(IngestActivities.parse, ParseInput(doc), policies.PARSE)
+        chunked = await step(IngestActivities.chunk, ChunkInput(doc, parsed.elements_key), policies.CHUNK)
+        redacted = await step(
+            IngestActivities.redact, RedactInput(doc, chunked.chunks_key, parsed.title), policies.REDACT
         )
-        chunked = await workflow.execute_activity_method(
-            IngestActivities.chunk, ChunkInput(doc, parsed.elements_key), **policies.CHUNK.activity_kwargs()
+        deduped = await step(
+            IngestActivities.dedupe, DedupeInput(doc, begin.doc_id, redacted.chunks_key), policies.DEDUPE
         )
-        redacted = await workflow.execute_activity_method(
-            IngestActivities.redact,
-            RedactInput(doc, chunked.chunks_key, parsed.title),
-            **policies.REDACT.activity_kwargs(),
+        embedded = await step(
+            IngestActivities.embed, EmbedInput(doc, deduped.chunks_key, redacted.title), policies.EMBED
         )
-        deduped = await workflow.execute_activity_method(
-            IngestActivities.dedupe,
-            DedupeInput(doc, begin.doc_id, redacted.chunks_key),
-            **policies.DEDUPE.activity_kwargs(),
-        )
-        embedded = await workflow.execute_activity_method(
-            IngestActivities.embed,
-            EmbedInput(doc, deduped.chunks_key, redacted.title),
-            **policies.EMBED.activity_kwargs(),
-        )
-        await workflow.execute_activity_method(
+        await step(
             IngestActivities.upsert,
             UpsertInput(doc, begin.doc_id, deduped.chunks_key, embedded.vectors_key, redacted.title),
-            **policies.UPSERT.activity_kwargs(),
+            policies.UPSERT,
         )
-        published = await workflow.execute_activity_method(
+        published = await step(
             IngestActivities.publish,
             PublishInput(
                 doc,
@@ -75,7 +64,7 @@ class IngestDocumentWorkflow:
                 pii=redacted.pii,
                 encoding=parsed.encoding,
             ),
-            **policies.PUBLISH.activity_kwargs(),
+            policies.PUBLISH,
         )
         status = "unchanged" if published.already_published else "ingested"
         return IngestDocumentOutput(

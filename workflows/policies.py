@@ -8,9 +8,12 @@ HEARTBEAT and its step retried elsewhere instead of waiting out the whole start-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, TypeVar
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from keel.errors import NON_RETRYABLE_CODES
@@ -32,18 +35,6 @@ class StepPolicy:
     heartbeat: timedelta | None = HEARTBEAT
     retry: RetryPolicy = field(default_factory=lambda: TRANSIENT)
 
-    def activity_kwargs(self) -> dict[str, object]:
-        kwargs: dict[str, object] = {
-            "start_to_close_timeout": self.start_to_close,
-            "retry_policy": self.retry,
-        }
-        if self.heartbeat is not None:
-            kwargs["heartbeat_timeout"] = self.heartbeat
-        return kwargs
-
-    def local_kwargs(self) -> dict[str, object]:
-        return {"start_to_close_timeout": self.start_to_close, "retry_policy": self.retry}
-
 
 # Ingestion, per document
 BEGIN = StepPolicy(timedelta(seconds=10), heartbeat=None)  # local activity
@@ -58,3 +49,25 @@ PUBLISH = StepPolicy(timedelta(minutes=3))
 # Batch bookkeeping (local activities)
 MANIFEST_PAGE = StepPolicy(timedelta(seconds=30), heartbeat=None)
 RECORD_OUTCOMES = StepPolicy(timedelta(seconds=30), heartbeat=None)
+
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+async def step(activity: Callable[[Any, In], Out], arg: In, policy: StepPolicy) -> Out:
+    """Run one activity method on the workflow's task queue under its policy."""
+    return await workflow.execute_activity_method(
+        activity,
+        arg,
+        start_to_close_timeout=policy.start_to_close,
+        heartbeat_timeout=policy.heartbeat,
+        retry_policy=policy.retry,
+    )
+
+
+async def local_step(activity: Callable[[Any, In], Out], arg: In, policy: StepPolicy) -> Out:
+    """A local activity: runs in the workflow's worker, no task-queue round trip (short steps)."""
+    return await workflow.execute_local_activity_method(
+        activity, arg, start_to_close_timeout=policy.start_to_close, retry_policy=policy.retry
+    )

@@ -1,0 +1,50 @@
+# Keel: two commands for a new user, `make run` and `make test`. Both set up what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATASET ?= ../shared/datasets/scifact
+PYTEST_ARGS ?=
+
+export HF_HUB_OFFLINE=1
+export TRANSFORMERS_OFFLINE=1
+export DO_NOT_TRACK=1
+
+.PHONY: install run down status test test-fast lint bench-ingest clean
+
+# One resolve with torch pinned to the CPU wheel on disk (never the CUDA build). The second step
+# adds unstructured-inference without its declared deps: unstructured's PDF module imports it,
+# but its deps (timm, torchvision) would break sentence-transformers.
+$(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python -m infra.stack up
+
+down:
+	$(BIN)/python -m infra.stack down
+
+status:
+	$(BIN)/python -m infra.stack status
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy keel ingestion vectorstore activities workflows infra api bench tests
+
+bench-ingest: install
+	$(BIN)/python -m bench.ingest --dataset $(DATASET) $(BENCH_ARGS)
+
+clean:
+	rm -rf .keel .mypy_cache .ruff_cache .pytest_cache

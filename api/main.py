@@ -1,0 +1,49 @@
+"""Build the app: clients open in the lifespan and close there; nothing connects at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers, request_id_middleware
+from api.routers import documents, jobs
+from keel import offline  # noqa: F401 - before any library that might reach for the network
+from keel.config import get_settings
+from keel.errors import TemporalUnavailable
+from keel.temporal_client import connect
+
+log = logging.getLogger("keel.api")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    app.state.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
+    try:
+        app.state.temporal = await connect(settings)
+    except TemporalUnavailable as exc:  # serve anyway: endpoints answer 503 with the reason
+        log.error("%s", exc.message)
+        app.state.temporal = None
+    yield
+    app.state.redis.close()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Keel", version="0.1.0", lifespan=lifespan)
+    app.middleware("http")(request_id_middleware)
+    install_error_handlers(app)
+    app.include_router(documents.router)
+    app.include_router(jobs.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,170 @@
+"""`make run` / `make down`: start and stop the whole embedded stack on loopback.
+
+    python -m infra.stack up      # Temporal (+UI), Redis, worker, API; ingests the sample corpus
+    python -m infra.stack down    # stops everything `up` started
+    python -m infra.stack status
+
+Each process runs in its own session with a pid file and a log under <data dir>/run and
+<data dir>/logs, so `down` stops exactly what `up` started and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from infra.services import ServiceError, port_open, set_retention, start_redis, start_temporal, wait_port
+from keel.config import Settings, get_settings
+
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "samples" / "corpus"
+SAMPLE_TENANT = "demo"
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return settings.data_dir / "run" / f"{name}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running(settings: Settings, name: str) -> int | None:
+    path = _pid_file(settings, name)
+    if path.exists():
+        pid = int(path.read_text().strip() or 0)
+        if pid and _alive(pid):
+            return pid
+        path.unlink()
+    return None
+
+
+def _record(settings: Settings, name: str, pid: int) -> None:
+    path = _pid_file(settings, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(pid))
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def _spawn_python(settings: Settings, name: str, args: list[str]) -> int:
+    log = settings.data_dir / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _record(settings, name, proc.pid)
+    return proc.pid
+
+
+def _wait_for_line(log: Path, needle: str, pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and needle in log.read_text(errors="replace"):
+            return
+        if not _alive(pid):
+            raise ServiceError(f"process {pid} exited during start-up; see {log}")
+        time.sleep(0.25)
+    raise ServiceError(f"no '{needle}' in {log} after {timeout:.0f}s")
+
+
+def up(settings: Settings) -> None:
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    t_host, t_port = _host_port(settings.temporal_address)
+    if _running(settings, "temporal") is None and not port_open(t_host, t_port):
+        svc = start_temporal(data, port=t_port, ui_port=int(settings.temporal_ui_url.rsplit(":", 1)[1]), detach=True)
+        _record(settings, "temporal", svc.proc.pid)
+        set_retention(settings.temporal_address, settings.temporal_namespace)
+    print(f"temporal  {settings.temporal_address}  (UI {settings.temporal_ui_url})")
+
+    r_port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
+    if _running(settings, "redis") is None and not port_open("127.0.0.1", r_port):
+        svc = start_redis(data, port=r_port, detach=True)
+        _record(settings, "redis", svc.proc.pid)
+    print(f"redis     {settings.redis_url}")
+
+    if (pid := _running(settings, "worker")) is None:
+        pid = _spawn_python(settings, "worker", ["-m", "infra.worker"])
+        print("worker    starting (loads the models)...", flush=True)
+        _wait_for_line(data / "logs" / "worker.log", "worker ready", pid, timeout=300)
+    print(f"worker    pid {pid}  (log {data / 'logs' / 'worker.log'})")
+
+    if (pid := _running(settings, "api")) is None:
+        pid = _spawn_python(
+            settings,
+            "api",
+            ["-m", "uvicorn", "api.main:app", "--host", settings.api_host, "--port", str(settings.api_port)],
+        )
+        wait_port(settings.api_host, settings.api_port, timeout=60)
+    print(
+        f"api       http://{settings.api_host}:{settings.api_port}  (docs http://{settings.api_host}:{settings.api_port}/docs)"
+    )
+
+    print(f"\ningesting the sample corpus into tenant '{SAMPLE_TENANT}'...", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "keel.cli", "ingest", str(SAMPLE_CORPUS), "--tenant", SAMPLE_TENANT], check=False
+    )
+    print(
+        "\nKeel is up.\n"
+        f"  API docs     http://{settings.api_host}:{settings.api_port}/docs\n"
+        f"  Temporal UI  {settings.temporal_ui_url}\n"
+        f"  logs         {data / 'logs'}\n"
+        "  stop with    make down"
+    )
+
+
+def down(settings: Settings) -> None:
+    for name in ("api", "worker", "redis", "temporal"):  # reverse start order
+        pid = _running(settings, name)
+        if pid is None:
+            continue
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + 20
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        _pid_file(settings, name).unlink(missing_ok=True)
+        print(f"stopped {name} (pid {pid})")
+
+
+def status(settings: Settings) -> None:
+    for name in ("temporal", "redis", "worker", "api"):
+        pid = _running(settings, name)
+        print(f"{name:9} {'running, pid ' + str(pid) if pid else 'stopped'}")
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else "status"
+    actions = {"up": up, "down": down, "status": status}
+    if command not in actions:
+        sys.exit(f"usage: python -m infra.stack {{{'|'.join(actions)}}}")
+    try:
+        actions[command](get_settings())
+    except ServiceError as exc:
+        sys.exit(f"error: {exc}")
+
+
+if __name__ == "__main__":
+    main()
