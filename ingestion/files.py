@@ -88,16 +88,31 @@ def decode_text(data: bytes, allow_legacy: bool) -> tuple[str, str]:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError as exc:
         utf8_error = exc
+    text, encoding = _guess_legacy(data)
+    if text is None:
+        raise NotText(f"the file is not UTF-8 text and its encoding cannot be recognised ({utf8_error.reason})")
+    if not allow_legacy:
+        raise NotText(
+            f"the file is not UTF-8 (it looks like {encoding}); re-save it as UTF-8, "
+            "or set KEEL_DECODE_LEGACY_TEXT=true"
+        )
+    return text, encoding
+
+
+def _guess_legacy(data: bytes) -> tuple[str | None, str]:
+    """Mostly-ASCII text with a few high bytes is almost always Windows-1252 (Western European);
+    statistical detectors mistake short samples of it for CJK codecs. Anything else is detected."""
+    ascii_share = sum(1 for b in data if b < 128) / len(data)
+    if ascii_share >= 0.9:
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            pass
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
     if best is None or best.chaos > 0.3:
-        raise NotText(f"the file is not UTF-8 text and its encoding cannot be recognised ({utf8_error.reason})")
-    if not allow_legacy:
-        raise NotText(
-            f"the file is not UTF-8 (it looks like {best.encoding}); re-save it as UTF-8, "
-            "or set KEEL_DECODE_LEGACY_TEXT=true"
-        )
+        return None, "unknown"
     return str(best), best.encoding
 
 

@@ -10,6 +10,7 @@ work.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -43,6 +44,8 @@ class Redactor:
         from presidio_analyzer.nlp_engine import SpacyNlpEngine
         from presidio_anonymizer import AnonymizerEngine
 
+        # Presidio logs a line per recognizer it loads (and skips): noise at every worker start.
+        logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
         nlp, self.has_ner = _load_pipeline(use_ner)
 
         class _PreloadedSpacy(SpacyNlpEngine):

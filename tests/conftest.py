@@ -1,0 +1,90 @@
+"""Shared fixtures: a real Temporal dev server and a real Redis on free loopback ports, the real
+models loaded once, and an in-process worker whose embedded Qdrant the tests can read directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import redis
+from temporalio.client import Client
+
+from activities.ingest import IngestDeps
+from infra.services import free_port, start_redis, start_temporal
+from infra.worker import build_ingest_deps, build_workers, contextlib_async_group
+from keel import offline  # noqa: F401 - offline environment before any model import
+from keel.config import Settings
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "corpus"
+
+
+@dataclass
+class Services:
+    data_dir: Path
+    temporal_port: int
+    redis_port: int
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    data = tmp_path_factory.mktemp("stack")
+    temporal = start_temporal(data, port=free_port(), ui_port=None)
+    red = start_redis(data, port=free_port())
+    yield Services(data, temporal.port, red.port)
+    temporal.stop()
+    red.stop()
+
+
+def make_settings(services: Services, data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "temporal_address": f"127.0.0.1:{services.temporal_port}",
+        "redis_url": f"redis://127.0.0.1:{services.redis_port}/0",
+        "ingest_task_queue": "test-ingest",
+        "batch_window": 4,
+        "retire_grace_seconds": 0.0,
+        "torch_threads": 1,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(services: Services) -> Settings:
+    return make_settings(services, services.data_dir / "keel")
+
+
+@pytest.fixture(scope="session")
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url)
+
+
+@pytest.fixture(scope="session")
+def deps(settings: Settings) -> Iterator[IngestDeps]:
+    d = build_ingest_deps(settings)
+    yield d
+    d.store.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def worker(client: Client, settings: Settings, deps: IngestDeps) -> AsyncIterator[None]:
+    with ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor:
+        async with contextlib_async_group(build_workers(client, settings, deps, executor)):
+            yield
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A fresh tenant per test: tests share the stack but never each other's data."""
+    return f"t{uuid.uuid4().hex[:10]}"

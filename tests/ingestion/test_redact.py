@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ingestion.redact import Redactor
+from keel.config import Settings
+
+
+@pytest.fixture(scope="module")
+def redactor() -> Iterator[Redactor]:
+    s = Settings()
+    yield Redactor(s.pii_entities, s.pii_score_threshold, use_ner=True)
+
+
+def test_typed_placeholders_and_counts(redactor: Redactor) -> None:
+    out = redactor.redact("Contact Maria Gonzalez at maria.gonzalez@example.com or (415) 555-0132.")
+    assert "<PERSON>" in out.text and "<EMAIL_ADDRESS>" in out.text and "<PHONE_NUMBER>" in out.text
+    assert "maria.gonzalez@example.com" not in out.text and "555-0132" not in out.text
+    assert out.counts == {"PERSON": 1, "EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1}
+
+
+def test_card_numbers_are_redacted(redactor: Redactor) -> None:
+    out = redactor.redact("Charge card 4111 1111 1111 1111 for the renewal.")
+    assert "<CREDIT_CARD>" in out.text and out.counts["CREDIT_CARD"] == 1
+
+
+def test_technical_terms_are_not_people(redactor: Redactor) -> None:
+    text = "IRF7 and TRF2 bind RNA in SiO2 particles; the nsP4 mutant shows RR 0.71."
+    assert redactor.redact(text).text == text
+
+
+def test_clean_text_is_untouched(redactor: Redactor) -> None:
+    out = redactor.redact("The retrieval step filters by tenant.")
+    assert out.text == "The retrieval step filters by tenant." and out.counts == {}
+
+
+def test_pattern_recognizers_work_without_ner() -> None:
+    s = Settings()
+    plain = Redactor(s.pii_entities, s.pii_score_threshold, use_ner=False)
+    assert not plain.has_ner
+    out = plain.redact("Mail jane@corp-mail.com, card 4111 1111 1111 1111, call 212-555-0198.")
+    assert {"EMAIL_ADDRESS", "CREDIT_CARD"} <= set(out.counts)
+    assert "jane@corp-mail.com" not in out.text
