@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -69,7 +70,7 @@ def test_long_sections_pack_between_min_and_max_with_overlap(count: Sequence[obj
         assert CONFIG.min_tokens <= c.token_count <= CONFIG.max_tokens + CONFIG.overlap_tokens * 2
         assert c.section_path == ["Study"]
     # consecutive chunks share their boundary sentences
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         tail = split_sentences(a.text)[-1]
         assert tail in b.text
 
