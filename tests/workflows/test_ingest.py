@@ -57,7 +57,7 @@ async def test_batch_ingests_every_type_and_reingest_is_a_noop(
     ):
         assert key in hit.payload
 
-    again, files_again = await ingest(client, settings, redis_client, [SAMPLES], tenant)
+    again, _ = await ingest(client, settings, redis_client, [SAMPLES], tenant)
     assert (again.unchanged, again.ingested, again.failed) == (6, 0, 0)
     for name, outcome in files.items():
         assert points_of(deps, tenant, SAMPLES / name) == outcome.chunks
@@ -154,7 +154,7 @@ async def test_same_paragraph_in_two_files_is_stored_once(
     )
     (tmp_path / "a.md").write_text(f"# A\n\n{shared}\n")
     (tmp_path / "b.md").write_text(f"# A\n\n{shared}\n\n")  # same text, different bytes
-    counters, files = await ingest(client, settings, redis_client, [tmp_path], tenant)
+    counters, _ = await ingest(client, settings, redis_client, [tmp_path], tenant)
     assert counters.ingested == 2 and counters.duplicates == 1
     assert points_of(deps, tenant, tmp_path / "a.md") + points_of(deps, tenant, tmp_path / "b.md") == 1
     assert visible_texts(deps, redis_client, tenant).count(shared) == 1
