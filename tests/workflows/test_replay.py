@@ -1,0 +1,62 @@
+"""Every workflow replays deterministically against histories committed under tests/histories.
+
+A change to workflow code that would break running workflows fails here; guard such a change
+with `workflow.patched(...)`. To refresh the histories after an intended, patched change:
+    KEEL_RECORD_HISTORIES=1 make test PYTEST_ARGS="-k record_histories"
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import redis
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import Replayer
+
+from keel.config import Settings
+from tests.conftest import SAMPLES
+from tests.helpers import ingest
+from workflows.ingest_batch import IngestBatchWorkflow
+from workflows.ingest_document import IngestDocumentWorkflow
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+WORKFLOWS = [IngestBatchWorkflow, IngestDocumentWorkflow]
+
+
+def _history_files() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+def test_histories_are_committed() -> None:
+    names = {p.name.split(".")[0] for p in _history_files()}
+    assert {"IngestBatch", "IngestDocument"} <= names
+
+
+@pytest.mark.parametrize("path", _history_files(), ids=lambda p: p.name)
+async def test_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await Replayer(workflows=WORKFLOWS).replay_workflow(history)
+
+
+@pytest.mark.skipif(not os.environ.get("KEEL_RECORD_HISTORIES"), reason="set KEEL_RECORD_HISTORIES=1 to re-record")
+@pytest.mark.usefixtures("worker")
+async def test_record_histories(
+    client: Client, settings: Settings, redis_client: redis.Redis, tenant: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
+    (bad / "empty.txt").write_bytes(b"")
+    await ingest(client, settings, redis_client, [SAMPLES / "keel-overview.md", SAMPLES / "faq.txt", bad], tenant)
+    async for wf in client.list_workflows(
+        "WorkflowType IN ('IngestBatch', 'IngestDocument') AND ExecutionStatus != 'Running'"
+    ):
+        if tenant not in wf.id and not wf.id.startswith("ingest-batch/"):
+            continue
+        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        status = wf.status.name.lower() if wf.status else "unknown"
+        target = HISTORIES / f"{wf.workflow_type}.{status}.json"
+        if not target.exists():
+            target.write_text(history.to_json())

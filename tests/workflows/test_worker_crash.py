@@ -1,0 +1,122 @@
+"""A worker killed with SIGKILL in the middle of a batch, then restarted, finishes the batch with
+every document present exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from temporalio.client import Client
+
+from keel import ids
+from keel.batches import stage, start_batch
+from keel.config import Settings
+from keel.redis_keys import doc_key, generation_key
+from tests.conftest import Services, make_settings
+from vectorstore.base import Cond, Where
+from vectorstore.edge import EdgeStore
+from vectorstore.visibility import NEVER, visible_at
+from workflows.ingest_batch import IngestBatchWorkflow
+
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
+
+TOPICS = [
+    "insulin",
+    "glaciers",
+    "compilers",
+    "vaccines",
+    "tides",
+    "lasers",
+    "enzymes",
+    "volcanoes",
+    "bridges",
+    "neurons",
+]
+
+
+def _corpus(root: Path, n: int) -> list[Path]:
+    root.mkdir()
+    paths = []
+    for i in range(n):
+        topic = TOPICS[i % len(TOPICS)]
+        body = " ".join(
+            f"Study {i}.{j} measured how {topic} respond to condition {j * 7 + i} across {i + j + 3} trials."
+            for j in range(12)
+        )
+        path = root / f"doc-{i:03d}.md"
+        path.write_text(f"# {topic.title()} report {i}\n\n{body}\n\n## Methods {i}\n\n{body[::-1][:300]}\n")
+        paths.append(path)
+    return paths
+
+
+def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        KEEL_DATA_DIR=str(settings.data_dir),
+        KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
+        KEEL_REDIS_URL=settings.redis_url,
+        KEEL_INGEST_TASK_QUEUE=settings.ingest_task_queue,
+        KEEL_TORCH_THREADS="1",
+    )
+    out = open(log, "ab")  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen([sys.executable, "-m", "infra.worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while "worker ready" not in log.read_text(errors="replace"):
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "worker did not start"
+        time.sleep(0.2)
+    return proc
+
+
+async def test_sigkill_mid_batch_then_restart_finishes_exactly_once(services: Services, tmp_path: Path) -> None:
+    settings = make_settings(
+        services, tmp_path / "data", ingest_task_queue=f"crash-{uuid.uuid4().hex[:6]}", batch_window=4
+    )
+    tenant = "crash"
+    r = redis.Redis.from_url(settings.redis_url)
+    paths = _corpus(tmp_path / "corpus", 24)
+    log = tmp_path / "worker.log"
+    worker = _start_worker(settings, log)
+    client = await Client.connect(settings.temporal_address)
+    staged = stage(settings, [tmp_path / "corpus"], tenant)
+    handle = await start_batch(client, settings, r, staged, tenant, [])
+
+    while (await handle.query(IngestBatchWorkflow.progress)).counters.done < 6:
+        await asyncio.sleep(0.2)
+    worker.send_signal(signal.SIGKILL)  # mid-batch: documents in flight, points half-written
+    worker.wait()
+
+    worker = _start_worker(settings, log)
+    try:
+        counters = await asyncio.wait_for(handle.result(), timeout=300)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+    assert (counters.total, counters.ingested, counters.failed) == (24, 24, 0)
+
+    store = EdgeStore(settings.qdrant_path)  # the worker is gone, so the test may open its shard
+    store.ensure_collection(settings.collection, 384)
+    gen = int(r.get(generation_key(tenant)) or 0)
+    total = 0
+    for path in paths:
+        doc_id = ids.document_id(tenant, str(path))
+        record = r.hgetall(doc_key(tenant, doc_id))
+        chunks = int(record[b"chunks"])
+        mine = Where(must=(Cond("tenant", value=tenant), Cond("doc_id", value=doc_id)))
+        assert chunks >= 1
+        assert store.count(settings.collection, mine) == chunks, path.name  # exactly once: no doubles, no gaps
+        visible = visible_at(tenant, gen, []).and_(Cond("doc_id", value=doc_id))
+        assert store.count(settings.collection, visible) == chunks
+        total += chunks
+    assert store.count(settings.collection, Where(must=(Cond("tenant", value=tenant),))) == total
+    staged_left = Where(must=(Cond("tenant", value=tenant), Cond("visible_from", gte=NEVER)))
+    assert store.count(settings.collection, staged_left) == 0
+    store.close()
