@@ -16,8 +16,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.batch import BatchActivities
-from activities.ingest import IngestActivities, IngestDeps
+from activities.ingest import IngestActivities
 from ingestion.embed import Embedder
+from ingestion.pipeline import IngestDeps
 from ingestion.redact import Redactor
 from ingestion.sparse import SparseEncoder
 from keel import offline  # noqa: F401 - sets the offline environment before any model import

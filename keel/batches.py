@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowHandle
 from ingestion.manifest import StagedBatch, stage_paths
 from keel.blobstore import BlobStore
 from keel.config import Settings
-from keel.contracts import IngestBatchInput
+from keel.contracts import BatchCounters, IngestBatchInput
 from keel.jobs import JobStore
 from vectorstore.visibility import document_groups
 from workflows.ingest_batch import IngestBatchWorkflow
@@ -37,7 +37,7 @@ async def start_batch(
     staged: StagedBatch,
     tenant: str,
     groups: Sequence[str],
-) -> WorkflowHandle[IngestBatchWorkflow, object]:
+) -> WorkflowHandle[IngestBatchWorkflow, BatchCounters]:
     wf_id = batch_workflow_id(staged.job_id)
     groups = document_groups(groups)
     JobStore(r).create(staged.job_id, tenant, groups, wf_id, staged.total)

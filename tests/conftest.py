@@ -15,9 +15,9 @@ import pytest_asyncio
 import redis
 from temporalio.client import Client
 
-from activities.ingest import IngestDeps
 from infra.services import free_port, start_redis, start_temporal
 from infra.worker import build_ingest_deps, build_workers, contextlib_async_group
+from ingestion.pipeline import IngestDeps
 from keel import offline  # noqa: F401 - offline environment before any model import
 from keel.config import Settings
 

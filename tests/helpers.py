@@ -8,7 +8,7 @@ from pathlib import Path
 import redis
 from temporalio.client import Client
 
-from activities.ingest import IngestDeps
+from ingestion.pipeline import IngestDeps
 from keel import ids
 from keel.batches import stage, start_batch
 from keel.config import Settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -11,8 +12,8 @@ import pytest_asyncio
 import redis
 from temporalio.client import Client
 
-from activities.ingest import IngestDeps
 from api.main import create_app
+from ingestion.pipeline import IngestDeps
 from keel.config import Settings, get_settings
 from tests.conftest import SAMPLES
 
@@ -30,9 +31,9 @@ async def api(client: Client, settings: Settings, redis_client: redis.Redis) -> 
         yield http
 
 
-async def _wait_job(api: httpx.AsyncClient, job_id: str, tenant: str) -> dict[str, object]:
+async def _wait_job(api: httpx.AsyncClient, job_id: str, tenant: str) -> dict[str, Any]:
     for _ in range(300):
-        body: dict[str, object] = (await api.get(f"/v1/jobs/{job_id}", headers={"X-Keel-Tenant": tenant})).json()
+        body: dict[str, Any] = (await api.get(f"/v1/jobs/{job_id}", headers={"X-Keel-Tenant": tenant})).json()
         if body["status"] == "completed":
             return body
         await asyncio.sleep(0.1)
@@ -56,7 +57,7 @@ async def test_upload_starts_a_job_that_ingests_the_document(
     accepted = resp.json()
     assert accepted["request_id"] == "req-42" and accepted["status_url"] == f"/v1/jobs/{accepted['job_id']}"
     job = await _wait_job(api, accepted["job_id"], tenant)
-    (result,) = job["files"]  # type: ignore[misc]
+    (result,) = job["files"]
     assert result["status"] == "ingested" and result["chunks"] >= 1 and result["source"] == "overview.md"
 
     # another tenant cannot see the job
@@ -67,7 +68,7 @@ async def test_corrupt_upload_fails_in_its_job_with_a_code(api: httpx.AsyncClien
     files = {"file": ("scan.pdf", b"%PDF-1.5\nnot really", "application/pdf")}
     resp = await api.post("/v1/documents", files=files, headers={"X-Keel-Tenant": tenant})
     job = await _wait_job(api, resp.json()["job_id"], tenant)
-    (result,) = job["files"]  # type: ignore[misc]
+    (result,) = job["files"]
     assert result["status"] == "failed" and result["code"] == "corrupt_file" and result["temporal_ui_url"]
 
 

@@ -11,8 +11,8 @@ import pytest
 import redis
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from activities.ingest import IngestActivities, IngestDeps
 from ingestion.manifest import stage_paths
+from ingestion.pipeline import IngestDeps, Steps
 from keel import ids
 from keel.batches import start_batch
 from keel.blobstore import BlobStore
@@ -87,7 +87,7 @@ async def test_changed_document_replaces_its_chunks_atomically(
     assert "30 days" in at_v1 and "14 days" not in at_v1
     assert "14 days" in at_v2 and "30 days" not in at_v2
 
-    IngestActivities(deps)._collect_retired(tenant)  # grace 0 again: the retired version goes
+    Steps(deps).collect_retired(tenant)  # grace 0 again: the retired version goes
     assert points_of(deps, tenant, doc) == 1
     assert "14 days" in " ".join(_texts_at(deps, tenant, gen_v2))
 
@@ -186,7 +186,7 @@ async def test_large_batches_continue_as_new(
     assert (await first.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
 
 
-def _doc_where(tenant: str, source: Path):  # type: ignore[no-untyped-def]
+def _doc_where(tenant: str, source: Path):
     from vectorstore.base import Cond, Where
 
     return Where(must=(Cond("tenant", value=tenant), Cond("doc_id", value=ids.document_id(tenant, str(source)))))

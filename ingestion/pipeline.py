@@ -1,0 +1,202 @@
+"""The ingestion steps over in-memory data, shared by the activities and the plain loop.
+
+`IngestActivities` wraps each step with blob-store reads and writes (so histories carry keys) and
+heartbeats; `ingest_plain` chains the same steps in one process with no orchestration, which is
+the baseline `make bench-ingest` compares the workflows against.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import redis
+
+from ingestion.chunk import Chunk, ChunkConfig, chunk_elements
+from ingestion.dedupe import Deduper
+from ingestion.embed import Embedder, embedding_text
+from ingestion.parse import Element, ParsedDocument, parse_document
+from ingestion.redact import Redactor, merge_counts
+from ingestion.sparse import SparseEncoder
+from keel import ids
+from keel.blobstore import BlobStore
+from keel.config import Settings
+from keel.contracts import DocumentRef
+from keel.redis_keys import doc_key, generation_key, publish_lock_key, tenant_docs_key
+from vectorstore.base import ChunkPoint, Cond, VectorStore, Where
+from vectorstore.visibility import NEVER
+
+
+@dataclass
+class IngestDeps:
+    """Everything the steps need, built once per process (models load here, never per call)."""
+
+    settings: Settings
+    blobs: BlobStore
+    redis: redis.Redis
+    store: VectorStore
+    embedder: Embedder
+    redactor: Redactor
+    sparse: SparseEncoder
+
+
+@dataclass
+class Published:
+    generation: int
+    already_published: bool = False
+
+
+class Steps:
+    def __init__(self, deps: IngestDeps) -> None:
+        self.d = deps
+        s = deps.settings
+        self.deduper = Deduper(deps.redis, s.dedupe_threshold)
+        self.chunk_config = ChunkConfig(s.chunk_min_tokens, s.chunk_max_tokens, s.chunk_overlap_tokens)
+        deps.store.ensure_collection(s.collection, deps.embedder.version.dim)
+
+    @property
+    def collection(self) -> str:
+        return self.d.settings.collection
+
+    def begin(self, doc: DocumentRef) -> tuple[str, bool]:
+        """(doc id, unchanged): is this exact version already published? If not, mark it in flight."""
+        doc_id = ids.document_id(doc.tenant, doc.source)
+        key = doc_key(doc.tenant, doc_id)
+        published = self.d.redis.hget(key, "version")
+        if published is not None and _s(published) == doc.version:
+            return doc_id, True
+        self.d.redis.hset(key, mapping={"staging": doc.version, "source": doc.source})
+        return doc_id, False
+
+    def parse(self, doc: DocumentRef, data: bytes) -> ParsedDocument:
+        s = self.d.settings
+        return parse_document(data, doc.filename, s.max_file_bytes, s.decode_legacy_text)
+
+    def chunk(self, elements: Sequence[Element]) -> list[Chunk]:
+        return chunk_elements(elements, self.d.embedder.count_tokens, self.chunk_config)
+
+    def redact(self, title: str, chunks: list[Chunk]) -> tuple[str, list[Chunk], dict[str, int]]:
+        """Chunk text, section titles and the document title: names hide in headings too."""
+        redactor = self.d.redactor
+        red_title = redactor.redact(title)
+        counts = [red_title.counts]
+        for c in chunks:
+            body = redactor.redact(c.text)
+            path = [redactor.redact(p) for p in c.section_path]
+            c.text, c.section_path = body.text, [p.text for p in path]
+            counts += [body.counts, *(p.counts for p in path)]
+        return red_title.text, chunks, merge_counts(counts)
+
+    def dedupe(self, doc: DocumentRef, doc_id: str, chunks: list[Chunk]) -> tuple[list[Chunk], int]:
+        decisions = self.deduper.decide(doc.tenant, doc.groups, doc_id, doc.version, [c.text for c in chunks])
+        kept = [c for c, d in zip(chunks, decisions, strict=True) if d.duplicate_of is None]
+        return kept, len(chunks) - len(kept)
+
+    def embedding_texts(self, title: str, chunks: Sequence[Chunk]) -> list[str]:
+        return [embedding_text(title, c.section_path, c.text) for c in chunks]
+
+    def points(
+        self, doc: DocumentRef, doc_id: str, title: str, chunks: Sequence[Chunk], vectors: np.ndarray
+    ) -> list[ChunkPoint]:
+        """Staged points: deterministic ids, invisible (visible_from = NEVER) until published."""
+        version = self.d.embedder.version
+        embedding = version.to_dict()
+        now = time.time()
+        texts = self.embedding_texts(title, chunks)
+        return [
+            ChunkPoint(
+                id=ids.point_id(doc.tenant, doc_id, doc.version, c.index, version.key),
+                dense=v.tolist(),
+                sparse=self.d.sparse.document(text),
+                payload={
+                    "tenant": doc.tenant,
+                    "access_groups": list(doc.groups),
+                    "doc_id": doc_id,
+                    "version": doc.version,
+                    "source": doc.source,
+                    "title": title,
+                    "section_path": c.section_path,
+                    "chunk_index": c.index,
+                    "pages": c.pages,
+                    "token_count": c.token_count,
+                    "text": c.text,
+                    "content_hash": ids.sha256_bytes(c.text.encode()),
+                    "embedding_version": version.key,
+                    "embedding": embedding,
+                    "ingested_at": now,
+                    "visible_from": NEVER,
+                    "visible_until": NEVER,
+                },
+            )
+            for c, v, text in zip(chunks, vectors, texts, strict=True)
+        ]
+
+    def publish(self, doc: DocumentRef, doc_id: str, record: dict[str, Any]) -> Published:
+        """Make this version the visible one and retire the previous one, atomically for readers.
+
+        Readers see points with visible_from <= G < visible_until, where G is the tenant's
+        generation. Under a per-tenant lock: new points get visible_from = G+1, older versions
+        get visible_until = G+1, then G becomes G+1 in one Redis transaction with the document
+        record. Before the bump readers see only the old version; after it, only the new one.
+        A retry after a crash at any point redoes the same writes or finds the work done.
+        """
+        r = self.d.redis
+        key = doc_key(doc.tenant, doc_id)
+        with r.lock(publish_lock_key(doc.tenant), timeout=120, blocking_timeout=120):
+            current = r.hget(key, "version")
+            gen = int(r.get(generation_key(doc.tenant)) or 0)
+            if current is not None and _s(current) == doc.version:
+                return Published(gen, already_published=True)
+            nxt = gen + 1
+            mine = Where(must=(Cond("tenant", value=doc.tenant), Cond("doc_id", value=doc_id)))
+            this_version = mine.and_(Cond("version", value=doc.version))
+            self.d.store.set_payload(self.collection, this_version, {"visible_from": nxt})
+            older = Where(
+                must=(*mine.must, Cond("visible_until", gt=nxt)), must_not=(Cond("version", value=doc.version),)
+            )
+            self.d.store.set_payload(self.collection, older, {"visible_until": nxt, "retired_at": time.time()})
+            fields = {k: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for k, v in record.items()}
+            fields.update(version=doc.version, staging="", source=doc.source, published_at=time.time(), generation=nxt)
+            pipe = r.pipeline(transaction=True)
+            pipe.set(generation_key(doc.tenant), nxt)
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # redis' Mapping is invariant
+            pipe.sadd(tenant_docs_key(doc.tenant), doc_id)
+            pipe.execute()
+        self.collect_retired(doc.tenant)
+        return Published(nxt)
+
+    def collect_retired(self, tenant: str) -> None:
+        """Delete versions retired longer ago than any in-flight read can still be using them."""
+        cutoff = time.time() - self.d.settings.retire_grace_seconds
+        self.d.store.delete(self.collection, Where(must=(Cond("tenant", value=tenant), Cond("retired_at", lt=cutoff))))
+
+
+def ingest_plain(steps: Steps, doc: DocumentRef, data: bytes) -> int:
+    """One document through every step in-process: the no-orchestration baseline. Returns chunks stored."""
+    doc_id, unchanged = steps.begin(doc)
+    if unchanged:
+        return 0
+    parsed = steps.parse(doc, data)
+    title, chunks, pii = steps.redact(parsed.title, steps.chunk(parsed.elements))
+    kept, duplicates = steps.dedupe(doc, doc_id, chunks)
+    vectors = steps.d.embedder.embed(steps.embedding_texts(title, kept))
+    steps.d.store.upsert(steps.collection, steps.points(doc, doc_id, title, kept, vectors))
+    record = {
+        "title": title,
+        "chunks": len(kept),
+        "duplicates": duplicates,
+        "pii": pii,
+        "embedding_version": steps.d.embedder.version.key,
+        "encoding": parsed.encoding or "",
+        "groups": list(doc.groups),
+    }
+    steps.publish(doc, doc_id, record)
+    return len(kept)
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
