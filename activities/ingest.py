@@ -7,15 +7,17 @@ keys and a retried upsert rewrites the same point ids. Long steps heartbeat thei
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from temporalio import activity
 
 from activities.errors import mapped
-from activities.heartbeat import keep_alive, resume_from
+from activities.heartbeat import keep_alive, progress, resume_from
 from ingestion.chunk import Chunk
 from ingestion.parse import Element
 from ingestion.pipeline import IngestDeps, Steps
@@ -41,6 +43,20 @@ from keel.contracts import (
 
 __all__ = ["IngestActivities"]
 
+
+def gil_bound(fn: F) -> F:
+    """Run under the worker's GIL-step gate (see Settings.gil_step_slots)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: IngestActivities, *args: Any, **kwargs: Any) -> Any:
+        with self._gil_steps:
+            return fn(self, *args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
 EMBED_BATCH = 32
 UPSERT_BATCH = 128
 
@@ -49,6 +65,7 @@ class IngestActivities:
     def __init__(self, deps: IngestDeps) -> None:
         self.d = deps
         self.steps = Steps(deps)
+        self._gil_steps = threading.BoundedSemaphore(max(1, deps.settings.gil_step_slots))
 
     @activity.defn(name="ingest.begin")
     @mapped
@@ -58,6 +75,7 @@ class IngestActivities:
 
     @activity.defn(name="ingest.parse")
     @mapped
+    @gil_bound
     def parse(self, inp: ParseInput) -> ParseOutput:
         data = self.d.blobs.get(inp.doc.blob_key)
         with keep_alive():  # one long library call: heartbeat on a timer
@@ -68,6 +86,7 @@ class IngestActivities:
 
     @activity.defn(name="ingest.chunk")
     @mapped
+    @gil_bound
     def chunk(self, inp: ChunkInput) -> ChunkOutput:
         elements = [Element.from_dict(e) for e in self.d.blobs.get_json(inp.elements_key)]
         chunks = self.steps.chunk(elements)
@@ -77,6 +96,7 @@ class IngestActivities:
 
     @activity.defn(name="ingest.redact")
     @mapped
+    @gil_bound
     def redact(self, inp: RedactInput) -> RedactOutput:
         with keep_alive():
             title, chunks, pii = self.steps.redact(inp.title, self._chunks(inp.chunks_key))
@@ -86,6 +106,7 @@ class IngestActivities:
 
     @activity.defn(name="ingest.dedupe")
     @mapped
+    @gil_bound
     def dedupe(self, inp: DedupeInput) -> DedupeOutput:
         kept, duplicates = self.steps.dedupe(inp.doc, inp.doc_id, self._chunks(inp.chunks_key))
         key = work_key(inp.doc.tenant, inp.doc.version, "kept.json")
@@ -108,7 +129,7 @@ class IngestActivities:
             done = min(start + EMBED_BATCH, len(texts))
             if done < len(texts):
                 self.d.blobs.put(partial_key, _dump_npy(np.concatenate(parts)))
-            activity.heartbeat(done)
+            progress(done)
         dim = self.d.embedder.version.dim
         vectors = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
         key = work_key(inp.doc.tenant, inp.doc.version, "vectors.npy")
@@ -118,6 +139,7 @@ class IngestActivities:
 
     @activity.defn(name="ingest.upsert")
     @mapped
+    @gil_bound
     def upsert(self, inp: UpsertInput) -> UpsertOutput:
         """Writes staged (invisible) points with deterministic ids; resumes from the last batch."""
         chunks = self._chunks(inp.chunks_key)
@@ -125,11 +147,12 @@ class IngestActivities:
         points = self.steps.points(inp.doc, inp.doc_id, inp.title, chunks, vectors)
         for start in range(resume_from(0), len(points), UPSERT_BATCH):
             self.d.store.upsert(self.steps.collection, points[start : start + UPSERT_BATCH])
-            activity.heartbeat(start + UPSERT_BATCH)
+            progress(start + UPSERT_BATCH)
         return UpsertOutput(len(points))
 
     @activity.defn(name="ingest.publish")
     @mapped
+    @gil_bound
     def publish(self, inp: PublishInput) -> PublishOutput:
         record: dict[str, Any] = {
             "title": inp.title,

@@ -9,8 +9,11 @@ embedded or stored, so the paragraph is stored once and cited once.
 Scope is (tenant, access groups): a paragraph shared by documents with different readers is kept
 in both, or deduplication would hide it from one audience.
 
-An owner is live while its document's published (or in-flight) version is the owner's version;
-a stale owner (its document was replaced or deleted) is taken over by the next claimant.
+An owner counts only once its document version is published (or when it is an earlier chunk of
+the very same document version): a chunk is never dropped in favour of a document that might
+still fail. Two documents in flight at once with a shared paragraph may therefore both store it;
+that costs a duplicate point, never lost text. A stale owner (its document was replaced or
+deleted) is taken over by the next claimant.
 """
 
 from __future__ import annotations
@@ -102,6 +105,9 @@ class Deduper:
             sig = signature(words)
             near, sim = self._near_owner(tenant, prefix, sig, me)
             if near is not None:
+                # This text is represented by `near`, not by a point of ours: say so in the
+                # exact claim too, or a later exact copy would defer to a chunk never stored.
+                self.r.set(exact_key, near.encode())
                 decisions.append(Decision(index, near, sim))
                 self._add_holder(prefix, near, me)
                 continue
@@ -118,7 +124,7 @@ class Deduper:
         if raw is None:  # released between our SET and GET: try once more
             return None if self.r.set(key, me.encode(), nx=True) else self._claim(tenant, key, me)
         owner = Owner.decode(raw)
-        if self._same_or_older_self(owner, me) or not self._is_live(tenant, owner):
+        if self._same_or_older_self(owner, me) or not self._is_live(tenant, owner, me):
             self.r.set(key, me.encode())
             return None
         return owner
@@ -135,7 +141,7 @@ class Deduper:
         best: tuple[Owner | None, float] = (None, 0.0)
         for raw in candidates:
             owner = Owner.decode(raw)
-            if self._same_or_older_self(owner, me) or not self._is_live(tenant, owner):
+            if self._same_or_older_self(owner, me) or not self._is_live(tenant, owner, me):
                 continue
             stored = self.r.get(f"{prefix}:sig:{raw}")
             if stored is None:
@@ -156,8 +162,49 @@ class Deduper:
         pipe.execute()
 
     def _add_holder(self, prefix: str, owner: Owner, holder: Owner) -> None:
-        # Who else carries this text: kept so a retired owner can hand its point on (see notes).
-        self.r.sadd(f"{prefix}:holders:{owner.encode()}", holder.encode())
+        """Remember who else carries this text, so a retired owner can hand it on."""
+        pipe = self.r.pipeline()
+        pipe.sadd(f"{prefix}:holders:{owner.encode()}", holder.encode())
+        pipe.sadd(f"{prefix}:held:{owner.doc_id}:{owner.version}", owner.chunk)
+        pipe.execute()
+
+    # -- retiring an owner ------------------------------------------------------------------
+    def orphans(self, tenant: str, groups: Sequence[str], doc_id: str, old: str, new: str) -> list[Owner]:
+        """Holders that deduplicated against `doc_id`@`old` and lose their text when it retires.
+
+        A holder whose text the new version still carries (the exact fingerprint is now claimed
+        by `doc_id`@`new`) is handed to the new owner; the rest are returned, to be stored in
+        their own right. Holders that are no longer published themselves are dropped.
+        """
+        prefix = f"keel:dd:{tenant}:{acl_scope(groups)}"
+        held_key = f"{prefix}:held:{doc_id}:{old}"
+        orphaned: list[Owner] = []
+        for raw_chunk in self.r.smembers(held_key):
+            owner = Owner(doc_id, old, int(raw_chunk))
+            holders_key = f"{prefix}:holders:{owner.encode()}"
+            for raw in self.r.smembers(holders_key):
+                holder = Owner.decode(raw)
+                if holder.doc_id == doc_id or not self._published(tenant, holder):
+                    continue
+                orphaned.append(holder)
+            self.r.delete(holders_key)
+        self.r.delete(held_key)
+        return orphaned
+
+    def successor(self, tenant: str, groups: Sequence[str], text: str) -> Owner | None:
+        """Who holds this exact text now, if anyone does."""
+        raw = self.r.get(f"keel:dd:{tenant}:{acl_scope(groups)}:exact:{fingerprint(normalise(text))}")
+        return Owner.decode(raw) if raw is not None else None
+
+    def adopt(self, tenant: str, groups: Sequence[str], holder: Owner, text: str) -> None:
+        """`holder` now stores `text` itself: it owns the fingerprints."""
+        prefix = f"keel:dd:{tenant}:{acl_scope(groups)}"
+        words = normalise(text)
+        self.r.set(f"{prefix}:exact:{fingerprint(words)}", holder.encode())
+        self._register(prefix, signature(words), holder)
+
+    def hand_on(self, tenant: str, groups: Sequence[str], owner: Owner, holder: Owner) -> None:
+        self._add_holder(f"keel:dd:{tenant}:{acl_scope(groups)}", owner, holder)
 
     # -- liveness ---------------------------------------------------------------------------
     @staticmethod
@@ -167,7 +214,14 @@ class Deduper:
             return False
         return owner.version != me.version or owner.chunk == me.chunk
 
-    def _is_live(self, tenant: str, owner: Owner) -> bool:
-        published, staging = self.r.hmget(doc_key(tenant, owner.doc_id), ["version", "staging"])
-        live = {v.decode() if isinstance(v, bytes) else v for v in (published, staging) if v}
-        return owner.version in live
+    def _is_live(self, tenant: str, owner: Owner, me: Owner) -> bool:
+        if (owner.doc_id, owner.version) == (me.doc_id, me.version):
+            return True  # an earlier chunk of this same document: it shares this document's fate
+        return self._published(tenant, owner)
+
+    def _published(self, tenant: str, owner: Owner) -> bool:
+        published = self.r.hget(doc_key(tenant, owner.doc_id), "version")
+        return (
+            published is not None
+            and (published.decode() if isinstance(published, bytes) else published) == owner.version
+        )

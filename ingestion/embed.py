@@ -8,6 +8,7 @@ windowing and chunker. It is stored on every point and is what a migration keys 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -48,8 +49,10 @@ class Embedder:
         self.window = int(self.model.max_seq_length or 256)
         dim = int(self.model.encode(["dimension probe"]).shape[1])
         self.version = EmbeddingVersion(model_id, dim, True, self.window, CHUNKER_VERSION)
-        # torch releases the GIL, but one forward pass at a time keeps 2 cores from thrashing.
-        self._lock = threading.Lock()
+        # torch releases the GIL, so forward passes can run side by side: as many as there are
+        # cores for the threads each one uses. More than that oversubscribes and thrashes.
+        cores = os.cpu_count() or 1
+        self._slots = threading.BoundedSemaphore(max(1, cores // max(1, threads)))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -74,7 +77,7 @@ class Embedder:
             return np.zeros((0, self.version.dim), dtype=np.float32)
         windows = [self._windows(t) for t in texts]
         flat = [w for ws in windows for w, _ in ws]
-        with self._lock:
+        with self._slots:
             vecs = self.model.encode(flat, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
         out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
         i = 0

@@ -23,7 +23,7 @@ from ingestion.parse import Element, ParsedDocument, parse_document
 from ingestion.redact import Redactor, merge_counts
 from ingestion.sparse import SparseEncoder
 from keel import ids
-from keel.blobstore import BlobStore
+from keel.blobstore import BlobStore, work_key
 from keel.config import Settings
 from keel.contracts import DocumentRef
 from keel.redis_keys import doc_key, generation_key, publish_lock_key, tenant_docs_key
@@ -56,10 +56,15 @@ class Steps:
         s = deps.settings
         self.deduper = Deduper(deps.redis, s.dedupe_threshold)
         self.chunk_config = ChunkConfig(s.chunk_min_tokens, s.chunk_max_tokens, s.chunk_overlap_tokens)
-        deps.store.ensure_collection(s.collection, deps.embedder.version.dim)
+        self._collection_ready = False
 
     @property
     def collection(self) -> str:
+        """The collection name, created on first use: a worker starts even while a Qdrant server is
+        down, and the steps that need it fail with a retryable `vector_store_unavailable`."""
+        if not self._collection_ready:
+            self.d.store.ensure_collection(self.d.settings.collection, self.d.embedder.version.dim)
+            self._collection_ready = True
         return self.d.settings.collection
 
     def begin(self, doc: DocumentRef) -> tuple[str, bool]:
@@ -152,6 +157,8 @@ class Steps:
             if current is not None and _s(current) == doc.version:
                 return Published(gen, already_published=True)
             nxt = gen + 1
+            if current is not None:
+                self._rehome_holders(doc, doc_id, _s(current), nxt)
             mine = Where(must=(Cond("tenant", value=doc.tenant), Cond("doc_id", value=doc_id)))
             this_version = mine.and_(Cond("version", value=doc.version))
             self.d.store.set_payload(self.collection, this_version, {"visible_from": nxt})
@@ -169,6 +176,37 @@ class Steps:
         self.collect_retired(doc.tenant)
         return Published(nxt)
 
+    def _rehome_holders(self, doc: DocumentRef, doc_id: str, old: str, generation: int) -> None:
+        """Documents that skipped a paragraph because the retiring version stored it get it back.
+
+        If the new version still has the paragraph, it simply becomes their owner. Otherwise the
+        holder's own chunk is embedded and stored now, visible from the same generation at which
+        the old version disappears, so readers never lose the text.
+        """
+        r = self.d.redis
+        for holder in self.deduper.orphans(doc.tenant, doc.groups, doc_id, old, doc.version):
+            chunks = self.d.blobs.get_json(work_key(doc.tenant, holder.version, "redacted.json"))
+            chunk = next(Chunk.from_dict(c) for c in chunks if c["index"] == holder.chunk)
+            successor = self.deduper.successor(doc.tenant, doc.groups, chunk.text)
+            if successor is not None and (successor.doc_id, successor.version) == (doc_id, doc.version):
+                self.deduper.hand_on(doc.tenant, doc.groups, successor, holder)
+                continue
+            record = {_s(k): _s(v) for k, v in r.hgetall(doc_key(doc.tenant, holder.doc_id)).items()}
+            ref = DocumentRef(
+                doc.tenant, json.loads(record.get("groups", "[]")), record["source"], "", holder.version, "", 0
+            )
+            title = record.get("title", "")
+            vectors = self.d.embedder.embed(self.embedding_texts(title, [chunk]))
+            points = self.points(ref, holder.doc_id, title, [chunk], vectors)
+            for p in points:
+                p.payload["visible_from"] = generation
+            self.d.store.upsert(self.collection, points)
+            self.deduper.adopt(doc.tenant, doc.groups, holder, chunk.text)
+            pipe = r.pipeline()
+            pipe.hincrby(doc_key(doc.tenant, holder.doc_id), "chunks", 1)
+            pipe.hincrby(doc_key(doc.tenant, holder.doc_id), "duplicates", -1)
+            pipe.execute()
+
     def collect_retired(self, tenant: str) -> None:
         """Delete versions retired longer ago than any in-flight read can still be using them."""
         cutoff = time.time() - self.d.settings.retire_grace_seconds
@@ -182,6 +220,8 @@ def ingest_plain(steps: Steps, doc: DocumentRef, data: bytes) -> int:
         return 0
     parsed = steps.parse(doc, data)
     title, chunks, pii = steps.redact(parsed.title, steps.chunk(parsed.elements))
+    # kept, like the workflow's, for re-homing duplicates if an owner retires
+    steps.d.blobs.put_json(work_key(doc.tenant, doc.version, "redacted.json"), [c.to_dict() for c in chunks])
     kept, duplicates = steps.dedupe(doc, doc_id, chunks)
     vectors = steps.d.embedder.embed(steps.embedding_texts(title, kept))
     steps.d.store.upsert(steps.collection, steps.points(doc, doc_id, title, kept, vectors))

@@ -113,20 +113,14 @@ class EdgeStore:
         return int(self._shard(collection).count(qe.CountRequest(exact=True, filter=to_filter(where))))
 
     def search_dense(self, collection: str, vector: Sequence[float], where: Where, limit: int) -> list[Hit]:
-        req = qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest(list(vector), using=DENSE),
-            filter=to_filter(where),
-            with_payload=True,
-        )
-        return [_hit(p) for p in self._shard(collection).query(req)]
+        return self._nearest(collection, list(vector), DENSE, where, limit)
 
     def search_sparse(self, collection: str, vector: Sparse, where: Where, limit: int) -> list[Hit]:
+        return self._nearest(collection, qe.SparseVector(vector.indices, vector.values), SPARSE, where, limit)
+
+    def _nearest(self, collection: str, query: Any, using: str, where: Where, limit: int) -> list[Hit]:
         req = qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest(qe.SparseVector(vector.indices, vector.values), using=SPARSE),
-            filter=to_filter(where),
-            with_payload=True,
+            limit=limit, query=qe.Query.Nearest(query, using=using), filter=to_filter(where), with_payload=True
         )
         return [_hit(p) for p in self._shard(collection).query(req)]
 

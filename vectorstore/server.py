@@ -127,26 +127,15 @@ class ServerStore:
             return int(self.client.count(collection, count_filter=to_filter(where), exact=True).count)
 
     def search_dense(self, collection: str, vector: Sequence[float], where: Where, limit: int) -> list[Hit]:
-        with _unavailable_as_error(self.where):
-            res = self.client.query_points(
-                collection,
-                query=list(vector),
-                using=DENSE,
-                query_filter=to_filter(where),
-                limit=limit,
-                with_payload=True,
-            )
-        return [_hit(p) for p in res.points]
+        return self._nearest(collection, list(vector), DENSE, where, limit)
 
     def search_sparse(self, collection: str, vector: Sparse, where: Where, limit: int) -> list[Hit]:
+        return self._nearest(collection, _sparse(vector), SPARSE, where, limit)
+
+    def _nearest(self, collection: str, query: Any, using: str, where: Where, limit: int) -> list[Hit]:
         with _unavailable_as_error(self.where):
             res = self.client.query_points(
-                collection,
-                query=_sparse(vector),
-                using=SPARSE,
-                query_filter=to_filter(where),
-                limit=limit,
-                with_payload=True,
+                collection, query=query, using=using, query_filter=to_filter(where), limit=limit, with_payload=True
             )
         return [_hit(p) for p in res.points]
 

@@ -1,5 +1,8 @@
 """IngestDocumentWorkflow: one document, parse -> chunk -> redact -> dedupe -> embed -> upsert -> publish.
 
+Small documents run the steps as local activities, large ones as regular heartbeated activities
+(see `workflows.policies.runner_for`); the pipeline is the same either way.
+
 Its id is the business key `ingest/<tenant>/<sha256 of the bytes>`, so the same bytes are never
 ingested twice at once, and `begin` turns a repeat of the published version into a no-op.
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 from workflows import policies
-from workflows.policies import local_step, step
+from workflows.policies import local_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.ingest import IngestActivities
@@ -36,23 +39,24 @@ class IngestDocumentWorkflow:
         if begin.unchanged:
             return IngestDocumentOutput(begin.doc_id, doc.version, "unchanged")
 
-        parsed = await step(IngestActivities.parse, ParseInput(doc), policies.PARSE)
-        chunked = await step(IngestActivities.chunk, ChunkInput(doc, parsed.elements_key), policies.CHUNK)
-        redacted = await step(
+        run = policies.runner_for(doc.size)
+        parsed = await run(IngestActivities.parse, ParseInput(doc), policies.PARSE)
+        chunked = await run(IngestActivities.chunk, ChunkInput(doc, parsed.elements_key), policies.CHUNK)
+        redacted = await run(
             IngestActivities.redact, RedactInput(doc, chunked.chunks_key, parsed.title), policies.REDACT
         )
-        deduped = await step(
+        deduped = await run(
             IngestActivities.dedupe, DedupeInput(doc, begin.doc_id, redacted.chunks_key), policies.DEDUPE
         )
-        embedded = await step(
+        embedded = await run(
             IngestActivities.embed, EmbedInput(doc, deduped.chunks_key, redacted.title), policies.EMBED
         )
-        await step(
+        await run(
             IngestActivities.upsert,
             UpsertInput(doc, begin.doc_id, deduped.chunks_key, embedded.vectors_key, redacted.title),
             policies.UPSERT,
         )
-        published = await step(
+        published = await run(
             IngestActivities.publish,
             PublishInput(
                 doc,

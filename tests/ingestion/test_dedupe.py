@@ -80,3 +80,12 @@ def test_scope_is_tenant_and_access_groups(redis_client: redis.Redis, tenant: st
     # the same paragraph for other readers, or in another tenant, is stored again
     assert d.decide(tenant, ["eng"], "c", "v1", [PARA])[0].duplicate_of is None
     assert d.decide(other_tenant, ["hr"], "b", "v1", [PARA])[0].duplicate_of is None
+
+
+def test_an_unpublished_owner_never_swallows_text(redis_client: redis.Redis, tenant: str) -> None:
+    """If the first document is still in flight (and may fail), the second keeps its copy."""
+    d = Deduper(redis_client, threshold=0.85)
+    _stage(redis_client, tenant, "a", "v1")
+    d.decide(tenant, ["all"], "a", "v1", [PARA])  # a never publishes: say its embed step fails
+    _stage(redis_client, tenant, "b", "v1")
+    assert d.decide(tenant, ["all"], "b", "v1", [PARA])[0].duplicate_of is None

@@ -154,10 +154,29 @@ async def test_same_paragraph_in_two_files_is_stored_once(
     )
     (tmp_path / "a.md").write_text(f"# A\n\n{shared}\n")
     (tmp_path / "b.md").write_text(f"# A\n\n{shared}\n\n")  # same text, different bytes
-    counters, _ = await ingest(client, settings, redis_client, [tmp_path], tenant)
-    assert counters.ingested == 2 and counters.duplicates == 1
+    first, _ = await ingest(client, settings, redis_client, [tmp_path / "a.md"], tenant)
+    counters, _ = await ingest(client, settings, redis_client, [tmp_path / "b.md"], tenant)
+    assert first.ingested == 1 and counters.ingested == 1 and counters.duplicates == 1
     assert points_of(deps, tenant, tmp_path / "a.md") + points_of(deps, tenant, tmp_path / "b.md") == 1
     assert visible_texts(deps, redis_client, tenant).count(shared) == 1
+
+
+async def test_a_retired_owner_hands_its_paragraph_back(
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: IngestDeps, tenant: str, tmp_path: Path
+) -> None:
+    shared = "Quarterly access reviews are signed off by the security lead before the audit window closes."
+    a, b = tmp_path / "a.md", tmp_path / "b.md"
+    a.write_text(f"# Controls\n\n{shared}\n")
+    b.write_text(f"# Controls\n\n{shared}\n\n")
+    await ingest(client, settings, redis_client, [a], tenant)
+    _, files = await ingest(client, settings, redis_client, [b], tenant)
+    assert files["b.md"].duplicates == 1 and points_of(deps, tenant, b) == 0
+
+    a.write_text("# Controls\n\nAccess reviews moved to the new identity platform.\n")  # the paragraph is gone from a
+    await ingest(client, settings, redis_client, [a], tenant)
+    assert points_of(deps, tenant, b) == 1  # b stores it now, under its own document id
+    texts = visible_texts(deps, redis_client, tenant)
+    assert texts.count(shared) == 1 and any("identity platform" in t for t in texts)
 
 
 async def test_access_groups_and_tenants_filter_every_read(

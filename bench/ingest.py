@@ -1,0 +1,240 @@
+"""`make bench-ingest`: workflow ingestion throughput against a plain in-process loop.
+
+Both ingest the same BEIR corpus (one Markdown file per document, `# title` then the abstract)
+with the same steps (parse, chunk, redact, dedupe, embed, upsert, publish), on a private Temporal
+dev server and Redis, each into its own tenant and Qdrant Edge directory. Model loading is outside
+both timings. The workflow run goes through the same path as `keel ingest`: stage files, start
+IngestBatchWorkflow, a worker process executes it. The last line is
+`ingest_ratio=<workflow docs/s / plain-loop docs/s>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from temporalio.client import Client
+
+from infra.services import free_port, start_redis, start_temporal
+from infra.worker import build_ingest_deps
+from ingestion.pipeline import Steps, ingest_plain
+from keel import offline  # noqa: F401
+from keel.batches import stage, start_batch
+from keel.config import Settings
+from keel.contracts import DocumentRef
+from keel.ids import sha256_bytes
+
+
+@dataclass
+class Run:
+    name: str
+    docs: int
+    chunks: int
+    seconds: float
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.docs / self.seconds
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks / self.seconds
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<10} {self.docs_per_s:7.2f} docs/s  {self.chunks_per_s:7.2f} chunks/s  "
+            f"({self.docs} docs, {self.chunks} chunks in {self.seconds:.1f} s)"
+        )
+
+
+def write_corpus(dataset: Path, out: Path, limit: int | None) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with open(dataset / "corpus.jsonl") as f:
+        for i, line in enumerate(f):
+            if limit is not None and i >= limit:
+                break
+            doc = json.loads(line)
+            title = (doc.get("title") or "").strip()
+            body = (doc.get("text") or "").strip()
+            path = out / f"{doc['_id']}.md"
+            path.write_text(f"# {title}\n\n{body}\n" if title else f"{body}\n")
+            paths.append(path)
+    return paths
+
+
+def run_plain(settings: Settings, paths: list[Path]) -> Run:
+    deps = build_ingest_deps(settings)
+    steps = Steps(deps)
+    tenant = "bench-plain"
+    cpu = time.process_time()
+    start = time.perf_counter()
+    chunks = 0
+    for path in paths:
+        data = path.read_bytes()
+        ref = DocumentRef(tenant, ["all"], str(path), path.name, sha256_bytes(data), "", len(data))
+        chunks += ingest_plain(steps, ref, data)
+    elapsed = time.perf_counter() - start
+    print(f"  cpu seconds during the plain loop: {time.process_time() - cpu:.1f}")
+    deps.store.close()
+    return Run("plain loop", len(paths), chunks, elapsed)
+
+
+def _worker_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KEEL_DATA_DIR=str(settings.data_dir),
+        KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
+        KEEL_REDIS_URL=settings.redis_url,
+        KEEL_TORCH_THREADS=str(settings.torch_threads),
+        KEEL_BATCH_WINDOW=str(settings.batch_window),
+    )
+    return env
+
+
+def _cpu_seconds(pid: int) -> float:
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def _print_threads(pid: int) -> None:
+    """CPU seconds per thread name in the worker (whole process lifetime, model loading included)."""
+    import collections
+
+    import psutil
+
+    by_name: collections.Counter[str] = collections.Counter()
+    for t in psutil.Process(pid).threads():
+        try:
+            name = Path(f"/proc/{pid}/task/{t.id}/comm").read_text().strip()
+        except OSError:
+            name = "?"
+        by_name[name] += t.user_time + t.system_time
+    print("  worker threads: " + ", ".join(f"{n} {v:.1f}" for n, v in by_name.most_common(12)))
+
+
+async def run_workflows(settings: Settings, corpus: Path, docs: int, service_pids: dict[str, int]) -> Run:
+    log = settings.data_dir / "worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "infra.worker"], env=_worker_env(settings), stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        while "worker ready" not in log.read_text(errors="replace"):
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
+            await asyncio.sleep(0.2)
+        client = await Client.connect(settings.temporal_address)
+        r = redis.Redis.from_url(settings.redis_url)
+        pids = {**service_pids, "worker": worker.pid}
+        profiler = None
+        if os.environ.get("KEEL_BENCH_PROFILE"):  # py-spy the worker: where does orchestration spend time?
+            profiler = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(worker.pid),
+                    "--format",
+                    "raw",
+                    "--threads",
+                    "--nonblocking",
+                    "-o",
+                    os.environ["KEEL_BENCH_PROFILE"],
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        cpu_client = time.process_time()
+        start = time.perf_counter()
+        staged = stage(settings, [corpus], "bench-wf")
+        handle = await start_batch(client, settings, r, staged, "bench-wf", [])
+        counters = await handle.result()
+        elapsed = time.perf_counter() - start
+        if profiler is not None:
+            profiler.send_signal(2)
+            profiler.wait(timeout=60)
+        spent = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        if os.environ.get("KEEL_BENCH_THREADS"):
+            _print_threads(worker.pid)
+        spent["client (staging, polling)"] = time.process_time() - cpu_client
+        print("  cpu seconds during the workflow run: " + ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
+        if counters.failed:
+            print(f"warning: {counters.failed} documents failed in the workflow run", file=sys.stderr)
+        return Run("workflows", counters.done, counters.chunks, elapsed)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/scifact"))
+    parser.add_argument("--limit", type=int, default=None, help="only the first N documents")
+    parser.add_argument("--window", type=int, default=None, help="documents in flight (default: settings)")
+    args = parser.parse_args()
+    if not (args.dataset / "corpus.jsonl").exists():
+        sys.exit(f"no corpus.jsonl in {args.dataset}; pass DATASET=<BEIR folder>")
+
+    work = Path(tempfile.mkdtemp(prefix="keel-bench-ingest-"))
+    temporal = start_temporal(work / "services", port=free_port(), ui_port=None)
+    red = start_redis(work / "services", port=free_port())
+    try:
+        corpus = work / "corpus"
+        paths = write_corpus(args.dataset, corpus, args.limit)
+        base = Settings()
+        common = {
+            "temporal_address": f"127.0.0.1:{temporal.port}",
+            "redis_url": f"redis://127.0.0.1:{red.port}/0",
+            "batch_window": args.window or base.batch_window,
+        }
+        print(
+            f"dataset {args.dataset.name}: {len(paths)} documents; plain loop torch threads {os.cpu_count()}; "
+            f"worker torch threads {base.torch_threads}, window {common['batch_window']}, "
+            f"local activity slots {base.max_concurrent_local_activities}",
+            flush=True,
+        )
+        # The baseline at its best: one forward pass at a time using every core (measured faster
+        # than 1 thread for a sequential loop). The worker uses the configured settings.
+        plain_settings = base.model_copy(
+            update={**common, "data_dir": work / "plain", "torch_threads": os.cpu_count() or 1}
+        )
+        plain = run_plain(plain_settings, paths)
+        print(plain.line(), flush=True)
+        wf_settings = base.model_copy(update={**common, "data_dir": work / "wf"})
+        service_pids = {"temporal": temporal.proc.pid, "redis": red.proc.pid}
+        flows = asyncio.run(run_workflows(wf_settings, corpus, len(paths), service_pids))
+        print(flows.line(), flush=True)
+        results = {
+            "dataset": args.dataset.name,
+            "documents": len(paths),
+            "plain": vars(plain) | {"docs_per_s": plain.docs_per_s, "chunks_per_s": plain.chunks_per_s},
+            "workflows": vars(flows) | {"docs_per_s": flows.docs_per_s, "chunks_per_s": flows.chunks_per_s},
+            "ingest_ratio": flows.docs_per_s / plain.docs_per_s,
+        }
+        out = Path("bench/results")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"ingest-{args.dataset.name}-{len(paths)}.json").write_text(json.dumps(results, indent=2))
+        print(f"ingest_ratio={flows.docs_per_s / plain.docs_per_s:.3f}")
+    finally:
+        temporal.stop()
+        red.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
