@@ -106,7 +106,8 @@ def start_temporal(
         "--log-level",
         "warn",
     ]
-    args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    # The UI's newsfeed is fetched from the internet; nothing here may reach out at run time.
+    args += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"] if ui_port else ["--headless"]
     proc = _spawn(args, data_dir / "logs" / "temporal.log", detach)
     wait_port("127.0.0.1", port, timeout, proc)
     return Service("temporal", proc, port)

@@ -14,7 +14,7 @@ import redis
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from keel import offline  # noqa: F401 - before any library that might reach for the network
@@ -137,7 +137,8 @@ def jobs(limit: int = 20) -> None:
         r = _redis(settings)
     except KeelError as exc:
         _fail(exc)
-    table = Table("job", "tenant", "status", "files", "ingested", "unchanged", "failed", "chunks")
+    table = Table("tenant", "status", "files", "ingested", "unchanged", "failed", "chunks")
+    table.columns.insert(0, Column("job", no_wrap=True, min_width=22))
     for j in JobStore(r).recent(limit):
         c = j.counters
         table.add_row(
