@@ -125,7 +125,7 @@ def _print_threads(pid: int) -> None:
     print("  worker threads: " + ", ".join(f"{n} {v:.1f}" for n, v in by_name.most_common(12)))
 
 
-async def run_workflows(settings: Settings, corpus: Path, docs: int, service_pids: dict[str, int]) -> Run:
+async def run_workflows(settings: Settings, corpus: Path, service_pids: dict[str, int]) -> Run:
     log = settings.data_dir / "worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
@@ -217,7 +217,7 @@ def main() -> None:
         print(plain.line(), flush=True)
         wf_settings = base.model_copy(update={**common, "data_dir": work / "wf"})
         service_pids = {"temporal": temporal.proc.pid, "redis": red.proc.pid}
-        flows = asyncio.run(run_workflows(wf_settings, corpus, len(paths), service_pids))
+        flows = asyncio.run(run_workflows(wf_settings, corpus, service_pids))
         print(flows.line(), flush=True)
         results = {
             "dataset": args.dataset.name,

@@ -14,12 +14,14 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from ingestion.manifest import stage_paths
 from ingestion.pipeline import IngestDeps, Steps
 from keel import ids
-from keel.batches import start_batch
+from keel.batches import stage, start_batch
 from keel.blobstore import BlobStore
 from keel.config import Settings
 from keel.redis_keys import doc_key, generation_key
 from tests.conftest import SAMPLES
 from tests.helpers import ingest, points_of, visible_texts
+from vectorstore.base import Cond, Where
+from vectorstore.visibility import visible_at
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
 
@@ -195,8 +197,6 @@ async def test_large_batches_continue_as_new(
     for i in range(7):
         (tmp_path / f"note-{i}.md").write_text(f"# Note {i}\n\nObservation number {i} about cache hit rates.\n")
     small_runs = settings.model_copy(update={"batch_window": 2, "batch_continue_every": 3})
-    from keel.batches import stage
-
     staged = stage(small_runs, [tmp_path], tenant)
     handle = await start_batch(client, small_runs, redis_client, staged, tenant, [])
     counters = await handle.result()
@@ -205,14 +205,10 @@ async def test_large_batches_continue_as_new(
     assert (await first.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
 
 
-def _doc_where(tenant: str, source: Path):
-    from vectorstore.base import Cond, Where
-
+def _doc_where(tenant: str, source: Path) -> Where:
     return Where(must=(Cond("tenant", value=tenant), Cond("doc_id", value=ids.document_id(tenant, str(source)))))
 
 
 def _texts_at(deps: IngestDeps, tenant: str, generation: int) -> list[str]:
-    from vectorstore.visibility import visible_at
-
     hits, _ = deps.store.scroll(deps.settings.collection, visible_at(tenant, generation, []), limit=100)
     return [h.payload["text"] for h in hits]
