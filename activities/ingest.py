@@ -20,7 +20,7 @@ from activities.errors import mapped
 from activities.heartbeat import keep_alive, progress, resume_from
 from ingestion.chunk import Chunk
 from ingestion.parse import Element
-from ingestion.pipeline import IngestDeps, Steps
+from ingestion.pipeline import IngestDeps, Steps, document_record
 from keel.blobstore import work_key
 from keel.contracts import (
     BeginInput,
@@ -154,15 +154,9 @@ class IngestActivities:
     @mapped
     @gil_bound
     def publish(self, inp: PublishInput) -> PublishOutput:
-        record: dict[str, Any] = {
-            "title": inp.title,
-            "chunks": inp.chunks,
-            "duplicates": inp.duplicates,
-            "pii": inp.pii,
-            "embedding_version": inp.embedding_version,
-            "encoding": inp.encoding or "",
-            "groups": list(inp.doc.groups),
-        }
+        record = document_record(
+            inp.doc, inp.title, inp.chunks, inp.duplicates, inp.pii, inp.embedding_version, inp.encoding
+        )
         published = self.steps.publish(inp.doc, inp.doc_id, record)
         if not published.already_published:
             for name in ("elements.json", "vectors.npy"):

@@ -89,11 +89,16 @@ class Steps:
         redactor = self.d.redactor
         red_title = redactor.redact(title)
         counts = [red_title.counts]
+        headings: dict[str, str] = {}  # each heading is redacted (and counted) once, not per chunk
         for c in chunks:
             body = redactor.redact(c.text)
-            path = [redactor.redact(p) for p in c.section_path]
-            c.text, c.section_path = body.text, [p.text for p in path]
-            counts += [body.counts, *(p.counts for p in path)]
+            counts.append(body.counts)
+            for heading in c.section_path:
+                if heading not in headings:
+                    red = redactor.redact(heading)
+                    headings[heading] = red.text
+                    counts.append(red.counts)
+            c.text, c.section_path = body.text, [headings[h] for h in c.section_path]
         return red_title.text, chunks, merge_counts(counts)
 
     def dedupe(self, doc: DocumentRef, doc_id: str, chunks: list[Chunk]) -> tuple[list[Chunk], int]:
@@ -213,6 +218,27 @@ class Steps:
         self.d.store.delete(self.collection, Where(must=(Cond("tenant", value=tenant), Cond("retired_at", lt=cutoff))))
 
 
+def document_record(
+    doc: DocumentRef,
+    title: str,
+    chunks: int,
+    duplicates: int,
+    pii: dict[str, int],
+    embedding_version: str,
+    encoding: str | None,
+) -> dict[str, Any]:
+    """What the published document record says about this version (Redis hash `keel:doc:...`)."""
+    return {
+        "title": title,
+        "chunks": chunks,
+        "duplicates": duplicates,
+        "pii": pii,
+        "embedding_version": embedding_version,
+        "encoding": encoding or "",
+        "groups": list(doc.groups),
+    }
+
+
 def ingest_plain(steps: Steps, doc: DocumentRef, data: bytes) -> int:
     """One document through every step in-process: the no-orchestration baseline. Returns chunks stored."""
     doc_id, unchanged = steps.begin(doc)
@@ -225,15 +251,7 @@ def ingest_plain(steps: Steps, doc: DocumentRef, data: bytes) -> int:
     kept, duplicates = steps.dedupe(doc, doc_id, chunks)
     vectors = steps.d.embedder.embed(steps.embedding_texts(title, kept))
     steps.d.store.upsert(steps.collection, steps.points(doc, doc_id, title, kept, vectors))
-    record = {
-        "title": title,
-        "chunks": len(kept),
-        "duplicates": duplicates,
-        "pii": pii,
-        "embedding_version": steps.d.embedder.version.key,
-        "encoding": parsed.encoding or "",
-        "groups": list(doc.groups),
-    }
+    record = document_record(doc, title, len(kept), duplicates, pii, steps.d.embedder.version.key, parsed.encoding)
     steps.publish(doc, doc_id, record)
     return len(kept)
 

@@ -75,9 +75,6 @@ class Redactor:
         counts = Counter(item.entity_type for item in anonymized.items)
         return Redaction(anonymized.text, dict(counts))
 
-    def redact_many(self, texts: Sequence[str]) -> list[Redaction]:
-        return [self.redact(t) for t in texts]
-
 
 _NER_ONLY = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION", "DATE_TIME"})
 
