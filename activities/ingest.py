@@ -37,6 +37,8 @@ from keel.contracts import (
     PublishOutput,
     RedactInput,
     RedactOutput,
+    StageInput,
+    StageOutput,
     UpsertInput,
     UpsertOutput,
 )
@@ -64,14 +66,20 @@ UPSERT_BATCH = 128
 class IngestActivities:
     def __init__(self, deps: IngestDeps) -> None:
         self.d = deps
-        self.steps = Steps(deps)
         self._gil_steps = threading.BoundedSemaphore(max(1, deps.settings.gil_step_slots))
+        self.steps = Steps(deps, gil_gate=self._gil_steps)
 
     @activity.defn(name="ingest.begin")
     @mapped
     def begin(self, inp: BeginInput) -> BeginOutput:
         doc_id, unchanged = self.steps.begin(inp.doc)
         return BeginOutput(doc_id=doc_id, unchanged=unchanged)
+
+    @activity.defn(name="ingest.stage")
+    @mapped
+    def stage(self, inp: StageInput) -> StageOutput:
+        """A small document's parse -> ... -> upsert in one local activity (see workflows.policies)."""
+        return self.steps.stage(inp.doc, inp.doc_id, self.d.blobs.get(inp.doc.blob_key))
 
     @activity.defn(name="ingest.parse")
     @mapped
@@ -170,7 +178,17 @@ class IngestActivities:
         self.d.blobs.put_json(key, [c.to_dict() for c in chunks])
 
     def all(self) -> Sequence[Any]:
-        return [self.begin, self.parse, self.chunk, self.redact, self.dedupe, self.embed, self.upsert, self.publish]
+        return [
+            self.begin,
+            self.stage,
+            self.parse,
+            self.chunk,
+            self.redact,
+            self.dedupe,
+            self.embed,
+            self.upsert,
+            self.publish,
+        ]
 
 
 def _dump_npy(a: np.ndarray) -> bytes:

@@ -7,6 +7,7 @@ the baseline `make bench-ingest` compares the workflows against.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from ingestion.sparse import SparseEncoder
 from keel import ids
 from keel.blobstore import BlobStore, work_key
 from keel.config import Settings
-from keel.contracts import DocumentRef
+from keel.contracts import DocumentRef, StageOutput
 from keel.redis_keys import doc_key, generation_key, publish_lock_key, tenant_docs_key
 from vectorstore.base import ChunkPoint, Cond, VectorStore, Where
 from vectorstore.visibility import NEVER
@@ -51,8 +52,11 @@ class Published:
 
 
 class Steps:
-    def __init__(self, deps: IngestDeps) -> None:
+    def __init__(self, deps: IngestDeps, gil_gate: contextlib.AbstractContextManager[Any] | None = None) -> None:
         self.d = deps
+        # Held around the pure-Python steps when documents run side by side (see
+        # Settings.gil_step_slots); the embedding pass runs outside it since torch releases the GIL.
+        self.gil_gate = gil_gate or contextlib.nullcontext()
         s = deps.settings
         self.deduper = Deduper(deps.redis, s.dedupe_threshold)
         self.chunk_config = ChunkConfig(s.chunk_min_tokens, s.chunk_max_tokens, s.chunk_overlap_tokens)
@@ -105,6 +109,20 @@ class Steps:
         decisions = self.deduper.decide(doc.tenant, doc.groups, doc_id, doc.version, [c.text for c in chunks])
         kept = [c for c, d in zip(chunks, decisions, strict=True) if d.duplicate_of is None]
         return kept, len(chunks) - len(kept)
+
+    def stage(self, doc: DocumentRef, doc_id: str, data: bytes) -> StageOutput:
+        """parse -> chunk -> redact -> dedupe -> embed -> upsert in one call: points written, invisible."""
+        with self.gil_gate:
+            parsed = self.parse(doc, data)
+            title, chunks, pii = self.redact(parsed.title, self.chunk(parsed.elements))
+            # kept for re-homing duplicates if this document's copy of a paragraph is later retired
+            self.d.blobs.put_json(work_key(doc.tenant, doc.version, "redacted.json"), [c.to_dict() for c in chunks])
+            kept, duplicates = self.dedupe(doc, doc_id, chunks)
+        vectors = self.d.embedder.embed(self.embedding_texts(title, kept))
+        with self.gil_gate:
+            self.d.store.upsert(self.collection, self.points(doc, doc_id, title, kept, vectors))
+        version = self.d.embedder.version.key
+        return StageOutput(title, len(kept), duplicates, version, pii, parsed.encoding)
 
     def embedding_texts(self, title: str, chunks: Sequence[Chunk]) -> list[str]:
         return [embedding_text(title, c.section_path, c.text) for c in chunks]
@@ -218,6 +236,12 @@ class Steps:
         self.d.store.delete(self.collection, Where(must=(Cond("tenant", value=tenant), Cond("retired_at", lt=cutoff))))
 
 
+def staged_record(doc: DocumentRef, staged: StageOutput) -> dict[str, Any]:
+    return document_record(
+        doc, staged.title, staged.chunks, staged.duplicates, staged.pii, staged.embedding_version, staged.encoding
+    )
+
+
 def document_record(
     doc: DocumentRef,
     title: str,
@@ -244,16 +268,9 @@ def ingest_plain(steps: Steps, doc: DocumentRef, data: bytes) -> int:
     doc_id, unchanged = steps.begin(doc)
     if unchanged:
         return 0
-    parsed = steps.parse(doc, data)
-    title, chunks, pii = steps.redact(parsed.title, steps.chunk(parsed.elements))
-    # kept, like the workflow's, for re-homing duplicates if an owner retires
-    steps.d.blobs.put_json(work_key(doc.tenant, doc.version, "redacted.json"), [c.to_dict() for c in chunks])
-    kept, duplicates = steps.dedupe(doc, doc_id, chunks)
-    vectors = steps.d.embedder.embed(steps.embedding_texts(title, kept))
-    steps.d.store.upsert(steps.collection, steps.points(doc, doc_id, title, kept, vectors))
-    record = document_record(doc, title, len(kept), duplicates, pii, steps.d.embedder.version.key, parsed.encoding)
-    steps.publish(doc, doc_id, record)
-    return len(kept)
+    staged = steps.stage(doc, doc_id, data)
+    steps.publish(doc, doc_id, staged_record(doc, staged))
+    return staged.chunks
 
 
 def _s(v: Any) -> str:

@@ -143,6 +143,24 @@ class UpsertOutput:
 
 
 @dataclass
+class StageInput:
+    doc: DocumentRef
+    doc_id: str
+
+
+@dataclass
+class StageOutput:
+    """A document's points written (invisible) and what its record will say once published."""
+
+    title: str
+    chunks: int  # kept after dedupe
+    duplicates: int
+    embedding_version: str
+    pii: dict[str, int] = field(default_factory=dict)
+    encoding: str | None = None
+
+
+@dataclass
 class PublishInput:
     doc: DocumentRef
     doc_id: str

@@ -1,7 +1,9 @@
 """IngestDocumentWorkflow: one document, parse -> chunk -> redact -> dedupe -> embed -> upsert -> publish.
 
-Small documents run the steps as local activities, large ones as regular heartbeated activities
-(see `workflows.policies.runner_for`); the pipeline is the same either way.
+A small document stages its points (parse through upsert) in one local activity; a large one runs
+each step as its own regular, heartbeated activity so a long step survives a worker loss and
+resumes from its last progress (see `workflows.policies`). Either way the points are written
+invisible, and `publish` makes the version visible and retires the previous one.
 
 Its id is the business key `ingest/<tenant>/<sha256 of the bytes>`, so the same bytes are never
 ingested twice at once, and `begin` turns a repeat of the published version into a no-op.
@@ -12,7 +14,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 from workflows import policies
-from workflows.policies import local_step
+from workflows.policies import Runner, local_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.ingest import IngestActivities
@@ -20,14 +22,20 @@ with workflow.unsafe.imports_passed_through():
         BeginInput,
         ChunkInput,
         DedupeInput,
+        DocumentRef,
         EmbedInput,
         IngestDocumentInput,
         IngestDocumentOutput,
         ParseInput,
         PublishInput,
         RedactInput,
+        StageInput,
+        StageOutput,
         UpsertInput,
     )
+
+# Histories started before small documents were staged in one local activity replay step by step.
+ONE_STAGE_FOR_SMALL_DOCUMENTS = "one-stage-for-small-documents"
 
 
 @workflow.defn(name="IngestDocument")
@@ -40,43 +48,50 @@ class IngestDocumentWorkflow:
             return IngestDocumentOutput(begin.doc_id, doc.version, "unchanged")
 
         run = policies.runner_for(doc.size)
-        parsed = await run(IngestActivities.parse, ParseInput(doc), policies.PARSE)
-        chunked = await run(IngestActivities.chunk, ChunkInput(doc, parsed.elements_key), policies.CHUNK)
-        redacted = await run(
-            IngestActivities.redact, RedactInput(doc, chunked.chunks_key, parsed.title), policies.REDACT
-        )
-        deduped = await run(
-            IngestActivities.dedupe, DedupeInput(doc, begin.doc_id, redacted.chunks_key), policies.DEDUPE
-        )
-        embedded = await run(
-            IngestActivities.embed, EmbedInput(doc, deduped.chunks_key, redacted.title), policies.EMBED
-        )
-        await run(
-            IngestActivities.upsert,
-            UpsertInput(doc, begin.doc_id, deduped.chunks_key, embedded.vectors_key, redacted.title),
-            policies.UPSERT,
-        )
+        if workflow.patched(ONE_STAGE_FOR_SMALL_DOCUMENTS) and policies.is_small(doc.size):
+            staged = await local_step(IngestActivities.stage, StageInput(doc, begin.doc_id), policies.STAGE)
+        else:
+            staged = await self.stage_step_by_step(doc, begin.doc_id, run)
+
         published = await run(
             IngestActivities.publish,
             PublishInput(
                 doc,
                 begin.doc_id,
-                redacted.title,
-                chunks=deduped.kept,
-                duplicates=deduped.duplicates,
-                embedding_version=embedded.embedding_version,
-                pii=redacted.pii,
-                encoding=parsed.encoding,
+                staged.title,
+                chunks=staged.chunks,
+                duplicates=staged.duplicates,
+                embedding_version=staged.embedding_version,
+                pii=staged.pii,
+                encoding=staged.encoding,
             ),
             policies.PUBLISH,
         )
         status = "unchanged" if published.already_published else "ingested"
         return IngestDocumentOutput(
-            begin.doc_id,
-            doc.version,
-            status,
+            begin.doc_id, doc.version, status, staged.chunks, staged.duplicates, staged.pii, published.generation
+        )
+
+    async def stage_step_by_step(self, doc: DocumentRef, doc_id: str, run: Runner) -> StageOutput:
+        parsed = await run(IngestActivities.parse, ParseInput(doc), policies.PARSE)
+        chunked = await run(IngestActivities.chunk, ChunkInput(doc, parsed.elements_key), policies.CHUNK)
+        redacted = await run(
+            IngestActivities.redact, RedactInput(doc, chunked.chunks_key, parsed.title), policies.REDACT
+        )
+        deduped = await run(IngestActivities.dedupe, DedupeInput(doc, doc_id, redacted.chunks_key), policies.DEDUPE)
+        embedded = await run(
+            IngestActivities.embed, EmbedInput(doc, deduped.chunks_key, redacted.title), policies.EMBED
+        )
+        await run(
+            IngestActivities.upsert,
+            UpsertInput(doc, doc_id, deduped.chunks_key, embedded.vectors_key, redacted.title),
+            policies.UPSERT,
+        )
+        return StageOutput(
+            redacted.title,
             deduped.kept,
             deduped.duplicates,
+            embedded.embedding_version,
             redacted.pii,
-            published.generation,
+            parsed.encoding,
         )

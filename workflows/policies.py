@@ -36,13 +36,15 @@ class StepPolicy:
     retry: RetryPolicy = field(default_factory=lambda: TRANSIENT)
 
 
-# Ingestion, per document. A small document runs its steps as local activities: each step is a
-# fraction of a second, and skipping the task-queue round trip per step is what keeps Temporal's
-# own cost per document small (measured by `make bench-ingest`). A large document runs them as
-# regular activities with heartbeats, so a long parse or embedding survives a worker loss
-# mid-step and resumes from its last reported progress.
+# Ingestion, per document. A small document stages its points (parse through upsert) in one
+# local activity: the whole of it takes a fraction of a second, so a retry from the start costs
+# less than recording seven steps would (each is an activation of the worker and a marker in the
+# history; measured by `make bench-ingest`). A large document runs each step as a regular
+# activity with heartbeats, so a long parse or embedding survives a worker loss mid-step and
+# resumes from its last reported progress.
 LOCAL_MAX_BYTES = 128 * 1024
 BEGIN = StepPolicy(timedelta(seconds=10), heartbeat=None)  # local activity
+STAGE = StepPolicy(timedelta(minutes=2), heartbeat=None)  # local activity, small documents only
 PARSE = StepPolicy(timedelta(minutes=10))
 CHUNK = StepPolicy(timedelta(minutes=2))
 REDACT = StepPolicy(timedelta(minutes=10))
@@ -90,6 +92,10 @@ class Runner(Protocol):
     def __call__(self, activity: Callable[[Any, In], Out], arg: In, policy: StepPolicy) -> Awaitable[Out]: ...
 
 
+def is_small(size_bytes: int) -> bool:
+    return size_bytes <= LOCAL_MAX_BYTES
+
+
 def runner_for(size_bytes: int) -> Runner:
     """Local activities for a small document, regular heartbeated ones for a large one."""
-    return local_step if size_bytes <= LOCAL_MAX_BYTES else step
+    return local_step if is_small(size_bytes) else step

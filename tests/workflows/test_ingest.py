@@ -212,3 +212,38 @@ def _doc_where(tenant: str, source: Path) -> Where:
 def _texts_at(deps: IngestDeps, tenant: str, generation: int) -> list[str]:
     hits, _ = deps.store.scroll(deps.settings.collection, visible_at(tenant, generation, []), limit=100)
     return [h.payload["text"] for h in hits]
+
+
+async def test_large_document_runs_each_step_as_its_own_activity(
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: IngestDeps, tenant: str, tmp_path: Path
+) -> None:
+    """Over LOCAL_MAX_BYTES a document takes the heartbeated step-by-step path; same result."""
+    from workflows.policies import LOCAL_MAX_BYTES
+
+    doc = tmp_path / "handbook.md"
+    sections = []
+    for i in range(400):
+        sections.append(f"## Section {i}\n\n" + f"Paragraph {i} explains procedure number {i} in detail. " * 6)
+    doc.write_text("# Operations handbook\n\n" + "\n\n".join(sections) + "\n")
+    assert doc.stat().st_size > LOCAL_MAX_BYTES
+
+    counters, files = await ingest(client, settings, redis_client, [doc], tenant)
+    outcome = files["handbook.md"]
+    assert (counters.ingested, counters.failed) == (1, 0)
+    assert outcome.chunks > 10 and points_of(deps, tenant, doc) == outcome.chunks
+
+    history = await client.get_workflow_handle(outcome.workflow_id or "", run_id=outcome.run_id).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled == [
+        "ingest.parse",
+        "ingest.chunk",
+        "ingest.redact",
+        "ingest.dedupe",
+        "ingest.embed",
+        "ingest.upsert",
+        "ingest.publish",
+    ]
