@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 
-.PHONY: install run down status test test-fast lint bench-ingest clean
+.PHONY: install run down status test test-fast lint bench-ingest bench-query eval clean
 
 # One resolve with torch pinned to the CPU wheel on disk (never the CUDA build). The second step
 # adds unstructured-inference without its declared deps: unstructured's PDF module imports it,
@@ -41,10 +41,17 @@ test-fast: install
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy keel ingestion vectorstore activities workflows infra api bench tests
+	$(BIN)/mypy keel ingestion retrieval generation evaluation vectorstore activities workflows infra api bench tests
 
 bench-ingest: install
 	$(BIN)/python -m bench.ingest --dataset $(DATASET) $(BENCH_ARGS)
+
+bench-query: install
+	$(BIN)/python -m bench.query --dataset $(DATASET) $(BENCH_ARGS)
+
+# The stack must be up (make run): the corpus is ingested once into its own tenant through the workflows.
+eval: run
+	$(BIN)/keel eval --dataset $(DATASET) --split $(or $(SPLIT),test)
 
 clean:
 	rm -rf .keel .mypy_cache .ruff_cache .pytest_cache

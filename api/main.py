@@ -8,13 +8,15 @@ from contextlib import asynccontextmanager
 
 import redis
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from api.errors import install_error_handlers, request_id_middleware
-from api.routers import documents, jobs
+from api.routers import documents, jobs, query
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import get_settings
 from keel.errors import TemporalUnavailable
 from keel.temporal_client import connect
+from keel.tracing import setup_tracing
 
 log = logging.getLogger("keel.api")
 
@@ -22,6 +24,7 @@ log = logging.getLogger("keel.api")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    setup_tracing("keel-api", settings.data_dir)
     app.state.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
     try:
         app.state.temporal = await connect(settings)
@@ -34,10 +37,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Keel", version="0.1.0", lifespan=lifespan)
+    FastAPIInstrumentor.instrument_app(app)  # spans go to whichever provider is installed at start
     app.middleware("http")(request_id_middleware)
     install_error_handlers(app)
     app.include_router(documents.router)
     app.include_router(jobs.router)
+    app.include_router(query.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

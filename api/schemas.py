@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 
@@ -33,3 +35,60 @@ class JobState(BaseModel):
     files: list[FileResult]
     temporal_ui_url: str
     request_id: str
+
+
+class QueryFiltersBody(BaseModel):
+    sources: list[str] = []
+    doc_ids: list[str] = []
+    ingested_after: float | None = None
+    ingested_before: float | None = None
+
+
+class QueryBody(BaseModel):
+    question: str
+    filters: QueryFiltersBody | None = None
+    mode: str = "hybrid"
+    rerank: bool = True
+    json_schema: dict[str, Any] | None = None
+    max_output_tokens: int | None = None
+    route: str | None = None
+
+
+class CitationOut(BaseModel):
+    ref: int
+    doc_id: str
+    version: str
+    source: str
+    section_path: list[str]
+    snippet: str
+
+
+class AttemptOut(BaseModel):
+    provider: str
+    model: str
+    outcome: str
+    reason: str = ""
+    ms: float = 0.0
+
+
+class QueryAnswer(BaseModel):
+    request_id: str
+    trace_id: str
+    answer: str
+    citations: list[CitationOut]
+    degradations: list[str]
+    timings_ms: dict[str, float]
+    route: str
+    provider: str
+    model: str
+    prompt_id: str
+    prompt_hash: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    embedding_version: str
+    supported_rate: float
+    json_value: Any = None
+    no_sources: bool
+    clarifying: bool
+    attempts: list[AttemptOut]

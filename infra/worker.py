@@ -17,6 +17,12 @@ from temporalio.worker import Worker
 
 from activities.batch import BatchActivities
 from activities.ingest import IngestActivities
+from activities.query import QueryActivities
+from generation.breaker import Breaker, BreakerConfig
+from generation.chain import ProviderChain, RetryConfig
+from generation.extractive import ExtractiveAnswerer
+from generation.openai_compat import OpenAICompatProvider, ProviderConfig
+from generation.providers import Provider
 from ingestion.embed import Embedder
 from ingestion.pipeline import IngestDeps
 from ingestion.redact import Redactor
@@ -25,9 +31,12 @@ from keel import offline  # noqa: F401 - sets the offline environment before any
 from keel.blobstore import BlobStore
 from keel.config import Settings, get_settings
 from keel.jobs import JobStore
+from keel.tracing import interceptors, setup_tracing
+from retrieval.rerank import build_reranker
 from vectorstore.factory import open_store
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
+from workflows.query import QueryWorkflow
 
 log = logging.getLogger("keel.worker")
 
@@ -52,14 +61,49 @@ def build_ingest_deps(settings: Settings) -> IngestDeps:
     )
 
 
+def build_query_activities(settings: Settings, deps: IngestDeps) -> QueryActivities:
+    providers: dict[str, Provider] = {}
+    for raw in settings.providers:
+        provider = OpenAICompatProvider(ProviderConfig(**raw))
+        providers[provider.name] = provider
+    chain = ProviderChain(
+        providers,
+        ExtractiveAnswerer(),
+        Breaker(deps.redis, BreakerConfig(settings.breaker_failures, settings.breaker_reset_seconds)),
+        RetryConfig(max_attempts=settings.provider_max_attempts),
+    )
+    reranker = build_reranker(settings.rerank_model_path, settings.fusion_dense_weight)
+    return QueryActivities(deps, reranker, chain, settings.routes)
+
+
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    # The tracing interceptor on the client is used by the workers built from it too.
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, interceptors=interceptors()
+    )
 
 
-def build_workers(client: Client, settings: Settings, deps: IngestDeps, executor: ThreadPoolExecutor) -> list[Worker]:
+def build_workers(
+    client: Client,
+    settings: Settings,
+    deps: IngestDeps,
+    executor: ThreadPoolExecutor,
+    query_executor: ThreadPoolExecutor,
+) -> list[Worker]:
     ingest = IngestActivities(deps)
     batch = BatchActivities(deps.blobs, JobStore(deps.redis))
+    query = build_query_activities(settings, deps)
     return [
+        # Queries on their own task queue and thread pool, so a big ingest never queues them.
+        Worker(
+            client,
+            task_queue=settings.query_task_queue,
+            workflows=[QueryWorkflow],
+            activities=query.all(),
+            activity_executor=query_executor,
+            max_concurrent_local_activities=settings.max_concurrent_query_activities,
+            max_concurrent_activities=settings.max_concurrent_query_activities,
+        ),
         Worker(
             client,
             task_queue=settings.ingest_task_queue,
@@ -68,19 +112,23 @@ def build_workers(client: Client, settings: Settings, deps: IngestDeps, executor
             activity_executor=executor,
             max_concurrent_activities=settings.max_concurrent_activities,
             max_concurrent_local_activities=settings.max_concurrent_local_activities,
-        )
+        ),
     ]
 
 
 async def run_worker(settings: Settings) -> None:
+    setup_tracing("keel-worker", settings.data_dir)
     deps = build_ingest_deps(settings)
     client = await connect(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    with ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor:
-        workers = build_workers(client, settings, deps, executor)
+    with (
+        ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor,
+        ThreadPoolExecutor(max_workers=settings.max_concurrent_query_activities) as query_executor,
+    ):
+        workers = build_workers(client, settings, deps, executor, query_executor)
         async with contextlib_async_group(workers):
             log.info("worker ready on %s", settings.ingest_task_queue)
             print("worker ready", flush=True)

@@ -18,6 +18,7 @@ from keel.blobstore import BlobStore
 from keel.config import Settings
 from keel.contracts import BatchCounters, IngestBatchInput
 from keel.jobs import JobStore
+from keel.redis_keys import TENANTS_KEY
 from vectorstore.visibility import document_groups
 from workflows.ingest_batch import IngestBatchWorkflow
 
@@ -41,6 +42,7 @@ async def start_batch(
     wf_id = batch_workflow_id(staged.job_id)
     groups = document_groups(groups)
     JobStore(r).create(staged.job_id, tenant, groups, wf_id, staged.total)
+    r.sadd(TENANTS_KEY, tenant)  # a tenant exists from its first ingest on (queries check it)
     return await client.start_workflow(
         IngestBatchWorkflow.run,
         IngestBatchInput(

@@ -175,5 +175,65 @@ def job(job_id: str, files: Annotated[bool, typer.Option(help="list every file, 
         console.print(table)
 
 
+@app.command()
+def query(
+    question: str,
+    tenant: Annotated[str, typer.Option(help="tenant to ask in")],
+    groups: Annotated[str, typer.Option(help="comma-separated access groups")] = "",
+    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25")] = "hybrid",
+    rerank: Annotated[bool, typer.Option(help="re-score the candidates")] = True,
+) -> None:
+    """Ask a question; prints the answer with its sources, degradations and timings."""
+    import uuid
+
+    from keel.queries import build_query, run_query
+
+    settings = get_settings()
+
+    async def ask() -> None:
+        r = _redis(settings)
+        group_list = [g.strip() for g in groups.split(",") if g.strip()]
+        inp = build_query(settings, r, uuid.uuid4().hex, tenant, group_list, question, mode=mode, rerank=rerank)
+        out = await run_query(await connect(settings), settings, inp)
+        console.print(out.answer, markup=False, highlight=False)
+        console.print()
+        for c in out.citations:
+            where = " > ".join(c.section_path)
+            console.print(f"[bold][{c.ref}][/bold] {c.source}" + (f"  ({where})" if where else ""), highlight=False)
+        timings = "  ".join(f"{k} {v:.0f} ms" for k, v in out.timings_ms.items())
+        console.print(f"\n[dim]route {out.route or '-'}  provider {out.provider or '-'}  {timings}[/dim]")
+        if out.degradations:
+            console.print(f"[yellow]degraded:[/yellow] {', '.join(out.degradations)}")
+        console.print(
+            f"[dim]request {inp.request_id}  ({settings.temporal_ui_link(f'query/{tenant}/{inp.request_id}')})[/dim]"
+        )
+
+    try:
+        asyncio.run(ask())
+    except KeelError as exc:
+        _fail(exc)
+
+
+@app.command(name="eval")
+def eval_(
+    dataset: Annotated[Path, typer.Option(help="a BEIR-format folder")] = Path("../shared/datasets/scifact"),
+    split: Annotated[str, typer.Option(help="test (measure) or train")] = "test",
+    out: Annotated[Path, typer.Option(help="where the report goes")] = Path("bench/results"),
+) -> None:
+    """Retrieval quality (nDCG@10, Recall@10/100, MRR) of BM25, dense, hybrid and hybrid + re-score."""
+    from evaluation.run import DEFAULT, evaluate
+
+    settings = get_settings()
+
+    async def run() -> dict[str, dict[str, float]]:
+        return await evaluate(await connect(settings), settings, _redis(settings), dataset, split, out)
+
+    try:
+        results = asyncio.run(run())
+    except KeelError as exc:
+        _fail(exc)
+    print(f"{dataset.resolve().name}_ndcg10={results[DEFAULT]['ndcg@10']:.4f}")
+
+
 if __name__ == "__main__":
     app()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,6 +86,34 @@ class Settings(BaseSettings):
     # in one process thrash each other's caches for no gain; they take turns, while embedding
     # (torch releases the GIL) overlaps them. Measured by bench-ingest.
     gil_step_slots: int = 1
+    max_concurrent_query_activities: int = 8
+
+    # Query: retrieval, re-scoring, context
+    max_question_chars: int = 2000
+    retrieve_candidates: int = 100  # fused candidates kept for the request (ids and scores in the history)
+    retrieve_prefetch: int = 100  # per dense / BM25 list before fusion
+    rerank_model_path: str | None = None  # a local CrossEncoder; unset: the offline fusion re-scorer
+    rerank_depth: int = 100  # candidates re-scored (a cross-encoder wants ~20-30 on a CPU); the rest keep order
+    fusion_dense_weight: float = 0.5  # tuned on SciFact train by `python -m evaluation.tune_fusion`
+    context_token_budget: int = 1500
+    context_window_hits: int = 3
+    context_window: int = 1
+    # Generation: token limits are enforced here, whatever a caller or provider asks for.
+    max_input_tokens: int = 3000
+    max_output_tokens: int = 512
+    clarify_below: float = 0.15
+    easy_min_confidence: float = 0.6
+    easy_max_words: int = 16
+    # OpenAI-compatible providers and the routes that chain them, e.g.
+    # KEEL_PROVIDERS='[{"name": "local", "base_url": "http://127.0.0.1:11434/v1", "model": "llama3.2"}]'
+    # KEEL_ROUTES='{"cheap": ["local"], "strong": ["local"]}'. Every chain ends with `extractive`.
+    providers: list[dict[str, Any]] = []
+    routes: dict[str, list[str]] = {"cheap": [], "strong": []}
+    breaker_failures: int = 3
+    breaker_reset_seconds: float = 30.0
+    provider_max_attempts: int = 2
+    # Per-step deadlines of a query, in ms (the budget table; see workflows.policies.QUERY_BUDGETS_MS).
+    query_budgets_ms: dict[str, float] = {}
 
     @property
     def qdrant_path(self) -> Path:

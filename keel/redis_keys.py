@@ -32,3 +32,29 @@ def job_files_key(job_id: str) -> str:
 
 
 JOBS_INDEX = "keel:jobs"  # sorted set of job ids by creation time
+
+
+def query_candidates_key(tenant: str, request_id: str) -> str:
+    """Hash: point id -> candidate JSON, for the steps of one query (expires with QUERY_STATE_TTL)."""
+    return f"keel:q:{tenant}:{request_id}:candidates"
+
+
+def query_stream_key(tenant: str, request_id: str) -> str:
+    """Stream: one query's events (sources, tokens, done) for the API to relay as Server-Sent Events."""
+    return f"keel:q:{tenant}:{request_id}:stream"
+
+
+def breaker_key(provider: str) -> str:
+    """Hash: a provider's circuit-breaker state, shared by every worker."""
+    return f"keel:breaker:{provider}"
+
+
+QUERY_STATE_TTL_S = 3600  # long enough for a retried step; short enough not to keep tenant text around
+
+
+def prompt_stats_key(prompt_id: str) -> str:
+    """Hash: per prompt version, JSON answers, parse errors and repairs (parse_error_rate)."""
+    return f"keel:prompt:{prompt_id}:stats"
+
+
+TENANTS_KEY = "keel:tenants"  # set of tenants that have started at least one ingest

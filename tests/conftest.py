@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import redis
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
 
 from infra.services import free_port, start_redis, start_temporal
@@ -20,6 +21,7 @@ from infra.worker import build_ingest_deps, build_workers, contextlib_async_grou
 from ingestion.pipeline import IngestDeps
 from keel import offline  # noqa: F401 - offline environment before any model import
 from keel.config import Settings
+from keel.tracing import interceptors, setup_tracing
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "corpus"
 
@@ -72,15 +74,26 @@ def deps(settings: Settings) -> Iterator[IngestDeps]:
     d.store.close()
 
 
+@pytest.fixture(scope="session")
+def spans(settings: Settings) -> InMemorySpanExporter:
+    """Every span of the test session (API, workflows, activities share the process)."""
+    exporter = InMemorySpanExporter()
+    setup_tracing("keel-test", settings.data_dir, exporter)
+    return exporter
+
+
 @pytest_asyncio.fixture(scope="session")
-async def client(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address)
+async def client(settings: Settings, spans: InMemorySpanExporter) -> Client:
+    return await Client.connect(settings.temporal_address, interceptors=interceptors())
 
 
 @pytest_asyncio.fixture(scope="session")
 async def worker(client: Client, settings: Settings, deps: IngestDeps) -> AsyncIterator[None]:
-    with ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor:
-        async with contextlib_async_group(build_workers(client, settings, deps, executor)):
+    with (
+        ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor,
+        ThreadPoolExecutor(max_workers=settings.max_concurrent_query_activities) as query_executor,
+    ):
+        async with contextlib_async_group(build_workers(client, settings, deps, executor, query_executor)):
             yield
 
 

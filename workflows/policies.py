@@ -99,3 +99,38 @@ def is_small(size_bytes: int) -> bool:
 def runner_for(size_bytes: int) -> Runner:
     """Local activities for a small document, regular heartbeated ones for a large one."""
     return local_step if is_small(size_bytes) else step
+
+
+# Query: every step is a local activity (a task-queue round trip per step would cost ~50 ms
+# each; see ../shared/ENVIRONMENT.md) with a deadline from this one table. A request may tighten
+# or loosen them through QueryInput.budgets_ms. A step that misses its deadline degrades the
+# answer (rerank skipped, extractive answer, no validation) instead of failing the query.
+QUERY_BUDGETS_MS: dict[str, float] = {
+    "retrieve": 2000,
+    "rerank": 800,
+    "context": 1000,
+    "generate": 30000,
+    "validate": 1000,
+}
+QUERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=50),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(milliseconds=400),
+    maximum_attempts=2,
+    non_retryable_error_types=sorted(NON_RETRYABLE_CODES),
+)
+NO_RETRY = RetryPolicy(maximum_attempts=1)  # a skipped step is cheaper than a late one
+
+
+def query_budgets(overrides: dict[str, float]) -> dict[str, float]:
+    return {step: float(overrides.get(step, ms)) for step, ms in QUERY_BUDGETS_MS.items()}
+
+
+async def query_step(
+    activity: Callable[[Any, In], Out], arg: In, budget_ms: float, retry: RetryPolicy = QUERY_RETRY
+) -> Out:
+    """A query step as a local activity that must finish, retries included, within its budget."""
+    budget = timedelta(milliseconds=budget_ms)
+    return await workflow.execute_local_activity_method(
+        activity, arg, start_to_close_timeout=budget, schedule_to_close_timeout=budget, retry_policy=retry
+    )

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 import redis
-from temporalio.client import Client
 
-from api.main import create_app
 from ingestion.pipeline import IngestDeps
-from keel.config import Settings, get_settings
+from keel.config import Settings
+from tests.api.conftest import expect_error
 from tests.conftest import SAMPLES
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
-
-
-@pytest_asyncio.fixture
-async def api(client: Client, settings: Settings, redis_client: redis.Redis) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app()
-    app.dependency_overrides[get_settings] = lambda: settings
-    app.state.temporal = client
-    app.state.redis = redis_client
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://keel") as http:
-        yield http
 
 
 async def _wait_job(api: httpx.AsyncClient, job_id: str, tenant: str) -> dict[str, Any]:
@@ -38,14 +24,6 @@ async def _wait_job(api: httpx.AsyncClient, job_id: str, tenant: str) -> dict[st
             return body
         await asyncio.sleep(0.1)
     raise AssertionError("job did not complete")
-
-
-def _error(resp: httpx.Response, status: int, code: str) -> dict[str, str]:
-    assert resp.status_code == status, resp.text
-    err: dict[str, str] = resp.json()["error"]
-    assert err["code"] == code and err["message"] and err["request_id"]
-    assert resp.headers["X-Request-ID"] == err["request_id"]
-    return err
 
 
 async def test_upload_starts_a_job_that_ingests_the_document(
@@ -61,7 +39,9 @@ async def test_upload_starts_a_job_that_ingests_the_document(
     assert result["status"] == "ingested" and result["chunks"] >= 1 and result["source"] == "overview.md"
 
     # another tenant cannot see the job
-    _error(await api.get(f"/v1/jobs/{accepted['job_id']}", headers={"X-Keel-Tenant": tenant + "x"}), 404, "not_found")
+    expect_error(
+        await api.get(f"/v1/jobs/{accepted['job_id']}", headers={"X-Keel-Tenant": tenant + "x"}), 404, "not_found"
+    )
 
 
 async def test_corrupt_upload_fails_in_its_job_with_a_code(api: httpx.AsyncClient, tenant: str) -> None:
@@ -84,7 +64,7 @@ async def test_bad_uploads_are_refused_with_specific_codes(
     api: httpx.AsyncClient, tenant: str, name: str, data: bytes, status: int, code: str
 ) -> None:
     resp = await api.post("/v1/documents", files={"file": (name, data)}, headers={"X-Keel-Tenant": tenant})
-    _error(resp, status, code)
+    expect_error(resp, status, code)
 
 
 async def test_oversized_upload_is_refused(api: httpx.AsyncClient, settings: Settings, tenant: str) -> None:
@@ -95,19 +75,19 @@ async def test_oversized_upload_is_refused(api: httpx.AsyncClient, settings: Set
         )
     finally:
         settings.max_upload_bytes = 50 * 1024 * 1024
-    _error(resp, 413, "file_too_large")
+    expect_error(resp, 413, "file_too_large")
 
 
 async def test_missing_or_invalid_tenant(api: httpx.AsyncClient) -> None:
     files = {"file": ("a.md", b"# hi")}
-    _error(await api.post("/v1/documents", files=files), 422, "invalid_request")
-    _error(await api.post("/v1/documents", files=files, headers={"X-Keel-Tenant": "../x"}), 400, "invalid_tenant")
+    expect_error(await api.post("/v1/documents", files=files), 422, "invalid_request")
+    expect_error(await api.post("/v1/documents", files=files, headers={"X-Keel-Tenant": "../x"}), 400, "invalid_tenant")
 
 
 async def test_dead_redis_is_a_503_with_a_reason(api: httpx.AsyncClient, tenant: str) -> None:
     app = api._transport.app  # type: ignore[attr-defined]
     app.state.redis = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    err = _error(await api.get("/v1/jobs/x", headers={"X-Keel-Tenant": tenant}), 503, "redis_unavailable")
+    err = expect_error(await api.get("/v1/jobs/x", headers={"X-Keel-Tenant": tenant}), 503, "redis_unavailable")
     assert "unreachable" in err["message"]
 
 
@@ -115,4 +95,4 @@ async def test_dead_temporal_is_a_503_with_a_reason(api: httpx.AsyncClient, tena
     app = api._transport.app  # type: ignore[attr-defined]
     app.state.temporal = None
     resp = await api.post("/v1/documents", files={"file": ("a.md", b"# hi")}, headers={"X-Keel-Tenant": tenant})
-    _error(resp, 503, "temporal_unavailable")
+    expect_error(resp, 503, "temporal_unavailable")

@@ -16,13 +16,15 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from keel.config import Settings
+from keel.queries import build_query, run_query
 from tests.conftest import SAMPLES
 from tests.helpers import ingest
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
+from workflows.query import QueryWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
-WORKFLOWS = [IngestBatchWorkflow, IngestDocumentWorkflow]
+WORKFLOWS = [IngestBatchWorkflow, IngestDocumentWorkflow, QueryWorkflow]
 
 
 def _history_files() -> list[Path]:
@@ -31,7 +33,7 @@ def _history_files() -> list[Path]:
 
 def test_histories_are_committed() -> None:
     names = {p.name.split(".")[0] for p in _history_files()}
-    assert {"IngestBatch", "IngestDocument"} <= names
+    assert {"IngestBatch", "IngestDocument", "Query"} <= names
 
 
 @pytest.mark.parametrize("path", _history_files(), ids=lambda p: p.name)
@@ -50,8 +52,12 @@ async def test_record_histories(
     (bad / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
     (bad / "empty.txt").write_bytes(b"")
     await ingest(client, settings, redis_client, [SAMPLES / "keel-overview.md", SAMPLES / "faq.txt", bad], tenant)
+    # a query that degrades (rerank out of budget) covers the workflow's fallback branches too
+    inp = build_query(settings, redis_client, "record", tenant, [], "How do I retry failed files?")
+    inp.budgets_ms = {"rerank": 0}
+    await run_query(client, settings, inp)
     async for wf in client.list_workflows(
-        "WorkflowType IN ('IngestBatch', 'IngestDocument') AND ExecutionStatus != 'Running'"
+        "WorkflowType IN ('IngestBatch', 'IngestDocument', 'Query') AND ExecutionStatus != 'Running'"
     ):
         if tenant not in wf.id and not wf.id.startswith("ingest-batch/"):
             continue

@@ -1,0 +1,228 @@
+"""The query activities: one method per step of QueryWorkflow, all run as local activities.
+
+Candidates live in Redis for the length of a request (key in every input), so the workflow's
+history carries ids and scores rather than passages. With `stream` set, the context step
+publishes the sources and the generation step publishes tokens to the request's Redis stream,
+which the API relays as Server-Sent Events.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from temporalio import activity
+
+from activities.errors import mapped
+from generation import prompts
+from generation.chain import ProviderChain
+from generation.providers import GenerationRequest
+from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
+from generation.validate import check_citations, check_json
+from ingestion.pipeline import IngestDeps
+from keel.query_contracts import (
+    Candidate,
+    ContextInput,
+    ContextOutput,
+    GenerateInput,
+    GenerateOutput,
+    RerankInput,
+    RerankOutput,
+    RetrieveInput,
+    RetrieveOutput,
+    ValidateInput,
+    ValidateOutput,
+)
+from keel.redis_keys import QUERY_STATE_TTL_S, generation_key, prompt_stats_key, query_candidates_key
+from keel.streams import EventSink
+from retrieval.context import ContextConfig, confidence, pack
+from retrieval.filters import query_where
+from retrieval.rerank import Reranker, RerankTimeout
+from retrieval.retriever import HybridRetriever, candidate
+from vectorstore.base import Cond, Where
+
+__all__ = ["QueryActivities"]
+
+
+class QueryActivities:
+    def __init__(
+        self, deps: IngestDeps, reranker: Reranker, chain: ProviderChain, routes: dict[str, list[str]]
+    ) -> None:
+        self.d = deps
+        self.s = deps.settings
+        self.reranker = reranker
+        self.chain = chain
+        self.routes = routes
+        self.routing = RoutingConfig(self.s.clarify_below, self.s.easy_min_confidence, self.s.easy_max_words)
+        self._retriever: HybridRetriever | None = None
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        if self._retriever is None:  # the collection is opened on first use (see Steps.collection)
+            self.d.store.ensure_collection(self.s.collection, self.d.embedder.version.dim)
+            self._retriever = HybridRetriever(self.d.store, self.s.collection, self.d.embedder, self.d.sparse)
+        return self._retriever
+
+    @activity.defn(name="query.retrieve")
+    @mapped
+    def retrieve(self, inp: RetrieveInput) -> RetrieveOutput:
+        started = time.monotonic()
+        q = inp.query
+        generation = int(self.d.redis.get(generation_key(q.tenant)) or 0)
+        key = query_candidates_key(q.tenant, q.request_id)
+        if generation == 0:  # nothing published for this tenant yet
+            return RetrieveOutput(key, [], 0, self.d.embedder.version.key, _ms(started))
+        where = query_where(q.tenant, generation, q.groups, q.filters)
+        found = self.retriever.retrieve(q.question, where, q.mode, self.s.retrieve_candidates, self.s.retrieve_prefetch)
+        if found.candidates:
+            pipe = self.d.redis.pipeline()
+            pipe.hset(key, mapping={pid: json.dumps(asdict(c)) for pid, c in found.candidates.items()})
+            pipe.expire(key, QUERY_STATE_TTL_S)
+            pipe.execute()
+        return RetrieveOutput(key, found.scored, generation, self.d.embedder.version.key, _ms(started))
+
+    @activity.defn(name="query.rerank")
+    @mapped
+    def rerank(self, inp: RerankInput) -> RerankOutput:
+        started = time.monotonic()
+        deadline = started + inp.deadline_ms / 1000
+        head, tail = inp.scored[: self.s.rerank_depth], inp.scored[self.s.rerank_depth :]
+        candidates = self._candidates(inp.candidates_key, [s.point_id for s in head])
+        scored = self.reranker.rerank(inp.question, head, candidates, deadline)
+        if time.monotonic() > deadline:  # a late order is not used: the workflow keeps retrieval's
+            raise RerankTimeout(f"rerank took {_ms(started):.0f} ms; its budget is {inp.deadline_ms:.0f} ms")
+        return RerankOutput([*scored, *tail], self.reranker.name, _ms(started))
+
+    @activity.defn(name="query.context")
+    @mapped
+    def context(self, inp: ContextInput) -> ContextOutput:
+        started = time.monotonic()
+        candidates = self._candidates(inp.candidates_key, [s.point_id for s in inp.scored])
+        tok = self.d.embedder
+        # The prompt as a whole must stay under max_input_tokens: the template and the question
+        # come off the context's share first.
+        overhead = tok.count_tokens([prompts.load(prompts.TEXT_PROMPT).template, inp.question])
+        budget = max(0, min(inp.token_budget or self.s.context_token_budget, self.s.max_input_tokens - sum(overhead)))
+        packed = pack(
+            inp.scored,
+            candidates,
+            ContextConfig(budget, self.s.context_window_hits, self.s.context_window),
+            lambda text: tok.count_tokens([text])[0],
+            self._truncate,
+            lambda hit, window: self._neighbours(inp.tenant, hit, window),
+        )
+        if inp.stream:
+            sources = [
+                {"ref": p.ref, "doc_id": p.doc_id, "source": p.source, "section_path": p.section_path}
+                for p in packed.passages
+            ]
+            EventSink(self.d.redis, inp.tenant, inp.request_id).emit("sources", sources)
+        return ContextOutput(
+            packed.passages,
+            packed.tokens,
+            packed.dropped_duplicates,
+            packed.dropped_over_budget,
+            confidence(inp.scored),
+            _ms(started),
+        )
+
+    @activity.defn(name="query.generate")
+    @mapped
+    def generate(self, inp: GenerateInput) -> GenerateOutput:
+        started = time.monotonic()
+        deadline = started + inp.deadline_ms / 1000
+        sink = EventSink(self.d.redis, inp.tenant, inp.request_id) if inp.stream else None
+        route = inp.route or choose_route(inp.question, inp.confidence, len(inp.passages), self.routing)
+        if route in (NO_SOURCES, CLARIFY):
+            text = no_sources_answer() if route == NO_SOURCES else clarifying_answer(inp.question)
+            if sink is not None:
+                sink.token(text)
+            return GenerateOutput(text, route, "", "", "", "", 0, 0, 0.0, [], True, _ms(started))
+
+        rendered = prompts.render(inp.question, inp.passages, inp.json_schema)
+        max_out = min(inp.max_output_tokens or self.s.max_output_tokens, self.s.max_output_tokens)
+
+        def request(timeout_s: float) -> GenerationRequest:
+            return GenerationRequest(rendered.text, inp.question, inp.passages, max_out, timeout_s, inp.json_schema)
+
+        result = self.chain.run(
+            self.routes.get(route, []),
+            request,
+            deadline,
+            sink.token if sink is not None else None,
+            sink.reset if sink is not None else None,
+        )
+        gen, provider = result.generation, result.provider
+        tokens_in = gen.tokens_in or sum(self.d.embedder.count_tokens([rendered.text]))
+        tokens_out = gen.tokens_out or sum(self.d.embedder.count_tokens([gen.text]))
+        cost = tokens_in / 1000 * provider.price_in_per_1k + tokens_out / 1000 * provider.price_out_per_1k
+        return GenerateOutput(
+            gen.text,
+            route,
+            provider.name,
+            gen.model,
+            rendered.prompt_id,
+            rendered.hash,
+            tokens_in,
+            tokens_out,
+            round(cost, 6),
+            result.attempts,
+            False,
+            _ms(started),
+        )
+
+    @activity.defn(name="query.validate")
+    @mapped
+    def validate(self, inp: ValidateInput) -> ValidateOutput:
+        started = time.monotonic()
+        if inp.clarifying:
+            return ValidateOutput(inp.text, [], 0.0, ms=_ms(started))
+        checked = check_citations(inp.text, inp.passages)
+        out = ValidateOutput(
+            checked.text, checked.citations, checked.supported_rate, checked.unsupported, checked.invalid_refs
+        )
+        if inp.response_format == "json" and inp.json_schema is not None:
+            js = check_json(inp.text, inp.json_schema)
+            out.json_value, out.json_error, out.repaired = js.value, js.error, js.repaired
+            pipe = self.d.redis.pipeline()  # parse_error_rate per prompt version = errors / answers
+            pipe.hincrby(prompt_stats_key(inp.prompt_id), "json_answers", 1)
+            if js.error is not None:
+                pipe.hincrby(prompt_stats_key(inp.prompt_id), "json_parse_errors", 1)
+            if js.repaired:
+                pipe.hincrby(prompt_stats_key(inp.prompt_id), "json_repaired", 1)
+            pipe.execute()
+        out.ms = _ms(started)
+        return out
+
+    def _candidates(self, key: str, ids: Sequence[str]) -> dict[str, Candidate]:
+        if not ids:
+            return {}
+        raw = self.d.redis.hmget(key, list(ids))
+        return {pid: Candidate(**json.loads(v)) for pid, v in zip(ids, raw, strict=True) if v is not None}
+
+    def _neighbours(self, tenant: str, hit: Candidate, window: int) -> list[Candidate]:
+        where = Where(
+            must=(
+                Cond("tenant", value=tenant),
+                Cond("doc_id", value=hit.doc_id),
+                Cond("version", value=hit.version),
+                Cond("chunk_index", gte=hit.chunk_index - window, lte=hit.chunk_index + window),
+            ),
+            must_not=(Cond("chunk_index", value=hit.chunk_index),),
+        )
+        hits, _ = self.d.store.scroll(self.s.collection, where, limit=2 * window)
+        return [candidate(h) for h in hits]
+
+    def _truncate(self, text: str, tokens: int) -> str:
+        ids = self.d.embedder.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
+        return str(self.d.embedder.tokenizer.decode(ids[:tokens]))
+
+    def all(self) -> list[Any]:
+        return [self.retrieve, self.rerank, self.context, self.generate, self.validate]
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 2)

@@ -1,0 +1,200 @@
+"""`make bench-query`: query latency through the HTTP API and QueryWorkflow against direct calls.
+
+A private stack (Temporal dev server, Redis, a data dir) is started; the first `--docs` documents
+of the corpus are ingested with the plain in-process loop (the ingest path is not what is timed
+here). Then the same N queries run twice, with extractive generation so no LLM time is counted:
+1. direct: the query steps (retrieve, rerank, context, generate, validate) called in-process,
+   one after another, on the same code the activities run;
+2. workflow: POST /v1/query to the API (uvicorn), which runs QueryWorkflow on the worker process.
+It prints p50/p95 per step and end to end for both and, last, `query_overhead_p95_ms=`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from evaluation.beir import load_split, write_documents
+from infra.services import free_port, start_redis, start_temporal, wait_port
+from infra.worker import build_ingest_deps, build_query_activities
+from ingestion.pipeline import Steps, ingest_plain
+from keel import offline  # noqa: F401
+from keel.config import Settings
+from keel.contracts import DocumentRef
+from keel.ids import sha256_bytes
+from keel.queries import build_query
+from keel.query_contracts import ContextInput, GenerateInput, RerankInput, RetrieveInput, ValidateInput
+from keel.redis_keys import TENANTS_KEY
+from workflows.policies import query_budgets
+
+TENANT = "bench-query"
+STEPS = ("retrieve", "rerank", "context", "generate", "validate")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def ingest(settings: Settings, paths: list[Path]) -> None:
+    deps = build_ingest_deps(settings)
+    steps = Steps(deps)
+    started = time.perf_counter()
+    for path in paths:
+        data = path.read_bytes()
+        ingest_plain(steps, DocumentRef(TENANT, ["all"], str(path), path.name, sha256_bytes(data), "", len(data)), data)
+    deps.redis.sadd(TENANTS_KEY, TENANT)
+    deps.store.close()
+    print(f"ingested {len(paths)} documents in {time.perf_counter() - started:.0f} s (plain loop)", flush=True)
+
+
+def run_direct(settings: Settings, questions: list[str]) -> dict[str, list[float]]:
+    """The workflow's steps as plain calls, in order, with the same inputs the workflow builds."""
+    deps = build_ingest_deps(settings)
+    acts = build_query_activities(settings, deps)
+    r = deps.redis
+    budget = query_budgets({})
+    times: dict[str, list[float]] = {s: [] for s in (*STEPS, "total")}
+    try:
+        for q in questions:
+            inp = build_query(settings, r, uuid.uuid4().hex, TENANT, [], q)
+            t0 = time.perf_counter()
+            marks = [t0]
+            ret = acts.retrieve(RetrieveInput(inp))
+            marks.append(time.perf_counter())
+            rr = acts.rerank(RerankInput(q, ret.candidates_key, ret.scored, budget["rerank"]))
+            marks.append(time.perf_counter())
+            ctx = acts.context(ContextInput(TENANT, q, ret.candidates_key, rr.scored, 0, inp.request_id))
+            marks.append(time.perf_counter())
+            gen = acts.generate(
+                GenerateInput(inp.request_id, TENANT, q, ctx.passages, ctx.confidence, deadline_ms=budget["generate"])
+            )
+            marks.append(time.perf_counter())
+            acts.validate(ValidateInput(q, gen.text, ctx.passages, gen.prompt_id, clarifying=gen.clarifying))
+            marks.append(time.perf_counter())
+            for i, step in enumerate(STEPS):
+                times[step].append((marks[i + 1] - marks[i]) * 1000)
+            times["total"].append((marks[-1] - t0) * 1000)
+    finally:
+        deps.store.close()
+    return times
+
+
+def run_workflow(api: str, questions: list[str]) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {s: [] for s in (*STEPS, "total")}
+    with httpx.Client(base_url=api, timeout=60) as http:
+        for q in questions:
+            t0 = time.perf_counter()
+            resp = http.post("/v1/query", json={"question": q}, headers={"X-Keel-Tenant": TENANT})
+            elapsed = (time.perf_counter() - t0) * 1000
+            resp.raise_for_status()
+            body = resp.json()
+            for step in STEPS:
+                times[step].append(float(body["timings_ms"].get(step, 0.0)))
+            times["total"].append(elapsed)
+    return times
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def report(direct: dict[str, list[float]], flow: dict[str, list[float]]) -> None:
+    print(f"{'step':<10} {'direct p50':>11} {'direct p95':>11} {'workflow p50':>13} {'workflow p95':>13}")
+    for step in (*STEPS, "total"):
+        d, w = direct[step], flow[step]
+        label = "end to end" if step == "total" else step
+        print(f"{label:<10} {pct(d, 50):11.1f} {pct(d, 95):11.1f} {pct(w, 50):13.1f} {pct(w, 95):13.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/scifact"))
+    parser.add_argument("--queries", type=int, default=200, help="N queries (from the test split)")
+    parser.add_argument("--docs", type=int, default=1000, help="documents to index first (0: all)")
+    parser.add_argument("--warmup", type=int, default=10)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="keel-bench-query-"))
+    temporal = start_temporal(work / "services", port=free_port(), ui_port=None)
+    red = start_redis(work / "services", port=free_port())
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        settings = Settings().model_copy(
+            update={
+                "data_dir": work / "data",
+                "temporal_address": f"127.0.0.1:{temporal.port}",
+                "redis_url": f"redis://127.0.0.1:{red.port}/0",
+            }
+        )
+        paths = write_documents(args.dataset, work / "corpus")
+        ingest(settings, paths[: args.docs] if args.docs else paths)
+        split = load_split(args.dataset, "test")
+        questions = list(split.queries.values())[: args.queries + args.warmup]
+        warm, timed = questions[: args.warmup], questions[args.warmup :]
+
+        run_direct(settings, warm)
+        direct = run_direct(settings, timed)
+
+        env = dict(os.environ)
+        env.update(
+            KEEL_DATA_DIR=str(settings.data_dir),
+            KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
+            KEEL_REDIS_URL=settings.redis_url,
+        )
+        procs.append(_spawn(["-m", "infra.worker"], env, work / "worker.log"))
+        deadline = time.monotonic() + 300
+        while "worker ready" not in (work / "worker.log").read_text(errors="replace"):
+            if procs[0].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((work / "worker.log").read_text()[-2000:])
+            time.sleep(0.2)
+        port = free_port()
+        procs.append(_spawn(["-m", "uvicorn", "api.main:app", "--port", str(port)], env, work / "api.log"))
+        wait_port("127.0.0.1", port, 60, procs[1])
+        api = f"http://127.0.0.1:{port}"
+        run_workflow(api, warm)
+        flow = run_workflow(api, timed)
+
+        print(
+            f"dataset {args.dataset.name}: {len(paths[: args.docs] if args.docs else paths)} documents, {len(timed)} queries (ms)"
+        )
+        report(direct, flow)
+        overhead = pct(flow["total"], 95) - pct(direct["total"], 95)
+        results = {
+            "queries": len(timed),
+            "direct": {
+                k: {"p50": pct(v, 50), "p95": pct(v, 95), "mean": statistics.fmean(v)} for k, v in direct.items()
+            },
+            "workflow": {
+                k: {"p50": pct(v, 50), "p95": pct(v, 95), "mean": statistics.fmean(v)} for k, v in flow.items()
+            },
+            "query_overhead_p95_ms": overhead,
+        }
+        out = Path("bench/results")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"query-{args.dataset.name}.json").write_text(json.dumps(results, indent=2))
+        print(f"query_overhead_p95_ms={overhead:.1f}")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=60)
+        temporal.stop()
+        red.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Retrieval quality on BEIR-format datasets: `keel eval`, and the train-split tuner for the re-scorer."""

@@ -1,0 +1,131 @@
+"""The provider chain: each link tried in turn within the step's budget; extractive is always last.
+
+Per link: skipped while its breaker is open; otherwise up to `max_attempts` calls, each with the
+time left as its timeout. A 5xx, a refused connection or a 429 is retried after a capped,
+jittered backoff (or the server's Retry-After) when the budget allows; a timeout, a malformed
+reply or a truncated stream moves straight on to the next link. Every attempt is recorded with
+its reason. The extractive answerer needs no network and a few milliseconds, so a slice of the
+budget is always kept for it: the chain cannot run out of time without an answer.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from generation.breaker import Breaker
+from generation.providers import Generation, GenerationRequest, OnToken, Provider, ProviderError
+from keel.query_contracts import ProviderAttempt
+
+RETRYABLE = ("http_500", "http_502", "http_503", "http_504", "rate_limited", "connection_error")
+EXTRACTIVE_RESERVE_S = 0.05
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    max_attempts: int = 2
+    base_backoff_s: float = 0.2
+    max_backoff_s: float = 2.0
+
+
+@dataclass
+class ChainResult:
+    generation: Generation
+    provider: Provider
+    attempts: list[ProviderAttempt]
+
+
+class ProviderChain:
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        last_resort: Provider,
+        breaker: Breaker,
+        retry: RetryConfig,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.providers = providers
+        self.last_resort = last_resort
+        self.breaker = breaker
+        self.retry = retry
+        self.sleep = sleep
+
+    def run(
+        self,
+        chain: Sequence[str],
+        request: Callable[[float], GenerationRequest],  # timeout_s -> request
+        deadline: float,  # time.monotonic()
+        on_token: OnToken | None = None,
+        on_fallback: Callable[[str], None] | None = None,  # a streamed partial answer is void
+    ) -> ChainResult:
+        attempts: list[ProviderAttempt] = []
+        for name in chain:
+            provider = self.providers.get(name)
+            if provider is None:
+                attempts.append(ProviderAttempt(name, "", "skipped", "not configured"))
+                continue
+            result = self._try(provider, request, deadline, attempts, on_token, on_fallback)
+            if result is not None:
+                return ChainResult(result, provider, attempts)
+        started = time.monotonic()
+        gen = self.last_resort.generate(request(max(0.0, deadline - started)), on_token)
+        attempts.append(
+            ProviderAttempt(self.last_resort.name, self.last_resort.model, "ok", ms=(time.monotonic() - started) * 1000)
+        )
+        return ChainResult(gen, self.last_resort, attempts)
+
+    def _try(
+        self,
+        provider: Provider,
+        request: Callable[[float], GenerationRequest],
+        deadline: float,
+        attempts: list[ProviderAttempt],
+        on_token: OnToken | None,
+        on_fallback: Callable[[str], None] | None,
+    ) -> Generation | None:
+        for attempt in range(1, self.retry.max_attempts + 1):
+            left = deadline - time.monotonic() - EXTRACTIVE_RESERVE_S
+            if left <= 0:
+                attempts.append(ProviderAttempt(provider.name, provider.model, "skipped", "budget spent"))
+                return None
+            if not self.breaker.allow(provider.name):
+                attempts.append(ProviderAttempt(provider.name, provider.model, "breaker_open"))
+                return None
+            started = time.monotonic()
+            streamed = False
+
+            def relay(token: str) -> None:
+                nonlocal streamed
+                streamed = True
+                if on_token is not None:
+                    on_token(token)
+
+            try:
+                gen = provider.generate(request(left), relay if on_token is not None else None)
+            except ProviderError as exc:
+                ms = (time.monotonic() - started) * 1000
+                outcome = "timeout" if exc.reason == "timeout" else "error"
+                attempts.append(ProviderAttempt(provider.name, provider.model, outcome, exc.reason, ms))
+                self.breaker.failure(provider.name)
+                if streamed and on_fallback is not None:
+                    on_fallback(exc.reason)
+                if exc.reason not in RETRYABLE or attempt == self.retry.max_attempts:
+                    return None
+                wait = self._backoff(attempt, exc.retry_after_s)
+                if time.monotonic() + wait >= deadline - EXTRACTIVE_RESERVE_S:
+                    return None  # no time to wait for another try: next link
+                self.sleep(wait)
+                continue
+            ms = (time.monotonic() - started) * 1000
+            attempts.append(ProviderAttempt(provider.name, provider.model, "ok", ms=ms))
+            self.breaker.success(provider.name)
+            return gen
+        return None
+
+    def _backoff(self, attempt: int, retry_after_s: float | None) -> float:
+        if retry_after_s is not None:
+            return min(retry_after_s, self.retry.max_backoff_s * 4)
+        cap = min(self.retry.max_backoff_s, self.retry.base_backoff_s * 2 ** (attempt - 1))
+        return random.uniform(cap / 2, cap)  # jitter: workers that failed together retry apart

@@ -1,0 +1,53 @@
+"""What a generation provider is, and how it fails.
+
+A provider turns a rendered prompt into text, optionally calling `on_token` as text arrives
+(streaming). It never retries: retries, fallbacks and the breaker belong to the chain
+(`generation.chain`) and to Temporal. Every failure is a `ProviderError` with a short reason
+(`timeout`, `http_500`, `rate_limited`, `malformed_response`, `truncated_stream`, ...) that ends up
+on the answer's attempt list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from keel.query_contracts import ContextPassage
+
+OnToken = Callable[[str], None]
+
+
+class ProviderError(Exception):
+    def __init__(self, reason: str, detail: str = "", retry_after_s: float | None = None) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    question: str
+    passages: list[ContextPassage]
+    max_output_tokens: int
+    timeout_s: float
+    json_schema: dict[str, object] | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    model: str
+
+
+class Provider(Protocol):
+    name: str
+    model: str
+    price_in_per_1k: float
+    price_out_per_1k: float
+
+    def generate(self, req: GenerationRequest, on_token: OnToken | None = None) -> Generation: ...

@@ -1,0 +1,123 @@
+"""Output validation: grounded citations, and JSON that matches the caller's schema.
+
+Citations: every `[n]` must name a passage that was in the context; unknown ones are removed and
+recorded. Each sentence that cites is checked against the passages it cites: it is supported when
+most of its content words (stemmed) occur in them. The share of supported cited sentences is
+recorded on the answer (a lexical check: cheap, explainable, and strict with paraphrase).
+
+JSON: the text is parsed and validated against the schema; if that fails it is repaired once
+(code fences and prose around the value stripped, trailing commas removed) and validated again;
+a second failure is a `json_invalid` result the caller gets as a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from generation.extractive import _stem, _terms
+from keel.query_contracts import Citation, ContextPassage
+
+_REF = re.compile(r"\[(\d{1,3})\]")
+# A sentence ends at . ! ? (or after a citation) before a capital; "[n]" right after a full stop
+# still belongs to the sentence before it.
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?!\[)|(?<=\])\s+(?=[A-Z])")
+SUPPORT_THRESHOLD = 0.6
+SNIPPET_CHARS = 240
+
+
+@dataclass
+class CitationCheck:
+    text: str
+    citations: list[Citation]
+    supported_rate: float
+    unsupported: list[str] = field(default_factory=list)
+    invalid_refs: list[int] = field(default_factory=list)
+
+
+def check_citations(text: str, passages: list[ContextPassage]) -> CitationCheck:
+    by_ref = {p.ref: p for p in passages}
+    invalid = sorted({int(m) for m in _REF.findall(text) if int(m) not in by_ref})
+    if invalid:
+        text = _REF.sub(lambda m: m.group(0) if int(m.group(1)) in by_ref else "", text)
+    cited_refs: list[int] = []
+    supported = total = 0
+    unsupported: list[str] = []
+    for sentence in (s for s in _SENTENCE.split(text) if s.strip()):
+        refs = [int(r) for r in _REF.findall(sentence)]
+        if not refs:
+            continue
+        total += 1
+        cited_refs.extend(r for r in refs if r not in cited_refs)
+        words = {_stem(w) for w in _terms(_REF.sub("", sentence))}
+        source = {_stem(w) for r in refs for w in _terms(by_ref[r].text)}
+        if words and len(words & source) / len(words) >= SUPPORT_THRESHOLD:
+            supported += 1
+        else:
+            unsupported.append(sentence.strip()[:300])
+    citations = [_citation(by_ref[r]) for r in cited_refs]
+    rate = supported / total if total else 0.0
+    return CitationCheck(text.strip(), citations, rate, unsupported, invalid)
+
+
+def _citation(p: ContextPassage) -> Citation:
+    snippet = p.text if len(p.text) <= SNIPPET_CHARS else p.text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
+    return Citation(p.ref, p.doc_id, p.version, p.source, p.section_path, snippet)
+
+
+@dataclass
+class JsonCheck:
+    value: Any = None
+    error: str | None = None
+    repaired: bool = False
+
+
+def check_json(text: str, schema: dict[str, Any]) -> JsonCheck:
+    import jsonschema
+
+    first = _parse_and_validate(text, schema, jsonschema)
+    if first.error is None:
+        return first
+    repaired = _repair(text)
+    if repaired == text:
+        return first
+    second = _parse_and_validate(repaired, schema, jsonschema)
+    second.repaired = second.error is None
+    if second.error is not None:
+        second.error = f"{first.error} (and after one repair: {second.error})"
+    return second
+
+
+def _parse_and_validate(text: str, schema: dict[str, Any], jsonschema: Any) -> JsonCheck:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return JsonCheck(error=f"not JSON: {exc}")
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        return JsonCheck(value=value, error=f"does not match the schema: {exc.message}")
+    return JsonCheck(value=value)
+
+
+def _repair(text: str) -> str:
+    s = text.strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", s, re.S)
+    if fence:
+        s = fence.group(1).strip()
+    starts = [i for i in (s.find("{"), s.find("[")) if i >= 0]
+    if starts:
+        start = min(starts)
+        end = max(s.rfind("}"), s.rfind("]"))
+        if end > start:
+            s = s[start : end + 1]
+    return re.sub(r",\s*([}\]])", r"\1", s)
+
+
+def check_schema(schema: dict[str, Any]) -> None:
+    """A caller's schema must itself be valid JSON Schema (raises jsonschema.SchemaError)."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(schema)

@@ -1,0 +1,111 @@
+"""Starting a query: checks on the caller's input, then QueryWorkflow on the query task queue.
+
+Shared by the API and the CLI so both refuse the same bad input with the same codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDReusePolicy
+
+from keel.config import Settings
+from keel.errors import BadInput, KeelError, NotFound
+from keel.query_contracts import QueryFilters, QueryInput, QueryOutput
+from keel.redis_keys import TENANTS_KEY
+from keel.tenancy import check_groups, check_tenant
+from retrieval.filters import check_filters
+from retrieval.retriever import MODES
+
+
+class EmptyQuestion(BadInput):
+    code = "empty_question"
+
+
+class QuestionTooLong(BadInput):
+    code = "question_too_long"
+    http_status = 413
+
+
+class InvalidSchema(BadInput):
+    code = "invalid_json_schema"
+
+
+class UnknownTenant(NotFound):
+    code = "unknown_tenant"
+
+
+class QueryFailed(KeelError):
+    code = "query_failed"
+
+
+def query_workflow_id(tenant: str, request_id: str) -> str:
+    return f"query/{tenant}/{request_id}"
+
+
+def build_query(
+    settings: Settings,
+    r: redis.Redis,
+    request_id: str,
+    tenant: str,
+    groups: list[str],
+    question: str,
+    filters: QueryFilters | None = None,
+    **options: Any,
+) -> QueryInput:
+    tenant = check_tenant(tenant)
+    groups = check_groups(groups)
+    if not question or not question.strip():
+        raise EmptyQuestion("the question is empty")
+    if len(question) > settings.max_question_chars:
+        raise QuestionTooLong(
+            f"the question is {len(question):,} characters; the limit is {settings.max_question_chars:,}"
+        )
+    if not r.sismember(TENANTS_KEY, tenant):
+        raise UnknownTenant(f"tenant {tenant!r} has never ingested a document")
+    mode = options.get("mode", "hybrid")
+    if mode not in MODES:
+        raise BadInput(f"mode must be one of {', '.join(MODES)}")
+    schema = options.get("json_schema")
+    if schema is not None:
+        from generation.validate import check_schema
+
+        try:
+            check_schema(schema)
+        except Exception as exc:
+            raise InvalidSchema(f"json_schema is not a valid JSON Schema: {exc}") from exc
+    max_out = options.get("max_output_tokens")
+    if max_out is not None and not 1 <= max_out <= settings.max_output_tokens:
+        raise BadInput(f"max_output_tokens must be between 1 and {settings.max_output_tokens}")
+    return QueryInput(
+        request_id=request_id,
+        tenant=tenant,
+        groups=groups,
+        question=question.strip(),
+        filters=check_filters(filters or QueryFilters()),
+        mode=mode,
+        rerank=bool(options.get("rerank", True)),
+        answer=bool(options.get("answer", True)),
+        response_format="json" if schema is not None else "text",
+        json_schema=schema,
+        route=options.get("route"),
+        stream=bool(options.get("stream", False)),
+        max_output_tokens=max_out,
+        budgets_ms=dict(settings.query_budgets_ms),
+    )
+
+
+async def run_query(client: Client, settings: Settings, inp: QueryInput) -> QueryOutput:
+    try:
+        return await client.execute_workflow(
+            "Query",
+            inp,
+            id=query_workflow_id(inp.tenant, inp.request_id),
+            task_queue=settings.query_task_queue,
+            result_type=QueryOutput,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowFailureError as exc:
+        raise QueryFailed(f"the query workflow failed: {exc.cause or exc}") from exc

@@ -1,0 +1,1 @@
+"""Query-side steps: filters, hybrid retrieval, re-scoring and context packing."""

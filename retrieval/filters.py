@@ -1,0 +1,38 @@
+"""A query's filter: what the caller may see (tenant, groups, generation) plus what it asked for."""
+
+from __future__ import annotations
+
+from keel.errors import BadInput
+from keel.query_contracts import QueryFilters
+from vectorstore.base import Cond, Where
+from vectorstore.visibility import visible_at
+
+MAX_FILTER_VALUES = 100
+
+
+class InvalidFilter(BadInput):
+    code = "invalid_filter"
+
+
+def check_filters(f: QueryFilters) -> QueryFilters:
+    for name, values in (("sources", f.sources), ("doc_ids", f.doc_ids)):
+        if len(values) > MAX_FILTER_VALUES:
+            raise InvalidFilter(f"filters.{name} has {len(values)} values; at most {MAX_FILTER_VALUES}")
+        if any(not isinstance(v, str) or not v or len(v) > 1024 for v in values):
+            raise InvalidFilter(f"filters.{name} must be non-empty strings of at most 1024 characters")
+    if f.ingested_after is not None and f.ingested_before is not None and f.ingested_after >= f.ingested_before:
+        raise InvalidFilter("filters.ingested_after must be before filters.ingested_before")
+    return f
+
+
+def query_where(tenant: str, generation: int, groups: list[str], f: QueryFilters) -> Where:
+    """Tenant, access groups and the published generation always; the request's filters on top."""
+    where = visible_at(tenant, generation, groups)
+    extra: list[Cond] = []
+    if f.sources:
+        extra.append(Cond("source", any=tuple(f.sources)))
+    if f.doc_ids:
+        extra.append(Cond("doc_id", any=tuple(f.doc_ids)))
+    if f.ingested_after is not None or f.ingested_before is not None:
+        extra.append(Cond("ingested_at", gte=f.ingested_after, lt=f.ingested_before))
+    return where.and_(*extra)

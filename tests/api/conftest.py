@@ -1,0 +1,33 @@
+"""The app under test, wired to the session's Temporal client and Redis (no lifespan, no network)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest_asyncio
+import redis
+from temporalio.client import Client
+
+from api.main import create_app
+from keel.config import Settings, get_settings
+
+
+@pytest_asyncio.fixture
+async def api(client: Client, settings: Settings, redis_client: redis.Redis) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app()
+    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.temporal = client
+    app.state.redis = redis_client
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://keel", timeout=60) as http:
+        yield http
+
+
+def expect_error(resp: httpx.Response, status: int, code: str) -> dict[str, str]:
+    """A JSON error with this status and code, a message, and the request id in body and header."""
+    assert resp.status_code == status, resp.text
+    err: dict[str, str] = resp.json()["error"]
+    assert err["code"] == code and err["message"] and err["request_id"]
+    assert resp.headers["X-Request-ID"] == err["request_id"]
+    return err

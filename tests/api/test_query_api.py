@@ -1,0 +1,106 @@
+"""POST /v1/query and /v1/query/stream end to end: answers, SSE order, JSON errors, one trace."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import redis
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.client import Client
+
+from keel.config import Settings
+from tests.api.conftest import expect_error
+from tests.conftest import SAMPLES
+from tests.helpers import ingest
+
+pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
+
+
+@pytest_asyncio.fixture
+async def sampled(client: Client, settings: Settings, redis_client: redis.Redis, tenant: str) -> str:
+    await ingest(client, settings, redis_client, [SAMPLES], tenant)
+    return tenant
+
+
+async def test_query_answers_with_citations_timings_and_one_trace(
+    api: httpx.AsyncClient, sampled: str, spans: InMemorySpanExporter
+) -> None:
+    resp = await api.post(
+        "/v1/query", json={"question": "How do I retry failed files?"}, headers={"X-Keel-Tenant": sampled}
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["request_id"] == resp.headers["X-Request-ID"]
+    assert body["citations"] and body["citations"][0]["snippet"] and body["citations"][0]["doc_id"]
+    assert set(body["timings_ms"]) == {"retrieve", "rerank", "context", "generate", "validate"}
+    assert len(body["trace_id"]) == 32
+
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    provider.force_flush()
+    names = {s.name for s in spans.get_finished_spans() if f"{s.context.trace_id:032x}" == body["trace_id"]}
+    assert any(n.startswith("POST /v1/query") for n in names), names
+    assert "RunWorkflow:Query" in names
+    for step in ("retrieve", "rerank", "context", "generate", "validate"):
+        assert f"StartActivity:query.{step}" in names or f"RunActivity:query.{step}" in names, names
+
+
+async def test_stream_sends_sources_before_tokens_and_done_last(api: httpx.AsyncClient, sampled: str) -> None:
+    events: list[tuple[str, Any]] = []
+    async with api.stream(
+        "POST",
+        "/v1/query/stream",
+        json={"question": "How do I retry failed files?"},
+        headers={"X-Keel-Tenant": sampled},
+    ) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        async for line in resp.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line[6:])))
+    kinds = [e for e, _ in events]
+    assert kinds[0] == "sources" and kinds[-1] == "done" and "token" in kinds
+    assert kinds.index("sources") < kinds.index("token")
+    streamed = "".join(d for e, d in events if e == "token")
+    done = events[-1][1]
+    assert done["citations"] and streamed.strip() and done["answer"].startswith(streamed.split(" [")[0][:20])
+
+
+async def test_bad_query_input_is_a_json_error_with_a_code(
+    api: httpx.AsyncClient, settings: Settings, sampled: str
+) -> None:
+    h = {"X-Keel-Tenant": sampled}
+    expect_error(await api.post("/v1/query", json={"question": " "}, headers=h), 400, "empty_question")
+    long_q = "x" * (settings.max_question_chars + 1)
+    expect_error(await api.post("/v1/query", json={"question": long_q}, headers=h), 413, "question_too_long")
+    bad_filter = {"question": "q", "filters": {"doc_ids": [""]}}
+    expect_error(await api.post("/v1/query", json=bad_filter, headers=h), 400, "invalid_filter")
+    expect_error(
+        await api.post("/v1/query", json={"question": "q"}, headers={"X-Keel-Tenant": "nobody-here"}),
+        404,
+        "unknown_tenant",
+    )
+    expect_error(
+        await api.post("/v1/query", json={"question": "q"}, headers={"X-Keel-Tenant": "Bad!"}), 400, "invalid_tenant"
+    )
+    expect_error(await api.post("/v1/query", json={"nope": 1}, headers=h), 422, "invalid_request")
+
+
+async def test_json_answer_that_cannot_match_the_schema_is_a_clearexpect_error(
+    api: httpx.AsyncClient, sampled: str
+) -> None:
+    schema = {"type": "object", "required": ["price"], "properties": {"price": {"type": "number"}}}
+    resp = await api.post(
+        "/v1/query",
+        json={"question": "How do I retry failed files?", "json_schema": schema},
+        headers={"X-Keel-Tenant": sampled},
+    )
+    expect_error(resp, 422, "json_invalid")
