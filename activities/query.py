@@ -8,10 +8,7 @@ which the API relays as Server-Sent Events.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from temporalio import activity
@@ -23,6 +20,7 @@ from generation.providers import GenerationRequest
 from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
 from generation.validate import check_citations, check_json
 from ingestion.pipeline import IngestDeps
+from keel import query_state
 from keel.query_contracts import (
     Candidate,
     ContextInput,
@@ -36,7 +34,7 @@ from keel.query_contracts import (
     ValidateInput,
     ValidateOutput,
 )
-from keel.redis_keys import QUERY_STATE_TTL_S, generation_key, prompt_stats_key, query_candidates_key
+from keel.redis_keys import generation_key, prompt_stats_key, query_candidates_key
 from keel.streams import EventSink
 from retrieval.context import ContextConfig, confidence, pack
 from retrieval.filters import query_where
@@ -45,6 +43,8 @@ from retrieval.retriever import HybridRetriever, candidate
 from vectorstore.base import Cond, Where
 
 __all__ = ["QueryActivities"]
+
+RETRIEVE, RERANK = "retrieve", "rerank"  # rankings kept in the request's state
 
 
 class QueryActivities:
@@ -73,41 +73,42 @@ class QueryActivities:
         q = inp.query
         generation = int(self.d.redis.get(generation_key(q.tenant)) or 0)
         key = query_candidates_key(q.tenant, q.request_id)
+        version = self.d.embedder.version.key
         if generation == 0:  # nothing published for this tenant yet
-            return RetrieveOutput(key, [], 0, self.d.embedder.version.key, _ms(started))
+            return RetrieveOutput(key, RETRIEVE, 0, [], 0, version, _ms(started))
         where = query_where(q.tenant, generation, q.groups, q.filters)
         found = self.retriever.retrieve(q.question, where, q.mode, self.s.retrieve_candidates, self.s.retrieve_prefetch)
-        if found.candidates:
-            pipe = self.d.redis.pipeline()
-            pipe.hset(key, mapping={pid: json.dumps(asdict(c)) for pid, c in found.candidates.items()})
-            pipe.expire(key, QUERY_STATE_TTL_S)
-            pipe.execute()
-        return RetrieveOutput(key, found.scored, generation, self.d.embedder.version.key, _ms(started))
+        query_state.save(self.d.redis, key, RETRIEVE, found.scored, found.candidates)
+        top = found.scored[: query_state.HISTORY_TOP]
+        return RetrieveOutput(key, RETRIEVE, len(found.scored), top, generation, version, _ms(started))
 
     @activity.defn(name="query.rerank")
     @mapped
     def rerank(self, inp: RerankInput) -> RerankOutput:
         started = time.monotonic()
         deadline = started + inp.deadline_ms / 1000
-        head, tail = inp.scored[: self.s.rerank_depth], inp.scored[self.s.rerank_depth :]
-        candidates = self._candidates(inp.candidates_key, [s.point_id for s in head])
-        scored = self.reranker.rerank(inp.question, head, candidates, deadline)
+        ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
+        head, tail = ranked[: self.s.rerank_depth], ranked[self.s.rerank_depth :]
+        candidates = query_state.candidates(self.d.redis, inp.candidates_key, [s.point_id for s in head])
+        scored = [*self.reranker.rerank(inp.question, head, candidates, deadline), *tail]
         if time.monotonic() > deadline:  # a late order is not used: the workflow keeps retrieval's
             raise RerankTimeout(f"rerank took {_ms(started):.0f} ms; its budget is {inp.deadline_ms:.0f} ms")
-        return RerankOutput([*scored, *tail], self.reranker.name, _ms(started))
+        query_state.save(self.d.redis, inp.candidates_key, RERANK, scored, {})
+        return RerankOutput(RERANK, scored[: query_state.HISTORY_TOP], self.reranker.name, _ms(started))
 
     @activity.defn(name="query.context")
     @mapped
     def context(self, inp: ContextInput) -> ContextOutput:
         started = time.monotonic()
-        candidates = self._candidates(inp.candidates_key, [s.point_id for s in inp.scored])
+        ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
+        candidates = query_state.candidates(self.d.redis, inp.candidates_key, [s.point_id for s in ranked])
         tok = self.d.embedder
         # The prompt as a whole must stay under max_input_tokens: the template and the question
         # come off the context's share first.
         overhead = tok.count_tokens([prompts.load(prompts.TEXT_PROMPT).template, inp.question])
         budget = max(0, min(inp.token_budget or self.s.context_token_budget, self.s.max_input_tokens - sum(overhead)))
         packed = pack(
-            inp.scored,
+            ranked,
             candidates,
             ContextConfig(budget, self.s.context_window_hits, self.s.context_window),
             lambda text: tok.count_tokens([text])[0],
@@ -125,7 +126,7 @@ class QueryActivities:
             packed.tokens,
             packed.dropped_duplicates,
             packed.dropped_over_budget,
-            confidence(inp.scored),
+            confidence(ranked),
             _ms(started),
         )
 
@@ -196,12 +197,6 @@ class QueryActivities:
             pipe.execute()
         out.ms = _ms(started)
         return out
-
-    def _candidates(self, key: str, ids: Sequence[str]) -> dict[str, Candidate]:
-        if not ids:
-            return {}
-        raw = self.d.redis.hmget(key, list(ids))
-        return {pid: Candidate(**json.loads(v)) for pid, v in zip(ids, raw, strict=True) if v is not None}
 
     def _neighbours(self, tenant: str, hit: Candidate, window: int) -> list[Candidate]:
         where = Where(

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from evaluation.beir import load_split, write_documents
-from infra.services import free_port, start_redis, start_temporal, wait_port
+from infra.services import SQLITE_PRAGMAS, free_port, start_redis, start_temporal, wait_port
 from infra.worker import build_ingest_deps, build_query_activities
 from ingestion.pipeline import Steps, ingest_plain
 from keel import offline  # noqa: F401
@@ -73,9 +73,9 @@ def run_direct(settings: Settings, questions: list[str]) -> dict[str, list[float
             marks = [t0]
             ret = acts.retrieve(RetrieveInput(inp))
             marks.append(time.perf_counter())
-            rr = acts.rerank(RerankInput(q, ret.candidates_key, ret.scored, budget["rerank"]))
+            rr = acts.rerank(RerankInput(q, ret.candidates_key, ret.ranking, budget["rerank"]))
             marks.append(time.perf_counter())
-            ctx = acts.context(ContextInput(TENANT, q, ret.candidates_key, rr.scored, 0, inp.request_id))
+            ctx = acts.context(ContextInput(TENANT, q, ret.candidates_key, rr.ranking, 0, inp.request_id))
             marks.append(time.perf_counter())
             gen = acts.generate(
                 GenerateInput(inp.request_id, TENANT, q, ctx.passages, ctx.confidence, deadline_ms=budget["generate"])
@@ -126,10 +126,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="N queries (from the test split)")
     parser.add_argument("--docs", type=int, default=1000, help="documents to index first (0: all)")
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--default-sqlite", action="store_true", help="Temporal's SQLite without Keel's pragmas")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="keel-bench-query-"))
-    temporal = start_temporal(work / "services", port=free_port(), ui_port=None)
+    pragmas = () if args.default_sqlite else SQLITE_PRAGMAS
+    temporal = start_temporal(work / "services", port=free_port(), ui_port=None, sqlite_pragmas=pragmas)
     red = start_redis(work / "services", port=free_port())
     procs: list[subprocess.Popen[bytes]] = []
     try:

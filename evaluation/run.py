@@ -27,6 +27,7 @@ from keel.batches import stage, start_batch
 from keel.config import Settings
 from keel.queries import build_query, run_query
 from keel.query_contracts import QueryOutput
+from keel.query_state import final_ranking
 from keel.redis_keys import tenant_docs_key
 
 
@@ -56,7 +57,7 @@ async def ensure_ingested(
     """Ingest the corpus once; returns Keel document id -> BEIR document id."""
     docs_dir = settings.data_dir / "eval" / tenant / "corpus"
     paths = write_documents(folder, docs_dir)
-    mapping = {ids.document_id(tenant, str(p)): p.stem for p in paths}
+    mapping = {ids.document_id(tenant, str(p.resolve())): p.stem for p in paths}  # sources are resolved
     have = int(r.scard(tenant_docs_key(tenant)))
     if have >= len(paths):
         print(f"corpus already ingested into tenant {tenant} ({have} documents)")
@@ -88,7 +89,7 @@ async def run_mode(
             started = time.perf_counter()
             out: QueryOutput = await run_query(client, settings, inp)
             latencies.append((time.perf_counter() - started) * 1000)
-        runs[qid] = [s.doc_id for s in out.ranked]
+        runs[qid] = [s.doc_id for s in final_ranking(r, tenant, inp.request_id, out.ranking)]
 
     await asyncio.gather(*(one(q, t) for q, t in split.queries.items()))
     return runs, latencies

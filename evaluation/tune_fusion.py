@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import uuid
 from pathlib import Path
 
 import redis
@@ -21,6 +22,7 @@ from keel import offline  # noqa: F401
 from keel.config import get_settings
 from keel.queries import build_query, run_query
 from keel.query_contracts import Scored
+from keel.query_state import final_ranking
 from keel.temporal_client import connect
 from retrieval.rerank import FusionReranker
 
@@ -38,9 +40,10 @@ async def main_async(folder: Path) -> None:
     scored: dict[str, list[Scored]] = {}
 
     async def one(qid: str, text: str) -> None:
-        inp = build_query(settings, r, f"tune-{qid}", tenant, [], text, mode="hybrid", rerank=False, answer=False)
+        inp = build_query(settings, r, f"tune-{uuid.uuid4().hex}", tenant, [], text, mode="hybrid", rerank=False, answer=False)
         async with gate:
-            scored[qid] = (await run_query(client, settings, inp)).ranked
+            out = await run_query(client, settings, inp)
+        scored[qid] = final_ranking(r, tenant, inp.request_id, out.ranking)
 
     await asyncio.gather(*(one(q, t) for q, t in split.queries.items()))
     hybrid = summarise({q: [mapping.get(s.doc_id, s.doc_id) for s in v] for q, v in scored.items()}, split.qrels)

@@ -53,7 +53,14 @@ def build_query(
     groups: list[str],
     question: str,
     filters: QueryFilters | None = None,
-    **options: Any,
+    *,
+    mode: str = "hybrid",
+    rerank: bool = True,
+    answer: bool = True,
+    json_schema: dict[str, Any] | None = None,
+    max_output_tokens: int | None = None,
+    route: str | None = None,
+    stream: bool = False,
 ) -> QueryInput:
     tenant = check_tenant(tenant)
     groups = check_groups(groups)
@@ -63,36 +70,36 @@ def build_query(
         raise QuestionTooLong(
             f"the question is {len(question):,} characters; the limit is {settings.max_question_chars:,}"
         )
-    if not r.sismember(TENANTS_KEY, tenant):
-        raise UnknownTenant(f"tenant {tenant!r} has never ingested a document")
-    mode = options.get("mode", "hybrid")
     if mode not in MODES:
         raise BadInput(f"mode must be one of {', '.join(MODES)}")
-    schema = options.get("json_schema")
-    if schema is not None:
+    if route is not None and route not in settings.routes:
+        raise BadInput(f"route must be one of {', '.join(sorted(settings.routes))}")
+    if json_schema is not None:
         from generation.validate import check_schema
 
         try:
-            check_schema(schema)
+            check_schema(json_schema)
         except Exception as exc:
             raise InvalidSchema(f"json_schema is not a valid JSON Schema: {exc}") from exc
-    max_out = options.get("max_output_tokens")
-    if max_out is not None and not 1 <= max_out <= settings.max_output_tokens:
+    if max_output_tokens is not None and not 1 <= max_output_tokens <= settings.max_output_tokens:
         raise BadInput(f"max_output_tokens must be between 1 and {settings.max_output_tokens}")
+    checked = check_filters(filters or QueryFilters())
+    if not r.sismember(TENANTS_KEY, tenant):
+        raise UnknownTenant(f"tenant {tenant!r} has never ingested a document")
     return QueryInput(
         request_id=request_id,
         tenant=tenant,
         groups=groups,
         question=question.strip(),
-        filters=check_filters(filters or QueryFilters()),
+        filters=checked,
         mode=mode,
-        rerank=bool(options.get("rerank", True)),
-        answer=bool(options.get("answer", True)),
-        response_format="json" if schema is not None else "text",
-        json_schema=schema,
-        route=options.get("route"),
-        stream=bool(options.get("stream", False)),
-        max_output_tokens=max_out,
+        rerank=rerank,
+        answer=answer,
+        response_format="json" if json_schema is not None else "text",
+        json_schema=json_schema,
+        route=route,
+        stream=stream,
+        max_output_tokens=max_output_tokens,
         budgets_ms=dict(settings.query_budgets_ms),
     )
 

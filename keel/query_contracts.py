@@ -1,9 +1,11 @@
 """QueryWorkflow and query activity contracts: one dataclass in and one out per step.
 
-The retrieved candidates (chunk text and payload) go to Redis under the request's key; the
-workflow passes that key and the scored ids between steps, so its history stays small (a query
-is a few kilobytes of events, not every candidate's text three times). Only the packed context,
-which the prompt is made of, is in the history. New fields get defaults so running workflows
+The retrieved candidates (chunk text and payload) and each step's ranking of them go to Redis
+under the request's key (`keel.query_state`); the workflow passes the key, the ranking's name and
+the top few scores between steps. Its history stays a few kilobytes, and replaying or converting
+it stays cheap: a hundred nested dataclasses per step cost tens of milliseconds in Temporal's
+data converter (measured by bench-query). Only the packed context, which the prompt is made of,
+is in the history. New fields get defaults so running workflows
 keep decoding old payloads.
 """
 
@@ -76,7 +78,9 @@ class RetrieveInput:
 @dataclass
 class RetrieveOutput:
     candidates_key: str
-    scored: list[Scored]  # best first
+    ranking: str  # name of the ranking in the request's state ("retrieve")
+    count: int
+    top: list[Scored]  # the best few with their scores, for the history and the UI
     generation: int
     embedding_version: str
     ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
@@ -86,13 +90,14 @@ class RetrieveOutput:
 class RerankInput:
     question: str
     candidates_key: str
-    scored: list[Scored]
+    ranking: str
     deadline_ms: float  # the re-scorer gives up past this, and the workflow keeps retrieval order
 
 
 @dataclass
 class RerankOutput:
-    scored: list[Scored]  # best first
+    ranking: str  # "rerank"
+    top: list[Scored]
     reranker: str
     ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
 
@@ -102,7 +107,7 @@ class ContextInput:
     tenant: str
     question: str
     candidates_key: str
-    scored: list[Scored]
+    ranking: str
     token_budget: int
     request_id: str = ""
     stream: bool = False  # publish the sources event once the context is packed
@@ -229,4 +234,4 @@ class QueryOutput:
     no_sources: bool = False
     clarifying: bool = False
     attempts: list[ProviderAttempt] = field(default_factory=list)
-    ranked: list[Scored] = field(default_factory=list)  # the final order, for evaluation
+    ranking: str = ""  # the final ranking's name in the request's state (evaluation reads it)

@@ -18,6 +18,7 @@ from keel.query_contracts import Candidate, ContextPassage, Scored
 
 SHINGLE = 5
 DUPLICATE_JACCARD = 0.8
+MIN_PASSAGE_TOKENS = 16  # less room than this left: the context is full
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,16 @@ def pack(
     used_chunks: set[tuple[str, str, int]] = set()
     tokens = duplicates = over = 0
     for rank, s in enumerate(scored):
+        if config.token_budget - tokens < MIN_PASSAGE_TOKENS and passages:
+            over += len(scored) - rank  # full: the rest cannot fit
+            break
         hit = candidates.get(s.point_id)
         if hit is None or (hit.doc_id, hit.version, hit.chunk_index) in used_chunks:
+            continue
+        # The stored token count (same tokenizer, counted at ingest) rules out what cannot fit
+        # before any shingling or tokenizing is spent on it.
+        if passages and tokens + (hit.token_count or count_tokens(hit.text)) > config.token_budget:
+            over += 1
             continue
         sh = shingles(hit.text)
         if any(jaccard(sh, other) >= config.duplicate_jaccard for other in seen):

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
 STEP_GRACE_MS = 200  # rerank and generate stop themselves at their deadline; the timeout is the backstop
 
 
-@workflow.defn(name="Query")
+@workflow.defn(name="Query", sandboxed=False)
 class QueryWorkflow:
     @workflow.run
     async def run(self, q: QueryInput) -> QueryOutput:
@@ -49,26 +49,26 @@ class QueryWorkflow:
             retrieved = await query_step(QueryActivities.retrieve, RetrieveInput(q), budget["retrieve"])
         except FailureError:  # the step failed or ran out of time: degrade
             degraded.append("retrieve_failed")
-            retrieved = RetrieveOutput("", [], 0, "")
+            retrieved = RetrieveOutput("", "", 0, [], 0, "")
         timings["retrieve"] = retrieved.ms
-        scored = retrieved.scored
+        ranking = retrieved.ranking
 
-        if q.rerank and len(scored) > 1:
+        if q.rerank and retrieved.count > 1:
             try:
                 reranked = await query_step(
                     QueryActivities.rerank,
-                    RerankInput(q.question, retrieved.candidates_key, scored, budget["rerank"]),
+                    RerankInput(q.question, retrieved.candidates_key, ranking, budget["rerank"]),
                     budget["rerank"] + STEP_GRACE_MS,
                     retry=policies.NO_RETRY,
                 )
-                scored = reranked.scored
+                ranking = reranked.ranking
                 timings["rerank"] = reranked.ms
             except FailureError:  # the step failed or ran out of time: degrade
                 degraded.append("rerank_skipped")
 
         if not q.answer:  # retrieval only (evaluation)
             return QueryOutput(
-                q.request_id, "", [], degraded, timings, embedding_version=retrieved.embedding_version, ranked=scored
+                q.request_id, "", [], degraded, timings, embedding_version=retrieved.embedding_version, ranking=ranking
             )
 
         try:
@@ -78,7 +78,7 @@ class QueryWorkflow:
                     q.tenant,
                     q.question,
                     retrieved.candidates_key,
-                    scored,
+                    ranking,
                     q.context_tokens or 0,
                     q.request_id,
                     q.stream,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -21,11 +22,16 @@ pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
 
 
 async def _ask(
-    client: Client, settings: Settings, r: redis.Redis, tenant: str, question: str, **options: object
+    client: Client,
+    settings: Settings,
+    r: redis.Redis,
+    tenant: str,
+    question: str,
+    groups: list[str] | None = None,
+    filters: QueryFilters | None = None,
+    json_schema: dict[str, Any] | None = None,
 ) -> QueryOutput:
-    groups = list(options.pop("groups", []))  # type: ignore[call-overload]
-    filters = options.pop("filters", None)
-    inp = build_query(settings, r, uuid.uuid4().hex, tenant, groups, question, filters, **options)  # type: ignore[arg-type]
+    inp = build_query(settings, r, uuid.uuid4().hex, tenant, groups or [], question, filters, json_schema=json_schema)
     return await run_query(client, settings, inp)
 
 
@@ -122,6 +128,7 @@ def test_bad_query_input_is_refused(settings: Settings, redis_client: redis.Redi
         ({"question": "q", "filters": QueryFilters(doc_ids=[""])}, "invalid_filter"),
         ({"question": "q", "filters": QueryFilters(ingested_after=2.0, ingested_before=1.0)}, "invalid_filter"),
         ({"question": "q", "mode": "psychic"}, "bad_input"),
+        ({"question": "q", "route": "platinum"}, "bad_input"),
         ({"question": "q", "json_schema": {"type": "nonsense"}}, "invalid_json_schema"),
         ({"question": "q", "tenant": "Bad Tenant!"}, "invalid_tenant"),
     ]
