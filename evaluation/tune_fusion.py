@@ -40,7 +40,9 @@ async def main_async(folder: Path) -> None:
     scored: dict[str, list[Scored]] = {}
 
     async def one(qid: str, text: str) -> None:
-        inp = build_query(settings, r, f"tune-{uuid.uuid4().hex}", tenant, [], text, mode="hybrid", rerank=False, answer=False)
+        inp = build_query(
+            settings, r, f"tune-{uuid.uuid4().hex}", tenant, [], text, mode="hybrid", rerank=False, answer=False
+        )
         async with gate:
             out = await run_query(client, settings, inp)
         scored[qid] = final_ranking(r, tenant, inp.request_id, out.ranking)
