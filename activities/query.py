@@ -58,6 +58,9 @@ class QueryActivities:
         self.routes = routes
         self.routing = RoutingConfig(self.s.clarify_below, self.s.easy_min_confidence, self.s.easy_max_words)
         self._retriever: HybridRetriever | None = None
+        # The prompt as a whole must stay under max_input_tokens: the template (fixed, counted
+        # once here) and the question come off the context's share first.
+        self._template_tokens = deps.embedder.count_tokens([prompts.load(prompts.TEXT_PROMPT).template])[0]
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -103,10 +106,8 @@ class QueryActivities:
         ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
         candidates = query_state.candidates(self.d.redis, inp.candidates_key, [s.point_id for s in ranked])
         tok = self.d.embedder
-        # The prompt as a whole must stay under max_input_tokens: the template and the question
-        # come off the context's share first.
-        overhead = tok.count_tokens([prompts.load(prompts.TEXT_PROMPT).template, inp.question])
-        budget = max(0, min(inp.token_budget or self.s.context_token_budget, self.s.max_input_tokens - sum(overhead)))
+        overhead = self._template_tokens + tok.count_tokens([inp.question])[0]
+        budget = max(0, min(inp.token_budget or self.s.context_token_budget, self.s.max_input_tokens - overhead))
         packed = pack(
             ranked,
             candidates,

@@ -15,68 +15,11 @@ import re
 from collections import Counter
 
 from generation.providers import Generation, GenerationRequest, OnToken
+from generation.terms import stems
 from keel.query_contracts import ContextPassage
 
-_WORD = re.compile(r"[a-z0-9]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "do",
-        "does",
-        "for",
-        "from",
-        "has",
-        "have",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "this",
-        "to",
-        "was",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "you",
-        "your",
-        "not",
-        "no",
-    ]
-)
 MAX_SENTENCES = 3
-
-
-def _terms(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1]
-
-
-def _stem(w: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(w) > len(suffix) + 3 and w.endswith(suffix):
-            return w[: -len(suffix)]
-    return w
 
 
 def sentences(text: str) -> list[str]:
@@ -90,16 +33,16 @@ def pick(question: str, passages: list[ContextPassage], k: int = MAX_SENTENCES) 
     matching one inherits its score: in FAQs and Q&A pages the answer follows the question and
     often shares none of its words.
     """
-    q = {_stem(t) for t in _terms(question)}
+    q = stems(question)
     units = [(p, i, s) for p in passages for i, s in enumerate(sentences(p.text))]
     if not q or not units:
         return []
     df: Counter[str] = Counter()
     for _, _, s in units:
-        df.update({_stem(t) for t in _terms(s)})
+        df.update(stems(s))
     n = len(units)
     best_prior = max((p.score for p in passages), default=0.0) or 1.0
-    overlap = [sum(math.log(1 + n / df[t]) for t in q & {_stem(w) for w in _terms(s)}) for _, _, s in units]
+    overlap = [sum(math.log(1 + n / df[t]) for t in q & stems(s)) for _, _, s in units]
     scored = []
     for order, (p, i, s) in enumerate(units):
         if s.rstrip().endswith("?"):

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from generation.extractive import _stem, _terms
+from generation.terms import stems
 from keel.query_contracts import Citation, ContextPassage
 
 _REF = re.compile(r"\[(\d{1,3})\]")
@@ -51,8 +51,8 @@ def check_citations(text: str, passages: list[ContextPassage]) -> CitationCheck:
             continue
         total += 1
         cited_refs.extend(r for r in refs if r not in cited_refs)
-        words = {_stem(w) for w in _terms(_REF.sub("", sentence))}
-        source = {_stem(w) for r in refs for w in _terms(by_ref[r].text)}
+        words = stems(_REF.sub("", sentence))
+        source = set().union(*(stems(by_ref[r].text) for r in refs))
         if words and len(words & source) / len(words) >= SUPPORT_THRESHOLD:
             supported += 1
         else:

@@ -186,7 +186,7 @@ def query(
     """Ask a question; prints the answer with its sources, degradations and timings."""
     import uuid
 
-    from keel.queries import build_query, run_query
+    from keel.queries import build_query, query_workflow_id, run_query
 
     settings = get_settings()
 
@@ -205,7 +205,7 @@ def query(
         if out.degradations:
             console.print(f"[yellow]degraded:[/yellow] {', '.join(out.degradations)}")
         console.print(
-            f"[dim]request {inp.request_id}  ({settings.temporal_ui_link(f'query/{tenant}/{inp.request_id}')})[/dim]"
+            f"[dim]request {inp.request_id}  ({settings.temporal_ui_link(query_workflow_id(inp.tenant, inp.request_id))})[/dim]"
         )
 
     try:
