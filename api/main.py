@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import redis
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from temporalio.client import Client
 
 from api.errors import install_error_handlers, request_id_middleware
 from api.routers import documents, jobs, query
@@ -26,17 +27,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     setup_tracing("keel-api", settings.data_dir)
     app.state.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
-    try:
-        app.state.temporal = await connect(settings)
-    except TemporalUnavailable as exc:  # serve anyway: endpoints answer 503 with the reason
-        log.error("%s", exc.message)
-        app.state.temporal = None
+    if getattr(app.state, "temporal", None) is None:  # hosted with the workers, the app has theirs
+        try:
+            app.state.temporal = await connect(settings)
+        except TemporalUnavailable as exc:  # serve anyway: endpoints answer 503 with the reason
+            log.error("%s", exc.message)
+            app.state.temporal = None
     yield
     app.state.redis.close()
 
 
-def create_app() -> FastAPI:
+def create_app(temporal: Client | None = None) -> FastAPI:
+    """The app; `temporal` is the client of workers in the same process (infra.server), whose
+    queries then start eagerly on them. Without one, the lifespan connects its own."""
     app = FastAPI(title="Keel", version="0.1.0", lifespan=lifespan)
+    app.state.temporal = temporal
     FastAPIInstrumentor.instrument_app(app)  # spans go to whichever provider is installed at start
     app.middleware("http")(request_id_middleware)
     install_error_handlers(app)

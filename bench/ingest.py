@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from temporalio.client import Client
 
 from infra.services import free_port, start_redis, start_temporal
 from infra.worker import build_ingest_deps
@@ -33,6 +32,7 @@ from keel.batches import stage, start_batch
 from keel.config import Settings
 from keel.contracts import DocumentRef
 from keel.ids import sha256_bytes
+from keel.temporal_client import connect
 
 
 @dataclass
@@ -137,7 +137,7 @@ async def run_workflows(settings: Settings, corpus: Path, service_pids: dict[str
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
             await asyncio.sleep(0.2)
-        client = await Client.connect(settings.temporal_address)
+        client = await connect(settings)
         r = redis.Redis.from_url(settings.redis_url)
         pids = {**service_pids, "worker": worker.pid}
         profiler = None

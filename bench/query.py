@@ -5,7 +5,8 @@ of the corpus are ingested with the plain in-process loop (the ingest path is no
 here). Then the same N queries run twice, with extractive generation so no LLM time is counted:
 1. direct: the query steps (retrieve, rerank, context, generate, validate) called in-process,
    one after another, on the same code the activities run;
-2. workflow: POST /v1/query to the API (uvicorn), which runs QueryWorkflow on the worker process.
+2. workflow: POST /v1/query to the API, which starts QueryWorkflow (eagerly) on the workers hosted
+   in the same process (`python -m infra.server`, as `make run` starts it).
 It prints p50/p95 per step and end to end for both and, last, `query_overhead_p95_ms=`.
 """
 
@@ -157,15 +158,16 @@ def main() -> None:
             KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
             KEEL_REDIS_URL=settings.redis_url,
         )
-        procs.append(_spawn(["-m", "infra.worker"], env, work / "worker.log"))
-        deadline = time.monotonic() + 300
-        while "worker ready" not in (work / "worker.log").read_text(errors="replace"):
-            if procs[0].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((work / "worker.log").read_text()[-2000:])
-            time.sleep(0.2)
         port = free_port()
-        procs.append(_spawn(["-m", "uvicorn", "api.main:app", "--port", str(port)], env, work / "api.log"))
-        wait_port("127.0.0.1", port, 60, procs[1])
+        env["KEEL_API_PORT"] = str(port)
+        # The server process hosts the workers and the API, as `make run` starts it.
+        procs.append(_spawn(["-m", "infra.server"], env, work / "server.log"))
+        deadline = time.monotonic() + 300
+        while "worker ready" not in (work / "server.log").read_text(errors="replace"):
+            if procs[0].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((work / "server.log").read_text()[-2000:])
+            time.sleep(0.2)
+        wait_port("127.0.0.1", port, 60, procs[0])
         api = f"http://127.0.0.1:{port}"
         run_workflow(api, warm)
         flow = run_workflow(api, timed)

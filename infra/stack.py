@@ -1,6 +1,6 @@
 """`make run` / `make down`: start and stop the whole embedded stack on loopback.
 
-    python -m infra.stack up      # Temporal (+UI), Redis, worker, API; ingests the sample corpus
+    python -m infra.stack up      # Temporal (+UI), Redis, the server (workers + API); ingests a sample
     python -m infra.stack down    # stops everything `up` started
     python -m infra.stack status
 
@@ -101,19 +101,12 @@ def up(settings: Settings) -> None:
         _record(settings, "redis", svc.proc.pid)
     print(f"redis     {settings.redis_url}")
 
-    if (pid := _running(settings, "worker")) is None:
-        pid = _spawn_python(settings, "worker", ["-m", "infra.worker"])
-        print("worker    starting (loads the models)...", flush=True)
-        _wait_for_line(data / "logs" / "worker.log", "worker ready", pid, timeout=300)
-    print(f"worker    pid {pid}  (log {data / 'logs' / 'worker.log'})")
-
-    if (pid := _running(settings, "api")) is None:
-        pid = _spawn_python(
-            settings,
-            "api",
-            ["-m", "uvicorn", "api.main:app", "--host", settings.api_host, "--port", str(settings.api_port)],
-        )
+    if (pid := _running(settings, "server")) is None:
+        pid = _spawn_python(settings, "server", ["-m", "infra.server"])
+        print("server    starting (loads the models)...", flush=True)
+        _wait_for_line(data / "logs" / "server.log", "worker ready", pid, timeout=300)
         wait_port(settings.api_host, settings.api_port, timeout=60)
+    print(f"server    pid {pid}: workers and API  (log {data / 'logs' / 'server.log'})")
     print(
         f"api       http://{settings.api_host}:{settings.api_port}  (docs http://{settings.api_host}:{settings.api_port}/docs)"
     )
@@ -132,7 +125,7 @@ def up(settings: Settings) -> None:
 
 
 def down(settings: Settings) -> None:
-    for name in ("api", "worker", "redis", "temporal"):  # reverse start order
+    for name in ("server", "redis", "temporal"):  # reverse start order
         pid = _running(settings, name)
         if pid is None:
             continue
@@ -150,7 +143,7 @@ def down(settings: Settings) -> None:
 
 
 def status(settings: Settings) -> None:
-    for name in ("temporal", "redis", "worker", "api"):
+    for name in ("temporal", "redis", "server"):
         pid = _running(settings, name)
         print(f"{name:9} {'running, pid ' + str(pid) if pid else 'stopped'}")
 

@@ -1,7 +1,8 @@
-"""The worker process: hosts the workflows and activities, owns the embedded Qdrant.
+"""The worker: hosts the workflows and activities, owns the embedded Qdrant.
 
-`python -m infra.worker`. Models load once here, at start. Ingestion runs on its own task queue
-so a big batch never eats the interactive query path's capacity.
+`python -m infra.worker` runs it alone; `python -m infra.server` (what `make run` starts) runs it
+with the HTTP API in the same process. Models load once, at start. Ingestion runs on its own task
+queue so a big batch never eats the interactive query path's capacity.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 import redis
 from temporalio.client import Client
@@ -31,7 +34,8 @@ from keel import offline  # noqa: F401 - sets the offline environment before any
 from keel.blobstore import BlobStore
 from keel.config import Settings, get_settings
 from keel.jobs import JobStore
-from keel.tracing import interceptors, setup_tracing
+from keel.temporal_client import connect
+from keel.tracing import setup_tracing
 from retrieval.rerank import build_reranker
 from vectorstore.factory import open_store
 from workflows.ingest_batch import IngestBatchWorkflow
@@ -76,13 +80,6 @@ def build_query_activities(settings: Settings, deps: IngestDeps) -> QueryActivit
     return QueryActivities(deps, reranker, chain, settings.routes)
 
 
-async def connect(settings: Settings) -> Client:
-    # The tracing interceptor on the client is used by the workers built from it too.
-    return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, interceptors=interceptors()
-    )
-
-
 def build_workers(
     client: Client,
     settings: Settings,
@@ -93,6 +90,7 @@ def build_workers(
     ingest = IngestActivities(deps)
     batch = BatchActivities(deps.blobs, JobStore(deps.redis))
     query = build_query_activities(settings, deps)
+    query.warm_up()  # at start, so the first query does not pay for it
     return [
         # Queries on their own task queue and thread pool, so a big ingest never queues them.
         Worker(
@@ -116,24 +114,36 @@ def build_workers(
     ]
 
 
-async def run_worker(settings: Settings) -> None:
-    setup_tracing("keel-worker", settings.data_dir)
+@asynccontextmanager
+async def hosted(settings: Settings, service: str) -> AsyncIterator[Client]:
+    """Tracing, the models, the vector store and both Temporal workers, up for the block.
+
+    Yields the client the workers poll with: a workflow started through it can start eagerly
+    on them (see infra.server).
+    """
+    setup_tracing(service, settings.data_dir)
     deps = build_ingest_deps(settings)
-    client = await connect(settings)
+    try:
+        client = await connect(settings)
+        with (
+            ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor,
+            ThreadPoolExecutor(max_workers=settings.max_concurrent_query_activities) as query_executor,
+        ):
+            async with contextlib_async_group(build_workers(client, settings, deps, executor, query_executor)):
+                log.info("workers ready on %s and %s", settings.query_task_queue, settings.ingest_task_queue)
+                yield client
+    finally:
+        deps.store.close()
+
+
+async def run_worker(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    with (
-        ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor,
-        ThreadPoolExecutor(max_workers=settings.max_concurrent_query_activities) as query_executor,
-    ):
-        workers = build_workers(client, settings, deps, executor, query_executor)
-        async with contextlib_async_group(workers):
-            log.info("worker ready on %s", settings.ingest_task_queue)
-            print("worker ready", flush=True)
-            await stop.wait()
-    deps.store.close()
+    async with hosted(settings, "keel-worker"):
+        print("worker ready", flush=True)
+        await stop.wait()
 
 
 class contextlib_async_group:

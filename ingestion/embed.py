@@ -47,7 +47,7 @@ class Embedder:
         self.tokenizer = self.model.tokenizer
         self.batch_size = batch_size
         self.window = int(self.model.max_seq_length or 256)
-        dim = int(self.model.encode(["dimension probe"]).shape[1])
+        dim = int(self.model.encode(["dimension probe"], show_progress_bar=False).shape[1])
         self.version = EmbeddingVersion(model_id, dim, True, self.window, CHUNKER_VERSION)
         # torch releases the GIL, so forward passes can run side by side: as many as there are
         # cores for the threads each one uses. More than that oversubscribes and thrashes.
@@ -78,7 +78,13 @@ class Embedder:
         windows = [self._windows(t) for t in texts]
         flat = [w for ws in windows for w, _ in ws]
         with self._slots:
-            vecs = self.model.encode(flat, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+            vecs = self.model.encode(
+                flat,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,  # its bar would fill the worker's log at INFO
+            )
         out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
         i = 0
         for row, ws in enumerate(windows):

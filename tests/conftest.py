@@ -21,7 +21,8 @@ from infra.worker import build_ingest_deps, build_workers, contextlib_async_grou
 from ingestion.pipeline import IngestDeps
 from keel import offline  # noqa: F401 - offline environment before any model import
 from keel.config import Settings
-from keel.tracing import interceptors, setup_tracing
+from keel.temporal_client import connect
+from keel.tracing import setup_tracing
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "corpus"
 
@@ -84,7 +85,7 @@ def spans(settings: Settings) -> InMemorySpanExporter:
 
 @pytest_asyncio.fixture(scope="session")
 async def client(settings: Settings, spans: InMemorySpanExporter) -> Client:
-    return await Client.connect(settings.temporal_address, interceptors=interceptors())
+    return await connect(settings)
 
 
 @pytest_asyncio.fixture(scope="session")

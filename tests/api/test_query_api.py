@@ -44,8 +44,12 @@ async def test_query_answers_with_citations_timings_and_one_trace(
     provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
     provider.force_flush()
-    names = {s.name for s in spans.get_finished_spans() if f"{s.context.trace_id:032x}" == body["trace_id"]}
+    in_trace = [s for s in spans.get_finished_spans() if f"{s.context.trace_id:032x}" == body["trace_id"]]
+    names = {s.name for s in in_trace}
     assert any(n.startswith("POST /v1/query") for n in names), names
+    # The app shares the workers' client (as in infra.server), so the workflow started eagerly.
+    request_span = next(s for s in in_trace if s.name == "POST /v1/query")
+    assert (request_span.attributes or {}).get("keel.eager_start") is True
     assert "RunWorkflow:Query" in names
     for step in ("retrieve", "rerank", "context", "generate", "validate"):
         assert f"StartActivity:query.{step}" in names or f"RunActivity:query.{step}" in names, names

@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 import redis
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
 
 from keel.config import Settings
@@ -15,6 +18,7 @@ from keel.errors import BadInput
 from keel.queries import UnknownTenant, build_query, run_query
 from keel.query_contracts import QueryFilters, QueryOutput
 from keel.redis_keys import TENANTS_KEY
+from keel.temporal_client import connect
 from tests.conftest import SAMPLES
 from tests.helpers import ingest
 
@@ -55,6 +59,17 @@ async def test_answer_cites_the_passage_that_holds_it(
     assert out.supported_rate == 1.0  # extractive sentences are copied from the passage they cite
     assert set(out.timings_ms) == {"retrieve", "rerank", "context", "generate", "validate"}
     assert out.degradations == []
+
+
+async def test_a_client_without_workers_starts_queries_the_usual_way(
+    settings: Settings, redis_client: redis.Redis, sampled: str, spans: InMemorySpanExporter
+) -> None:
+    """The CLI or an API-only process has no worker to take the first task: no eager start, same answer."""
+    apart = await connect(settings)
+    with trace.get_tracer("test").start_as_current_span("ask from apart") as span:
+        out = await _ask(apart, settings, redis_client, sampled, "How do I retry failed files?")
+    assert out.citations and not out.degradations
+    assert isinstance(span, ReadableSpan) and (span.attributes or {}).get("keel.eager_start") is False
 
 
 async def test_filters_limit_the_sources(

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from temporalio.client import Client
 
 from keel.batches import stage, start_batch
 from keel.jobs import JobStore
+from keel.temporal_client import connect
 from tests.conftest import SAMPLES, Services, make_settings
 from tests.workflows.test_worker_crash import _start_worker
 
@@ -28,7 +28,7 @@ async def test_unreachable_qdrant_fails_each_file_with_a_retryable_code(services
     finally:
         del os.environ["QDRANT_URL"]
     try:
-        client = await Client.connect(settings.temporal_address)
+        client = await connect(settings)
         r = redis.Redis.from_url(settings.redis_url)
         staged = stage(settings, [SAMPLES / "faq.txt", SAMPLES / "keel-overview.md"], "deadq")
         counters = await (await start_batch(client, settings, r, staged, "deadq", [])).result()

@@ -17,6 +17,7 @@ from temporalio.worker import Replayer
 
 from keel.config import Settings
 from keel.queries import build_query, run_query
+from keel.temporal_client import DATA_CONVERTER
 from tests.conftest import SAMPLES
 from tests.helpers import ingest
 from workflows.ingest_batch import IngestBatchWorkflow
@@ -39,7 +40,7 @@ def test_histories_are_committed() -> None:
 @pytest.mark.parametrize("path", _history_files(), ids=lambda p: p.name)
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    await Replayer(workflows=WORKFLOWS).replay_workflow(history)
+    await Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER).replay_workflow(history)
 
 
 @pytest.mark.skipif(not os.environ.get("KEEL_RECORD_HISTORIES"), reason="set KEEL_RECORD_HISTORIES=1 to re-record")

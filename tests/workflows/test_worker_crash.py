@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from temporalio.client import Client
 
 from keel import ids
 from keel.batches import stage, start_batch
 from keel.config import Settings
 from keel.redis_keys import doc_key, generation_key
+from keel.temporal_client import connect
 from tests.conftest import Services, make_settings
 from vectorstore.base import Cond, Where
 from vectorstore.edge import EdgeStore
@@ -85,7 +85,7 @@ async def test_sigkill_mid_batch_then_restart_finishes_exactly_once(services: Se
     paths = _corpus(tmp_path / "corpus", 24)
     log = tmp_path / "worker.log"
     worker = _start_worker(settings, log)
-    client = await Client.connect(settings.temporal_address)
+    client = await connect(settings)
     staged = stage(settings, [tmp_path / "corpus"], tenant)
     handle = await start_batch(client, settings, r, staged, tenant, [])
 
