@@ -4,9 +4,9 @@ Temporal's default JSON converter rebuilds dataclasses field by field and reads 
 again for every value: decoding a packed context of eight passages took ~0.9 ms, and a query
 decodes ten such payloads between the workflow and its activities. pydantic's compiled
 validators take ~20 µs, once a `TypeAdapter` is built for the type, and building one takes
-~3 ms. temporalio's pydantic converter caches adapters per converter instance, but the worker
-copies converters per workflow activation (serialization context), so inside a workflow every
-payload paid the 3 ms again; the cache here is the process's. The JSON is the same as the
+~3 ms. temporalio's pydantic converter caches adapters per payload-converter instance, but the
+worker builds a new data converter (hence payload converter) for every workflow activation, so
+inside a workflow every payload paid the 3 ms again; the cache here is the process's. The JSON is the same as the
 default converter's, so histories written by either decode with this one.
 """
 
@@ -27,7 +27,7 @@ from temporalio.converter import (
 
 
 @functools.lru_cache(maxsize=1024)
-def _adapter(hint: Any) -> TypeAdapter[Any]:
+def type_adapter(hint: Any) -> TypeAdapter[Any]:
     return TypeAdapter(hint)
 
 
@@ -35,7 +35,7 @@ class JsonConverter(PydanticJSONPlainPayloadConverter):
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         hint = Any if type_hint is None else type_hint
         try:
-            adapter = _adapter(hint)
+            adapter = type_adapter(hint)
         except TypeError:  # an unhashable hint cannot be cached
             adapter = TypeAdapter(hint)
         return adapter.validate_json(payload.data)
