@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=1000, help="documents to index first (0: all)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--default-sqlite", action="store_true", help="Temporal's SQLite without Keel's pragmas")
+    parser.add_argument("--apart", action="store_true", help="API and worker in separate processes (no eager start)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="keel-bench-query-"))
@@ -160,20 +161,25 @@ def main() -> None:
         )
         port = free_port()
         env["KEEL_API_PORT"] = str(port)
-        # The server process hosts the workers and the API, as `make run` starts it.
-        procs.append(_spawn(["-m", "infra.server"], env, work / "server.log"))
+        if args.apart:  # API-only and worker-only processes: queries start the usual way
+            procs.append(_spawn(["-m", "infra.worker"], env, work / "server.log"))
+        else:  # one process hosts the workers and the API, as `make run` starts it
+            procs.append(_spawn(["-m", "infra.server"], env, work / "server.log"))
         deadline = time.monotonic() + 300
         while "worker ready" not in (work / "server.log").read_text(errors="replace"):
             if procs[0].poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((work / "server.log").read_text()[-2000:])
             time.sleep(0.2)
-        wait_port("127.0.0.1", port, 60, procs[0])
+        if args.apart:
+            procs.append(_spawn(["-m", "uvicorn", "api.main:app", "--port", str(port)], env, work / "api.log"))
+        wait_port("127.0.0.1", port, 60, procs[-1])
         api = f"http://127.0.0.1:{port}"
         run_workflow(api, warm)
         flow = run_workflow(api, timed)
 
         print(
             f"dataset {args.dataset.name}: {len(paths[: args.docs] if args.docs else paths)} documents, {len(timed)} queries (ms)"
+            + (", API and worker apart" if args.apart else "")
         )
         report(direct, flow)
         overhead = pct(flow["total"], 95) - pct(direct["total"], 95)
@@ -189,7 +195,9 @@ def main() -> None:
         }
         out = Path("bench/results")
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"query-{args.dataset.name}.json").write_text(json.dumps(results, indent=2))
+        (out / f"query-{args.dataset.name}{'-apart' if args.apart else ''}.json").write_text(
+            json.dumps(results, indent=2)
+        )
         print(f"query_overhead_p95_ms={overhead:.1f}")
     finally:
         for p in procs:
