@@ -72,8 +72,7 @@ class IngestActivities:
     @activity.defn(name="ingest.begin")
     @mapped
     def begin(self, inp: BeginInput) -> BeginOutput:
-        doc_id, unchanged = self.steps.begin(inp.doc)
-        return BeginOutput(doc_id=doc_id, unchanged=unchanged)
+        return self.steps.begin(inp.doc, activity.info().workflow_run_id or "")
 
     @activity.defn(name="ingest.stage")
     @mapped
@@ -165,7 +164,7 @@ class IngestActivities:
         record = document_record(
             inp.doc, inp.title, inp.chunks, inp.duplicates, inp.pii, inp.embedding_version, inp.encoding
         )
-        published = self.steps.publish(inp.doc, inp.doc_id, record)
+        published = self.steps.publish(inp.doc, inp.doc_id, record, activity.info().workflow_run_id or "")
         if not published.already_published:
             for name in ("elements.json", "vectors.npy"):
                 self.d.blobs.delete(work_key(inp.doc.tenant, inp.doc.version, name))

@@ -8,6 +8,7 @@ which the API relays as Server-Sent Events.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, 
 from generation.validate import check_citations, check_json
 from ingestion.pipeline import IngestDeps
 from keel import query_state
+from keel.errors import KeelError
 from keel.query_contracts import (
     Candidate,
     ContextInput,
@@ -44,6 +46,8 @@ from retrieval.retriever import HybridRetriever, candidate
 from vectorstore.base import Cond, Where
 
 __all__ = ["QueryActivities"]
+
+log = logging.getLogger("keel.query")
 
 RETRIEVE, RERANK = "retrieve", "rerank"  # rankings kept in the request's state
 
@@ -74,8 +78,11 @@ class QueryActivities:
         """Open the collection and run each retrieval path once, at start: the first query paid
         for that (~0.5 s) otherwise. The tenant filter matches nothing, so nothing is read back."""
         where = query_where("keel-warm-up", 1, [], QueryFilters())
-        for mode in ("hybrid", "dense", "bm25"):
-            self.retriever.retrieve("warm up", where, mode, 1, 1)
+        try:
+            for mode in ("hybrid", "dense", "bm25"):
+                self.retriever.retrieve("warm up", where, mode, 1, 1)
+        except KeelError as exc:  # e.g. a Qdrant server that is down: the worker still starts
+            log.warning("retrieval warm-up skipped: %s", exc.message)
 
     @activity.defn(name="query.retrieve")
     @mapped

@@ -26,7 +26,7 @@ from ingestion.sparse import SparseEncoder
 from keel import ids
 from keel.blobstore import BlobStore, work_key
 from keel.config import Settings
-from keel.contracts import DocumentRef, StageOutput
+from keel.contracts import BeginOutput, DocumentRef, IngestDocumentOutput, StageOutput
 from keel.redis_keys import doc_key, generation_key, publish_lock_key, tenant_docs_key
 from vectorstore.base import ChunkPoint, Cond, VectorStore, Where
 from vectorstore.visibility import NEVER
@@ -71,15 +71,21 @@ class Steps:
             self._collection_ready = True
         return self.d.settings.collection
 
-    def begin(self, doc: DocumentRef) -> tuple[str, bool]:
-        """(doc id, unchanged): is this exact version already published? If not, mark it in flight."""
+    def begin(self, doc: DocumentRef, run_id: str = "") -> BeginOutput:
+        """Is this exact version already published? If not, mark it in flight.
+
+        `run_id` is the workflow run's: a version this same run published (before a crash made
+        it run begin again) is its own outcome, "ingested", not a repeat ingest's "unchanged".
+        """
         doc_id = ids.document_id(doc.tenant, doc.source)
         key = doc_key(doc.tenant, doc_id)
-        published = self.d.redis.hget(key, "version")
-        if published is not None and _s(published) == doc.version:
-            return doc_id, True
+        record = {_s(k): _s(v) for k, v in self.d.redis.hgetall(key).items()}
+        if record.get("version") == doc.version:
+            if run_id and record.get("published_run") == run_id:
+                return BeginOutput(doc_id, True, published_here=published_output(doc_id, doc.version, record))
+            return BeginOutput(doc_id, True)
         self.d.redis.hset(key, mapping={"staging": doc.version, "source": doc.source})
-        return doc_id, False
+        return BeginOutput(doc_id, False)
 
     def parse(self, doc: DocumentRef, data: bytes) -> ParsedDocument:
         s = self.d.settings
@@ -163,21 +169,24 @@ class Steps:
             for c, v, text in zip(chunks, vectors, texts, strict=True)
         ]
 
-    def publish(self, doc: DocumentRef, doc_id: str, record: dict[str, Any]) -> Published:
+    def publish(self, doc: DocumentRef, doc_id: str, record: dict[str, Any], run_id: str = "") -> Published:
         """Make this version the visible one and retire the previous one, atomically for readers.
 
         Readers see points with visible_from <= G < visible_until, where G is the tenant's
         generation. Under a per-tenant lock: new points get visible_from = G+1, older versions
         get visible_until = G+1, then G becomes G+1 in one Redis transaction with the document
         record. Before the bump readers see only the old version; after it, only the new one.
-        A retry after a crash at any point redoes the same writes or finds the work done.
+        A retry after a crash at any point redoes the same writes or finds the work done; work
+        done by the same workflow run (`run_id`) is reported as this publish's, not a repeat's.
         """
         r = self.d.redis
         key = doc_key(doc.tenant, doc_id)
         with r.lock(publish_lock_key(doc.tenant), timeout=120, blocking_timeout=120):
-            current = r.hget(key, "version")
+            current, published_run, published_gen = r.hmget(key, ["version", "published_run", "generation"])
             gen = int(r.get(generation_key(doc.tenant)) or 0)
             if current is not None and _s(current) == doc.version:
+                if run_id and published_run is not None and _s(published_run) == run_id:
+                    return Published(int(published_gen or gen))
                 return Published(gen, already_published=True)
             nxt = gen + 1
             if current is not None:
@@ -190,7 +199,14 @@ class Steps:
             )
             self.d.store.set_payload(self.collection, older, {"visible_until": nxt, "retired_at": time.time()})
             fields = {k: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for k, v in record.items()}
-            fields.update(version=doc.version, staging="", source=doc.source, published_at=time.time(), generation=nxt)
+            fields.update(
+                version=doc.version,
+                staging="",
+                source=doc.source,
+                published_at=time.time(),
+                generation=nxt,
+                published_run=run_id,
+            )
             pipe = r.pipeline(transaction=True)
             pipe.set(generation_key(doc.tenant), nxt)
             pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # redis' Mapping is invariant
@@ -263,13 +279,26 @@ def document_record(
     }
 
 
+def published_output(doc_id: str, version: str, record: dict[str, str]) -> IngestDocumentOutput:
+    """The outcome a published document record describes (the record's fields as strings)."""
+    return IngestDocumentOutput(
+        doc_id,
+        version,
+        "ingested",
+        chunks=int(record.get("chunks") or 0),
+        duplicates=int(record.get("duplicates") or 0),
+        pii=json.loads(record.get("pii") or "{}"),
+        generation=int(record.get("generation") or 0),
+    )
+
+
 def ingest_plain(steps: Steps, doc: DocumentRef, data: bytes) -> int:
     """One document through every step in-process: the no-orchestration baseline. Returns chunks stored."""
-    doc_id, unchanged = steps.begin(doc)
-    if unchanged:
+    begun = steps.begin(doc)
+    if begun.unchanged:
         return 0
-    staged = steps.stage(doc, doc_id, data)
-    steps.publish(doc, doc_id, staged_record(doc, staged))
+    staged = steps.stage(doc, begun.doc_id, data)
+    steps.publish(doc, begun.doc_id, staged_record(doc, staged))
     return staged.chunks
 
 

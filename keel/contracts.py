@@ -58,6 +58,9 @@ class BeginInput:
 class BeginOutput:
     doc_id: str
     unchanged: bool
+    # This very run published the version already: a crash lost the record of that, and the
+    # re-run begin (local activities run again on replay) hands back the run's own outcome.
+    published_here: IngestDocumentOutput | None = None
 
 
 @dataclass

@@ -44,8 +44,8 @@ class IngestDocumentWorkflow:
     async def run(self, inp: IngestDocumentInput) -> IngestDocumentOutput:
         doc = inp.doc
         begin = await local_step(IngestActivities.begin, BeginInput(doc), policies.BEGIN)
-        if begin.unchanged:
-            return IngestDocumentOutput(begin.doc_id, doc.version, "unchanged")
+        if begin.unchanged:  # published before, by another run or (before a crash) by this one
+            return begin.published_here or IngestDocumentOutput(begin.doc_id, doc.version, "unchanged")
 
         run = policies.runner_for(doc.size)
         if workflow.patched(ONE_STAGE_FOR_SMALL_DOCUMENTS) and policies.is_small(doc.size):

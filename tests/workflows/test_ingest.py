@@ -12,11 +12,12 @@ import redis
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from ingestion.manifest import stage_paths
-from ingestion.pipeline import IngestDeps, Steps
+from ingestion.pipeline import IngestDeps, Published, Steps, staged_record
 from keel import ids
 from keel.batches import stage, start_batch
 from keel.blobstore import BlobStore
 from keel.config import Settings
+from keel.contracts import DocumentRef, IngestDocumentOutput
 from keel.redis_keys import doc_key, generation_key
 from tests.conftest import SAMPLES
 from tests.helpers import ingest, points_of, visible_texts
@@ -247,3 +248,30 @@ async def test_large_document_runs_each_step_as_its_own_activity(
         "ingest.upsert",
         "ingest.publish",
     ]
+
+
+def test_a_run_that_published_before_a_crash_reports_its_own_outcome(deps: IngestDeps, tenant: str) -> None:
+    """Begin, stage and publish of a small document are local activities in one workflow task: a
+    worker killed after publish but before the task completed replays them all in the same run.
+    That run's document was ingested by it, so it must not come back as "unchanged"."""
+    steps = Steps(deps)
+    path = SAMPLES / "faq.txt"
+    data = path.read_bytes()
+    doc = DocumentRef(tenant, ["all"], str(path), path.name, ids.sha256_bytes(data), "", len(data))
+    begun = steps.begin(doc, "run-1")
+    assert not begun.unchanged
+    staged = steps.stage(doc, begun.doc_id, data)
+    record = staged_record(doc, staged)
+    published = steps.publish(doc, begun.doc_id, record, "run-1")
+    assert not published.already_published
+
+    again = steps.begin(doc, "run-1")  # the same run, after the crash
+    expected = IngestDocumentOutput(
+        begun.doc_id, doc.version, "ingested", staged.chunks, staged.duplicates, staged.pii, published.generation
+    )
+    assert again.unchanged and again.published_here == expected
+    assert steps.publish(doc, begun.doc_id, record, "run-1") == Published(published.generation)
+
+    later = steps.begin(doc, "run-2")  # a later ingest of the same bytes is a repeat
+    assert later.unchanged and later.published_here is None
+    assert steps.publish(doc, begun.doc_id, record, "run-2").already_published

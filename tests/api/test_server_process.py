@@ -1,0 +1,102 @@
+"""`python -m infra.server`, the process `make run` starts: the workers and the API together.
+
+A query over real HTTP starts its workflow eagerly on the process's own worker and leaves one
+trace in the process's span file; SIGTERM stops the API and then drains the workers (uvicorn's
+own signal handling would re-raise the signal and kill the process before that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from infra.services import free_port, wait_port
+from keel.config import Settings
+from keel.temporal_client import connect
+from tests.conftest import SAMPLES, Services, make_settings
+from tests.helpers import ingest
+
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
+
+
+def _start_server(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        KEEL_DATA_DIR=str(settings.data_dir),
+        KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
+        KEEL_REDIS_URL=settings.redis_url,
+        KEEL_INGEST_TASK_QUEUE=settings.ingest_task_queue,
+        KEEL_QUERY_TASK_QUEUE=settings.query_task_queue,
+        KEEL_API_PORT=str(settings.api_port),
+        KEEL_TORCH_THREADS="1",
+    )
+    out = open(log, "ab")  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen([sys.executable, "-m", "infra.server"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while "worker ready" not in log.read_text(errors="replace"):
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.2)
+    wait_port("127.0.0.1", settings.api_port, 60, proc)
+    return proc
+
+
+def _spans(settings: Settings, trace_id: str) -> list[dict[str, object]]:
+    path = settings.data_dir / "traces" / "keel-server.jsonl"
+    deadline = time.monotonic() + 15  # spans are exported in batches, every few seconds
+    while time.monotonic() < deadline:
+        if path.exists():
+            found = [s for line in path.read_text().splitlines() if (s := json.loads(line))["trace_id"] == trace_id]
+            if any(s["name"] == "POST /v1/query" for s in found):
+                return found
+        time.sleep(0.5)
+    return []
+
+
+async def test_one_process_answers_over_http_and_stops_cleanly(services: Services, tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    settings = make_settings(
+        services,
+        tmp_path / "data",
+        ingest_task_queue=f"server-ingest-{suffix}",
+        query_task_queue=f"server-query-{suffix}",
+        api_port=free_port(),
+    )
+    tenant = f"server-{suffix}"
+    log = tmp_path / "server.log"
+    server = _start_server(settings, log)
+    try:
+        counters, _ = await ingest(
+            await connect(settings), settings, redis.Redis.from_url(settings.redis_url), [SAMPLES], tenant
+        )
+        assert counters.ingested == 6
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}", timeout=60) as http:
+            resp = await http.post(
+                "/v1/query", json={"question": "How do I retry failed files?"}, headers={"X-Keel-Tenant": tenant}
+            )
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["citations"] and not body["degradations"]
+
+        spans = _spans(settings, body["trace_id"])
+        names = {s["name"] for s in spans}
+        assert "RunWorkflow:Query" in names and "RunActivity:query.retrieve" in names, names
+        request = next(s for s in spans if s["name"] == "POST /v1/query")
+        assert request["attributes"]["keel.eager_start"] is True  # type: ignore[index]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+    assert code == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "Application shutdown complete" in text and "Beginning worker shutdown" in text
