@@ -24,6 +24,7 @@ from pathlib import Path
 
 import redis
 
+from evaluation.beir import DatasetNotFound, check_dataset
 from infra.services import free_port, start_redis, start_temporal
 from infra.worker import build_ingest_deps
 from ingestion.pipeline import Steps, ingest_plain
@@ -187,8 +188,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N documents")
     parser.add_argument("--window", type=int, default=None, help="documents in flight (default: settings)")
     args = parser.parse_args()
-    if not (args.dataset / "corpus.jsonl").exists():
-        sys.exit(f"no corpus.jsonl in {args.dataset}; pass DATASET=<BEIR folder>")
+    try:
+        check_dataset(args.dataset)
+    except DatasetNotFound as exc:
+        sys.exit(exc.message)
 
     work = Path(tempfile.mkdtemp(prefix="keel-bench-ingest-"))
     temporal = start_temporal(work / "services", port=free_port(), ui_port=None)

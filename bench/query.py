@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from evaluation.beir import load_split, write_documents
+from evaluation.beir import DatasetNotFound, check_dataset, load_split, write_documents
 from infra.services import SQLITE_PRAGMAS, free_port, start_redis, start_temporal, wait_port
 from infra.worker import build_ingest_deps, build_query_activities
 from ingestion.pipeline import Steps, ingest_plain
@@ -130,6 +130,10 @@ def main() -> None:
     parser.add_argument("--default-sqlite", action="store_true", help="Temporal's SQLite without Keel's pragmas")
     parser.add_argument("--apart", action="store_true", help="API and worker in separate processes (no eager start)")
     args = parser.parse_args()
+    try:
+        check_dataset(args.dataset)
+    except DatasetNotFound as exc:
+        sys.exit(exc.message)
 
     work = Path(tempfile.mkdtemp(prefix="keel-bench-query-"))
     pragmas = () if args.default_sqlite else SQLITE_PRAGMAS

@@ -12,6 +12,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from keel.errors import NotFound
+
+
+class DatasetNotFound(NotFound):
+    code = "dataset_not_found"
+
+
+def check_dataset(folder: Path) -> Path:
+    """The folder, if it holds a BEIR corpus; else a clear error instead of a traceback later."""
+    if not (folder / "corpus.jsonl").is_file():
+        raise DatasetNotFound(f"no corpus.jsonl in {folder}: point DATASET= (make) or --dataset at a BEIR folder")
+    return folder
+
 
 @dataclass
 class Split:

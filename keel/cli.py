@@ -221,9 +221,14 @@ def eval_(
     out: Annotated[Path, typer.Option(help="where the report goes")] = Path("bench/results"),
 ) -> None:
     """Retrieval quality (nDCG@10, Recall@10/100, MRR) of BM25, dense, hybrid and hybrid + re-score."""
+    from evaluation.beir import check_dataset
     from evaluation.run import DEFAULT, evaluate
 
     settings = get_settings()
+    try:
+        check_dataset(dataset)
+    except KeelError as exc:
+        _fail(exc)
 
     async def run() -> dict[str, dict[str, float]]:
         return await evaluate(await connect(settings), settings, _redis(settings), dataset, split, out)
