@@ -128,7 +128,7 @@ class QueryActivities:
             candidates,
             ContextConfig(budget, self.s.context_window_hits, self.s.context_window),
             lambda text: tok.count_tokens([text])[0],
-            self._truncate,
+            tok.truncate,
             lambda hit, window: self._neighbours(inp.tenant, hit, window),
         )
         if inp.stream:
@@ -226,10 +226,6 @@ class QueryActivities:
         )
         hits, _ = self.d.store.scroll(self.s.collection, where, limit=2 * window)
         return [candidate(h) for h in hits]
-
-    def _truncate(self, text: str, tokens: int) -> str:
-        ids = self.d.embedder.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
-        return str(self.d.embedder.tokenizer.decode(ids[:tokens]))
 
     def all(self) -> list[Any]:
         return [self.retrieve, self.rerank, self.context, self.generate, self.validate]

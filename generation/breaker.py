@@ -27,6 +27,10 @@ class BreakerConfig:
     trial_timeout_s: float = 30.0  # a trial holder that dies frees the slot after this
 
 
+def _trial_key(provider: str) -> str:
+    return breaker_key(provider) + ":trial"  # held by the caller making the half-open trial call
+
+
 class Breaker:
     def __init__(self, client: redis.Redis, config: BreakerConfig) -> None:
         self.r = client
@@ -51,14 +55,14 @@ class Breaker:
             return False
         try:
             ttl_ms = int(self.config.trial_timeout_s * 1000)
-            return bool(self.r.set(breaker_key(provider) + ":trial", "1", nx=True, px=ttl_ms))
+            return bool(self.r.set(_trial_key(provider), "1", nx=True, px=ttl_ms))
         except redis.RedisError:
             return True
 
     def success(self, provider: str) -> None:
         try:
             pipe = self.r.pipeline()
-            pipe.delete(breaker_key(provider), breaker_key(provider) + ":trial")
+            pipe.delete(breaker_key(provider), _trial_key(provider))
             pipe.execute()
         except redis.RedisError:
             pass
@@ -71,7 +75,7 @@ class Breaker:
             if half_open or failures >= self.config.failure_threshold:
                 pipe = self.r.pipeline()
                 pipe.hset(key, "opened_at", time.time())
-                pipe.delete(key + ":trial")
+                pipe.delete(_trial_key(provider))
                 pipe.execute()
         except redis.RedisError:
             pass

@@ -38,7 +38,7 @@ class OpenAICompatProvider:
         self.price_out_per_1k = config.price_out_per_1k
         key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers, transport=None)
+        self._client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers)
 
     def close(self) -> None:
         self._client.close()

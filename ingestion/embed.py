@@ -60,6 +60,11 @@ class Embedder:
         ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(x) for x in ids]
 
+    def truncate(self, text: str, tokens: int) -> str:
+        """The text cut to its first `tokens` tokens (as count_tokens counts them)."""
+        ids = self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
+        return text if len(ids) <= tokens else str(self.tokenizer.decode(ids[:tokens]))
+
     def _windows(self, text: str) -> list[tuple[str, int]]:
         ids = self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
         size = self.window - 2  # [CLS] and [SEP]

@@ -225,15 +225,12 @@ def eval_(
     from evaluation.run import DEFAULT, evaluate
 
     settings = get_settings()
-    try:
-        check_dataset(dataset)
-    except KeelError as exc:
-        _fail(exc)
 
     async def run() -> dict[str, dict[str, float]]:
         return await evaluate(await connect(settings), settings, _redis(settings), dataset, split, out)
 
     try:
+        check_dataset(dataset)
         results = asyncio.run(run())
     except KeelError as exc:
         _fail(exc)

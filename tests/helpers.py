@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,3 +48,26 @@ def visible_texts(deps: IngestDeps, r: redis.Redis, tenant: str, groups: Sequenc
     gen = int(r.get(generation_key(tenant)) or 0)
     hits, _ = deps.store.scroll(deps.settings.collection, visible_at(tenant, gen, groups), limit=1000)
     return sorted(h.payload["text"] for h in hits)
+
+
+def start_keel_process(module: str, settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m <module>` (infra.worker or infra.server) on these settings; returns once its
+    workers are ready. Its output goes to `log`."""
+    env = dict(os.environ)
+    env.update(
+        KEEL_DATA_DIR=str(settings.data_dir),
+        KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
+        KEEL_REDIS_URL=settings.redis_url,
+        KEEL_INGEST_TASK_QUEUE=settings.ingest_task_queue,
+        KEEL_QUERY_TASK_QUEUE=settings.query_task_queue,
+        KEEL_API_PORT=str(settings.api_port),
+        KEEL_TORCH_THREADS="1",
+    )
+    out = open(log, "ab")  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while "worker ready" not in log.read_text(errors="replace"):
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{module} did not start"
+        time.sleep(0.2)
+    return proc

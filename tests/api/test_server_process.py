@@ -8,10 +8,7 @@ own signal handling would re-raise the signal and kill the process before that).
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,31 +21,9 @@ from infra.services import free_port, wait_port
 from keel.config import Settings
 from keel.temporal_client import connect
 from tests.conftest import SAMPLES, Services, make_settings
-from tests.helpers import ingest
+from tests.helpers import ingest, start_keel_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
-
-
-def _start_server(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        KEEL_DATA_DIR=str(settings.data_dir),
-        KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
-        KEEL_REDIS_URL=settings.redis_url,
-        KEEL_INGEST_TASK_QUEUE=settings.ingest_task_queue,
-        KEEL_QUERY_TASK_QUEUE=settings.query_task_queue,
-        KEEL_API_PORT=str(settings.api_port),
-        KEEL_TORCH_THREADS="1",
-    )
-    out = open(log, "ab")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen([sys.executable, "-m", "infra.server"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while "worker ready" not in log.read_text(errors="replace"):
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.2)
-    wait_port("127.0.0.1", settings.api_port, 60, proc)
-    return proc
 
 
 def _spans(settings: Settings, trace_id: str) -> list[dict[str, object]]:
@@ -74,7 +49,8 @@ async def test_one_process_answers_over_http_and_stops_cleanly(services: Service
     )
     tenant = f"server-{suffix}"
     log = tmp_path / "server.log"
-    server = _start_server(settings, log)
+    server = start_keel_process("infra.server", settings, log)
+    wait_port("127.0.0.1", settings.api_port, 60, server)
     try:
         counters, _ = await ingest(
             await connect(settings), settings, redis.Redis.from_url(settings.redis_url), [SAMPLES], tenant

@@ -15,7 +15,7 @@ from keel.batches import stage, start_batch
 from keel.jobs import JobStore
 from keel.temporal_client import connect
 from tests.conftest import SAMPLES, Services, make_settings
-from tests.workflows.test_worker_crash import _start_worker
+from tests.helpers import start_keel_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
 
@@ -24,7 +24,7 @@ async def test_unreachable_qdrant_fails_each_file_with_a_retryable_code(services
     settings = make_settings(services, tmp_path / "data", ingest_task_queue=f"deadq-{uuid.uuid4().hex[:6]}")
     os.environ["QDRANT_URL"] = "http://127.0.0.1:1"  # nothing listens there
     try:
-        worker = _start_worker(settings, tmp_path / "worker.log")
+        worker = start_keel_process("infra.worker", settings, tmp_path / "worker.log")
     finally:
         del os.environ["QDRANT_URL"]
     try:

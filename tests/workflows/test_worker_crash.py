@@ -4,11 +4,7 @@ every document present exactly once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,10 +13,10 @@ import redis
 
 from keel import ids
 from keel.batches import stage, start_batch
-from keel.config import Settings
 from keel.redis_keys import doc_key, generation_key
 from keel.temporal_client import connect
 from tests.conftest import Services, make_settings
+from tests.helpers import start_keel_process
 from vectorstore.base import Cond, Where
 from vectorstore.edge import EdgeStore
 from vectorstore.visibility import NEVER, visible_at
@@ -57,25 +53,6 @@ def _corpus(root: Path, n: int) -> list[Path]:
     return paths
 
 
-def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        KEEL_DATA_DIR=str(settings.data_dir),
-        KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
-        KEEL_REDIS_URL=settings.redis_url,
-        KEEL_INGEST_TASK_QUEUE=settings.ingest_task_queue,
-        KEEL_TORCH_THREADS="1",
-    )
-    out = open(log, "ab")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen([sys.executable, "-m", "infra.worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while "worker ready" not in log.read_text(errors="replace"):
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "worker did not start"
-        time.sleep(0.2)
-    return proc
-
-
 async def test_sigkill_mid_batch_then_restart_finishes_exactly_once(services: Services, tmp_path: Path) -> None:
     settings = make_settings(
         services, tmp_path / "data", ingest_task_queue=f"crash-{uuid.uuid4().hex[:6]}", batch_window=4
@@ -84,7 +61,7 @@ async def test_sigkill_mid_batch_then_restart_finishes_exactly_once(services: Se
     r = redis.Redis.from_url(settings.redis_url)
     paths = _corpus(tmp_path / "corpus", 24)
     log = tmp_path / "worker.log"
-    worker = _start_worker(settings, log)
+    worker = start_keel_process("infra.worker", settings, log)
     client = await connect(settings)
     staged = stage(settings, [tmp_path / "corpus"], tenant)
     handle = await start_batch(client, settings, r, staged, tenant, [])
@@ -94,7 +71,7 @@ async def test_sigkill_mid_batch_then_restart_finishes_exactly_once(services: Se
     worker.send_signal(signal.SIGKILL)  # mid-batch: documents in flight, points half-written
     worker.wait()
 
-    worker = _start_worker(settings, log)
+    worker = start_keel_process("infra.worker", settings, log)
     try:
         counters = await asyncio.wait_for(handle.result(), timeout=300)
     finally:
