@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASET ?= ../shared/datasets/scifact
 PYTEST_ARGS ?=
+PACKAGES := keel contracts encoders ingestion index vectorstore stores observability temporal retrieval generation \
+            pipelines activities workflows app cli api infra evaluation bench
 
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
@@ -41,7 +43,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy keel ingestion retrieval generation evaluation vectorstore activities workflows infra api bench tests
+	$(BIN)/mypy $(PACKAGES) tests
 
 bench-ingest: install
 	$(BIN)/python -m bench.ingest --dataset $(DATASET) $(BENCH_ARGS)

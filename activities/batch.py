@@ -8,9 +8,9 @@ from typing import Any
 from temporalio import activity
 
 from activities.errors import mapped
-from keel.blobstore import BlobStore, manifest_page_key
-from keel.contracts import ManifestEntry, ManifestPageInput, ManifestPageOutput, RecordOutcomesInput
-from keel.jobs import JobStore
+from contracts.batch import ManifestEntry, ManifestPageInput, ManifestPageOutput, RecordOutcomesInput
+from stores.blobs import BlobStore, manifest_page_key
+from stores.jobs import JobStore
 
 
 class BatchActivities:
@@ -22,7 +22,7 @@ class BatchActivities:
     @mapped
     def manifest_page(self, inp: ManifestPageInput) -> ManifestPageOutput:
         raw = self.blobs.get_json(manifest_page_key(inp.job_id, inp.page))
-        return ManifestPageOutput([ManifestEntry(**e) for e in raw])
+        return ManifestPageOutput(entries=[ManifestEntry(**e) for e in raw])
 
     @activity.defn(name="batch.record_outcomes")
     @mapped

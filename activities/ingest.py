@@ -1,6 +1,6 @@
 """The ingestion activities: one method per arrow of IngestDocumentWorkflow.
 
-Each reads its input from the blob store, runs the shared step (`ingestion.pipeline.Steps`) and
+Each reads its input from the blob store, runs the shared step (`pipelines.ingest.IngestSteps`) and
 writes its output under keys derived from (tenant, version), so a retried step rewrites the same
 keys and a retried upsert rewrites the same point ids. Long steps heartbeat their progress.
 """
@@ -18,11 +18,7 @@ from temporalio import activity
 
 from activities.errors import mapped
 from activities.heartbeat import keep_alive, progress, resume_from
-from ingestion.chunk import Chunk
-from ingestion.parse import Element
-from ingestion.pipeline import IngestDeps, Steps, document_record
-from keel.blobstore import work_key
-from keel.contracts import (
+from contracts.ingest import (
     BeginInput,
     BeginOutput,
     ChunkInput,
@@ -42,6 +38,12 @@ from keel.contracts import (
     UpsertInput,
     UpsertOutput,
 )
+from index.catalog import document_record
+from ingestion.chunk import Chunk
+from ingestion.parse import Element
+from pipelines.deps import Deps
+from pipelines.ingest import IngestSteps
+from stores.blobs import work_key
 
 __all__ = ["IngestActivities"]
 
@@ -64,10 +66,10 @@ UPSERT_BATCH = 128
 
 
 class IngestActivities:
-    def __init__(self, deps: IngestDeps) -> None:
+    def __init__(self, deps: Deps) -> None:
         self.d = deps
         self._gil_steps = threading.BoundedSemaphore(max(1, deps.settings.gil_step_slots))
-        self.steps = Steps(deps, gil_gate=self._gil_steps)
+        self.steps = IngestSteps(deps, gil_gate=self._gil_steps)
 
     @activity.defn(name="ingest.begin")
     @mapped
@@ -89,17 +91,19 @@ class IngestActivities:
             parsed = self.steps.parse(inp.doc, data)
         key = work_key(inp.doc.tenant, inp.doc.version, "elements.json")
         self.d.blobs.put_json(key, [e.to_dict() for e in parsed.elements])
-        return ParseOutput(key, len(parsed.elements), parsed.title, parsed.encoding)
+        return ParseOutput(
+            elements_key=key, elements=len(parsed.elements), title=parsed.title, encoding=parsed.encoding
+        )
 
     @activity.defn(name="ingest.chunk")
     @mapped
     @gil_bound
     def chunk(self, inp: ChunkInput) -> ChunkOutput:
         elements = [Element.from_dict(e) for e in self.d.blobs.get_json(inp.elements_key)]
-        chunks = self.steps.chunk(elements)
+        chunks = self.steps.chunk(inp.doc, elements)
         key = work_key(inp.doc.tenant, inp.doc.version, "chunks.json")
         self._save_chunks(key, chunks)
-        return ChunkOutput(key, len(chunks), sum(c.token_count for c in chunks))
+        return ChunkOutput(chunks_key=key, chunks=len(chunks), tokens=sum(c.token_count for c in chunks))
 
     @activity.defn(name="ingest.redact")
     @mapped
@@ -109,7 +113,7 @@ class IngestActivities:
             title, chunks, pii = self.steps.redact(inp.title, self._chunks(inp.chunks_key))
         key = work_key(inp.doc.tenant, inp.doc.version, "redacted.json")
         self._save_chunks(key, chunks)
-        return RedactOutput(key, title, pii)
+        return RedactOutput(chunks_key=key, title=title, pii=pii)
 
     @activity.defn(name="ingest.dedupe")
     @mapped
@@ -118,12 +122,13 @@ class IngestActivities:
         kept, duplicates = self.steps.dedupe(inp.doc, inp.doc_id, self._chunks(inp.chunks_key))
         key = work_key(inp.doc.tenant, inp.doc.version, "kept.json")
         self._save_chunks(key, kept)
-        return DedupeOutput(key, len(kept), duplicates)
+        return DedupeOutput(chunks_key=key, kept=len(kept), duplicates=duplicates)
 
     @activity.defn(name="ingest.embed")
     @mapped
     def embed(self, inp: EmbedInput) -> EmbedOutput:
         """Embeds in batches, saving and heartbeating progress, so a retry resumes mid-document."""
+        index = self.steps.index(inp.doc.tenant)
         texts = self.steps.embedding_texts(inp.title, self._chunks(inp.chunks_key))
         partial_key = work_key(inp.doc.tenant, inp.doc.version, "vectors.partial.npy")
         parts: list[np.ndarray] = []
@@ -132,17 +137,16 @@ class IngestActivities:
             parts = [_load_npy(self.d.blobs.get(partial_key))]
             done = len(parts[0])
         for start in range(done, len(texts), EMBED_BATCH):
-            parts.append(self.d.embedder.embed(texts[start : start + EMBED_BATCH]))
+            parts.append(index.embedder.embed(texts[start : start + EMBED_BATCH]))
             done = min(start + EMBED_BATCH, len(texts))
             if done < len(texts):
                 self.d.blobs.put(partial_key, _dump_npy(np.concatenate(parts)))
             progress(done)
-        dim = self.d.embedder.version.dim
-        vectors = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+        vectors = np.concatenate(parts) if parts else np.zeros((0, index.version.dim), dtype=np.float32)
         key = work_key(inp.doc.tenant, inp.doc.version, "vectors.npy")
         self.d.blobs.put(key, _dump_npy(vectors))
         self.d.blobs.delete(partial_key)
-        return EmbedOutput(key, len(vectors), self.d.embedder.version.key)
+        return EmbedOutput(vectors_key=key, count=len(vectors), embedding_version=index.version.key)
 
     @activity.defn(name="ingest.upsert")
     @mapped
@@ -152,23 +156,30 @@ class IngestActivities:
         chunks = self._chunks(inp.chunks_key)
         vectors = _load_npy(self.d.blobs.get(inp.vectors_key))
         points = self.steps.points(inp.doc, inp.doc_id, inp.title, chunks, vectors)
+        collection = self.steps.collection(inp.doc.tenant)
         for start in range(resume_from(0), len(points), UPSERT_BATCH):
-            self.d.store.upsert(self.steps.collection, points[start : start + UPSERT_BATCH])
+            self.d.store.upsert(collection, points[start : start + UPSERT_BATCH])
             progress(start + UPSERT_BATCH)
-        return UpsertOutput(len(points))
+        return UpsertOutput(points=len(points))
 
     @activity.defn(name="ingest.publish")
     @mapped
     @gil_bound
     def publish(self, inp: PublishInput) -> PublishOutput:
         record = document_record(
-            inp.doc, inp.title, inp.chunks, inp.duplicates, inp.pii, inp.embedding_version, inp.encoding
+            inp.doc,
+            title=inp.title,
+            chunks=inp.chunks,
+            duplicates=inp.duplicates,
+            pii=inp.pii,
+            embedding_version=inp.embedding_version,
+            encoding=inp.encoding,
         )
         published = self.steps.publish(inp.doc, inp.doc_id, record, activity.info().workflow_run_id or "")
         if not published.already_published:
             for name in ("elements.json", "vectors.npy"):
                 self.d.blobs.delete(work_key(inp.doc.tenant, inp.doc.version, name))
-        return PublishOutput(published.generation, published.already_published)
+        return PublishOutput(generation=published.generation, already_published=published.already_published)
 
     def _chunks(self, key: str) -> list[Chunk]:
         return [Chunk.from_dict(c) for c in self.d.blobs.get_json(key)]

@@ -15,16 +15,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.errors import mapped
-from generation import prompts
-from generation.chain import ProviderChain
-from generation.providers import GenerationRequest
-from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
-from generation.validate import check_citations, check_json
-from ingestion.pipeline import IngestDeps
-from keel import query_state
-from keel.errors import KeelError
-from keel.query_contracts import (
-    Candidate,
+from contracts.query import (
     ContextInput,
     ContextOutput,
     GenerateInput,
@@ -37,13 +28,22 @@ from keel.query_contracts import (
     ValidateInput,
     ValidateOutput,
 )
-from keel.redis_keys import generation_key, prompt_stats_key, query_candidates_key
-from keel.streams import EventSink
+from generation import prompts
+from generation.chain import ProviderChain
+from generation.providers import GenerationRequest
+from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
+from generation.validate import check_citations, check_json
+from index.catalog import Catalog
+from keel.errors import KeelError, RerankTimeout
+from pipelines.deps import Deps
 from retrieval.context import ContextConfig, confidence, pack
 from retrieval.filters import query_where
-from retrieval.rerank import Reranker, RerankTimeout
-from retrieval.retriever import HybridRetriever, candidate
-from vectorstore.base import Cond, Where
+from retrieval.rerank import Reranker
+from retrieval.retriever import HybridRetriever, neighbours
+from stores import query_state
+from stores.keys import query_candidates_key
+from stores.prompt_stats import count_json_answer
+from stores.streams import EventSink
 
 __all__ = ["QueryActivities"]
 
@@ -53,34 +53,35 @@ RETRIEVE, RERANK = "retrieve", "rerank"  # rankings kept in the request's state
 
 
 class QueryActivities:
-    def __init__(
-        self, deps: IngestDeps, reranker: Reranker, chain: ProviderChain, routes: dict[str, list[str]]
-    ) -> None:
+    def __init__(self, deps: Deps, reranker: Reranker, chain: ProviderChain, routes: dict[str, list[str]]) -> None:
         self.d = deps
         self.s = deps.settings
         self.reranker = reranker
         self.chain = chain
         self.routes = routes
         self.routing = RoutingConfig(self.s.clarify_below, self.s.easy_min_confidence, self.s.easy_max_words)
-        self._retriever: HybridRetriever | None = None
+        self.catalog = Catalog(deps.redis)
+        self.retriever = HybridRetriever(deps.store, deps.sparse)
         # The prompt as a whole must stay under max_input_tokens: the template (fixed, counted
-        # once here) and the question come off the context's share first.
-        self._template_tokens = deps.embedder.count_tokens([prompts.load(prompts.TEXT_PROMPT).template])[0]
+        # once per tokenizer) and the question come off the context's share first.
+        self._template = prompts.load(prompts.TEXT_PROMPT).template
+        self._template_tokens: dict[str, int] = {}
 
-    @property
-    def retriever(self) -> HybridRetriever:
-        if self._retriever is None:  # the collection is opened on first use (see Steps.collection)
-            self.d.store.ensure_collection(self.s.collection, self.d.embedder.version.dim)
-            self._retriever = HybridRetriever(self.d.store, self.s.collection, self.d.embedder, self.d.sparse)
-        return self._retriever
+    def template_tokens(self, tenant: str) -> int:
+        index = self.d.indexes.active(tenant)
+        if index.version.key not in self._template_tokens:
+            self._template_tokens[index.version.key] = index.embedder.count_tokens([self._template])[0]
+        return self._template_tokens[index.version.key]
 
     def warm_up(self) -> None:
         """Open the collection and run each retrieval path once, at start: the first query paid
         for that (~0.5 s) otherwise. The tenant filter matches nothing, so nothing is read back."""
-        where = query_where("keel-warm-up", 1, [], QueryFilters())
+        tenant = "keel-warm-up"
+        where = query_where(tenant, 1, [], QueryFilters())
         try:
+            index = self.d.indexes.open(tenant)
             for mode in ("hybrid", "dense", "bm25"):
-                self.retriever.retrieve("warm up", where, mode, 1, 1)
+                self.retriever.retrieve(index, "warm up", where, mode, 1, 1)
         except KeelError as exc:  # e.g. a Qdrant server that is down: the worker still starts
             log.warning("retrieval warm-up skipped: %s", exc.message)
 
@@ -89,16 +90,28 @@ class QueryActivities:
     def retrieve(self, inp: RetrieveInput) -> RetrieveOutput:
         started = time.monotonic()
         q = inp.query
-        generation = int(self.d.redis.get(generation_key(q.tenant)) or 0)
+        generation = self.catalog.generation(q.tenant)
         key = query_candidates_key(q.tenant, q.request_id)
-        version = self.d.embedder.version.key
-        if generation == 0:  # nothing published for this tenant yet
-            return RetrieveOutput(key, RETRIEVE, 0, [], 0, version, _ms(started))
-        where = query_where(q.tenant, generation, q.groups, q.filters)
-        found = self.retriever.retrieve(q.question, where, q.mode, self.s.retrieve_candidates, self.s.retrieve_prefetch)
-        query_state.save(self.d.redis, key, RETRIEVE, found.scored, found.candidates)
-        top = found.scored[: query_state.HISTORY_TOP]
-        return RetrieveOutput(key, RETRIEVE, len(found.scored), top, generation, version, _ms(started))
+        index = self.d.indexes.active(q.tenant)
+        found_count, top = 0, []
+        if generation > 0:  # else nothing is published for this tenant yet
+            index = self.d.indexes.open(q.tenant)
+            where = query_where(q.tenant, generation, q.groups, q.filters)
+            s = self.s
+            found = self.retriever.retrieve(
+                index, q.question, where, q.mode, s.retrieve_candidates, s.retrieve_prefetch
+            )
+            query_state.save(self.d.redis, key, RETRIEVE, found.scored, found.candidates)
+            found_count, top = len(found.scored), found.scored[: query_state.HISTORY_TOP]
+        return RetrieveOutput(
+            candidates_key=key,
+            ranking=RETRIEVE,
+            count=found_count,
+            top=top,
+            generation=generation,
+            embedding_version=index.version.key,
+            ms=_ms(started),
+        )
 
     @activity.defn(name="query.rerank")
     @mapped
@@ -112,7 +125,8 @@ class QueryActivities:
         if time.monotonic() > deadline:  # a late order is not used: the workflow keeps retrieval's
             raise RerankTimeout(f"rerank took {_ms(started):.0f} ms; its budget is {inp.deadline_ms:.0f} ms")
         query_state.save(self.d.redis, inp.candidates_key, RERANK, scored, {})
-        return RerankOutput(RERANK, scored[: query_state.HISTORY_TOP], self.reranker.name, _ms(started))
+        top = scored[: query_state.HISTORY_TOP]
+        return RerankOutput(ranking=RERANK, top=top, reranker=self.reranker.name, ms=_ms(started))
 
     @activity.defn(name="query.context")
     @mapped
@@ -120,8 +134,9 @@ class QueryActivities:
         started = time.monotonic()
         ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
         candidates = query_state.candidates(self.d.redis, inp.candidates_key, [s.point_id for s in ranked])
-        tok = self.d.embedder
-        overhead = self._template_tokens + tok.count_tokens([inp.question])[0]
+        index = self.d.indexes.open(inp.tenant)
+        tok = index.embedder
+        overhead = self.template_tokens(inp.tenant) + tok.count_tokens([inp.question])[0]
         budget = max(0, min(inp.token_budget or self.s.context_token_budget, self.s.max_input_tokens - overhead))
         packed = pack(
             ranked,
@@ -129,7 +144,7 @@ class QueryActivities:
             ContextConfig(budget, self.s.context_window_hits, self.s.context_window),
             lambda text: tok.count_tokens([text])[0],
             tok.truncate,
-            lambda hit, window: self._neighbours(inp.tenant, hit, window),
+            lambda hit, window: neighbours(self.d.store, index.collection, inp.tenant, hit, window),
         )
         if inp.stream:
             sources = [
@@ -138,12 +153,12 @@ class QueryActivities:
             ]
             EventSink(self.d.redis, inp.tenant, inp.request_id).emit("sources", sources)
         return ContextOutput(
-            packed.passages,
-            packed.tokens,
-            packed.dropped_duplicates,
-            packed.dropped_over_budget,
-            confidence(ranked),
-            _ms(started),
+            passages=packed.passages,
+            tokens=packed.tokens,
+            dropped_duplicates=packed.dropped_duplicates,
+            dropped_over_budget=packed.dropped_over_budget,
+            confidence=confidence(ranked),
+            ms=_ms(started),
         )
 
     @activity.defn(name="query.generate")
@@ -157,13 +172,20 @@ class QueryActivities:
             text = no_sources_answer() if route == NO_SOURCES else clarifying_answer(inp.question)
             if sink is not None:
                 sink.token(text)
-            return GenerateOutput(text, route, "", "", "", "", 0, 0, 0.0, [], True, _ms(started))
+            return GenerateOutput(text=text, route=route, clarifying=True, ms=_ms(started))
 
         rendered = prompts.render(inp.question, inp.passages, inp.json_schema)
         max_out = min(inp.max_output_tokens or self.s.max_output_tokens, self.s.max_output_tokens)
 
         def request(timeout_s: float) -> GenerationRequest:
-            return GenerationRequest(rendered.text, inp.question, inp.passages, max_out, timeout_s, inp.json_schema)
+            return GenerationRequest(
+                prompt=rendered.text,
+                question=inp.question,
+                passages=inp.passages,
+                max_output_tokens=max_out,
+                timeout_s=timeout_s,
+                json_schema=inp.json_schema,
+            )
 
         result = self.chain.run(
             self.routes.get(route, []),
@@ -173,22 +195,22 @@ class QueryActivities:
             sink.reset if sink is not None else None,
         )
         gen, provider = result.generation, result.provider
-        tokens_in = gen.tokens_in or sum(self.d.embedder.count_tokens([rendered.text]))
-        tokens_out = gen.tokens_out or sum(self.d.embedder.count_tokens([gen.text]))
+        tok = self.d.indexes.active(inp.tenant).embedder
+        tokens_in = gen.tokens_in or sum(tok.count_tokens([rendered.text]))
+        tokens_out = gen.tokens_out or sum(tok.count_tokens([gen.text]))
         cost = tokens_in / 1000 * provider.price_in_per_1k + tokens_out / 1000 * provider.price_out_per_1k
         return GenerateOutput(
-            gen.text,
-            route,
-            provider.name,
-            gen.model,
-            rendered.prompt_id,
-            rendered.hash,
-            tokens_in,
-            tokens_out,
-            round(cost, 6),
-            result.attempts,
-            False,
-            _ms(started),
+            text=gen.text,
+            route=route,
+            provider=provider.name,
+            model=gen.model,
+            prompt_id=rendered.prompt_id,
+            prompt_hash=rendered.hash,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=round(cost, 6),
+            attempts=result.attempts,
+            ms=_ms(started),
         )
 
     @activity.defn(name="query.validate")
@@ -196,36 +218,21 @@ class QueryActivities:
     def validate(self, inp: ValidateInput) -> ValidateOutput:
         started = time.monotonic()
         if inp.clarifying:
-            return ValidateOutput(inp.text, [], 0.0, ms=_ms(started))
+            return ValidateOutput(text=inp.text, citations=[], supported_rate=0.0, ms=_ms(started))
         checked = check_citations(inp.text, inp.passages)
         out = ValidateOutput(
-            checked.text, checked.citations, checked.supported_rate, checked.unsupported, checked.invalid_refs
+            text=checked.text,
+            citations=checked.citations,
+            supported_rate=checked.supported_rate,
+            unsupported=checked.unsupported,
+            invalid_refs=checked.invalid_refs,
         )
         if inp.response_format == "json" and inp.json_schema is not None:
             js = check_json(inp.text, inp.json_schema)
             out.json_value, out.json_error, out.repaired = js.value, js.error, js.repaired
-            pipe = self.d.redis.pipeline()  # parse_error_rate per prompt version = errors / answers
-            pipe.hincrby(prompt_stats_key(inp.prompt_id), "json_answers", 1)
-            if js.error is not None:
-                pipe.hincrby(prompt_stats_key(inp.prompt_id), "json_parse_errors", 1)
-            if js.repaired:
-                pipe.hincrby(prompt_stats_key(inp.prompt_id), "json_repaired", 1)
-            pipe.execute()
+            count_json_answer(self.d.redis, inp.prompt_id, error=js.error is not None, repaired=js.repaired)
         out.ms = _ms(started)
         return out
-
-    def _neighbours(self, tenant: str, hit: Candidate, window: int) -> list[Candidate]:
-        where = Where(
-            must=(
-                Cond("tenant", value=tenant),
-                Cond("doc_id", value=hit.doc_id),
-                Cond("version", value=hit.version),
-                Cond("chunk_index", gte=hit.chunk_index - window, lte=hit.chunk_index + window),
-            ),
-            must_not=(Cond("chunk_index", value=hit.chunk_index),),
-        )
-        hits, _ = self.d.store.scroll(self.s.collection, where, limit=2 * window)
-        return [candidate(h) for h in hits]
 
     def all(self) -> list[Any]:
         return [self.retrieve, self.rerank, self.context, self.generate, self.validate]

@@ -1,4 +1,8 @@
-"""Dependencies as Annotated aliases: settings, clients opened in the lifespan, the caller's tenant."""
+"""Dependencies as Annotated aliases: settings, clients opened in the lifespan, the caller's tenant.
+
+Redis is not pinged per request: a command that cannot reach it raises, and the error handlers
+answer 503 `redis_unavailable` (whenever in the request it happens, not only at its start).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from fastapi import Depends, Header, Request
 from temporalio.client import Client
 
 from keel.config import Settings, get_settings
-from keel.errors import RedisUnavailable, TemporalUnavailable
+from keel.errors import TemporalUnavailable
 from keel.tenancy import check_groups, check_tenant
+from stores.blobs import BlobStore
 
 
 def _temporal(request: Request) -> Client:
@@ -22,11 +27,14 @@ def _temporal(request: Request) -> Client:
 
 def _redis(request: Request) -> redis.Redis:
     client: redis.Redis = request.app.state.redis
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        raise RedisUnavailable(f"Redis is unreachable: {exc}") from exc
     return client
+
+
+def _blobs(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> BlobStore:
+    blobs: BlobStore | None = getattr(request.app.state, "blobs", None)
+    if blobs is None:  # one per app, made on first use (the lifespan makes it when it runs)
+        blobs = request.app.state.blobs = BlobStore(settings.blob_dir)
+    return blobs
 
 
 def _tenant(x_keel_tenant: Annotated[str, Header(description="tenant the request acts for")]) -> str:
@@ -41,5 +49,6 @@ def _groups(x_keel_groups: Annotated[str, Header(description="comma-separated ac
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 RedisDep = Annotated[redis.Redis, Depends(_redis)]
+BlobsDep = Annotated[BlobStore, Depends(_blobs)]
 TenantDep = Annotated[str, Depends(_tenant)]
 GroupsDep = Annotated[list[str], Depends(_groups)]

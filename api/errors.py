@@ -6,13 +6,14 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from keel.errors import KeelError
+from keel.errors import KeelError, RedisUnavailable
 
 log = logging.getLogger("keel.api")
 
@@ -58,6 +59,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KeelError)
     async def _keel(request: Request, exc: KeelError) -> JSONResponse:
         return error_response(request, exc.http_status, exc.code, exc.message)
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def _redis(request: Request, exc: Exception) -> JSONResponse:
+        err = RedisUnavailable(f"Redis is unreachable: {exc}")
+        return error_response(request, err.http_status, err.code, err.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

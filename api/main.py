@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from temporalio.client import Client
@@ -16,8 +15,10 @@ from api.routers import documents, jobs, query
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import get_settings
 from keel.errors import TemporalUnavailable
-from keel.temporal_client import connect
-from keel.tracing import setup_tracing
+from observability.tracing import setup_tracing
+from stores import redis as redis_store
+from stores.blobs import BlobStore
+from temporal.client import connect
 
 log = logging.getLogger("keel.api")
 
@@ -26,7 +27,8 @@ log = logging.getLogger("keel.api")
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     setup_tracing("keel-api", settings.data_dir)
-    app.state.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
+    app.state.redis = redis_store.connect(settings)
+    app.state.blobs = BlobStore(settings.blob_dir)
     if getattr(app.state, "temporal", None) is None:  # hosted with the workers, the app has theirs
         try:
             app.state.temporal = await connect(settings)

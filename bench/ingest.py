@@ -22,18 +22,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
-from evaluation.beir import DatasetNotFound, check_dataset
+from app.ingest import stage, start_batch
+from evaluation.beir import check_dataset
 from infra.services import free_port, start_redis, start_temporal
-from infra.worker import build_ingest_deps
-from ingestion.pipeline import Steps, ingest_plain
 from keel import offline  # noqa: F401
-from keel.batches import stage, start_batch
 from keel.config import Settings
-from keel.contracts import DocumentRef
-from keel.ids import sha256_bytes
-from keel.temporal_client import connect
+from keel.errors import DatasetNotFound
+from pipelines.deps import build_deps
+from pipelines.ingest import IngestSteps, ingest_plain, local_document
+from stores import redis as redis_store
+from temporal.client import connect
 
 
 @dataclass
@@ -75,15 +73,15 @@ def write_corpus(dataset: Path, out: Path, limit: int | None) -> list[Path]:
 
 
 def run_plain(settings: Settings, paths: list[Path]) -> Run:
-    deps = build_ingest_deps(settings)
-    steps = Steps(deps)
+    deps = build_deps(settings)
+    steps = IngestSteps(deps)
     tenant = "bench-plain"
     cpu = time.process_time()
     start = time.perf_counter()
     chunks = 0
     for path in paths:
         data = path.read_bytes()
-        ref = DocumentRef(tenant, ["all"], str(path), path.name, sha256_bytes(data), "", len(data))
+        ref = local_document(tenant, path, data)
         chunks += ingest_plain(steps, ref, data)
     elapsed = time.perf_counter() - start
     print(f"  cpu seconds during the plain loop: {time.process_time() - cpu:.1f}")
@@ -139,7 +137,7 @@ async def run_workflows(settings: Settings, corpus: Path, service_pids: dict[str
                 raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
             await asyncio.sleep(0.2)
         client = await connect(settings)
-        r = redis.Redis.from_url(settings.redis_url)
+        r = redis_store.connect(settings)
         pids = {**service_pids, "worker": worker.pid}
         profiler = None
         if os.environ.get("KEEL_BENCH_PROFILE"):  # py-spy the worker: where does orchestration spend time?

@@ -26,17 +26,17 @@ from pathlib import Path
 
 import httpx
 
-from evaluation.beir import DatasetNotFound, check_dataset, load_split, write_documents
+from app.query import build_query
+from contracts.query import ContextInput, GenerateInput, RerankInput, RetrieveInput, ValidateInput
+from evaluation.beir import check_dataset, load_split, write_documents
+from index.catalog import Catalog
 from infra.services import SQLITE_PRAGMAS, free_port, start_redis, start_temporal, wait_port
-from infra.worker import build_ingest_deps, build_query_activities
-from ingestion.pipeline import Steps, ingest_plain
+from infra.worker import build_query_activities
 from keel import offline  # noqa: F401
 from keel.config import Settings
-from keel.contracts import DocumentRef
-from keel.ids import sha256_bytes
-from keel.queries import build_query
-from keel.query_contracts import ContextInput, GenerateInput, RerankInput, RetrieveInput, ValidateInput
-from keel.redis_keys import TENANTS_KEY
+from keel.errors import DatasetNotFound
+from pipelines.deps import build_deps
+from pipelines.ingest import IngestSteps, ingest_plain, local_document
 from workflows.policies import query_budgets
 
 TENANT = "bench-query"
@@ -49,20 +49,20 @@ def pct(values: list[float], p: float) -> float:
 
 
 def ingest(settings: Settings, paths: list[Path]) -> None:
-    deps = build_ingest_deps(settings)
-    steps = Steps(deps)
+    deps = build_deps(settings)
+    steps = IngestSteps(deps)
     started = time.perf_counter()
     for path in paths:
         data = path.read_bytes()
-        ingest_plain(steps, DocumentRef(TENANT, ["all"], str(path), path.name, sha256_bytes(data), "", len(data)), data)
-    deps.redis.sadd(TENANTS_KEY, TENANT)
+        ingest_plain(steps, local_document(TENANT, path, data), data)
+    Catalog(deps.redis).add_tenant(TENANT)
     deps.store.close()
     print(f"ingested {len(paths)} documents in {time.perf_counter() - started:.0f} s (plain loop)", flush=True)
 
 
 def run_direct(settings: Settings, questions: list[str]) -> dict[str, list[float]]:
     """The workflow's steps as plain calls, in order, with the same inputs the workflow builds."""
-    deps = build_ingest_deps(settings)
+    deps = build_deps(settings)
     acts = build_query_activities(settings, deps)
     r = deps.redis
     budget = query_budgets({})
@@ -72,17 +72,41 @@ def run_direct(settings: Settings, questions: list[str]) -> dict[str, list[float
             inp = build_query(settings, r, uuid.uuid4().hex, TENANT, [], q)
             t0 = time.perf_counter()
             marks = [t0]
-            ret = acts.retrieve(RetrieveInput(inp))
+            ret = acts.retrieve(RetrieveInput(query=inp))
             marks.append(time.perf_counter())
-            rr = acts.rerank(RerankInput(q, ret.candidates_key, ret.ranking, budget["rerank"]))
-            marks.append(time.perf_counter())
-            ctx = acts.context(ContextInput(TENANT, q, ret.candidates_key, rr.ranking, 0, inp.request_id))
-            marks.append(time.perf_counter())
-            gen = acts.generate(
-                GenerateInput(inp.request_id, TENANT, q, ctx.passages, ctx.confidence, deadline_ms=budget["generate"])
+            rr = acts.rerank(
+                RerankInput(
+                    question=q, candidates_key=ret.candidates_key, ranking=ret.ranking, deadline_ms=budget["rerank"]
+                )
             )
             marks.append(time.perf_counter())
-            acts.validate(ValidateInput(q, gen.text, ctx.passages, gen.prompt_id, clarifying=gen.clarifying))
+            ctx = acts.context(
+                ContextInput(
+                    tenant=TENANT,
+                    question=q,
+                    candidates_key=ret.candidates_key,
+                    ranking=rr.ranking,
+                    token_budget=0,
+                    request_id=inp.request_id,
+                )
+            )
+            marks.append(time.perf_counter())
+            gen = acts.generate(
+                GenerateInput(
+                    request_id=inp.request_id,
+                    tenant=TENANT,
+                    question=q,
+                    passages=ctx.passages,
+                    confidence=ctx.confidence,
+                    deadline_ms=budget["generate"],
+                )
+            )
+            marks.append(time.perf_counter())
+            acts.validate(
+                ValidateInput(
+                    question=q, text=gen.text, passages=ctx.passages, prompt_id=gen.prompt_id, clarifying=gen.clarifying
+                )
+            )
             marks.append(time.perf_counter())
             for i, step in enumerate(STEPS):
                 times[step].append((marks[i + 1] - marks[i]) * 1000)
@@ -111,6 +135,46 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         return subprocess.Popen([sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def start_api(settings: Settings, work: Path, procs: list[subprocess.Popen[bytes]], apart: bool) -> str:
+    """The server process as `make run` starts it (or, `apart`, a worker and an API-only process)."""
+    env = dict(os.environ)
+    env.update(
+        KEEL_DATA_DIR=str(settings.data_dir),
+        KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
+        KEEL_REDIS_URL=settings.redis_url,
+    )
+    port = free_port()
+    env["KEEL_API_PORT"] = str(port)
+    if apart:  # API-only and worker-only processes: queries start the usual way
+        procs.append(_spawn(["-m", "infra.worker"], env, work / "server.log"))
+    else:  # one process hosts the workers and the API, as `make run` starts it
+        procs.append(_spawn(["-m", "infra.server"], env, work / "server.log"))
+    deadline = time.monotonic() + 300
+    while "worker ready" not in (work / "server.log").read_text(errors="replace"):
+        if procs[0].poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError((work / "server.log").read_text()[-2000:])
+        time.sleep(0.2)
+    if apart:
+        procs.append(_spawn(["-m", "uvicorn", "api.main:app", "--port", str(port)], env, work / "api.log"))
+    wait_port("127.0.0.1", port, 60, procs[-1])
+    return f"http://127.0.0.1:{port}"
+
+
+def save(name: str, direct: dict[str, list[float]], flow: dict[str, list[float]], overhead: float) -> None:
+    def summary(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+        return {k: {"p50": pct(v, 50), "p95": pct(v, 95), "mean": statistics.fmean(v)} for k, v in times.items()}
+
+    results = {
+        "queries": len(direct["total"]),
+        "direct": summary(direct),
+        "workflow": summary(flow),
+        "query_overhead_p95_ms": overhead,
+    }
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"query-{name}.json").write_text(json.dumps(results, indent=2))
 
 
 def report(direct: dict[str, list[float]], flow: dict[str, list[float]]) -> None:
@@ -157,27 +221,7 @@ def main() -> None:
         run_direct(settings, warm)
         direct = run_direct(settings, timed)
 
-        env = dict(os.environ)
-        env.update(
-            KEEL_DATA_DIR=str(settings.data_dir),
-            KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
-            KEEL_REDIS_URL=settings.redis_url,
-        )
-        port = free_port()
-        env["KEEL_API_PORT"] = str(port)
-        if args.apart:  # API-only and worker-only processes: queries start the usual way
-            procs.append(_spawn(["-m", "infra.worker"], env, work / "server.log"))
-        else:  # one process hosts the workers and the API, as `make run` starts it
-            procs.append(_spawn(["-m", "infra.server"], env, work / "server.log"))
-        deadline = time.monotonic() + 300
-        while "worker ready" not in (work / "server.log").read_text(errors="replace"):
-            if procs[0].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((work / "server.log").read_text()[-2000:])
-            time.sleep(0.2)
-        if args.apart:
-            procs.append(_spawn(["-m", "uvicorn", "api.main:app", "--port", str(port)], env, work / "api.log"))
-        wait_port("127.0.0.1", port, 60, procs[-1])
-        api = f"http://127.0.0.1:{port}"
+        api = start_api(settings, work, procs, apart=args.apart)
         run_workflow(api, warm)
         flow = run_workflow(api, timed)
 
@@ -187,21 +231,7 @@ def main() -> None:
         )
         report(direct, flow)
         overhead = pct(flow["total"], 95) - pct(direct["total"], 95)
-        results = {
-            "queries": len(timed),
-            "direct": {
-                k: {"p50": pct(v, 50), "p95": pct(v, 95), "mean": statistics.fmean(v)} for k, v in direct.items()
-            },
-            "workflow": {
-                k: {"p50": pct(v, 50), "p95": pct(v, 95), "mean": statistics.fmean(v)} for k, v in flow.items()
-            },
-            "query_overhead_p95_ms": overhead,
-        }
-        out = Path("bench/results")
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"query-{args.dataset.name}{'-apart' if args.apart else ''}.json").write_text(
-            json.dumps(results, indent=2)
-        )
+        save(args.dataset.name + ("-apart" if args.apart else ""), direct, flow, overhead)
         print(f"query_overhead_p95_ms={overhead:.1f}")
     finally:
         for p in procs:

@@ -12,11 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from keel.errors import NotFound
-
-
-class DatasetNotFound(NotFound):
-    code = "dataset_not_found"
+from keel.errors import DatasetNotFound
 
 
 def check_dataset(folder: Path) -> Path:

@@ -20,15 +20,15 @@ from pathlib import Path
 import redis
 from temporalio.client import Client
 
+from app.ingest import stage, start_batch
+from app.query import build_query, run_query
+from contracts.query import QueryOutput
 from evaluation.beir import Split, load_split, write_documents
 from evaluation.metrics import summarise
+from index.catalog import Catalog
 from keel import ids
-from keel.batches import stage, start_batch
 from keel.config import Settings
-from keel.queries import build_query, run_query
-from keel.query_contracts import QueryOutput
-from keel.query_state import final_ranking
-from keel.redis_keys import tenant_docs_key
+from stores.query_state import final_ranking
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ async def ensure_ingested(
     docs_dir = settings.data_dir / "eval" / tenant / "corpus"
     paths = write_documents(folder, docs_dir)
     mapping = {ids.document_id(tenant, str(p.resolve())): p.stem for p in paths}  # sources are resolved
-    have = int(r.scard(tenant_docs_key(tenant)))
+    have = Catalog(r).document_count(tenant)
     if have >= len(paths):
         print(f"corpus already ingested into tenant {tenant} ({have} documents)")
         return mapping

@@ -13,18 +13,17 @@ import asyncio
 import uuid
 from pathlib import Path
 
-import redis
-
+from app.query import build_query, run_query
+from contracts.query import Scored
 from evaluation.beir import load_split
 from evaluation.metrics import summarise
 from evaluation.run import MODES, ensure_ingested, eval_tenant
 from keel import offline  # noqa: F401
 from keel.config import get_settings
-from keel.queries import build_query, run_query
-from keel.query_contracts import Scored
-from keel.query_state import final_ranking
-from keel.temporal_client import connect
 from retrieval.rerank import FusionReranker
+from stores import redis as redis_store
+from stores.query_state import final_ranking
+from temporal.client import connect
 
 GRID = [round(0.05 * i, 2) for i in range(21)]
 
@@ -32,7 +31,7 @@ GRID = [round(0.05 * i, 2) for i in range(21)]
 async def main_async(folder: Path) -> None:
     settings = get_settings()
     client = await connect(settings)
-    r = redis.Redis.from_url(settings.redis_url)
+    r = redis_store.connect(settings)
     tenant = eval_tenant(folder)
     mapping = await ensure_ingested(client, settings, r, folder, tenant)
     split = load_split(folder, "train")

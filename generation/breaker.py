@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
-from keel.redis_keys import breaker_key
+from stores.keys import breaker_key
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

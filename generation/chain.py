@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from contracts.query import ProviderAttempt
 from generation.breaker import Breaker
 from generation.providers import Generation, GenerationRequest, OnToken, Provider, ProviderError
-from keel.query_contracts import ProviderAttempt
 
 RETRYABLE = ("http_500", "http_502", "http_503", "http_504", "rate_limited", "connection_error")
 EXTRACTIVE_RESERVE_S = 0.05
@@ -64,7 +64,7 @@ class ProviderChain:
         for name in chain:
             provider = self.providers.get(name)
             if provider is None:
-                attempts.append(ProviderAttempt(name, "", "skipped", "not configured"))
+                attempts.append(ProviderAttempt(provider=name, model="", outcome="skipped", reason="not configured"))
                 continue
             result = self._try(provider, request, deadline, attempts, on_token, on_fallback)
             if result is not None:
@@ -72,7 +72,12 @@ class ProviderChain:
         started = time.monotonic()
         gen = self.last_resort.generate(request(max(0.0, deadline - started)), on_token)
         attempts.append(
-            ProviderAttempt(self.last_resort.name, self.last_resort.model, "ok", ms=(time.monotonic() - started) * 1000)
+            ProviderAttempt(
+                provider=self.last_resort.name,
+                model=self.last_resort.model,
+                outcome="ok",
+                ms=(time.monotonic() - started) * 1000,
+            )
         )
         return ChainResult(gen, self.last_resort, attempts)
 
@@ -88,10 +93,14 @@ class ProviderChain:
         for attempt in range(1, self.retry.max_attempts + 1):
             left = deadline - time.monotonic() - EXTRACTIVE_RESERVE_S
             if left <= 0:
-                attempts.append(ProviderAttempt(provider.name, provider.model, "skipped", "budget spent"))
+                attempts.append(
+                    ProviderAttempt(
+                        provider=provider.name, model=provider.model, outcome="skipped", reason="budget spent"
+                    )
+                )
                 return None
             if not self.breaker.allow(provider.name):
-                attempts.append(ProviderAttempt(provider.name, provider.model, "breaker_open"))
+                attempts.append(ProviderAttempt(provider=provider.name, model=provider.model, outcome="breaker_open"))
                 return None
             started = time.monotonic()
             streamed = False
@@ -107,7 +116,11 @@ class ProviderChain:
             except ProviderError as exc:
                 ms = (time.monotonic() - started) * 1000
                 outcome = "timeout" if exc.reason == "timeout" else "error"
-                attempts.append(ProviderAttempt(provider.name, provider.model, outcome, exc.reason, ms))
+                attempts.append(
+                    ProviderAttempt(
+                        provider=provider.name, model=provider.model, outcome=outcome, reason=exc.reason, ms=ms
+                    )
+                )
                 self.breaker.failure(provider.name)
                 if streamed and on_fallback is not None:
                     on_fallback(exc.reason)
@@ -119,7 +132,7 @@ class ProviderChain:
                 self.sleep(wait)
                 continue
             ms = (time.monotonic() - started) * 1000
-            attempts.append(ProviderAttempt(provider.name, provider.model, "ok", ms=ms))
+            attempts.append(ProviderAttempt(provider=provider.name, model=provider.model, outcome="ok", ms=ms))
             self.breaker.success(provider.name)
             return gen
         return None

@@ -14,9 +14,9 @@ import math
 import re
 from collections import Counter
 
+from contracts.query import ContextPassage
 from generation.providers import Generation, GenerationRequest, OnToken
 from generation.terms import stems
-from keel.query_contracts import ContextPassage
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 MAX_SENTENCES = 3

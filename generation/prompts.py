@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from keel.query_contracts import ContextPassage
+from contracts.query import ContextPassage
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 TEXT_PROMPT = "answer.v1"

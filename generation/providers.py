@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from keel.query_contracts import ContextPassage
+from contracts.query import ContextPassage
 
 OnToken = Callable[[str], None]
 

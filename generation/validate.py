@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.query import Citation, ContextPassage
 from generation.terms import stems
-from keel.query_contracts import Citation, ContextPassage
 
 _REF = re.compile(r"\[(\d{1,3})\]")
 # A sentence ends at . ! ? (or after a citation) before a capital; "[n]" right after a full stop
@@ -64,7 +64,9 @@ def check_citations(text: str, passages: list[ContextPassage]) -> CitationCheck:
 
 def _citation(p: ContextPassage) -> Citation:
     snippet = p.text if len(p.text) <= SNIPPET_CHARS else p.text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
-    return Citation(p.ref, p.doc_id, p.version, p.source, p.section_path, snippet)
+    return Citation(
+        ref=p.ref, doc_id=p.doc_id, version=p.version, source=p.source, section_path=p.section_path, snippet=snippet
+    )
 
 
 @dataclass

@@ -113,7 +113,7 @@ def up(settings: Settings) -> None:
 
     print(f"\ningesting the sample corpus into tenant '{SAMPLE_TENANT}'...", flush=True)
     subprocess.run(
-        [sys.executable, "-m", "keel.cli", "ingest", str(SAMPLE_CORPUS), "--tenant", SAMPLE_TENANT], check=False
+        [sys.executable, "-m", "cli.main", "ingest", str(SAMPLE_CORPUS), "--tenant", SAMPLE_TENANT], check=False
     )
     print(
         "\nKeel is up.\n"

@@ -12,9 +12,8 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
-import redis
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -26,18 +25,13 @@ from generation.chain import ProviderChain, RetryConfig
 from generation.extractive import ExtractiveAnswerer
 from generation.openai_compat import OpenAICompatProvider, ProviderConfig
 from generation.providers import Provider
-from ingestion.embed import Embedder
-from ingestion.pipeline import IngestDeps
-from ingestion.redact import Redactor
-from ingestion.sparse import SparseEncoder
 from keel import offline  # noqa: F401 - sets the offline environment before any model import
-from keel.blobstore import BlobStore
 from keel.config import Settings, get_settings
-from keel.jobs import JobStore
-from keel.temporal_client import connect
-from keel.tracing import setup_tracing
+from observability.tracing import setup_tracing
+from pipelines.deps import Deps, build_deps
 from retrieval.rerank import build_reranker
-from vectorstore.factory import open_store
+from stores.jobs import JobStore
+from temporal.client import connect
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
 from workflows.query import QueryWorkflow
@@ -45,27 +39,7 @@ from workflows.query import QueryWorkflow
 log = logging.getLogger("keel.worker")
 
 
-def build_ingest_deps(settings: Settings) -> IngestDeps:
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    return IngestDeps(
-        settings=settings,
-        blobs=BlobStore(settings.blob_dir),
-        redis=redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
-        store=open_store(settings),
-        embedder=Embedder(
-            settings.embedding_model_path,
-            settings.embedding_model_id,
-            settings.torch_threads,
-            settings.embed_batch_size,
-        ),
-        redactor=Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner),
-        sparse=SparseEncoder(avg_len=settings.bm25_avg_len),
-    )
-
-
-def build_query_activities(settings: Settings, deps: IngestDeps) -> QueryActivities:
+def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
     providers: dict[str, Provider] = {}
     for raw in settings.providers:
         provider = OpenAICompatProvider(ProviderConfig(**raw))
@@ -83,7 +57,7 @@ def build_query_activities(settings: Settings, deps: IngestDeps) -> QueryActivit
 def build_workers(
     client: Client,
     settings: Settings,
-    deps: IngestDeps,
+    deps: Deps,
     executor: ThreadPoolExecutor,
     query_executor: ThreadPoolExecutor,
 ) -> list[Worker]:
@@ -122,14 +96,14 @@ async def hosted(settings: Settings, service: str) -> AsyncIterator[Client]:
     on them (see infra.server).
     """
     setup_tracing(service, settings.data_dir)
-    deps = build_ingest_deps(settings)
+    deps = build_deps(settings)
     try:
         client = await connect(settings)
         with (
             ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor,
             ThreadPoolExecutor(max_workers=settings.max_concurrent_query_activities) as query_executor,
         ):
-            async with contextlib_async_group(build_workers(client, settings, deps, executor, query_executor)):
+            async with run_workers(build_workers(client, settings, deps, executor, query_executor)):
                 log.info("workers ready on %s and %s", settings.query_task_queue, settings.ingest_task_queue)
                 yield client
     finally:
@@ -146,19 +120,13 @@ async def run_worker(settings: Settings) -> None:
         await stop.wait()
 
 
-class contextlib_async_group:
-    """Run several Temporal workers together and shut them all down on exit."""
-
-    def __init__(self, workers: list[Worker]) -> None:
-        self.workers = workers
-
-    async def __aenter__(self) -> None:
-        for w in self.workers:
-            await w.__aenter__()
-
-    async def __aexit__(self, *exc: object) -> None:
-        for w in reversed(self.workers):
-            await w.__aexit__(None, None, None)
+@asynccontextmanager
+async def run_workers(workers: list[Worker]) -> AsyncIterator[None]:
+    """Several Temporal workers together, shut down in reverse order on exit."""
+    async with AsyncExitStack() as stack:
+        for w in workers:
+            await stack.enter_async_context(w)
+        yield
 
 
 def main() -> None:

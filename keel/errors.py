@@ -1,9 +1,20 @@
-"""The exception tree, documented in one place.
+"""The exception tree, the whole of it, in one place.
 
 Every failure a user can see has a stable `code`. `retryable` says whether Temporal should try
-again (a transient fault) or give up at once (bad input). Activities turn these into
-`ApplicationError(type=code, non_retryable=not retryable)` in `activities/errors.py`; the API
-turns them into JSON with the same code.
+again (a transient fault) or give up at once (bad input, a missing thing). Activities turn these
+into `ApplicationError(type=code, non_retryable=not retryable)` (`activities/errors.py`); the API
+turns them into JSON with the same code and `http_status`.
+
+    KeelError                      internal_error (500)
+      BadInput                     bad_input (400): never retried
+        EmptyFile, FileTooLarge, UnsupportedType, UnsafeName      refused while staging
+        CorruptFile, EncryptedFile, NotText, NoContent            refused by the parser
+        InvalidTenant, EmptyQuestion, QuestionTooLong, InvalidSchema, InvalidFilter, JsonInvalid
+      NotFound                     not_found (404)
+        UnknownTenant, DatasetNotFound
+      DependencyUnavailable        dependency_unavailable (503): retried with backoff
+        VectorStoreUnavailable, RedisUnavailable, TemporalUnavailable
+      QueryFailed, RerankTimeout
 """
 
 from __future__ import annotations
@@ -67,9 +78,46 @@ class UnsafeName(BadInput):
     code = "unsafe_name"
 
 
+class InvalidTenant(BadInput):
+    code = "invalid_tenant"
+
+
+class EmptyQuestion(BadInput):
+    code = "empty_question"
+
+
+class QuestionTooLong(BadInput):
+    code = "question_too_long"
+    http_status = 413
+
+
+class InvalidSchema(BadInput):
+    code = "invalid_json_schema"
+
+
+class InvalidFilter(BadInput):
+    code = "invalid_filter"
+
+
+class JsonInvalid(BadInput):
+    """The answer is not valid JSON for the caller's schema, even after one repair."""
+
+    code = "json_invalid"
+    http_status = 422
+
+
+# -- Not found ---------------------------------------------------------------------------------
 class NotFound(KeelError):
     code = "not_found"
     http_status = 404
+
+
+class UnknownTenant(NotFound):
+    code = "unknown_tenant"
+
+
+class DatasetNotFound(NotFound):
+    code = "dataset_not_found"
 
 
 # -- Dependencies: retried with backoff, then recorded ---------------------------------------
@@ -91,18 +139,21 @@ class TemporalUnavailable(DependencyUnavailable):
     code = "temporal_unavailable"
 
 
-# Codes that mean "this input will never work": the batch records them and moves on.
-NON_RETRYABLE_CODES = frozenset(
-    cls.code
-    for cls in (
-        BadInput,
-        EmptyFile,
-        FileTooLarge,
-        UnsupportedType,
-        CorruptFile,
-        EncryptedFile,
-        NotText,
-        NoContent,
-        UnsafeName,
-    )
-)
+# -- Query steps -------------------------------------------------------------------------------
+class QueryFailed(KeelError):
+    code = "query_failed"
+
+
+class RerankTimeout(KeelError):
+    """The re-scorer passed its deadline; the workflow keeps the retrieval order."""
+
+    code = "rerank_timeout"
+
+
+def _subclasses(cls: type[KeelError]) -> list[type[KeelError]]:
+    return [cls, *(s for sub in cls.__subclasses__() for s in _subclasses(sub))]
+
+
+# Codes that mean "trying again will not help": the batch records them and moves on. Derived
+# from the tree, so a new error class cannot be forgotten here.
+NON_RETRYABLE_CODES = frozenset(cls.code for cls in _subclasses(KeelError) if not cls.retryable)

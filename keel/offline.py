@@ -45,7 +45,7 @@ def patch_unstructured() -> None:
     """Point unstructured's spaCy loader at the installed model and forbid its downloader.
 
     `_load_spacy_model` and `_install_spacy_model` are private hooks of unstructured 0.27;
-    tests/ingestion/test_offline.py fails loudly if a new version moves them.
+    tests/keel/test_offline.py fails loudly if a new version moves them.
     """
     import spacy
     from unstructured.nlp import tokenize

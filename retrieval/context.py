@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ingestion.dedupe import normalise
-from keel.query_contracts import Candidate, ContextPassage, Scored
+from contracts.query import Candidate, ContextPassage, Scored
+from encoders.text import jaccard, shingles
 
-SHINGLE = 5
 DUPLICATE_JACCARD = 0.8
 MIN_PASSAGE_TOKENS = 16  # less room than this left: the context is full
 
@@ -40,15 +39,6 @@ class Packed:
     tokens: int
     dropped_duplicates: int
     dropped_over_budget: int
-
-
-def shingles(text: str) -> frozenset[str]:
-    words = normalise(text)
-    return frozenset(" ".join(words[i : i + SHINGLE]) for i in range(max(1, len(words) - SHINGLE + 1)))
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
 
 
 def pack(
@@ -99,21 +89,22 @@ def pack(
         seen.append(sh)
         used_chunks.update((c.doc_id, c.version, c.chunk_index) for c in chunks)
         tokens += cost
-        score = s.rerank if s.rerank is not None else s.fused
-        passages.append(
-            ContextPassage(
-                ref=len(passages) + 1,
-                doc_id=hit.doc_id,
-                version=hit.version,
-                source=hit.source,
-                title=hit.title,
-                section_path=hit.section_path,
-                chunk_indexes=[c.chunk_index for c in chunks],
-                text=text,
-                score=score,
-            )
-        )
+        passages.append(_passage(len(passages) + 1, s, hit, chunks, text))
     return Packed(passages, tokens, duplicates, over)
+
+
+def _passage(ref: int, s: Scored, hit: Candidate, chunks: Sequence[Candidate], text: str) -> ContextPassage:
+    return ContextPassage(
+        ref=ref,
+        doc_id=hit.doc_id,
+        version=hit.version,
+        source=hit.source,
+        title=hit.title,
+        section_path=hit.section_path,
+        chunk_indexes=[c.chunk_index for c in chunks],
+        text=text,
+        score=s.rerank if s.rerank is not None else s.fused,
+    )
 
 
 def confidence(scored: Sequence[Scored]) -> float:

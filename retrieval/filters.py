@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from keel.errors import BadInput
-from keel.query_contracts import QueryFilters
+from contracts.query import QueryFilters
+from index.visibility import visible_at
+from keel.errors import InvalidFilter
 from vectorstore.base import Cond, Where
-from vectorstore.visibility import visible_at
 
 MAX_FILTER_VALUES = 100
-
-
-class InvalidFilter(BadInput):
-    code = "invalid_filter"
 
 
 def check_filters(f: QueryFilters) -> QueryFilters:

@@ -19,12 +19,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from keel.errors import KeelError
-from keel.query_contracts import Candidate, Scored
-
-
-class RerankTimeout(KeelError):
-    code = "rerank_timeout"
+from contracts.query import Candidate, Scored
+from keel.errors import RerankTimeout
 
 
 class Reranker(Protocol):

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ingestion.embed import Embedder
-from ingestion.sparse import SparseEncoder
-from keel.query_contracts import Candidate, Scored
-from vectorstore.base import Hit, VectorStore, Where
+from contracts.query import Candidate, Scored
+from encoders.sparse import SparseEncoder
+from index.active import ActiveIndex
+from vectorstore.base import Cond, Hit, VectorStore, Where
 
 MODES = ("hybrid", "dense", "bm25")
 
@@ -26,30 +26,39 @@ class Retrieved:
 
 
 class HybridRetriever:
-    def __init__(self, store: VectorStore, collection: str, embedder: Embedder, sparse: SparseEncoder) -> None:
+    def __init__(self, store: VectorStore, sparse: SparseEncoder) -> None:
         self.store = store
-        self.collection = collection
-        self.embedder = embedder
         self.sparse = sparse
 
-    def retrieve(self, question: str, where: Where, mode: str, limit: int, prefetch: int) -> Retrieved:
+    def retrieve(
+        self, index: ActiveIndex, question: str, where: Where, mode: str, limit: int, prefetch: int
+    ) -> Retrieved:
+        """From the tenant's index: its collection, its encoder for the question."""
+        collection = index.collection
         dense_hits: list[Hit] = []
         sparse_hits: list[Hit] = []
         if mode in ("hybrid", "dense"):
-            dense_vec = self.embedder.embed_query(question).tolist()
-            dense_hits = self.store.search_dense(self.collection, dense_vec, where, prefetch)
+            dense_vec = index.embedder.embed_query(question).tolist()
+            dense_hits = self.store.search_dense(collection, dense_vec, where, prefetch)
         if mode in ("hybrid", "bm25"):
             sparse_vec = self.sparse.query(question)
             if sparse_vec.indices:  # a question of stop words only has no BM25 terms
-                sparse_hits = self.store.search_sparse(self.collection, sparse_vec, where, prefetch)
+                sparse_hits = self.store.search_sparse(collection, sparse_vec, where, prefetch)
         if mode == "hybrid" and dense_hits and sparse_hits:
-            fused = self.store.search_hybrid(self.collection, dense_vec, sparse_vec, where, limit, prefetch)
+            fused = self.store.search_hybrid(collection, dense_vec, sparse_vec, where, limit, prefetch)
         else:
             fused = (dense_hits or sparse_hits)[:limit]
         dense = {h.id: h.score for h in dense_hits}
         sparse = {h.id: h.score for h in sparse_hits}
         scored = [
-            Scored(h.id, str(h.payload.get("doc_id", "")), dense.get(h.id), sparse.get(h.id), h.score) for h in fused
+            Scored(
+                point_id=h.id,
+                doc_id=str(h.payload.get("doc_id", "")),
+                dense=dense.get(h.id),
+                sparse=sparse.get(h.id),
+                fused=h.score,
+            )
+            for h in fused
         ]
         return Retrieved(scored, {h.id: candidate(h) for h in fused})
 
@@ -68,3 +77,18 @@ def candidate(hit: Hit) -> Candidate:
         token_count=int(p.get("token_count", 0)),
         embedding_version=str(p.get("embedding_version", "")),
     )
+
+
+def neighbours(store: VectorStore, collection: str, tenant: str, hit: Candidate, window: int) -> list[Candidate]:
+    """The chunks of the same document version within `window` of the hit (context widening)."""
+    where = Where(
+        must=(
+            Cond("tenant", value=tenant),
+            Cond("doc_id", value=hit.doc_id),
+            Cond("version", value=hit.version),
+            Cond("chunk_index", gte=hit.chunk_index - window, lte=hit.chunk_index + window),
+        ),
+        must_not=(Cond("chunk_index", value=hit.chunk_index),),
+    )
+    hits, _ = store.scroll(collection, where, limit=2 * window)
+    return [candidate(h) for h in hits]

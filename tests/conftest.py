@@ -17,12 +17,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client
 
 from infra.services import free_port, start_redis, start_temporal
-from infra.worker import build_ingest_deps, build_workers, contextlib_async_group
-from ingestion.pipeline import IngestDeps
+from infra.worker import build_workers, run_workers
 from keel import offline  # noqa: F401 - offline environment before any model import
 from keel.config import Settings
-from keel.temporal_client import connect
-from keel.tracing import setup_tracing
+from observability.tracing import setup_tracing
+from pipelines.deps import Deps, build_deps
+from stores import redis as redis_store
+from temporal.client import connect
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "corpus"
 
@@ -65,12 +66,12 @@ def settings(services: Services) -> Settings:
 
 @pytest.fixture(scope="session")
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url)
+    return redis_store.connect(settings)
 
 
 @pytest.fixture(scope="session")
-def deps(settings: Settings) -> Iterator[IngestDeps]:
-    d = build_ingest_deps(settings)
+def deps(settings: Settings) -> Iterator[Deps]:
+    d = build_deps(settings)
     yield d
     d.store.close()
 
@@ -89,12 +90,12 @@ async def client(settings: Settings, spans: InMemorySpanExporter) -> Client:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def worker(client: Client, settings: Settings, deps: IngestDeps) -> AsyncIterator[None]:
+async def worker(client: Client, settings: Settings, deps: Deps) -> AsyncIterator[None]:
     with (
         ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor,
         ThreadPoolExecutor(max_workers=settings.max_concurrent_query_activities) as query_executor,
     ):
-        async with contextlib_async_group(build_workers(client, settings, deps, executor, query_executor)):
+        async with run_workers(build_workers(client, settings, deps, executor, query_executor)):
             yield
 
 

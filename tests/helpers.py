@@ -12,15 +12,15 @@ from pathlib import Path
 import redis
 from temporalio.client import Client
 
-from ingestion.pipeline import IngestDeps
+from app.ingest import stage, start_batch
+from contracts.batch import BatchCounters
+from index.visibility import visible_at
 from keel import ids
-from keel.batches import stage, start_batch
 from keel.config import Settings
-from keel.contracts import BatchCounters
-from keel.jobs import FileOutcome, JobStore
-from keel.redis_keys import generation_key
+from pipelines.deps import Deps
+from stores.jobs import FileOutcome, JobStore
+from stores.keys import generation_key
 from vectorstore.base import Cond, Where
-from vectorstore.visibility import visible_at
 
 
 async def ingest(
@@ -38,13 +38,13 @@ async def ingest(
     return counters, outcomes
 
 
-def points_of(deps: IngestDeps, tenant: str, source: Path | str) -> int:
+def points_of(deps: Deps, tenant: str, source: Path | str) -> int:
     doc_id = ids.document_id(tenant, str(source))
     where = Where(must=(Cond("tenant", value=tenant), Cond("doc_id", value=doc_id)))
     return deps.store.count(deps.settings.collection, where)
 
 
-def visible_texts(deps: IngestDeps, r: redis.Redis, tenant: str, groups: Sequence[str] = ()) -> list[str]:
+def visible_texts(deps: Deps, r: redis.Redis, tenant: str, groups: Sequence[str] = ()) -> list[str]:
     gen = int(r.get(generation_key(tenant)) or 0)
     hits, _ = deps.store.scroll(deps.settings.collection, visible_at(tenant, gen, groups), limit=1000)
     return sorted(h.payload["text"] for h in hits)

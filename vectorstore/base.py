@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ingestion.sparse import Sparse
+from encoders.sparse import Sparse
 
 DENSE = "dense"
 SPARSE = "bm25"

@@ -13,7 +13,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from ingestion.sparse import Sparse
+from encoders.sparse import Sparse
 from vectorstore.base import (
     DENSE,
     FLOAT_INDEXES,

@@ -12,7 +12,7 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from ingestion.sparse import Sparse
+from encoders.sparse import Sparse
 from keel.errors import VectorStoreUnavailable
 from vectorstore.base import (
     DENSE,

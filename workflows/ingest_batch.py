@@ -24,17 +24,16 @@ from workflows.policies import local_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.batch import BatchActivities
-    from keel.contracts import (
+    from contracts.batch import (
         BatchCounters,
         BatchProgress,
-        DocumentRef,
         FileOutcome,
         IngestBatchInput,
-        IngestDocumentInput,
         ManifestEntry,
         ManifestPageInput,
         RecordOutcomesInput,
     )
+    from contracts.ingest import DocumentRef, IngestDocumentInput
     from keel.ids import ingest_workflow_id
     from workflows.ingest_document import IngestDocumentWorkflow
 
@@ -52,7 +51,9 @@ class IngestBatchWorkflow:
 
     @workflow.query(name="progress")
     def progress(self) -> BatchProgress:
-        return BatchProgress(self._job_id, self._status, self._counters, len(self._pending))
+        return BatchProgress(
+            job_id=self._job_id, status=self._status, counters=self._counters, in_flight=len(self._pending)
+        )
 
     @workflow.run
     async def run(self, inp: IngestBatchInput) -> BatchCounters:
@@ -64,7 +65,9 @@ class IngestBatchWorkflow:
         while page < inp.pages:
             entries = (
                 await local_step(
-                    BatchActivities.manifest_page, ManifestPageInput(inp.job_id, page), policies.MANIFEST_PAGE
+                    BatchActivities.manifest_page,
+                    ManifestPageInput(job_id=inp.job_id, page=page),
+                    policies.MANIFEST_PAGE,
                 )
             ).entries
             while index < len(entries) and started < inp.continue_every:
@@ -72,7 +75,9 @@ class IngestBatchWorkflow:
                 index += 1
                 if entry.error_code:
                     self._finish(
-                        FileOutcome(entry.source, "failed", code=entry.error_code, message=entry.error_message)
+                        FileOutcome(
+                            source=entry.source, status="failed", code=entry.error_code, message=entry.error_message
+                        )
                     )
                     continue
                 while len(self._pending) >= inp.window:
@@ -87,11 +92,11 @@ class IngestBatchWorkflow:
                 await self._drain()
                 workflow.continue_as_new(
                     IngestBatchInput(
-                        inp.job_id,
-                        inp.tenant,
-                        inp.groups,
-                        inp.pages,
-                        inp.total,
+                        job_id=inp.job_id,
+                        tenant=inp.tenant,
+                        groups=inp.groups,
+                        pages=inp.pages,
+                        total=inp.total,
                         next_page=page,
                         next_index=index,
                         counters=self._counters,
@@ -107,27 +112,35 @@ class IngestBatchWorkflow:
     async def _ingest(self, inp: IngestBatchInput, entry: ManifestEntry) -> None:
         assert entry.version is not None and entry.blob_key is not None
         doc = DocumentRef(
-            inp.tenant, inp.groups, entry.source, entry.filename, entry.version, entry.blob_key, entry.size
+            tenant=inp.tenant,
+            groups=inp.groups,
+            source=entry.source,
+            filename=entry.filename,
+            version=entry.version,
+            blob_key=entry.blob_key,
+            size=entry.size,
         )
         wf_id = ingest_workflow_id(inp.tenant, entry.version)
         try:
             out = await workflow.execute_child_workflow(
                 IngestDocumentWorkflow.run,
-                IngestDocumentInput(doc),
+                IngestDocumentInput(doc=doc),
                 id=wf_id,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             )
         except WorkflowAlreadyStartedError:  # the same bytes are being ingested right now by another job
             self._finish(
-                FileOutcome(entry.source, "unchanged", version=entry.version, message="already being ingested")
+                FileOutcome(
+                    source=entry.source, status="unchanged", version=entry.version, message="already being ingested"
+                )
             )
             return
         except ChildWorkflowError as err:
             code, message = _reason(err)
             self._finish(
                 FileOutcome(
-                    entry.source,
-                    "failed",
+                    source=entry.source,
+                    status="failed",
                     version=entry.version,
                     code=code,
                     message=message,
@@ -138,8 +151,8 @@ class IngestBatchWorkflow:
             return
         self._finish(
             FileOutcome(
-                entry.source,
-                out.status,
+                source=entry.source,
+                status=out.status,
                 doc_id=out.doc_id,
                 version=out.version,
                 chunks=out.chunks,
@@ -176,7 +189,7 @@ class IngestBatchWorkflow:
         outcomes, self._outcomes = self._outcomes, []
         await local_step(
             BatchActivities.record_outcomes,
-            RecordOutcomesInput(self._job_id, outcomes, self._counters, self._status),
+            RecordOutcomesInput(job_id=self._job_id, outcomes=outcomes, counters=self._counters, status=self._status),
             policies.RECORD_OUTCOMES,
         )
 

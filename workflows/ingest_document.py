@@ -18,7 +18,7 @@ from workflows.policies import Runner, local_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.ingest import IngestActivities
-    from keel.contracts import (
+    from contracts.ingest import (
         BeginInput,
         ChunkInput,
         DedupeInput,
@@ -43,22 +43,24 @@ class IngestDocumentWorkflow:
     @workflow.run
     async def run(self, inp: IngestDocumentInput) -> IngestDocumentOutput:
         doc = inp.doc
-        begin = await local_step(IngestActivities.begin, BeginInput(doc), policies.BEGIN)
+        begin = await local_step(IngestActivities.begin, BeginInput(doc=doc), policies.BEGIN)
         if begin.unchanged:  # published before, by another run or (before a crash) by this one
-            return begin.published_here or IngestDocumentOutput(begin.doc_id, doc.version, "unchanged")
+            return begin.published_here or IngestDocumentOutput(
+                doc_id=begin.doc_id, version=doc.version, status="unchanged"
+            )
 
         run = policies.runner_for(doc.size)
         if workflow.patched(ONE_STAGE_FOR_SMALL_DOCUMENTS) and policies.is_small(doc.size):
-            staged = await local_step(IngestActivities.stage, StageInput(doc, begin.doc_id), policies.STAGE)
+            staged = await local_step(IngestActivities.stage, StageInput(doc=doc, doc_id=begin.doc_id), policies.STAGE)
         else:
             staged = await self.stage_step_by_step(doc, begin.doc_id, run)
 
         published = await run(
             IngestActivities.publish,
             PublishInput(
-                doc,
-                begin.doc_id,
-                staged.title,
+                doc=doc,
+                doc_id=begin.doc_id,
+                title=staged.title,
                 chunks=staged.chunks,
                 duplicates=staged.duplicates,
                 embedding_version=staged.embedding_version,
@@ -69,29 +71,51 @@ class IngestDocumentWorkflow:
         )
         status = "unchanged" if published.already_published else "ingested"
         return IngestDocumentOutput(
-            begin.doc_id, doc.version, status, staged.chunks, staged.duplicates, staged.pii, published.generation
+            doc_id=begin.doc_id,
+            version=doc.version,
+            status=status,
+            chunks=staged.chunks,
+            duplicates=staged.duplicates,
+            pii=staged.pii,
+            generation=published.generation,
         )
 
     async def stage_step_by_step(self, doc: DocumentRef, doc_id: str, run: Runner) -> StageOutput:
-        parsed = await run(IngestActivities.parse, ParseInput(doc), policies.PARSE)
-        chunked = await run(IngestActivities.chunk, ChunkInput(doc, parsed.elements_key), policies.CHUNK)
-        redacted = await run(
-            IngestActivities.redact, RedactInput(doc, chunked.chunks_key, parsed.title), policies.REDACT
+        parsed = await run(IngestActivities.parse, ParseInput(doc=doc), policies.PARSE)
+        chunked = await run(
+            IngestActivities.chunk, ChunkInput(doc=doc, elements_key=parsed.elements_key), policies.CHUNK
         )
-        deduped = await run(IngestActivities.dedupe, DedupeInput(doc, doc_id, redacted.chunks_key), policies.DEDUPE)
+        redacted = await run(
+            IngestActivities.redact,
+            RedactInput(doc=doc, chunks_key=chunked.chunks_key, title=parsed.title),
+            policies.REDACT,
+        )
+        deduped = await run(
+            IngestActivities.dedupe,
+            DedupeInput(doc=doc, doc_id=doc_id, chunks_key=redacted.chunks_key),
+            policies.DEDUPE,
+        )
         embedded = await run(
-            IngestActivities.embed, EmbedInput(doc, deduped.chunks_key, redacted.title), policies.EMBED
+            IngestActivities.embed,
+            EmbedInput(doc=doc, chunks_key=deduped.chunks_key, title=redacted.title),
+            policies.EMBED,
         )
         await run(
             IngestActivities.upsert,
-            UpsertInput(doc, doc_id, deduped.chunks_key, embedded.vectors_key, redacted.title),
+            UpsertInput(
+                doc=doc,
+                doc_id=doc_id,
+                chunks_key=deduped.chunks_key,
+                vectors_key=embedded.vectors_key,
+                title=redacted.title,
+            ),
             policies.UPSERT,
         )
         return StageOutput(
-            redacted.title,
-            deduped.kept,
-            deduped.duplicates,
-            embedded.embedding_version,
-            redacted.pii,
-            parsed.encoding,
+            title=redacted.title,
+            chunks=deduped.kept,
+            duplicates=deduped.duplicates,
+            embedding_version=embedded.embedding_version,
+            pii=redacted.pii,
+            encoding=parsed.encoding,
         )

@@ -101,8 +101,8 @@ def runner_for(size_bytes: int) -> Runner:
     return local_step if is_small(size_bytes) else step
 
 
-# Query: every step is a local activity (a task-queue round trip per step would cost ~50 ms
-# each; see ../shared/ENVIRONMENT.md) with a deadline from this one table. A request may tighten
+# Query: every step is a local activity (a task-queue round trip per step cost ~50 ms each on a
+# 2-core box, four local activities ~50 ms in all) with a deadline from this one table. A request may tighten
 # or loosen them through QueryInput.budgets_ms. A step that misses its deadline degrades the
 # answer (rerank skipped, extractive answer, no validation) instead of failing the query.
 QUERY_BUDGETS_MS: dict[str, float] = {

@@ -9,7 +9,11 @@ without checked citations. Its id is `query/<tenant>/<request id>`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 
 # A failed local activity can surface as ActivityError or as its cause (ApplicationError,
 # TimeoutError); FailureError is their common base: any of them degrades the step.
@@ -20,7 +24,7 @@ from workflows.policies import query_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.query import QueryActivities
-    from keel.query_contracts import (
+    from contracts.query import (
         ContextInput,
         ContextOutput,
         GenerateInput,
@@ -37,110 +41,116 @@ with workflow.unsafe.imports_passed_through():
 STEP_GRACE_MS = 200  # rerank and generate stop themselves at their deadline; the timeout is the backstop
 
 
+class StepOutput(Protocol):
+    ms: float  # measured by the activity: workflow time does not move inside a task
+
+
+In = TypeVar("In")
+Out = TypeVar("Out", bound=StepOutput)
+
+
 @workflow.defn(name="Query", sandboxed=False)
 class QueryWorkflow:
+    def __init__(self) -> None:
+        self._degraded: list[str] = []
+        self._timings: dict[str, float] = {}
+
     @workflow.run
     async def run(self, q: QueryInput) -> QueryOutput:
         budget = policies.query_budgets(q.budgets_ms)
-        degraded: list[str] = []
-        timings: dict[str, float] = {}
-
-        try:
-            retrieved = await query_step(QueryActivities.retrieve, RetrieveInput(q), budget["retrieve"])
-        except FailureError:  # the step failed or ran out of time: degrade
-            degraded.append("retrieve_failed")
-            retrieved = RetrieveOutput("", "", 0, [], 0, "")
-        timings["retrieve"] = retrieved.ms
-        ranking = retrieved.ranking
-
-        if q.rerank and retrieved.count > 1:
-            try:
-                reranked = await query_step(
-                    QueryActivities.rerank,
-                    RerankInput(q.question, retrieved.candidates_key, ranking, budget["rerank"]),
-                    budget["rerank"] + STEP_GRACE_MS,
-                    retry=policies.NO_RETRY,
-                )
-                ranking = reranked.ranking
-                timings["rerank"] = reranked.ms
-            except FailureError:  # the step failed or ran out of time: degrade
-                degraded.append("rerank_skipped")
-
+        retrieved = await self._step(
+            "retrieve", QueryActivities.retrieve, RetrieveInput(query=q), budget["retrieve"], _no_retrieval
+        )
+        ranking = await self._rerank(q, retrieved, budget["rerank"])
         if not q.answer:  # retrieval only (evaluation)
             return QueryOutput(
-                q.request_id, "", [], degraded, timings, embedding_version=retrieved.embedding_version, ranking=ranking
+                request_id=q.request_id,
+                answer="",
+                citations=[],
+                degradations=self._degraded,
+                timings_ms=self._timings,
+                embedding_version=retrieved.embedding_version,
+                ranking=ranking,
             )
+        context = await self._step(
+            "context", QueryActivities.context, _context_input(q, retrieved, ranking), budget["context"], _no_context
+        )
+        generated = await self._step(
+            "generate",
+            QueryActivities.generate,
+            _generate_input(q, context, budget["generate"]),
+            budget["generate"] + STEP_GRACE_MS,
+            lambda: _best_passage(context),
+            retry=policies.NO_RETRY,
+        )
+        if any(a.outcome != "ok" for a in generated.attempts):
+            self._degraded.append("provider_fallback")
+        validated = await self._step(
+            "validate",
+            QueryActivities.validate,
+            _validate_input(q, context, generated),
+            budget["validate"],
+            lambda: ValidateOutput(text=generated.text, citations=[], supported_rate=0.0),
+            degraded_as="validate_skipped",
+        )
+        return self._answer(q, retrieved, context, generated, validated)
 
+    async def _step(
+        self,
+        name: str,
+        activity: Callable[[Any, In], Out],
+        arg: In,
+        budget_ms: float,
+        fallback: Callable[[], Out],
+        *,
+        retry: RetryPolicy = policies.QUERY_RETRY,
+        degraded_as: str | None = None,
+    ) -> Out:
+        """Run one step on its budget; if it fails or runs out of time, degrade to `fallback`."""
         try:
-            context = await query_step(
-                QueryActivities.context,
-                ContextInput(
-                    q.tenant,
-                    q.question,
-                    retrieved.candidates_key,
-                    ranking,
-                    q.context_tokens or 0,
-                    q.request_id,
-                    q.stream,
-                ),
-                budget["context"],
-            )
-        except FailureError:  # the step failed or ran out of time: degrade
-            degraded.append("context_failed")
-            context = ContextOutput([], 0, 0, 0, 0.0)
-        timings["context"] = context.ms
+            out = await query_step(activity, arg, budget_ms, retry=retry)
+        except FailureError:
+            self._degraded.append(degraded_as or f"{name}_failed")
+            out = fallback()
+        self._timings[name] = out.ms
+        return out
 
+    async def _rerank(self, q: QueryInput, retrieved: RetrieveOutput, budget_ms: float) -> str:
+        """The ranking to use next: the re-scored one, or retrieval's when rerank is off or skipped."""
+        if not q.rerank or retrieved.count <= 1:
+            return retrieved.ranking
         try:
-            generated = await query_step(
-                QueryActivities.generate,
-                GenerateInput(
-                    q.request_id,
-                    q.tenant,
-                    q.question,
-                    context.passages,
-                    context.confidence,
-                    q.response_format,
-                    q.json_schema,
-                    q.route,
-                    q.stream,
-                    q.max_output_tokens,
-                    budget["generate"],
+            reranked = await query_step(
+                QueryActivities.rerank,
+                RerankInput(
+                    question=q.question,
+                    candidates_key=retrieved.candidates_key,
+                    ranking=retrieved.ranking,
+                    deadline_ms=budget_ms,
                 ),
-                budget["generate"] + STEP_GRACE_MS,
+                budget_ms + STEP_GRACE_MS,
                 retry=policies.NO_RETRY,
             )
-        except FailureError:  # the step failed or ran out of time: degrade
-            degraded.append("generate_failed")
-            generated = _best_passage(context)
-        timings["generate"] = generated.ms
-        if any(a.outcome != "ok" for a in generated.attempts):
-            degraded.append("provider_fallback")
+        except FailureError:  # late or failed: keep retrieval's order
+            self._degraded.append("rerank_skipped")
+            return retrieved.ranking
+        self._timings["rerank"] = reranked.ms
+        return reranked.ranking
 
-        try:
-            validated = await query_step(
-                QueryActivities.validate,
-                ValidateInput(
-                    q.question,
-                    generated.text,
-                    context.passages,
-                    generated.prompt_id,
-                    q.response_format,
-                    q.json_schema,
-                    generated.clarifying,
-                ),
-                budget["validate"],
-            )
-        except FailureError:  # the step failed or ran out of time: degrade
-            degraded.append("validate_skipped")
-            validated = ValidateOutput(generated.text, [], 0.0)
-        timings["validate"] = validated.ms
-
+    def _answer(
+        self,
+        q: QueryInput,
+        retrieved: RetrieveOutput,
+        context: ContextOutput,
+        generated: GenerateOutput,
+        validated: ValidateOutput,
+    ) -> QueryOutput:
         return QueryOutput(
             request_id=q.request_id,
             answer=validated.text,
             citations=validated.citations,
-            degradations=degraded,
-            timings_ms=timings,
+            degradations=self._degraded,
+            timings_ms=self._timings,
             route=generated.route,
             provider=generated.provider,
             model=generated.model,
@@ -159,9 +169,57 @@ class QueryWorkflow:
         )
 
 
+def _context_input(q: QueryInput, retrieved: RetrieveOutput, ranking: str) -> ContextInput:
+    return ContextInput(
+        tenant=q.tenant,
+        question=q.question,
+        candidates_key=retrieved.candidates_key,
+        ranking=ranking,
+        token_budget=q.context_tokens or 0,
+        request_id=q.request_id,
+        stream=q.stream,
+    )
+
+
+def _generate_input(q: QueryInput, context: ContextOutput, budget_ms: float) -> GenerateInput:
+    return GenerateInput(
+        request_id=q.request_id,
+        tenant=q.tenant,
+        question=q.question,
+        passages=context.passages,
+        confidence=context.confidence,
+        response_format=q.response_format,
+        json_schema=q.json_schema,
+        route=q.route,
+        stream=q.stream,
+        max_output_tokens=q.max_output_tokens,
+        deadline_ms=budget_ms,
+    )
+
+
+def _validate_input(q: QueryInput, context: ContextOutput, generated: GenerateOutput) -> ValidateInput:
+    return ValidateInput(
+        question=q.question,
+        text=generated.text,
+        passages=context.passages,
+        prompt_id=generated.prompt_id,
+        response_format=q.response_format,
+        json_schema=q.json_schema,
+        clarifying=generated.clarifying,
+    )
+
+
+def _no_retrieval() -> RetrieveOutput:
+    return RetrieveOutput(candidates_key="", ranking="", count=0, top=[], generation=0, embedding_version="")
+
+
+def _no_context() -> ContextOutput:
+    return ContextOutput(passages=[], tokens=0, dropped_duplicates=0, dropped_over_budget=0, confidence=0.0)
+
+
 def _best_passage(context: ContextOutput) -> GenerateOutput:
     """Generation failed outright: the best passage, cited, is still a grounded answer."""
     if not context.passages:
-        return GenerateOutput("No answer could be generated.", "fallback", "", "", "", "", 0, 0, 0.0, clarifying=True)
+        return GenerateOutput(text="No answer could be generated.", route="fallback", clarifying=True)
     best = context.passages[0]
-    return GenerateOutput(f"{best.text} [{best.ref}]", "fallback", "passage", "", "", "", 0, 0, 0.0)
+    return GenerateOutput(text=f"{best.text} [{best.ref}]", route="fallback", provider="passage")

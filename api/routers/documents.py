@@ -1,21 +1,23 @@
-"""POST /v1/documents: upload one file; it is ingested by a job of one document."""
+"""POST /v1/documents: upload one file; it is ingested by a job of one document.
+
+Staging is the CLI's (`app.staging`), run in a thread: the blob writes must not hold the event
+loop, which in the embedded server also runs the Temporal workers.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, UploadFile, status
 
-from api.deps import GroupsDep, RedisDep, SettingsDep, TemporalDep, TenantDep
+from api.deps import BlobsDep, GroupsDep, RedisDep, SettingsDep, TemporalDep, TenantDep
 from api.errors import request_id
 from api.schemas import JobAccepted
-from ingestion.files import check_name, classify
-from ingestion.manifest import StagedBatch
-from keel.batches import batch_workflow_id, new_job_id, start_batch
-from keel.blobstore import BlobStore, manifest_page_key, raw_key
-from keel.contracts import ManifestEntry
-from keel.errors import BadInput, FileTooLarge
-from keel.ids import sha256_bytes
+from app.ingest import batch_workflow_id, new_job_id, start_batch
+from app.staging import stage_upload
+from ingestion.files import check_name
+from keel.errors import FileTooLarge
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -41,26 +43,25 @@ async def upload_document(
     settings: SettingsDep,
     temporal: TemporalDep,
     r: RedisDep,
+    blobs: BlobsDep,
     tenant: TenantDep,
     groups: GroupsDep,
     source: Annotated[str | None, Form(description="logical document key; a new upload with it replaces it")] = None,
 ) -> JobAccepted:
     name = check_name(file.filename or "")
     data = await _read_bounded(file, min(settings.max_upload_bytes, settings.max_file_bytes))
-    classify(name, len(data), settings.max_file_bytes)  # empty, too large, unsupported: refused now
-    doc_source = (source or name).strip()
-    if not doc_source or len(doc_source) > 1024 or not doc_source.isprintable():
-        raise BadInput("source must be 1-1024 printable characters")
-
-    version = sha256_bytes(data)
-    blobs = BlobStore(settings.blob_dir)
-    key = raw_key(tenant, version)
-    if not blobs.exists(key):
-        blobs.put(key, data)
     job_id = new_job_id()
-    entry = ManifestEntry(source=doc_source, filename=name, version=version, blob_key=key, size=len(data))
-    blobs.put_json(manifest_page_key(job_id, 0), [vars(entry)])
-    handle = await start_batch(temporal, settings, r, StagedBatch(job_id, 1, 1, 0), tenant, groups)
+    staged = await asyncio.to_thread(
+        stage_upload,
+        blobs,
+        tenant,
+        job_id,
+        filename=name,
+        source=source,
+        data=data,
+        max_bytes=settings.max_file_bytes,
+    )
+    handle = await start_batch(temporal, settings, r, staged, tenant, groups)
     return JobAccepted(
         job_id=job_id,
         workflow_id=batch_workflow_id(job_id),

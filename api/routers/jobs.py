@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 
 from api.deps import RedisDep, SettingsDep, TenantDep
 from api.errors import request_id
 from api.schemas import FileResult, JobState
 from keel.errors import NotFound
-from keel.jobs import JobStore
+from stores.jobs import JobStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -16,7 +18,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 @router.get("/{job_id}", response_model=JobState)
 async def get_job(request: Request, job_id: str, settings: SettingsDep, r: RedisDep, tenant: TenantDep) -> JobState:
     store = JobStore(r)
-    job = store.get(job_id)
+    job = await asyncio.to_thread(store.get, job_id)
     if job is None or job.tenant != tenant:  # another tenant's job is as absent as a missing one
         raise NotFound(f"no job {job_id!r} for tenant {tenant!r}")
     files = [
@@ -31,7 +33,7 @@ async def get_job(request: Request, job_id: str, settings: SettingsDep, r: Redis
             message=f.message,
             temporal_ui_url=settings.temporal_ui_link(f.workflow_id, f.run_id) if f.workflow_id else None,
         )
-        for f in store.files(job_id)
+        for f in await asyncio.to_thread(store.files, job_id)
     ]
     return JobState(
         job_id=job.job_id,

@@ -22,19 +22,14 @@ from temporalio.client import Client
 from api.deps import GroupsDep, RedisDep, SettingsDep, TemporalDep, TenantDep
 from api.errors import request_id
 from api.schemas import QueryAnswer, QueryBody
+from app.query import build_query, run_query
+from contracts.query import QueryFilters, QueryInput, QueryOutput
 from keel.config import Settings
-from keel.errors import BadInput, KeelError
-from keel.queries import build_query, run_query
-from keel.query_contracts import QueryFilters, QueryInput, QueryOutput
-from keel.streams import read_events
-from keel.tracing import current_trace_id
+from keel.errors import JsonInvalid, KeelError
+from observability.tracing import current_trace_id
+from stores.streams import read_events
 
 router = APIRouter(prefix="/v1/query", tags=["query"])
-
-
-class JsonInvalid(BadInput):
-    code = "json_invalid"
-    http_status = 422
 
 
 @dataclass
@@ -55,9 +50,11 @@ def _caller(settings: SettingsDep, temporal: TemporalDep, r: RedisDep, tenant: T
 CallerDep = Annotated[Caller, Depends(_caller)]
 
 
-def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -> QueryInput:
+async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -> QueryInput:
+    """The checked workflow input; its tenant check reads Redis, so it runs in a thread."""
     filters = QueryFilters(**body.filters.model_dump()) if body.filters else None
-    return build_query(
+    return await asyncio.to_thread(
+        build_query,
         who.settings,
         who.redis,
         request_id(request),
@@ -83,7 +80,7 @@ def _answer(out: QueryOutput, trace_id: str) -> QueryAnswer:
 
 @router.post("", response_model=QueryAnswer)
 async def query(body: QueryBody, request: Request, who: CallerDep) -> QueryAnswer:
-    inp = _input(body, request, who, stream=False)
+    inp = await _input(body, request, who, stream=False)
     out = await run_query(who.temporal, who.settings, inp)
     annotate(out, inp)
     if out.json_error is not None:
@@ -93,7 +90,7 @@ async def query(body: QueryBody, request: Request, who: CallerDep) -> QueryAnswe
 
 @router.post("/stream")
 async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> StreamingResponse:
-    inp = _input(body, request, who, stream=True)
+    inp = await _input(body, request, who, stream=True)
     trace_id = current_trace_id()
 
     async def events() -> AsyncIterator[str]:

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import redis
 
-from ingestion.pipeline import IngestDeps
 from keel.config import Settings
+from pipelines.deps import Deps
 from tests.api.conftest import expect_error
 from tests.conftest import SAMPLES
 
@@ -26,9 +26,7 @@ async def _wait_job(api: httpx.AsyncClient, job_id: str, tenant: str) -> dict[st
     raise AssertionError("job did not complete")
 
 
-async def test_upload_starts_a_job_that_ingests_the_document(
-    api: httpx.AsyncClient, deps: IngestDeps, tenant: str
-) -> None:
+async def test_upload_starts_a_job_that_ingests_the_document(api: httpx.AsyncClient, deps: Deps, tenant: str) -> None:
     files = {"file": ("overview.md", (SAMPLES / "keel-overview.md").read_bytes(), "text/markdown")}
     resp = await api.post("/v1/documents", files=files, headers={"X-Keel-Tenant": tenant, "X-Request-ID": "req-42"})
     assert resp.status_code == 202, resp.text

@@ -5,8 +5,8 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
+from encoders.dense import Embedder
 from ingestion.chunk import ChunkConfig, build_blocks, chunk_elements, split_sentences
-from ingestion.embed import Embedder
 from ingestion.parse import Element
 from keel.config import Settings
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.sparse import SparseEncoder
+from encoders.sparse import SparseEncoder
 from vectorstore.base import ChunkPoint, Cond, VectorStore, Where
 from vectorstore.edge import EdgeStore
 from vectorstore.server import ServerStore

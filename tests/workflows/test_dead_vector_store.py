@@ -9,11 +9,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 
-from keel.batches import stage, start_batch
-from keel.jobs import JobStore
-from keel.temporal_client import connect
+from app.ingest import stage, start_batch
+from stores import redis as redis_store
+from stores.jobs import JobStore
+from temporal.client import connect
 from tests.conftest import SAMPLES, Services, make_settings
 from tests.helpers import start_keel_process
 
@@ -29,7 +29,7 @@ async def test_unreachable_qdrant_fails_each_file_with_a_retryable_code(services
         del os.environ["QDRANT_URL"]
     try:
         client = await connect(settings)
-        r = redis.Redis.from_url(settings.redis_url)
+        r = redis_store.connect(settings)
         staged = stage(settings, [SAMPLES / "faq.txt", SAMPLES / "keel-overview.md"], "deadq")
         counters = await (await start_batch(client, settings, r, staged, "deadq", [])).result()
     finally:

@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.errors import mapped
-from ingestion.sparse import SparseEncoder
+from encoders.sparse import SparseEncoder
 from keel.errors import VectorStoreUnavailable
 from vectorstore.base import ChunkPoint
 from vectorstore.server import ServerStore

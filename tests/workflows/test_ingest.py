@@ -11,24 +11,24 @@ import pytest
 import redis
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from ingestion.manifest import stage_paths
-from ingestion.pipeline import IngestDeps, Published, Steps, staged_record
+from app.ingest import stage, start_batch
+from app.staging import stage_paths
+from index.visibility import visible_at
 from keel import ids
-from keel.batches import stage, start_batch
-from keel.blobstore import BlobStore
 from keel.config import Settings
-from keel.contracts import DocumentRef, IngestDocumentOutput
-from keel.redis_keys import doc_key, generation_key
+from pipelines.deps import Deps
+from pipelines.ingest import IngestSteps
+from stores.blobs import BlobStore
+from stores.keys import doc_key, generation_key
 from tests.conftest import SAMPLES
 from tests.helpers import ingest, points_of, visible_texts
 from vectorstore.base import Cond, Where
-from vectorstore.visibility import visible_at
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
 
 
 async def test_batch_ingests_every_type_and_reingest_is_a_noop(
-    client: Client, settings: Settings, redis_client: redis.Redis, deps: IngestDeps, tenant: str
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str
 ) -> None:
     counters, files = await ingest(client, settings, redis_client, [SAMPLES], tenant)
     assert (counters.total, counters.ingested, counters.failed) == (6, 6, 0)
@@ -39,13 +39,13 @@ async def test_batch_ingests_every_type_and_reingest_is_a_noop(
 
     runbook = SAMPLES / "incident-runbook.md"
     record = redis_client.hgetall(doc_key(tenant, ids.document_id(tenant, str(runbook))))
-    assert json.loads(record[b"pii"]) == {"EMAIL_ADDRESS": 1, "PERSON": 1, "PHONE_NUMBER": 1}
+    assert json.loads(record["pii"]) == {"EMAIL_ADDRESS": 1, "PERSON": 1, "PHONE_NUMBER": 1}
     texts = visible_texts(deps, redis_client, tenant)
     assert any("<EMAIL_ADDRESS>" in t for t in texts)
     assert not any("maria.gonzalez@example.com" in t or "Maria Gonzalez" in t for t in texts)
 
     hit = deps.store.scroll(settings.collection, _doc_where(tenant, SAMPLES / "keel-overview.md"))[0][0]
-    assert hit.payload["embedding_version"] == deps.embedder.version.key
+    assert hit.payload["embedding_version"] == deps.indexes.active(tenant).version.key
     assert hit.payload["embedding"]["dim"] == 384 and hit.payload["section_path"][0] == "Keel overview"
     for key in (
         "tenant",
@@ -67,7 +67,7 @@ async def test_batch_ingests_every_type_and_reingest_is_a_noop(
 
 
 async def test_changed_document_replaces_its_chunks_atomically(
-    client: Client, settings: Settings, redis_client: redis.Redis, deps: IngestDeps, tenant: str, tmp_path: Path
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str, tmp_path: Path
 ) -> None:
     doc = tmp_path / "policy.md"
     doc.write_text("# Refund policy\n\nRefunds are issued within 30 days of purchase.\n")
@@ -90,13 +90,13 @@ async def test_changed_document_replaces_its_chunks_atomically(
     assert "30 days" in at_v1 and "14 days" not in at_v1
     assert "14 days" in at_v2 and "30 days" not in at_v2
 
-    Steps(deps).collect_retired(tenant)  # grace 0 again: the retired version goes
+    IngestSteps(deps).publisher.collect_retired(tenant)  # grace 0 again: the retired version goes
     assert points_of(deps, tenant, doc) == 1
     assert "14 days" in " ".join(_texts_at(deps, tenant, gen_v2))
 
 
 async def test_bad_inputs_are_recorded_and_the_rest_goes_on(
-    client: Client, settings: Settings, redis_client: redis.Redis, deps: IngestDeps, tenant: str, tmp_path: Path
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str, tmp_path: Path
 ) -> None:
     d = tmp_path / "mixed"
     d.mkdir()
@@ -150,7 +150,7 @@ async def test_oversized_files_are_refused_while_staging(settings: Settings, tmp
 
 
 async def test_same_paragraph_in_two_files_is_stored_once(
-    client: Client, settings: Settings, redis_client: redis.Redis, deps: IngestDeps, tenant: str, tmp_path: Path
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str, tmp_path: Path
 ) -> None:
     shared = (
         "Every retrieval is filtered by tenant and by the caller's access groups, so nothing leaks between tenants."
@@ -165,7 +165,7 @@ async def test_same_paragraph_in_two_files_is_stored_once(
 
 
 async def test_a_retired_owner_hands_its_paragraph_back(
-    client: Client, settings: Settings, redis_client: redis.Redis, deps: IngestDeps, tenant: str, tmp_path: Path
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str, tmp_path: Path
 ) -> None:
     shared = "Quarterly access reviews are signed off by the security lead before the audit window closes."
     a, b = tmp_path / "a.md", tmp_path / "b.md"
@@ -183,7 +183,7 @@ async def test_a_retired_owner_hands_its_paragraph_back(
 
 
 async def test_access_groups_and_tenants_filter_every_read(
-    client: Client, settings: Settings, redis_client: redis.Redis, deps: IngestDeps, tenant: str, tmp_path: Path
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str, tmp_path: Path
 ) -> None:
     (tmp_path / "salaries.md").write_text("# Salaries\n\nThe salary bands for 2027 are confidential.\n")
     await ingest(client, settings, redis_client, [tmp_path], tenant, groups=["hr"])
@@ -210,68 +210,6 @@ def _doc_where(tenant: str, source: Path) -> Where:
     return Where(must=(Cond("tenant", value=tenant), Cond("doc_id", value=ids.document_id(tenant, str(source)))))
 
 
-def _texts_at(deps: IngestDeps, tenant: str, generation: int) -> list[str]:
+def _texts_at(deps: Deps, tenant: str, generation: int) -> list[str]:
     hits, _ = deps.store.scroll(deps.settings.collection, visible_at(tenant, generation, []), limit=100)
     return [h.payload["text"] for h in hits]
-
-
-async def test_large_document_runs_each_step_as_its_own_activity(
-    client: Client, settings: Settings, redis_client: redis.Redis, deps: IngestDeps, tenant: str, tmp_path: Path
-) -> None:
-    """Over LOCAL_MAX_BYTES a document takes the heartbeated step-by-step path; same result."""
-    from workflows.policies import LOCAL_MAX_BYTES
-
-    doc = tmp_path / "handbook.md"
-    sections = []
-    for i in range(400):
-        sections.append(f"## Section {i}\n\n" + f"Paragraph {i} explains procedure number {i} in detail. " * 6)
-    doc.write_text("# Operations handbook\n\n" + "\n\n".join(sections) + "\n")
-    assert doc.stat().st_size > LOCAL_MAX_BYTES
-
-    counters, files = await ingest(client, settings, redis_client, [doc], tenant)
-    outcome = files["handbook.md"]
-    assert (counters.ingested, counters.failed) == (1, 0)
-    assert outcome.chunks > 10 and points_of(deps, tenant, doc) == outcome.chunks
-
-    history = await client.get_workflow_handle(outcome.workflow_id or "", run_id=outcome.run_id).fetch_history()
-    scheduled = [
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.HasField("activity_task_scheduled_event_attributes")
-    ]
-    assert scheduled == [
-        "ingest.parse",
-        "ingest.chunk",
-        "ingest.redact",
-        "ingest.dedupe",
-        "ingest.embed",
-        "ingest.upsert",
-        "ingest.publish",
-    ]
-
-
-def test_a_run_that_published_before_a_crash_reports_its_own_outcome(deps: IngestDeps, tenant: str) -> None:
-    """Begin, stage and publish of a small document are local activities in one workflow task: a
-    worker killed after publish but before the task completed replays them all in the same run.
-    That run's document was ingested by it, so it must not come back as "unchanged"."""
-    steps = Steps(deps)
-    path = SAMPLES / "faq.txt"
-    data = path.read_bytes()
-    doc = DocumentRef(tenant, ["all"], str(path), path.name, ids.sha256_bytes(data), "", len(data))
-    begun = steps.begin(doc, "run-1")
-    assert not begun.unchanged
-    staged = steps.stage(doc, begun.doc_id, data)
-    record = staged_record(doc, staged)
-    published = steps.publish(doc, begun.doc_id, record, "run-1")
-    assert not published.already_published
-
-    again = steps.begin(doc, "run-1")  # the same run, after the crash
-    expected = IngestDocumentOutput(
-        begun.doc_id, doc.version, "ingested", staged.chunks, staged.duplicates, staged.pii, published.generation
-    )
-    assert again.unchanged and again.published_here == expected
-    assert steps.publish(doc, begun.doc_id, record, "run-1") == Published(published.generation)
-
-    later = steps.begin(doc, "run-2")  # a later ingest of the same bytes is a repeat
-    assert later.unchanged and later.published_here is None
-    assert steps.publish(doc, begun.doc_id, record, "run-2").already_published

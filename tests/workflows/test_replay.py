@@ -15,9 +15,9 @@ import redis
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
+from app.query import build_query, run_query
 from keel.config import Settings
-from keel.queries import build_query, run_query
-from keel.temporal_client import DATA_CONVERTER
+from temporal.data_converter import DATA_CONVERTER
 from tests.conftest import SAMPLES
 from tests.helpers import ingest
 from workflows.ingest_batch import IngestBatchWorkflow

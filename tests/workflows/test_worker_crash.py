@@ -9,17 +9,17 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 
+from app.ingest import stage, start_batch
+from index.visibility import NEVER, visible_at
 from keel import ids
-from keel.batches import stage, start_batch
-from keel.redis_keys import doc_key, generation_key
-from keel.temporal_client import connect
+from stores import redis as redis_store
+from stores.keys import doc_key, generation_key
+from temporal.client import connect
 from tests.conftest import Services, make_settings
 from tests.helpers import start_keel_process
 from vectorstore.base import Cond, Where
 from vectorstore.edge import EdgeStore
-from vectorstore.visibility import NEVER, visible_at
 from workflows.ingest_batch import IngestBatchWorkflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
@@ -58,7 +58,7 @@ async def test_sigkill_mid_batch_then_restart_finishes_exactly_once(services: Se
         services, tmp_path / "data", ingest_task_queue=f"crash-{uuid.uuid4().hex[:6]}", batch_window=4
     )
     tenant = "crash"
-    r = redis.Redis.from_url(settings.redis_url)
+    r = redis_store.connect(settings)
     paths = _corpus(tmp_path / "corpus", 24)
     log = tmp_path / "worker.log"
     worker = start_keel_process("infra.worker", settings, log)
@@ -86,7 +86,7 @@ async def test_sigkill_mid_batch_then_restart_finishes_exactly_once(services: Se
     for path in paths:
         doc_id = ids.document_id(tenant, str(path))
         record = r.hgetall(doc_key(tenant, doc_id))
-        chunks = int(record[b"chunks"])
+        chunks = int(record["chunks"])
         mine = Where(must=(Cond("tenant", value=tenant), Cond("doc_id", value=doc_id)))
         assert chunks >= 1
         assert store.count(settings.collection, mine) == chunks, path.name  # exactly once: no doubles, no gaps

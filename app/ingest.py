@@ -1,0 +1,83 @@
+"""Ingest jobs: stage the files, record the job, start IngestBatchWorkflow, follow its progress.
+
+Shared by the CLI (`keel ingest`) and the API (`POST /v1/documents`). Redis writes run in a
+thread: in the API (and the embedded server) the event loop also runs the Temporal workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import redis
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+
+from app.staging import StagedBatch, stage_paths
+from contracts.batch import BatchCounters, BatchProgress, IngestBatchInput
+from index.catalog import Catalog
+from keel.config import Settings
+from keel.tenancy import document_groups
+from stores.blobs import BlobStore
+from stores.jobs import JobStore
+from workflows.ingest_batch import IngestBatchWorkflow
+
+
+def new_job_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+
+
+def batch_workflow_id(job_id: str) -> str:
+    return f"ingest-batch/{job_id}"
+
+
+def stage(settings: Settings, paths: Sequence[Path], tenant: str, job_id: str | None = None) -> StagedBatch:
+    return stage_paths(paths, tenant, job_id or new_job_id(), BlobStore(settings.blob_dir), settings.max_file_bytes)
+
+
+async def start_batch(
+    client: Client,
+    settings: Settings,
+    r: redis.Redis,
+    staged: StagedBatch,
+    tenant: str,
+    groups: Sequence[str],
+) -> WorkflowHandle[IngestBatchWorkflow, BatchCounters]:
+    wf_id = batch_workflow_id(staged.job_id)
+    doc_groups = document_groups(groups)
+
+    def record() -> None:
+        JobStore(r).create(staged.job_id, tenant, doc_groups, wf_id, staged.total)
+        Catalog(r).add_tenant(tenant)
+
+    await asyncio.to_thread(record)
+    return await client.start_workflow(
+        IngestBatchWorkflow.run,
+        IngestBatchInput(
+            job_id=staged.job_id,
+            tenant=tenant,
+            groups=list(doc_groups),
+            pages=staged.pages,
+            total=staged.total,
+            window=settings.batch_window,
+            continue_every=settings.batch_continue_every,
+        ),
+        id=wf_id,
+        task_queue=settings.ingest_task_queue,
+    )
+
+
+async def follow(client: Client, job_id: str, every_s: float = 0.5) -> AsyncIterator[BatchProgress | None]:
+    """The batch's progress every `every_s` until its workflow ends (None when a poll missed)."""
+    handle = client.get_workflow_handle(batch_workflow_id(job_id))
+    while True:
+        desc = await handle.describe()
+        try:
+            yield await handle.query(IngestBatchWorkflow.progress)
+        except Exception:  # a query can fail while the run continues-as-new; try again
+            yield None
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return
+        await asyncio.sleep(every_s)

@@ -1,0 +1,110 @@
+"""Starting a query: checks on the caller's input, then QueryWorkflow on the query task queue.
+
+Shared by the API and the CLI so both refuse the same bad input with the same codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from opentelemetry import trace
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+
+from contracts.query import QueryFilters, QueryInput, QueryOutput
+from index.catalog import Catalog
+from keel.config import Settings
+from keel.errors import BadInput, EmptyQuestion, InvalidSchema, QueryFailed, QuestionTooLong, UnknownTenant
+from keel.tenancy import check_groups, check_tenant
+from retrieval.filters import check_filters
+from retrieval.retriever import MODES
+
+
+def query_workflow_id(tenant: str, request_id: str) -> str:
+    return f"query/{tenant}/{request_id}"
+
+
+def build_query(
+    settings: Settings,
+    r: redis.Redis,
+    request_id: str,
+    tenant: str,
+    groups: list[str],
+    question: str,
+    filters: QueryFilters | None = None,
+    *,
+    mode: str = "hybrid",
+    rerank: bool = True,
+    answer: bool = True,
+    json_schema: dict[str, Any] | None = None,
+    max_output_tokens: int | None = None,
+    route: str | None = None,
+    stream: bool = False,
+) -> QueryInput:
+    tenant = check_tenant(tenant)
+    groups = check_groups(groups)
+    if not question or not question.strip():
+        raise EmptyQuestion("the question is empty")
+    if len(question) > settings.max_question_chars:
+        raise QuestionTooLong(
+            f"the question is {len(question):,} characters; the limit is {settings.max_question_chars:,}"
+        )
+    if mode not in MODES:
+        raise BadInput(f"mode must be one of {', '.join(MODES)}")
+    if route is not None and route not in settings.routes:
+        raise BadInput(f"route must be one of {', '.join(sorted(settings.routes))}")
+    if json_schema is not None:
+        from generation.validate import check_schema
+
+        try:
+            check_schema(json_schema)
+        except Exception as exc:
+            raise InvalidSchema(f"json_schema is not a valid JSON Schema: {exc}") from exc
+    if max_output_tokens is not None and not 1 <= max_output_tokens <= settings.max_output_tokens:
+        raise BadInput(f"max_output_tokens must be between 1 and {settings.max_output_tokens}")
+    checked = check_filters(filters or QueryFilters())
+    if not Catalog(r).has_tenant(tenant):
+        raise UnknownTenant(f"tenant {tenant!r} has never ingested a document")
+    return QueryInput(
+        request_id=request_id,
+        tenant=tenant,
+        groups=groups,
+        question=question.strip(),
+        filters=checked,
+        mode=mode,
+        rerank=rerank,
+        answer=answer,
+        response_format="json" if json_schema is not None else "text",
+        json_schema=json_schema,
+        route=route,
+        stream=stream,
+        max_output_tokens=max_output_tokens,
+        budgets_ms=dict(settings.query_budgets_ms),
+    )
+
+
+async def run_query(client: Client, settings: Settings, inp: QueryInput) -> QueryOutput:
+    try:
+        handle = await client.start_workflow(
+            "Query",
+            inp,
+            id=query_workflow_id(inp.tenant, inp.request_id),
+            task_queue=settings.query_task_queue,
+            result_type=QueryOutput,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # With a worker on this client (infra.server), the start response carries the first
+            # workflow task and the query runs at once instead of waiting for the server to
+            # dispatch it; without one, this is a plain start.
+            request_eager_start=True,
+        )
+        # On the caller's span: an operator can see whether queries start eagerly here.
+        trace.get_current_span().set_attribute("keel.eager_start", started_eagerly(handle))
+        return await handle.result()
+    except WorkflowFailureError as exc:
+        raise QueryFailed(f"the query workflow failed: {exc.cause or exc}") from exc
+
+
+def started_eagerly(handle: WorkflowHandle[Any, Any]) -> bool:
+    # temporalio records it under this name on the handle (client/_impl.py); no public accessor yet.
+    return bool(getattr(handle, "__temporal_eagerly_started", False))

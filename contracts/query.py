@@ -1,0 +1,237 @@
+"""QueryWorkflow and query activity contracts: one dataclass in and one out per step.
+
+The retrieved candidates (chunk text and payload) and each step's ranking of them go to Redis
+under the request's key (`stores.query_state`); the workflow passes the key, the ranking's name and
+the top few scores between steps. Its history stays a few kilobytes, and replaying or converting
+it stays cheap: a hundred nested dataclasses per step cost tens of milliseconds in Temporal's
+data converter (measured by bench-query). Only the packed context, which the prompt is made of,
+is in the history. New fields get defaults so running workflows
+keep decoding old payloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(kw_only=True)
+class QueryFilters:
+    sources: list[str] = field(default_factory=list)
+    doc_ids: list[str] = field(default_factory=list)
+    ingested_after: float | None = None  # unix seconds
+    ingested_before: float | None = None
+
+
+@dataclass(kw_only=True)
+class QueryInput:
+    request_id: str
+    tenant: str
+    groups: list[str]
+    question: str
+    filters: QueryFilters = field(default_factory=QueryFilters)
+    mode: str = "hybrid"  # hybrid | dense | bm25
+    rerank: bool = True
+    answer: bool = True  # False: retrieval, rerank and context only (evaluation)
+    response_format: str = "text"  # text | json
+    json_schema: dict[str, Any] | None = None
+    route: str | None = None  # force a route by name; None lets the router choose
+    stream: bool = False  # publish tokens and events to the request's Redis stream
+    max_output_tokens: int | None = None
+    context_tokens: int | None = None  # None: Settings.context_token_budget
+    budgets_ms: dict[str, float] = field(default_factory=dict)  # step -> deadline; defaults in policies
+
+
+@dataclass(kw_only=True)
+class Scored:
+    """A candidate as the workflow sees it: its id and every score it has so far."""
+
+    point_id: str
+    doc_id: str
+    dense: float | None = None
+    sparse: float | None = None
+    fused: float = 0.0
+    rerank: float | None = None
+
+
+@dataclass(kw_only=True)
+class Candidate:
+    """A retrieved chunk with its payload (kept in Redis for the request, not in the history)."""
+
+    point_id: str
+    doc_id: str
+    version: str
+    source: str
+    title: str
+    section_path: list[str]
+    chunk_index: int
+    text: str
+    token_count: int
+    embedding_version: str
+
+
+@dataclass(kw_only=True)
+class RetrieveInput:
+    query: QueryInput
+
+
+@dataclass(kw_only=True)
+class RetrieveOutput:
+    candidates_key: str
+    ranking: str  # name of the ranking in the request's state ("retrieve")
+    count: int
+    top: list[Scored]  # the best few with their scores, for the history and the UI
+    generation: int
+    embedding_version: str
+    ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+
+
+@dataclass(kw_only=True)
+class RerankInput:
+    question: str
+    candidates_key: str
+    ranking: str
+    deadline_ms: float  # the re-scorer gives up past this, and the workflow keeps retrieval order
+
+
+@dataclass(kw_only=True)
+class RerankOutput:
+    ranking: str  # "rerank"
+    top: list[Scored]
+    reranker: str
+    ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+
+
+@dataclass(kw_only=True)
+class ContextInput:
+    tenant: str
+    question: str
+    candidates_key: str
+    ranking: str
+    token_budget: int
+    request_id: str = ""
+    stream: bool = False  # publish the sources event once the context is packed
+
+
+@dataclass(kw_only=True)
+class ContextPassage:
+    """One numbered source in the prompt: a best hit, possibly joined with its neighbours."""
+
+    ref: int  # [n] in the prompt and the answer
+    doc_id: str
+    version: str
+    source: str
+    title: str
+    section_path: list[str]
+    chunk_indexes: list[int]
+    text: str
+    score: float
+
+
+@dataclass(kw_only=True)
+class ContextOutput:
+    passages: list[ContextPassage]
+    tokens: int
+    dropped_duplicates: int
+    dropped_over_budget: int
+    confidence: float  # 0..1, from the best candidate's scores: what routing decides on
+    ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+
+
+@dataclass(kw_only=True)
+class GenerateInput:
+    request_id: str
+    tenant: str
+    question: str
+    passages: list[ContextPassage]
+    confidence: float
+    response_format: str = "text"
+    json_schema: dict[str, Any] | None = None
+    route: str | None = None
+    stream: bool = False
+    max_output_tokens: int | None = None
+    deadline_ms: float = 0.0
+
+
+@dataclass(kw_only=True)
+class ProviderAttempt:
+    provider: str
+    model: str
+    outcome: str  # ok | error | timeout | breaker_open | skipped
+    reason: str = ""
+    ms: float = 0.0
+
+
+@dataclass(kw_only=True)
+class GenerateOutput:
+    text: str
+    route: str
+    provider: str = ""  # empty when no provider ran (no sources, clarify, a failed step)
+    model: str = ""
+    prompt_id: str = ""
+    prompt_hash: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    attempts: list[ProviderAttempt] = field(default_factory=list)
+    clarifying: bool = False  # no answer was attempted: retrieval found too little
+    ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+
+
+@dataclass(kw_only=True)
+class ValidateInput:
+    question: str
+    text: str
+    passages: list[ContextPassage]
+    prompt_id: str
+    response_format: str = "text"
+    json_schema: dict[str, Any] | None = None
+    clarifying: bool = False
+
+
+@dataclass(kw_only=True)
+class Citation:
+    ref: int
+    doc_id: str
+    version: str
+    source: str
+    section_path: list[str]
+    snippet: str
+
+
+@dataclass(kw_only=True)
+class ValidateOutput:
+    text: str
+    citations: list[Citation]
+    supported_rate: float  # share of cited sentences supported by the passage they cite
+    unsupported: list[str] = field(default_factory=list)
+    invalid_refs: list[int] = field(default_factory=list)
+    json_value: Any = None
+    json_error: str | None = None
+    repaired: bool = False
+    ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+
+
+@dataclass(kw_only=True)
+class QueryOutput:
+    request_id: str
+    answer: str
+    citations: list[Citation]
+    degradations: list[str]
+    timings_ms: dict[str, float]
+    route: str = ""
+    provider: str = ""
+    model: str = ""
+    prompt_id: str = ""
+    prompt_hash: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    embedding_version: str = ""
+    supported_rate: float = 0.0
+    json_value: Any = None
+    json_error: str | None = None
+    no_sources: bool = False
+    clarifying: bool = False
+    attempts: list[ProviderAttempt] = field(default_factory=list)
+    ranking: str = ""  # the final ranking's name in the request's state (evaluation reads it)

@@ -1,0 +1,1 @@
+"""Encoders used by both paths: dense (MiniLM), sparse (BM25), text normalisation and fingerprints."""

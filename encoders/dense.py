@@ -1,0 +1,112 @@
+"""Dense embeddings with sentence-transformers, loaded from a local path (never a hub id).
+
+The model's window is 256 word pieces but chunks run to 800 tokens, so a long chunk is embedded as
+the length-weighted, re-normalised mean of its 256-token windows rather than silently truncated.
+The embedding version names everything that changes a vector: model, dimension, normalisation,
+windowing and chunker (the chunker's version comes from whoever pairs the two: the index room).
+It is stored on every point and is what a migration keys on.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbeddingVersion:
+    model: str
+    dim: int
+    normalized: bool
+    window: int
+    chunker: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}.d{self.dim}.{'norm' if self.normalized else 'raw'}.w{self.window}.{self.chunker}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "key": self.key}
+
+
+class Embedder:
+    """One per process: the model is loaded at worker start, never per call."""
+
+    def __init__(self, model_path: str, model_id: str, threads: int, batch_size: int = 32) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(max(1, threads))
+        self.model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
+        self.tokenizer = self.model.tokenizer
+        self.batch_size = batch_size
+        self.window = int(self.model.max_seq_length or 256)
+        self.model_id = model_id
+        self.dim = int(self.model.encode(["dimension probe"], show_progress_bar=False).shape[1])
+        # torch releases the GIL, so forward passes can run side by side: as many as there are
+        # cores for the threads each one uses. More than that oversubscribes and thrashes.
+        cores = os.cpu_count() or 1
+        self._slots = threading.BoundedSemaphore(max(1, cores // max(1, threads)))
+
+    def embedding_version(self, chunker: str) -> EmbeddingVersion:
+        """What a vector of this encoder over chunks of that chunker is (normalised unit vectors)."""
+        return EmbeddingVersion(model=self.model_id, dim=self.dim, normalized=True, window=self.window, chunker=chunker)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(x) for x in ids]
+
+    def truncate(self, text: str, tokens: int) -> str:
+        """The text cut to its first `tokens` tokens (as count_tokens counts them)."""
+        ids = self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
+        return text if len(ids) <= tokens else str(self.tokenizer.decode(ids[:tokens]))
+
+    def _windows(self, text: str) -> list[tuple[str, int]]:
+        ids = self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
+        size = self.window - 2  # [CLS] and [SEP]
+        if len(ids) <= size:
+            return [(text, max(1, len(ids)))]
+        out = []
+        for start in range(0, len(ids), size):
+            piece = ids[start : start + size]
+            out.append((self.tokenizer.decode(piece), len(piece)))
+        return out
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Passages -> unit vectors, shape (len(texts), dim)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        windows = [self._windows(t) for t in texts]
+        flat = [w for ws in windows for w, _ in ws]
+        with self._slots:
+            vecs = self.model.encode(
+                flat,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,  # its bar would fill the worker's log at INFO
+            )
+        out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+        i = 0
+        for row, ws in enumerate(windows):
+            weights = np.array([n for _, n in ws], dtype=np.float32)
+            v = (vecs[i : i + len(ws)] * weights[:, None]).sum(axis=0)
+            out[row] = v / max(float(np.linalg.norm(v)), 1e-12)
+            i += len(ws)
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+
+def embedding_text(title: str, section_path: Sequence[str], text: str) -> str:
+    """What the model sees: the section path as a header, so a chunk carries its context."""
+    header = " > ".join(s for s in section_path if s) or title
+    return f"{header}\n{text}" if header and not text.startswith(header) else text

@@ -1,0 +1,1 @@
+"""The tenant's index: catalog, active index, visibility, publish/retire, the dedupe registry."""

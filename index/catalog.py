@@ -1,0 +1,111 @@
+"""The tenant's catalog in Redis: document records, the index generation, the set of tenants.
+
+A document record (`keel:doc:<tenant>:<doc id>`) says which version of a logical document is
+published (and at which generation, by which workflow run), which version is in flight, and what
+the published one holds (title, chunks, duplicates, PII counts, embedding version, groups).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from contracts.ingest import BeginOutput, DocumentRef, IngestDocumentOutput, StageOutput
+from keel import ids
+from stores.keys import TENANTS_KEY, doc_key, generation_key, tenant_docs_key
+
+
+class Catalog:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+
+    def record(self, tenant: str, doc_id: str) -> dict[str, str]:
+        return self.r.hgetall(doc_key(tenant, doc_id))  # type: ignore[return-value]  # a decoding client
+
+    def published_version(self, tenant: str, doc_id: str) -> str | None:
+        return self.r.hget(doc_key(tenant, doc_id), "version")  # type: ignore[return-value]
+
+    def generation(self, tenant: str) -> int:
+        return int(self.r.get(generation_key(tenant)) or 0)
+
+    def begin(self, doc: DocumentRef, run_id: str = "") -> BeginOutput:
+        """Is this exact version already published? If not, mark it in flight.
+
+        `run_id` is the workflow run's: a version this same run published (before a crash made
+        it run begin again) is its own outcome, "ingested", not a repeat ingest's "unchanged".
+        """
+        doc_id = ids.document_id(doc.tenant, doc.source)
+        record = self.record(doc.tenant, doc_id)
+        if record.get("version") == doc.version:
+            if run_id and record.get("published_run") == run_id:
+                here = published_output(doc_id, doc.version, record)
+                return BeginOutput(doc_id=doc_id, unchanged=True, published_here=here)
+            return BeginOutput(doc_id=doc_id, unchanged=True)
+        self.r.hset(doc_key(doc.tenant, doc_id), mapping={"staging": doc.version, "source": doc.source})
+        return BeginOutput(doc_id=doc_id, unchanged=False)
+
+    def adopted_duplicate(self, tenant: str, doc_id: str) -> None:
+        """A chunk this document had skipped as a duplicate is now stored in its own right."""
+        pipe = self.r.pipeline()
+        pipe.hincrby(doc_key(tenant, doc_id), "chunks", 1)
+        pipe.hincrby(doc_key(tenant, doc_id), "duplicates", -1)
+        pipe.execute()
+
+    def add_tenant(self, tenant: str) -> None:
+        """A tenant exists from its first ingest on (queries check it)."""
+        self.r.sadd(TENANTS_KEY, tenant)
+
+    def has_tenant(self, tenant: str) -> bool:
+        return bool(self.r.sismember(TENANTS_KEY, tenant))
+
+    def document_count(self, tenant: str) -> int:
+        return int(self.r.scard(tenant_docs_key(tenant)))
+
+
+def staged_record(doc: DocumentRef, staged: StageOutput) -> dict[str, Any]:
+    return document_record(
+        doc,
+        title=staged.title,
+        chunks=staged.chunks,
+        duplicates=staged.duplicates,
+        pii=staged.pii,
+        embedding_version=staged.embedding_version,
+        encoding=staged.encoding,
+    )
+
+
+def document_record(
+    doc: DocumentRef,
+    *,
+    title: str,
+    chunks: int,
+    duplicates: int,
+    pii: dict[str, int],
+    embedding_version: str,
+    encoding: str | None,
+) -> dict[str, Any]:
+    """What the published document record says about this version (Redis hash `keel:doc:...`)."""
+    return {
+        "title": title,
+        "chunks": chunks,
+        "duplicates": duplicates,
+        "pii": pii,
+        "embedding_version": embedding_version,
+        "encoding": encoding or "",
+        "groups": list(doc.groups),
+    }
+
+
+def published_output(doc_id: str, version: str, record: dict[str, str]) -> IngestDocumentOutput:
+    """The outcome a published document record describes (the record's fields as strings)."""
+    return IngestDocumentOutput(
+        doc_id=doc_id,
+        version=version,
+        status="ingested",
+        chunks=int(record.get("chunks") or 0),
+        duplicates=int(record.get("duplicates") or 0),
+        pii=json.loads(record.get("pii") or "{}"),
+        generation=int(record.get("generation") or 0),
+    )

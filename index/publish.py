@@ -1,0 +1,94 @@
+"""Publishing a document version: it becomes the visible one and the previous one retires.
+
+Readers see points with visible_from <= G < visible_until, where G is the tenant's generation
+(`index.visibility`). Under a per-tenant lock: new points get visible_from = G+1, older versions
+get visible_until = G+1, then G becomes G+1 in one Redis transaction with the document record.
+Before the bump readers see only the old version; after it, only the new one. Retired versions
+are deleted once no in-flight read can still be using them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from contracts.ingest import DocumentRef
+from index.active import Indexes
+from keel.config import Settings
+from stores.keys import doc_key, generation_key, publish_lock_key, tenant_docs_key
+from vectorstore.base import Cond, Where
+
+# (retiring version, the generation at which it disappears): called under the publish lock,
+# before the flip, so whatever it stores becomes visible in the same step.
+BeforeFlip = Callable[[str, int], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Published:
+    generation: int
+    already_published: bool = False
+
+
+class Publisher:
+    def __init__(self, client: redis.Redis, indexes: Indexes, settings: Settings) -> None:
+        self.r = client
+        self.indexes = indexes
+        self.settings = settings  # read per call: retire_grace_seconds can be changed at run time
+
+    def publish(
+        self,
+        doc: DocumentRef,
+        doc_id: str,
+        record: dict[str, Any],
+        run_id: str = "",
+        before_flip: BeforeFlip | None = None,
+    ) -> Published:
+        """A retry after a crash at any point redoes the same writes or finds the work done; work
+        done by the same workflow run (`run_id`) is reported as this publish's, not a repeat's."""
+        r = self.r
+        key = doc_key(doc.tenant, doc_id)
+        collection = self.indexes.open(doc.tenant).collection
+        with r.lock(publish_lock_key(doc.tenant), timeout=120, blocking_timeout=120):
+            current, published_run, published_gen = r.hmget(key, ["version", "published_run", "generation"])
+            gen = int(r.get(generation_key(doc.tenant)) or 0)
+            if current == doc.version:
+                if run_id and published_run == run_id:
+                    return Published(generation=int(published_gen or gen))
+                return Published(generation=gen, already_published=True)
+            nxt = gen + 1
+            if current is not None and before_flip is not None:
+                before_flip(str(current), nxt)
+            store = self.indexes.store
+            mine = Where(must=(Cond("tenant", value=doc.tenant), Cond("doc_id", value=doc_id)))
+            store.set_payload(collection, mine.and_(Cond("version", value=doc.version)), {"visible_from": nxt})
+            older = Where(
+                must=(*mine.must, Cond("visible_until", gt=nxt)), must_not=(Cond("version", value=doc.version),)
+            )
+            store.set_payload(collection, older, {"visible_until": nxt, "retired_at": time.time()})
+            fields = {k: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for k, v in record.items()}
+            fields.update(
+                version=doc.version,
+                staging="",
+                source=doc.source,
+                published_at=time.time(),
+                generation=nxt,
+                published_run=run_id,
+            )
+            pipe = r.pipeline(transaction=True)
+            pipe.set(generation_key(doc.tenant), nxt)
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # redis' Mapping is invariant
+            pipe.sadd(tenant_docs_key(doc.tenant), doc_id)
+            pipe.execute()
+        self.collect_retired(doc.tenant)
+        return Published(generation=nxt)
+
+    def collect_retired(self, tenant: str) -> None:
+        """Delete versions retired longer ago than any in-flight read can still be using them."""
+        cutoff = time.time() - self.settings.retire_grace_seconds
+        where = Where(must=(Cond("tenant", value=tenant), Cond("retired_at", lt=cutoff)))
+        self.indexes.store.delete(self.indexes.open(tenant).collection, where)

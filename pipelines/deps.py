@@ -1,0 +1,57 @@
+"""The dependency bundle: every client and model a process builds once, at start, never per call.
+
+Built by the worker (and the benchmarks' plain loops) and handed to every activity class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from encoders.dense import Embedder
+from encoders.sparse import SparseEncoder
+from index.active import ActiveIndex, Indexes
+from ingestion.chunk import CHUNKER_VERSION
+from ingestion.redact import Redactor
+from keel.config import Settings
+from stores import redis as redis_store
+from stores.blobs import BlobStore
+from vectorstore.base import VectorStore
+from vectorstore.factory import open_store
+
+
+@dataclass(kw_only=True)
+class Deps:
+    settings: Settings
+    blobs: BlobStore
+    redis: redis.Redis
+    store: VectorStore
+    indexes: Indexes  # which collection and encoder each tenant reads and writes
+    redactor: Redactor
+    sparse: SparseEncoder
+
+
+def default_index(settings: Settings) -> ActiveIndex:
+    embedder = Embedder(
+        settings.embedding_model_path, settings.embedding_model_id, settings.torch_threads, settings.embed_batch_size
+    )
+    return ActiveIndex(
+        collection=settings.collection, embedder=embedder, version=embedder.embedding_version(CHUNKER_VERSION)
+    )
+
+
+def build_deps(settings: Settings) -> Deps:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    store = open_store(settings)
+    return Deps(
+        settings=settings,
+        blobs=BlobStore(settings.blob_dir),
+        redis=redis_store.connect(settings, connect_timeout=5),
+        store=store,
+        indexes=Indexes(store, default_index(settings)),
+        redactor=Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner),
+        sparse=SparseEncoder(avg_len=settings.bm25_avg_len),
+    )

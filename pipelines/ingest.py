@@ -1,0 +1,213 @@
+"""The ingestion steps over real clients, shared by the activities and the plain loop.
+
+`IngestActivities` wraps each step with blob-store reads and writes (so histories carry keys) and
+heartbeats; `ingest_plain` chains the same steps in one process with no orchestration, which is
+the baseline `make bench-ingest` compares the workflows against. The pure steps are in
+`ingestion/`; the index they write to (catalog, dedupe registry, publish) is `index/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from contracts.ingest import BeginOutput, DocumentRef, StageOutput
+from encoders.dense import embedding_text
+from index.active import ActiveIndex
+from index.catalog import Catalog, staged_record
+from index.dedupe import Deduper
+from index.publish import Published, Publisher
+from index.visibility import NEVER
+from ingestion.chunk import Chunk, ChunkConfig, chunk_elements
+from ingestion.parse import Element, ParsedDocument, parse_document
+from ingestion.redact import merge_counts
+from keel import ids
+from keel.tenancy import EVERYONE
+from pipelines.deps import Deps
+from stores.blobs import work_key
+from vectorstore.base import ChunkPoint
+
+
+class IngestSteps:
+    def __init__(self, deps: Deps, gil_gate: contextlib.AbstractContextManager[Any] | None = None) -> None:
+        self.d = deps
+        # Held around the pure-Python steps when documents run side by side (see
+        # Settings.gil_step_slots); the embedding pass runs outside it since torch releases the GIL.
+        self.gil_gate = gil_gate or contextlib.nullcontext()
+        s = deps.settings
+        self.catalog = Catalog(deps.redis)
+        self.deduper = Deduper(deps.redis, s.dedupe_threshold)
+        self.publisher = Publisher(deps.redis, deps.indexes, s)
+        self.chunk_config = ChunkConfig(s.chunk_min_tokens, s.chunk_max_tokens, s.chunk_overlap_tokens)
+
+    def index(self, tenant: str) -> ActiveIndex:
+        """The tenant's index: the encoder (and tokenizer) its chunks are sized and embedded with."""
+        return self.d.indexes.active(tenant)
+
+    def collection(self, tenant: str) -> str:
+        """The collection writes go to, created on first use."""
+        return self.d.indexes.open(tenant).collection
+
+    def begin(self, doc: DocumentRef, run_id: str = "") -> BeginOutput:
+        return self.catalog.begin(doc, run_id)
+
+    def parse(self, doc: DocumentRef, data: bytes) -> ParsedDocument:
+        s = self.d.settings
+        return parse_document(data, doc.filename, s.max_file_bytes, s.decode_legacy_text)
+
+    def chunk(self, doc: DocumentRef, elements: Sequence[Element]) -> list[Chunk]:
+        """Sized in the tokens of the tenant's embedding model."""
+        return chunk_elements(elements, self.index(doc.tenant).embedder.count_tokens, self.chunk_config)
+
+    def redact(self, title: str, chunks: list[Chunk]) -> tuple[str, list[Chunk], dict[str, int]]:
+        """Chunk text, section titles and the document title: names hide in headings too."""
+        redactor = self.d.redactor
+        red_title = redactor.redact(title)
+        counts = [red_title.counts]
+        headings: dict[str, str] = {}  # each heading is redacted (and counted) once, not per chunk
+        for c in chunks:
+            body = redactor.redact(c.text)
+            counts.append(body.counts)
+            for heading in c.section_path:
+                if heading not in headings:
+                    red = redactor.redact(heading)
+                    headings[heading] = red.text
+                    counts.append(red.counts)
+            c.text, c.section_path = body.text, [headings[h] for h in c.section_path]
+        return red_title.text, chunks, merge_counts(counts)
+
+    def dedupe(self, doc: DocumentRef, doc_id: str, chunks: list[Chunk]) -> tuple[list[Chunk], int]:
+        decisions = self.deduper.decide(doc.tenant, doc.groups, doc_id, doc.version, [c.text for c in chunks])
+        kept = [c for c, d in zip(chunks, decisions, strict=True) if d.duplicate_of is None]
+        return kept, len(chunks) - len(kept)
+
+    def stage(self, doc: DocumentRef, doc_id: str, data: bytes) -> StageOutput:
+        """parse -> chunk -> redact -> dedupe -> embed -> upsert in one call: points written, invisible."""
+        index = self.index(doc.tenant)
+        with self.gil_gate:
+            parsed = self.parse(doc, data)
+            title, chunks, pii = self.redact(parsed.title, self.chunk(doc, parsed.elements))
+            # kept for re-homing duplicates if this document's copy of a paragraph is later retired
+            self.d.blobs.put_json(work_key(doc.tenant, doc.version, "redacted.json"), [c.to_dict() for c in chunks])
+            kept, duplicates = self.dedupe(doc, doc_id, chunks)
+        vectors = index.embedder.embed(self.embedding_texts(title, kept))
+        with self.gil_gate:
+            self.d.store.upsert(self.collection(doc.tenant), self.points(doc, doc_id, title, kept, vectors))
+        return StageOutput(
+            title=title,
+            chunks=len(kept),
+            duplicates=duplicates,
+            embedding_version=index.version.key,
+            pii=pii,
+            encoding=parsed.encoding,
+        )
+
+    def embedding_texts(self, title: str, chunks: Sequence[Chunk]) -> list[str]:
+        return [embedding_text(title, c.section_path, c.text) for c in chunks]
+
+    def points(
+        self, doc: DocumentRef, doc_id: str, title: str, chunks: Sequence[Chunk], vectors: np.ndarray
+    ) -> list[ChunkPoint]:
+        """Staged points: deterministic ids, invisible (visible_from = NEVER) until published."""
+        version = self.index(doc.tenant).version
+        embedding = version.to_dict()
+        now = time.time()
+        texts = self.embedding_texts(title, chunks)
+        return [
+            ChunkPoint(
+                id=ids.point_id(doc.tenant, doc_id, doc.version, c.index, version.key),
+                dense=v.tolist(),
+                sparse=self.d.sparse.document(text),
+                payload={
+                    "tenant": doc.tenant,
+                    "access_groups": list(doc.groups),
+                    "doc_id": doc_id,
+                    "version": doc.version,
+                    "source": doc.source,
+                    "title": title,
+                    "section_path": c.section_path,
+                    "chunk_index": c.index,
+                    "pages": c.pages,
+                    "token_count": c.token_count,
+                    "text": c.text,
+                    "content_hash": ids.sha256_bytes(c.text.encode()),
+                    "embedding_version": version.key,
+                    "embedding": embedding,
+                    "ingested_at": now,
+                    "visible_from": NEVER,
+                    "visible_until": NEVER,
+                },
+            )
+            for c, v, text in zip(chunks, vectors, texts, strict=True)
+        ]
+
+    def publish(self, doc: DocumentRef, doc_id: str, record: dict[str, Any], run_id: str = "") -> Published:
+        """Make this version the visible one (`index.publish`), re-homing what others held of the old one."""
+
+        def rehome(old: str, generation: int) -> None:
+            self._rehome_holders(doc, doc_id, old, generation)
+
+        return self.publisher.publish(doc, doc_id, record, run_id, before_flip=rehome)
+
+    def _rehome_holders(self, doc: DocumentRef, doc_id: str, old: str, generation: int) -> None:
+        """Documents that skipped a paragraph because the retiring version stored it get it back.
+
+        If the new version still has the paragraph, it simply becomes their owner. Otherwise the
+        holder's own chunk is embedded and stored now, visible from the same generation at which
+        the old version disappears, so readers never lose the text.
+        """
+        index = self.index(doc.tenant)
+        for holder in self.deduper.orphans(doc.tenant, doc.groups, doc_id, old, doc.version):
+            chunks = self.d.blobs.get_json(work_key(doc.tenant, holder.version, "redacted.json"))
+            chunk = next(Chunk.from_dict(c) for c in chunks if c["index"] == holder.chunk)
+            successor = self.deduper.successor(doc.tenant, doc.groups, chunk.text)
+            if successor is not None and (successor.doc_id, successor.version) == (doc_id, doc.version):
+                self.deduper.hand_on(doc.tenant, doc.groups, successor, holder)
+                continue
+            record = self.catalog.record(doc.tenant, holder.doc_id)
+            ref = DocumentRef(
+                tenant=doc.tenant,
+                groups=json.loads(record.get("groups", "[]")),
+                source=record["source"],
+                filename="",
+                version=holder.version,
+                blob_key="",
+                size=0,
+            )
+            title = record.get("title", "")
+            vectors = index.embedder.embed(self.embedding_texts(title, [chunk]))
+            points = self.points(ref, holder.doc_id, title, [chunk], vectors)
+            for p in points:
+                p.payload["visible_from"] = generation
+            self.d.store.upsert(self.collection(doc.tenant), points)
+            self.deduper.adopt(doc.tenant, doc.groups, holder, chunk.text)
+            self.catalog.adopted_duplicate(doc.tenant, holder.doc_id)
+
+
+def local_document(tenant: str, path: Path, data: bytes, groups: Sequence[str] = (EVERYONE,)) -> DocumentRef:
+    """A file on this machine as the plain loop ingests it (no blob store: the bytes are at hand)."""
+    return DocumentRef(
+        tenant=tenant,
+        groups=list(groups),
+        source=str(path),
+        filename=path.name,
+        version=ids.sha256_bytes(data),
+        blob_key="",
+        size=len(data),
+    )
+
+
+def ingest_plain(steps: IngestSteps, doc: DocumentRef, data: bytes) -> int:
+    """One document through every step in-process: the no-orchestration baseline. Returns chunks stored."""
+    begun = steps.begin(doc)
+    if begun.unchanged:
+        return 0
+    staged = steps.stage(doc, begun.doc_id, data)
+    steps.publish(doc, begun.doc_id, staged_record(doc, staged))
+    return staged.chunks

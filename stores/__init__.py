@@ -1,0 +1,1 @@
+"""Redis and blob state: every Redis key (keys.py), jobs, query state, streams, blobs."""

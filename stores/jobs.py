@@ -1,0 +1,91 @@
+"""Job state in Redis: what the CLI and the API read while and after a batch runs.
+
+A job is one batch of files. Its record holds status and counters; one hash field per file holds
+the outcome (ingested / unchanged / failed with code, message and the run to open in the UI).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from contracts.batch import FileOutcome
+from stores.keys import JOBS_INDEX, job_files_key, job_key
+
+COUNTERS = ("total", "done", "ingested", "unchanged", "failed", "chunks", "duplicates")
+
+
+@dataclass
+class Job:
+    job_id: str
+    tenant: str
+    status: str
+    workflow_id: str
+    created_at: float
+    updated_at: float
+    counters: dict[str, int] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+
+    def create(self, job_id: str, tenant: str, groups: Sequence[str], workflow_id: str, total: int) -> None:
+        now = time.time()
+        mapping: dict[str, str | int | float] = {
+            "tenant": tenant,
+            "status": "running",
+            "workflow_id": workflow_id,
+            "created_at": now,
+            "updated_at": now,
+            "groups": json.dumps(list(groups)),
+        }
+        mapping.update({c: 0 for c in COUNTERS})
+        mapping["total"] = total
+        pipe = self.r.pipeline()
+        pipe.hset(job_key(job_id), mapping=mapping)  # type: ignore[arg-type]  # redis' Mapping is invariant
+        pipe.zadd(JOBS_INDEX, {job_id: now})
+        pipe.execute()
+
+    def record(self, job_id: str, outcomes: Sequence[FileOutcome], counters: dict[str, int], status: str) -> None:
+        """Idempotent: outcomes are keyed by source and counters are absolute, not increments."""
+        pipe = self.r.pipeline()
+        if outcomes:
+            pipe.hset(job_files_key(job_id), mapping={o.source: json.dumps(asdict(o)) for o in outcomes})
+        state: dict[str, str | int | float] = {"status": status, "updated_at": time.time()}
+        state.update(counters)
+        pipe.hset(job_key(job_id), mapping=state)  # type: ignore[arg-type]
+        pipe.execute()
+
+    def get(self, job_id: str) -> Job | None:
+        raw: dict[str, str] = self.r.hgetall(job_key(job_id))  # type: ignore[assignment]  # a decoding client
+        if not raw:
+            return None
+        return Job(
+            job_id=job_id,
+            tenant=raw["tenant"],
+            status=raw["status"],
+            workflow_id=raw["workflow_id"],
+            created_at=float(raw["created_at"]),
+            updated_at=float(raw["updated_at"]),
+            counters={c: int(raw.get(c, 0)) for c in COUNTERS},
+            groups=json.loads(raw.get("groups", "[]")),
+        )
+
+    def files(self, job_id: str, status: str | None = None) -> list[FileOutcome]:
+        out = [FileOutcome(**json.loads(v)) for v in self.r.hvals(job_files_key(job_id))]
+        out = [o for o in out if status is None or o.status == status]
+        return sorted(out, key=lambda o: o.source)
+
+    def recent(self, limit: int = 20) -> list[Job]:
+        ids: list[str] = self.r.zrevrange(JOBS_INDEX, 0, limit - 1)  # type: ignore[assignment]
+        return [j for j in (self.get(i) for i in ids) if j is not None]

@@ -1,0 +1,93 @@
+"""Every Redis key Keel writes, in one place, each carrying the tenant where it is tenant data.
+
+Values are text: one client (`stores.redis`) decodes every reply, so no module handles bytes.
+"""
+
+from __future__ import annotations
+
+
+def doc_key(tenant: str, doc_id: str) -> str:
+    """Hash: the document's published version, in-flight version, title, counts."""
+    return f"keel:doc:{tenant}:{doc_id}"
+
+
+def tenant_docs_key(tenant: str) -> str:
+    """Set of the tenant's document ids."""
+    return f"keel:docs:{tenant}"
+
+
+def generation_key(tenant: str) -> str:
+    """Integer: the tenant's index generation; readers see points visible at this generation."""
+    return f"keel:gen:{tenant}"
+
+
+def publish_lock_key(tenant: str) -> str:
+    return f"keel:lock:publish:{tenant}"
+
+
+def job_key(job_id: str) -> str:
+    return f"keel:job:{job_id}"
+
+
+def job_files_key(job_id: str) -> str:
+    """Hash: path -> outcome JSON for each file of a job."""
+    return f"keel:job:{job_id}:files"
+
+
+JOBS_INDEX = "keel:jobs"  # sorted set of job ids by creation time
+
+
+def query_candidates_key(tenant: str, request_id: str) -> str:
+    """Hash: point id -> candidate JSON, for the steps of one query (expires with QUERY_STATE_TTL)."""
+    return f"keel:q:{tenant}:{request_id}:candidates"
+
+
+def query_stream_key(tenant: str, request_id: str) -> str:
+    """Stream: one query's events (sources, tokens, done) for the API to relay as Server-Sent Events."""
+    return f"keel:q:{tenant}:{request_id}:stream"
+
+
+def breaker_key(provider: str) -> str:
+    """Hash: a provider's circuit-breaker state, shared by every worker."""
+    return f"keel:breaker:{provider}"
+
+
+QUERY_STATE_TTL_S = 3600  # long enough for a retried step; short enough not to keep tenant text around
+
+
+def prompt_stats_key(prompt_id: str) -> str:
+    """Hash: per prompt version, JSON answers, parse errors and repairs (parse_error_rate)."""
+    return f"keel:prompt:{prompt_id}:stats"
+
+
+TENANTS_KEY = "keel:tenants"  # set of tenants that have started at least one ingest
+
+
+# -- the dedupe registry (index.dedupe): per tenant and access-group scope ---------------------
+def dedupe_prefix(tenant: str, scope: str) -> str:
+    return f"keel:dd:{tenant}:{scope}"
+
+
+def dedupe_exact_key(prefix: str, fingerprint: str) -> str:
+    """String: the owner (doc, version, chunk) of a paragraph's exact text."""
+    return f"{prefix}:exact:{fingerprint}"
+
+
+def dedupe_band_key(prefix: str, band: int, band_hash: str) -> str:
+    """Set: owners whose MinHash signature has this LSH band."""
+    return f"{prefix}:band:{band}:{band_hash}"
+
+
+def dedupe_signature_key(prefix: str, owner: str) -> str:
+    """String: an owner's MinHash signature, base64 (`msig`: the raw-bytes `sig` keys are retired)."""
+    return f"{prefix}:msig:{owner}"
+
+
+def dedupe_holders_key(prefix: str, owner: str) -> str:
+    """Set: chunks of other documents that skipped this owner's text as a duplicate."""
+    return f"{prefix}:holders:{owner}"
+
+
+def dedupe_held_key(prefix: str, doc_id: str, version: str) -> str:
+    """Set: chunk indexes of a document version that others hold as duplicates."""
+    return f"{prefix}:held:{doc_id}:{version}"

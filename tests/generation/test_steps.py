@@ -1,0 +1,83 @@
+"""Generation's pure steps: extraction, validation, prompts, routing."""
+
+from __future__ import annotations
+
+import pytest
+
+from contracts.query import ContextPassage
+from generation import prompts
+from generation.extractive import ExtractiveAnswerer, pick
+from generation.providers import GenerationRequest
+from generation.router import CHEAP, CLARIFY, NO_SOURCES, STRONG, RoutingConfig, choose_route
+from generation.validate import check_citations, check_json
+
+
+def _passage(ref: int, doc_id: str, source: str, title: str, text: str, score: float) -> ContextPassage:
+    return ContextPassage(
+        ref=ref,
+        doc_id=doc_id,
+        version="v",
+        source=source,
+        title=title,
+        section_path=[],
+        chunk_indexes=[0],
+        text=text,
+        score=score,
+    )
+
+
+def _passages() -> list[ContextPassage]:
+    return [
+        _passage(1, "d1", "faq.txt", "FAQ", "Keel stores vectors in Qdrant. It is fast.", 0.9),
+        _passage(2, "d2", "run.md", "Runbook", "Failed files are retried by running keel ingest again.", 0.5),
+    ]
+
+
+def test_extractive_answer_picks_and_cites_the_answering_sentence() -> None:
+    picked = pick("How are failed files retried?", _passages())
+    assert picked[0] == (2, "Failed files are retried by running keel ingest again.")
+    gen = ExtractiveAnswerer().generate(GenerationRequest("p", "How are failed files retried?", _passages(), 5, 1.0))
+    assert len(gen.text.split()) <= 5  # the output limit holds
+
+
+def test_citations_are_checked_against_the_passages() -> None:
+    text = "Failed files are retried by running keel ingest again [2]. Keel runs on the moon [1]. Extra [7]."
+    checked = check_citations(text, _passages())
+    assert checked.invalid_refs == [7] and "[7]" not in checked.text
+    assert [c.ref for c in checked.citations] == [2, 1]
+    assert checked.supported_rate == 0.5 and checked.unsupported == ["Keel runs on the moon [1]."]
+
+
+def test_json_is_validated_and_repaired_once() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    assert check_json('{"n": 3}', schema).value == {"n": 3}
+    fixed = check_json('Sure! ```json\n{"n": 3,}\n```', schema)
+    assert fixed.repaired and fixed.value == {"n": 3} and fixed.error is None
+    wrong = check_json('{"n": "three"}', schema)
+    assert wrong.error and "schema" in wrong.error
+
+
+def test_prompts_have_ids_and_hash_what_was_rendered() -> None:
+    one = prompts.render("What is {context}?", _passages())
+    assert one.prompt_id == "answer.v1" and "[2] (Runbook)" in one.text and "What is {context}?" in one.text
+    assert one.hash != prompts.render("Another question?", _passages()).hash
+    assert prompts.render("q", _passages(), {"type": "object"}).prompt_id == "answer-json.v1"
+
+
+@pytest.mark.parametrize(
+    ("question", "confidence", "passages", "route"),
+    [
+        ("anything", 0.9, 0, NO_SOURCES),
+        ("anything", 0.05, 3, CLARIFY),
+        ("How do I retry?", 0.8, 3, CHEAP),
+        (
+            "Compare the retry semantics of batch and single-document ingestion and explain every trade-off an operator should weigh in detail",
+            0.8,
+            3,
+            STRONG,
+        ),
+        ("How do I retry?", 0.4, 3, STRONG),
+    ],
+)
+def test_routing(question: str, confidence: float, passages: int, route: str) -> None:
+    assert choose_route(question, confidence, passages, RoutingConfig()) == route

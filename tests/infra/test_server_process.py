@@ -1,0 +1,76 @@
+"""`python -m infra.server`, the process `make run` starts: the workers and the API together.
+
+A query over real HTTP starts its workflow eagerly on the process's own worker and leaves one
+trace in the process's span file; SIGTERM stops the API and then drains the workers (uvicorn's
+own signal handling would re-raise the signal and kill the process before that).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.services import free_port, wait_port
+from keel.config import Settings
+from stores import redis as redis_store
+from temporal.client import connect
+from tests.conftest import SAMPLES, Services, make_settings
+from tests.helpers import ingest, start_keel_process
+
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
+
+
+def _spans(settings: Settings, trace_id: str) -> list[dict[str, object]]:
+    path = settings.data_dir / "traces" / "keel-server.jsonl"
+    deadline = time.monotonic() + 15  # spans are exported in batches, every few seconds
+    while time.monotonic() < deadline:
+        if path.exists():
+            found = [s for line in path.read_text().splitlines() if (s := json.loads(line))["trace_id"] == trace_id]
+            if any(s["name"] == "POST /v1/query" for s in found):
+                return found
+        time.sleep(0.5)
+    return []
+
+
+async def test_one_process_answers_over_http_and_stops_cleanly(services: Services, tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    settings = make_settings(
+        services,
+        tmp_path / "data",
+        ingest_task_queue=f"server-ingest-{suffix}",
+        query_task_queue=f"server-query-{suffix}",
+        api_port=free_port(),
+    )
+    tenant = f"server-{suffix}"
+    log = tmp_path / "server.log"
+    server = start_keel_process("infra.server", settings, log)
+    wait_port("127.0.0.1", settings.api_port, 60, server)
+    try:
+        counters, _ = await ingest(await connect(settings), settings, redis_store.connect(settings), [SAMPLES], tenant)
+        assert counters.ingested == 6
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}", timeout=60) as http:
+            resp = await http.post(
+                "/v1/query", json={"question": "How do I retry failed files?"}, headers={"X-Keel-Tenant": tenant}
+            )
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["citations"] and not body["degradations"]
+
+        spans = _spans(settings, body["trace_id"])
+        names = {s["name"] for s in spans}
+        assert "RunWorkflow:Query" in names and "RunActivity:query.retrieve" in names, names
+        request = next(s for s in spans if s["name"] == "POST /v1/query")
+        assert request["attributes"]["keel.eager_start"] is True  # type: ignore[index]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+    assert code == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "Application shutdown complete" in text and "Beginning worker shutdown" in text
