@@ -25,6 +25,7 @@ from contracts.ingest import (
     ChunkOutput,
     DedupeInput,
     DedupeOutput,
+    DocumentRef,
     EmbedInput,
     EmbedOutput,
     ParseInput,
@@ -62,6 +63,7 @@ def gil_bound(fn: F) -> F:
 F = TypeVar("F", bound=Callable[..., Any])
 
 EMBED_BATCH = 32
+TRANSIENT_WORK_FILES = ("elements.json", "chunks.json", "kept.json", "vectors.npy", "vectors.partial.npy")
 UPSERT_BATCH = 128
 
 
@@ -177,9 +179,17 @@ class IngestActivities:
         )
         published = self.steps.publish(inp.doc, inp.doc_id, record, activity.info().workflow_run_id or "")
         if not published.already_published:
-            for name in ("elements.json", "vectors.npy"):
-                self.d.blobs.delete(work_key(inp.doc.tenant, inp.doc.version, name))
+            self._clean_up(inp.doc)
         return PublishOutput(generation=published.generation, already_published=published.already_published)
+
+    def _clean_up(self, doc: DocumentRef) -> None:
+        """Once published, nothing the document went through is kept readable: the work files
+        (the unredacted chunks among them) and, unless `keep_raw_uploads`, the raw bytes. Only
+        the redacted chunks stay, which re-homing a duplicate needs and which the index holds anyway."""
+        for name in TRANSIENT_WORK_FILES:
+            self.d.blobs.delete(work_key(doc.tenant, doc.version, name))
+        if not self.d.settings.keep_raw_uploads and doc.blob_key:
+            self.d.blobs.delete(doc.blob_key)
 
     def _chunks(self, key: str) -> list[Chunk]:
         return [Chunk.from_dict(c) for c in self.d.blobs.get_json(key)]

@@ -1,4 +1,8 @@
-"""Dependencies as Annotated aliases: settings, clients opened in the lifespan, the caller's tenant.
+"""Dependencies as Annotated aliases: settings, clients opened in the lifespan, the caller.
+
+The caller is a principal resolved from `Authorization: Bearer <key>`: tenant, roles and groups
+come from the key, never from a header (`X-Keel-Groups` may only narrow the groups). Every denial
+(no key, a bad or revoked one, a role or group the key lacks) is written to the audit log.
 
 Redis is not pinged per request: a command that cannot reach it raises, and the error handlers
 answer 503 `redis_unavailable` (whenever in the request it happens, not only at its start).
@@ -6,15 +10,19 @@ answer 503 `redis_unavailable` (whenever in the request it happens, not only at 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import redis
 from fastapi import Depends, Header, Request
 from temporalio.client import Client
 
+from api.errors import request_id
+from gateway.audit import Audit
+from gateway.keys import ADMIN, INGEST, QUERY, KeyStore, Principal
 from keel.config import Settings, get_settings
-from keel.errors import TemporalUnavailable
-from keel.tenancy import check_groups, check_tenant
+from keel.errors import Forbidden, InvalidKey, RoleForbidden, TemporalUnavailable, Unauthorized
 from stores.blobs import BlobStore
 
 
@@ -37,18 +45,72 @@ def _blobs(request: Request, settings: Annotated[Settings, Depends(get_settings)
     return blobs
 
 
-def _tenant(x_keel_tenant: Annotated[str, Header(description="tenant the request acts for")]) -> str:
-    # A header for now; an authenticated principal (API key -> tenant) replaces it later.
-    return check_tenant(x_keel_tenant)
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidKey("send the API key as `Authorization: Bearer keel_...`")
+    return token.strip()
 
 
-def _groups(x_keel_groups: Annotated[str, Header(description="comma-separated access groups")] = "") -> list[str]:
-    return check_groups([g.strip() for g in x_keel_groups.split(",") if g.strip()])
+def _deny(r: redis.Redis, request: Request, exc: Exception, tenant: str | None, key_id: str = "") -> None:
+    Audit(r).record(
+        tenant,
+        "denied",
+        key_id=key_id,
+        request_id=request_id(request),
+        code=getattr(exc, "code", "denied"),
+        method=request.method,
+        path=request.url.path,
+    )
+
+
+def _resolve(r: redis.Redis, request: Request, groups_header: str) -> Principal:
+    store = KeyStore(r)
+    token: str | None = None
+    try:
+        token = _bearer(request)
+        principal = store.resolve(token)
+    except Unauthorized as exc:
+        _deny(r, request, exc, store.owner_of(token) if token else None)
+        raise
+    if groups_header.strip():
+        try:
+            principal = principal.narrowed([g.strip() for g in groups_header.split(",") if g.strip()])
+        except Forbidden as exc:
+            _deny(r, request, exc, principal.tenant, principal.key_id)
+            raise
+    return principal
+
+
+async def _principal(
+    request: Request,
+    x_keel_groups: Annotated[str, Header(description="narrow the key's access groups to these")] = "",
+) -> Principal:
+    principal = await asyncio.to_thread(_resolve, request.app.state.redis, request, x_keel_groups)
+    request.state.principal = principal
+    return principal
+
+
+def require(role: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller's principal, refused with 403 unless its key has `role`."""
+
+    async def dependency(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if role not in principal.roles:
+            exc = RoleForbidden(f"the key has roles {sorted(principal.roles)}; this needs `{role}`")
+            await asyncio.to_thread(_deny, request.app.state.redis, request, exc, principal.tenant, principal.key_id)
+            raise exc
+        return principal
+
+    return dependency
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 RedisDep = Annotated[redis.Redis, Depends(_redis)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
-TenantDep = Annotated[str, Depends(_tenant)]
-GroupsDep = Annotated[list[str], Depends(_groups)]
+QueryCaller = Annotated[Principal, Depends(require(QUERY))]
+IngestCaller = Annotated[Principal, Depends(require(INGEST))]
+AdminCaller = Annotated[Principal, Depends(require(ADMIN))]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable
 
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -18,6 +19,8 @@ from keel.errors import KeelError, RedisUnavailable
 log = logging.getLogger("keel.api")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+CORRELATION_HEADER = "X-Correlation-ID"
+RETRY_AFTER_S = 5
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -36,35 +39,57 @@ def request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or "")
 
 
-def error_response(request: Request, status: int, code: str, message: str) -> JSONResponse:
-    rid = request_id(request)
+def correlation_id(request: Request) -> str:
+    return str(getattr(request.state, "correlation_id", "") or "")
+
+
+def new_request_id() -> str:
+    """The server's id for a request: it names the query's workflow, state and stream, so it is
+    unguessable (128 random bits) and never the caller's."""
+    return secrets.token_urlsafe(16)
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    rid = request_id(request) or new_request_id()
+    body: dict[str, str] = {"code": code, "message": message, "request_id": rid}
+    if correlation_id(request):
+        body["correlation_id"] = correlation_id(request)
     return JSONResponse(
-        status_code=status,
-        content={"error": {"code": code, "message": message, "request_id": rid}},
-        headers={REQUEST_ID_HEADER: rid},
+        status_code=status, content={"error": body}, headers={REQUEST_ID_HEADER: rid, **(headers or {})}
     )
 
 
 async def request_id_middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    # Accept a caller's id only when it is short and printable, so it is safe in logs and keys.
-    rid = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+    # A caller's X-Request-ID (or X-Correlation-ID) is kept only to correlate: echoed back and put
+    # on the trace, never used as a key, so a reused or guessed one cannot touch another request.
+    incoming = request.headers.get(CORRELATION_HEADER) or request.headers.get(REQUEST_ID_HEADER, "")
+    correlation = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else ""
+    rid = new_request_id()
     request.state.request_id = rid
+    request.state.correlation_id = correlation
+    trace.get_current_span().set_attributes({"keel.request_id": rid, "keel.correlation_id": correlation})
     response = await call_next(request)
     response.headers[REQUEST_ID_HEADER] = rid
+    if correlation:
+        response.headers[CORRELATION_HEADER] = correlation
     return response
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KeelError)
     async def _keel(request: Request, exc: KeelError) -> JSONResponse:
-        return error_response(request, exc.http_status, exc.code, exc.message)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
+        if exc.http_status == 503:  # a dependency is down: say when to come back
+            headers["Retry-After"] = str(RETRY_AFTER_S)
+        return error_response(request, exc.http_status, exc.code, exc.message, headers)
 
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
     async def _redis(request: Request, exc: Exception) -> JSONResponse:
         err = RedisUnavailable(f"Redis is unreachable: {exc}")
-        return error_response(request, err.http_status, err.code, err.message)
+        return error_response(request, err.http_status, err.code, err.message, {"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -72,6 +97,8 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
             parts.append(f"{where}: {err.get('msg')}")
+        if any(err.get("type") == "string_unicode" for err in exc.errors()):  # e.g. a lone surrogate
+            return error_response(request, 400, "invalid_text", "; ".join(parts))
         return error_response(request, 422, "invalid_request", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)

@@ -10,8 +10,10 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from temporalio.client import Client
 
+from api.body_limit import MULTIPART_SLACK, BodyLimit
+from api.docs import install_docs
 from api.errors import install_error_handlers, request_id_middleware
-from api.routers import documents, jobs, query
+from api.routers import admin, documents, jobs, query
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import get_settings
 from keel.errors import TemporalUnavailable
@@ -42,7 +44,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(temporal: Client | None = None) -> FastAPI:
     """The app; `temporal` is the client of workers in the same process (infra.server), whose
     queries then start eagerly on them. Without one, the lifespan connects its own."""
-    app = FastAPI(title="Keel", version="0.1.0", lifespan=lifespan)
+    settings = get_settings()
+    docs = "/openapi.json" if settings.api_docs else None
+    app = FastAPI(title="Keel", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=docs)
     app.state.temporal = temporal
     FastAPIInstrumentor.instrument_app(app)  # spans go to whichever provider is installed at start
     app.middleware("http")(request_id_middleware)
@@ -50,6 +54,14 @@ def create_app(temporal: Client | None = None) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(jobs.router)
     app.include_router(query.router)
+    app.include_router(admin.router)
+    if settings.api_docs:
+        install_docs(app)
+    upload_limit = min(settings.max_upload_bytes, settings.max_file_bytes) + MULTIPART_SLACK
+    app.add_middleware(
+        BodyLimit,
+        limit_for=lambda path: upload_limit if path.startswith("/v1/documents") else settings.max_json_body_bytes,
+    )
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -13,6 +13,7 @@ class JobAccepted(BaseModel):
     status_url: str
     temporal_ui_url: str
     request_id: str
+    correlation_id: str | None = None
 
 
 class FileResult(BaseModel):
@@ -73,6 +74,7 @@ class AttemptOut(BaseModel):
 
 class QueryAnswer(BaseModel):
     request_id: str
+    correlation_id: str | None = None
     trace_id: str
     answer: str
     citations: list[CitationOut]

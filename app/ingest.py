@@ -19,7 +19,8 @@ from app.staging import StagedBatch, stage_paths
 from contracts.batch import BatchCounters, BatchProgress, IngestBatchInput
 from index.catalog import Catalog
 from keel.config import Settings
-from keel.tenancy import document_groups
+from keel.errors import GroupNotHeld
+from keel.tenancy import document_groups, holds
 from stores.blobs import BlobStore
 from stores.jobs import JobStore
 from workflows.ingest_batch import IngestBatchWorkflow
@@ -44,9 +45,14 @@ async def start_batch(
     staged: StagedBatch,
     tenant: str,
     groups: Sequence[str],
+    writer_groups: Sequence[str] | None = None,
 ) -> WorkflowHandle[IngestBatchWorkflow, BatchCounters]:
+    """Start the job. `writer_groups` are the asking principal's (None: a trusted operator): the
+    documents may get only groups it holds, and each replacement is checked against them."""
     wf_id = batch_workflow_id(staged.job_id)
     doc_groups = document_groups(groups)
+    if writer_groups is not None and not holds(writer_groups, doc_groups):
+        raise GroupNotHeld(f"the key cannot give documents groups it does not hold: {doc_groups}")
 
     def record() -> None:
         JobStore(r).create(staged.job_id, tenant, doc_groups, wf_id, staged.total)
@@ -63,6 +69,7 @@ async def start_batch(
             total=staged.total,
             window=settings.batch_window,
             continue_every=settings.batch_continue_every,
+            writer_groups=list(writer_groups) if writer_groups is not None else None,
         ),
         id=wf_id,
         task_queue=settings.ingest_task_queue,

@@ -17,6 +17,7 @@ from index.catalog import Catalog
 from keel.config import Settings
 from keel.errors import BadInput, EmptyQuestion, InvalidSchema, QueryFailed, QuestionTooLong, UnknownTenant
 from keel.tenancy import check_groups, check_tenant
+from keel.text import check_text
 from retrieval.filters import check_filters
 from retrieval.retriever import MODES
 
@@ -44,6 +45,7 @@ def build_query(
 ) -> QueryInput:
     tenant = check_tenant(tenant)
     groups = check_groups(groups)
+    check_text(question or "", "the question")
     if not question or not question.strip():
         raise EmptyQuestion("the question is empty")
     if len(question) > settings.max_question_chars:

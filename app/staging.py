@@ -16,7 +16,7 @@ from pathlib import Path
 from contracts.batch import ManifestEntry
 from ingestion.files import check_name, classify
 from keel.errors import BadInput, KeelError, UnsafeName
-from keel.ids import sha256_bytes
+from keel.ids import document_id, sha256_bytes
 from stores.blobs import BlobStore, manifest_page_key, raw_key
 
 PAGE_SIZE = 200
@@ -32,22 +32,26 @@ class StagedBatch:
 
 
 def iter_files(paths: Sequence[Path]) -> Iterator[tuple[Path, KeelError | None]]:
-    """Files under the given paths in a stable order; hidden files and folders are skipped."""
+    """Files under the given paths in a stable order; hidden files and folders are skipped.
+
+    Each file is named as it was given (`docs/a.md` for `keel ingest docs`), never resolved to an
+    absolute path: the name is the document's source, which citations and job records show.
+    """
     for given in paths:
         if given.is_dir():
             root = given.resolve()
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            for dirpath, dirnames, filenames in os.walk(given, followlinks=False):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
                     if name.startswith("."):
                         continue
                     path = Path(dirpath) / name
                     if path.is_symlink() and not path.resolve().is_relative_to(root):
-                        yield path, UnsafeName(f"{path} is a symlink to {path.resolve()}, outside {root}")
+                        yield path, UnsafeName(f"{path} is a symlink to a file outside {given}")
                         continue
                     yield path, None
         else:
-            yield given.absolute(), None
+            yield given, None
 
 
 def stage_paths(paths: Sequence[Path], tenant: str, job_id: str, blobs: BlobStore, max_bytes: int) -> StagedBatch:
@@ -95,7 +99,7 @@ def _store_raw(blobs: BlobStore, tenant: str, entry: ManifestEntry, data: bytes)
     """The bytes under their hash (written once: the same bytes staged twice share one blob)."""
     entry.version = sha256_bytes(data)
     entry.size = len(data)
-    entry.blob_key = raw_key(tenant, entry.version)
+    entry.blob_key = raw_key(tenant, entry.version, document_id(tenant, entry.source))
     if not blobs.exists(entry.blob_key):
         blobs.put(entry.blob_key, data)
 
@@ -113,5 +117,5 @@ def _stage_file(path: Path, problem: KeelError | None, tenant: str, blobs: BlobS
     except KeelError as exc:
         entry.error_code, entry.error_message = exc.code, exc.message
     except OSError as exc:
-        entry.error_code, entry.error_message = "unreadable", f"cannot read {path}: {exc.strerror or exc}"
+        entry.error_code, entry.error_message = "unreadable", f"cannot read {path}: {exc.strerror or 'I/O error'}"
     return entry

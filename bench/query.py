@@ -29,6 +29,7 @@ import httpx
 from app.query import build_query
 from contracts.query import ContextInput, GenerateInput, RerankInput, RetrieveInput, ValidateInput
 from evaluation.beir import check_dataset, load_split, write_documents
+from gateway.keys import QUERY, KeyStore
 from index.catalog import Catalog
 from infra.services import SQLITE_PRAGMAS, free_port, start_redis, start_temporal, wait_port
 from infra.worker import build_query_activities
@@ -37,6 +38,7 @@ from keel.config import Settings
 from keel.errors import DatasetNotFound
 from pipelines.deps import build_deps
 from pipelines.ingest import IngestSteps, ingest_plain, local_document
+from stores import redis as redis_store
 from workflows.policies import query_budgets
 
 TENANT = "bench-query"
@@ -116,12 +118,13 @@ def run_direct(settings: Settings, questions: list[str]) -> dict[str, list[float
     return times
 
 
-def run_workflow(api: str, questions: list[str]) -> dict[str, list[float]]:
+def run_workflow(api: str, key: str, questions: list[str]) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {s: [] for s in (*STEPS, "total")}
+    headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=api, timeout=60) as http:
         for q in questions:
             t0 = time.perf_counter()
-            resp = http.post("/v1/query", json={"question": q}, headers={"X-Keel-Tenant": TENANT})
+            resp = http.post("/v1/query", json={"question": q}, headers=headers)
             elapsed = (time.perf_counter() - t0) * 1000
             resp.raise_for_status()
             body = resp.json()
@@ -222,8 +225,9 @@ def main() -> None:
         direct = run_direct(settings, timed)
 
         api = start_api(settings, work, procs, apart=args.apart)
-        run_workflow(api, warm)
-        flow = run_workflow(api, timed)
+        _, key = KeyStore(redis_store.connect(settings)).create(tenant=TENANT, roles=[QUERY], name="bench-query")
+        run_workflow(api, key, warm)
+        flow = run_workflow(api, key, timed)
 
         print(
             f"dataset {args.dataset.name}: {len(paths[: args.docs] if args.docs else paths)} documents, {len(timed)} queries (ms)"

@@ -12,70 +12,61 @@ from typing import Annotated
 
 import redis
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from temporalio.client import Client
 
 from app.ingest import follow, new_job_id, stage, start_batch
 from app.staging import StagedBatch
+from cli.common import connect_redis as _redis
+from cli.common import console, principal
+from cli.common import fail as _fail
+from cli.keys import audit, keys_app
+from gateway.keys import INGEST, QUERY, Principal
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import Settings, get_settings
-from keel.errors import KeelError, RedisUnavailable
-from keel.tenancy import check_groups, check_tenant
-from stores import redis as redis_store
+from keel.errors import KeelError, NotFound
+from keel.tenancy import document_groups
 from stores.jobs import Job, JobStore
 from temporal.client import connect
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Keel: production RAG on Temporal.")
-console = Console()
-
-
-def _redis(settings: Settings) -> redis.Redis:
-    client = redis_store.connect(settings)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        raise RedisUnavailable(
-            f"cannot reach Redis at {settings.redis_url}: {exc}; is the stack up? try `make run`"
-        ) from exc
-    return client
-
-
-def _fail(exc: KeelError) -> None:
-    console.print(f"[red]error[/red] [{exc.code}] {exc.message}")
-    raise typer.Exit(2)
+app.add_typer(keys_app, name="keys")
+app.command()(audit)
+TENANT_HELP = "the tenant (default: the API key's; another one is refused)"
 
 
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders to ingest")],
-    tenant: Annotated[str, typer.Option(help="tenant that owns the documents")],
-    groups: Annotated[str, typer.Option(help="comma-separated access groups (default: everyone in the tenant)")] = "",
+    tenant: Annotated[str | None, typer.Option(help=TENANT_HELP)] = None,
+    groups: Annotated[
+        str, typer.Option(help="give the documents these of the key's groups (default: all of them)")
+    ] = "",
     wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = True,
 ) -> None:
-    """Ingest files and folders as one batch job."""
+    """Ingest files and folders as one batch job, as the API key's tenant and groups."""
     settings = get_settings()
     try:
-        check_tenant(tenant)
-        group_list = check_groups([g.strip() for g in groups.split(",") if g.strip()])
         r = _redis(settings)
+        who = principal(settings, r, INGEST, tenant, groups)
         job_id = new_job_id()
         with console.status("staging files"):
-            staged = stage(settings, paths, tenant, job_id)
+            staged = stage(settings, paths, who.tenant, job_id)
         if staged.total == 0:
             console.print("no files found under the given paths")
             raise typer.Exit(1)
-        asyncio.run(_start_and_follow(settings, r, staged, tenant, group_list, wait))
+        asyncio.run(_start_and_follow(settings, r, staged, who, wait))
     except KeelError as exc:
         _fail(exc)
 
 
 async def _start_and_follow(
-    settings: Settings, r: redis.Redis, staged: StagedBatch, tenant: str, groups: list[str], wait: bool
+    settings: Settings, r: redis.Redis, staged: StagedBatch, who: Principal, wait: bool
 ) -> None:
     client = await connect(settings)
-    handle = await start_batch(client, settings, r, staged, tenant, groups)
+    groups = document_groups(who.groups)
+    handle = await start_batch(client, settings, r, staged, who.tenant, groups, writer_groups=list(who.groups))
     job_id = staged.job_id
     console.print(f"job [bold]{job_id}[/bold]: {staged.total} files  ({settings.temporal_ui_link(handle.id)})")
     if not wait:
@@ -123,15 +114,16 @@ def _summary(settings: Settings, r: redis.Redis, job: Job) -> None:
 
 @app.command()
 def jobs(limit: int = 20) -> None:
-    """Recent jobs."""
+    """The API key's tenant's recent jobs."""
     settings = get_settings()
     try:
         r = _redis(settings)
+        who = principal(settings, r, INGEST, None)
     except KeelError as exc:
         _fail(exc)
     table = Table("tenant", "status", "files", "ingested", "unchanged", "failed", "chunks")
     table.columns.insert(0, Column("job", no_wrap=True, min_width=22))
-    for j in JobStore(r).recent(limit):
+    for j in JobStore(r).recent(limit, tenant=who.tenant):
         c = j.counters
         table.add_row(
             j.job_id,
@@ -152,12 +144,12 @@ def job(job_id: str, files: Annotated[bool, typer.Option(help="list every file, 
     settings = get_settings()
     try:
         r = _redis(settings)
+        who = principal(settings, r, INGEST, None)
+        found = JobStore(r).get(job_id)
+        if found is None or found.tenant != who.tenant:  # another tenant's job is as absent as a missing one
+            raise NotFound(f"no job {job_id!r}; `keel jobs` lists them")
     except KeelError as exc:
         _fail(exc)
-    found = JobStore(r).get(job_id)
-    if found is None:
-        console.print(f"[red]error[/red] [not_found] no job {job_id!r}; `keel jobs` lists them")
-        raise typer.Exit(2)
     console.print(f"job {job_id}  tenant {found.tenant}  ({settings.temporal_ui_link(found.workflow_id)})")
     _summary(settings, r, found)
     if files:
@@ -170,13 +162,13 @@ def job(job_id: str, files: Annotated[bool, typer.Option(help="list every file, 
 @app.command()
 def query(
     question: str,
-    tenant: Annotated[str, typer.Option(help="tenant to ask in")],
-    groups: Annotated[str, typer.Option(help="comma-separated access groups")] = "",
+    tenant: Annotated[str | None, typer.Option(help=TENANT_HELP)] = None,
+    groups: Annotated[str, typer.Option(help="narrow the key's access groups to these")] = "",
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25")] = "hybrid",
     rerank: Annotated[bool, typer.Option(help="re-score the candidates")] = True,
 ) -> None:
     """Ask a question; prints the answer with its sources, degradations and timings."""
-    import uuid
+    import secrets
 
     from app.query import build_query, query_workflow_id, run_query
 
@@ -184,8 +176,10 @@ def query(
 
     async def ask() -> None:
         r = _redis(settings)
-        group_list = [g.strip() for g in groups.split(",") if g.strip()]
-        inp = build_query(settings, r, uuid.uuid4().hex, tenant, group_list, question, mode=mode, rerank=rerank)
+        who = principal(settings, r, QUERY, tenant, groups)
+        inp = build_query(
+            settings, r, secrets.token_urlsafe(16), who.tenant, list(who.groups), question, mode=mode, rerank=rerank
+        )
         out = await run_query(await connect(settings), settings, inp)
         console.print(out.answer, markup=False, highlight=False)
         console.print()

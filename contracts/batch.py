@@ -57,6 +57,7 @@ class IngestBatchInput:
     counters: BatchCounters = field(default_factory=BatchCounters)
     window: int = 16
     continue_every: int = 500
+    writer_groups: list[str] | None = None  # see DocumentRef.writer_groups
 
 
 @dataclass(kw_only=True)

@@ -19,6 +19,9 @@ class DocumentRef:
     version: str  # sha256 of the bytes
     blob_key: str
     size: int
+    # The groups of the principal that asked for this ingest; None: a trusted operator (older
+    # histories, evaluation). A replacement must be allowed for them (keel.tenancy.check_replacement).
+    writer_groups: list[str] | None = None
 
 
 # -- document workflow -------------------------------------------------------------------------

@@ -57,7 +57,7 @@ async def ensure_ingested(
     """Ingest the corpus once; returns Keel document id -> BEIR document id."""
     docs_dir = settings.data_dir / "eval" / tenant / "corpus"
     paths = write_documents(folder, docs_dir)
-    mapping = {ids.document_id(tenant, str(p.resolve())): p.stem for p in paths}  # sources are resolved
+    mapping = {ids.document_id(tenant, str(p)): p.stem for p in paths}  # sources are paths as given
     have = Catalog(r).document_count(tenant)
     if have >= len(paths):
         print(f"corpus already ingested into tenant {tenant} ({have} documents)")

@@ -14,6 +14,7 @@ import redis
 
 from contracts.ingest import BeginOutput, DocumentRef, IngestDocumentOutput, StageOutput
 from keel import ids
+from keel.tenancy import check_replacement
 from stores.keys import TENANTS_KEY, doc_key, generation_key, tenant_docs_key
 
 
@@ -27,6 +28,11 @@ class Catalog:
     def published_version(self, tenant: str, doc_id: str) -> str | None:
         return self.r.hget(doc_key(tenant, doc_id), "version")  # type: ignore[return-value]
 
+    def published_groups(self, tenant: str, source: str) -> list[str] | None:
+        """The access groups of the published document at `source`, if there is one."""
+        raw = self.r.hget(doc_key(tenant, ids.document_id(tenant, source)), "groups")
+        return json.loads(str(raw)) if raw else None
+
     def generation(self, tenant: str) -> int:
         return int(self.r.get(generation_key(tenant)) or 0)
 
@@ -38,6 +44,8 @@ class Catalog:
         """
         doc_id = ids.document_id(doc.tenant, doc.source)
         record = self.record(doc.tenant, doc_id)
+        if doc.writer_groups is not None and "groups" in record:  # a replacement: may this writer?
+            check_replacement(json.loads(record["groups"]), doc.groups, doc.writer_groups)
         if record.get("version") == doc.version:
             if run_id and record.get("published_run") == run_id:
                 here = published_output(doc_id, doc.version, record)

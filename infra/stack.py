@@ -17,8 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from gateway.keys import ADMIN, INGEST, QUERY, KeyStore
 from infra.services import ServiceError, port_open, set_retention, start_redis, start_temporal, wait_port
 from keel.config import Settings, get_settings
+from stores import redis as redis_store
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "samples" / "corpus"
 SAMPLE_TENANT = "demo"
@@ -111,17 +113,42 @@ def up(settings: Settings) -> None:
         f"api       http://{settings.api_host}:{settings.api_port}  (docs http://{settings.api_host}:{settings.api_port}/docs)"
     )
 
-    print(f"\ningesting the sample corpus into tenant '{SAMPLE_TENANT}'...", flush=True)
-    subprocess.run(
-        [sys.executable, "-m", "cli.main", "ingest", str(SAMPLE_CORPUS), "--tenant", SAMPLE_TENANT], check=False
+    keys = ensure_sample_keys(settings)
+    print(
+        f"api keys  {settings.keys_file}  (tenant '{SAMPLE_TENANT}': KEEL_ADMIN_KEY admin, KEEL_API_KEY ingest+query)"
     )
+    print(f"\ningesting the sample corpus into tenant '{SAMPLE_TENANT}'...", flush=True)
+    corpus = os.path.relpath(SAMPLE_CORPUS) if SAMPLE_CORPUS.is_relative_to(Path.cwd()) else str(SAMPLE_CORPUS)
+    env = {**os.environ, "KEEL_API_KEY": keys["KEEL_API_KEY"]}
+    subprocess.run([sys.executable, "-m", "cli.main", "ingest", corpus], check=False, env=env)
     print(
         "\nKeel is up.\n"
         f"  API docs     http://{settings.api_host}:{settings.api_port}/docs\n"
         f"  Temporal UI  {settings.temporal_ui_url}\n"
+        f"  API keys     {settings.keys_file} (`set -a; . {settings.keys_file}` for the CLI and curl)\n"
         f"  logs         {data / 'logs'}\n"
         "  stop with    make down"
     )
+
+
+def ensure_sample_keys(settings: Settings) -> dict[str, str]:
+    """An admin key and an ingest+query key for the sample tenant, made on the first start and
+    kept in a file only its owner can read (the keys themselves are stored nowhere else)."""
+    path = settings.keys_file
+    if path.is_file():
+        found = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        if {"KEEL_ADMIN_KEY", "KEEL_API_KEY"} <= found.keys():
+            return found
+    store = KeyStore(redis_store.connect(settings))
+    _, admin = store.create(tenant=SAMPLE_TENANT, roles=[ADMIN], name="make run: admin")
+    _, app = store.create(tenant=SAMPLE_TENANT, roles=[INGEST, QUERY], name="make run: ingest+query")
+    keys = {"KEEL_ADMIN_KEY": admin, "KEEL_API_KEY": app}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(f"{k}={v}\n" for k, v in keys.items()))
+    os.chmod(path, 0o600)
+    return keys
 
 
 def down(settings: Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -62,7 +63,11 @@ def parse_document(data: bytes, filename: str, max_bytes: int, decode_legacy: bo
     elements = [_to_element(e) for e in raw]
     elements = [e for e in elements if e.text.strip()]
     if not elements:
-        raise NoContent("the file holds no extractable text (a scanned PDF needs OCR, which is not enabled)")
+        raise NoContent(
+            "the PDF holds no extractable text (a scanned PDF needs OCR, which is not enabled)"
+            if kind == "pdf"
+            else f"the {kind.upper() if kind == 'docx' else kind} file holds no text to index (it is empty or only whitespace)"
+        )
     title = next((e.text for e in elements if e.kind == "Title"), None) or filename
     return ParsedDocument(elements=elements, title=title[:300], encoding=encoding)
 
@@ -89,7 +94,7 @@ def _partition_text_kind(kind: str, text: str) -> list[Any]:
     try:
         return partitioners[kind](text=text)
     except Exception as exc:  # unstructured raises many types for malformed markup
-        raise CorruptFile(f"could not parse the {kind} file: {exc}") from exc
+        raise CorruptFile(f"could not parse the {kind} file: its markup is malformed ({_reason(exc)})") from exc
 
 
 def _partition_pdf(data: bytes) -> list[Any]:
@@ -106,7 +111,7 @@ def _partition_pdf(data: bytes) -> list[Any]:
     except EncryptedFile:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise CorruptFile(f"the PDF is damaged and cannot be read: {exc}") from exc
+        raise CorruptFile(f"the PDF is damaged and cannot be read ({_reason(exc)})") from exc
     if pages == 0:
         raise NoContent("the PDF has no pages")
     from unstructured.partition.pdf import partition_pdf
@@ -114,7 +119,7 @@ def _partition_pdf(data: bytes) -> list[Any]:
     try:
         return partition_pdf(file=io.BytesIO(data), strategy="fast")
     except Exception as exc:
-        raise CorruptFile(f"the PDF could not be parsed: {exc}") from exc
+        raise CorruptFile(f"the PDF could not be parsed ({_reason(exc)})") from exc
 
 
 def _partition_docx(data: bytes) -> list[Any]:
@@ -125,4 +130,12 @@ def _partition_docx(data: bytes) -> list[Any]:
     try:
         return partition_docx(file=io.BytesIO(data))
     except Exception as exc:
-        raise CorruptFile(f"the DOCX could not be parsed: {exc}") from exc
+        raise CorruptFile(f"the DOCX is damaged or not a Word document ({_reason(exc)})") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for a person: the library's error type and a short message with no
+    object reprs, memory addresses or server paths in it."""
+    text = re.sub(r"<[^<>]*\bat 0x[0-9a-fA-F]+>", "the upload", str(exc))
+    text = re.sub(r"(?:/[\w.-]+){2,}", "<path>", text).strip()[:160]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

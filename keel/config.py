@@ -45,9 +45,14 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     max_upload_bytes: int = 50 * 1024 * 1024
+    max_json_body_bytes: int = 1024 * 1024  # every route but uploads; refused as the body streams in
+    api_docs: bool = True  # /docs, /redoc, /openapi.json (local assets, no key needed)
 
     # Ingestion
     max_file_bytes: int = 50 * 1024 * 1024
+    # Raw bytes are deleted once their document is published; keep them to re-parse later (they are
+    # unredacted: PII included).
+    keep_raw_uploads: bool = False
     decode_legacy_text: bool = True  # cp1252/latin-1 text is decoded (and recorded) instead of refused
     chunk_min_tokens: int = 400
     chunk_max_tokens: int = 800
@@ -118,6 +123,11 @@ class Settings(BaseSettings):
     @property
     def qdrant_path(self) -> Path:
         return self.data_dir / "qdrant"
+
+    @property
+    def keys_file(self) -> Path:
+        """The keys `make run` creates for the sample tenant (mode 0600); the CLI reads KEEL_API_KEY here."""
+        return self.data_dir / "keys.env"
 
     @property
     def blob_dir(self) -> Path:

@@ -9,11 +9,15 @@ turns them into JSON with the same code and `http_status`.
       BadInput                     bad_input (400): never retried
         EmptyFile, FileTooLarge, UnsupportedType, UnsafeName      refused while staging
         CorruptFile, EncryptedFile, NotText, NoContent            refused by the parser
-        InvalidTenant, EmptyQuestion, QuestionTooLong, InvalidSchema, InvalidFilter, JsonInvalid
+        InvalidTenant, EmptyQuestion, QuestionTooLong, InvalidSchema, InvalidFilter, JsonInvalid,
+        InvalidText, BodyTooLarge
       NotFound                     not_found (404)
         UnknownTenant, DatasetNotFound
       DependencyUnavailable        dependency_unavailable (503): retried with backoff
         VectorStoreUnavailable, RedisUnavailable, TemporalUnavailable
+      Unauthorized                 unauthorized (401): missing_key, invalid_key, revoked_key
+      Forbidden                    forbidden (403): role_forbidden, group_not_held, document_forbidden
+      WidensAccess                 widens_access (409)
       QueryFailed, RerankTimeout
 """
 
@@ -104,6 +108,63 @@ class JsonInvalid(BadInput):
 
     code = "json_invalid"
     http_status = 422
+
+
+class InvalidText(BadInput):
+    """Text that is not valid Unicode (a lone surrogate), or control characters where none belong."""
+
+    code = "invalid_text"
+
+
+class BodyTooLarge(BadInput):
+    code = "body_too_large"
+    http_status = 413
+
+
+# -- Identity and access: never retried ------------------------------------------------------
+class Unauthorized(KeelError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class MissingKey(Unauthorized):
+    code = "missing_key"
+
+
+class InvalidKey(Unauthorized):
+    code = "invalid_key"
+
+
+class RevokedKey(Unauthorized):
+    code = "revoked_key"
+
+
+class Forbidden(KeelError):
+    code = "forbidden"
+    http_status = 403
+
+
+class RoleForbidden(Forbidden):
+    code = "role_forbidden"
+
+
+class GroupNotHeld(Forbidden):
+    """A caller asked for (or tried to give a document) an access group its key does not hold."""
+
+    code = "group_not_held"
+
+
+class DocumentForbidden(Forbidden):
+    """Replacing or deleting a document needs a key that holds every group of the document."""
+
+    code = "document_forbidden"
+
+
+class WidensAccess(KeelError):
+    """A replacement would let readers see the document who could not see it before."""
+
+    code = "widens_access"
+    http_status = 409
 
 
 # -- Not found ---------------------------------------------------------------------------------

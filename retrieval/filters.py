@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from contracts.query import QueryFilters
 from index.visibility import visible_at
 from keel.errors import InvalidFilter
+from keel.text import check_text
 from vectorstore.base import Cond, Where
 
 MAX_FILTER_VALUES = 100
@@ -16,6 +19,11 @@ def check_filters(f: QueryFilters) -> QueryFilters:
             raise InvalidFilter(f"filters.{name} has {len(values)} values; at most {MAX_FILTER_VALUES}")
         if any(not isinstance(v, str) or not v or len(v) > 1024 for v in values):
             raise InvalidFilter(f"filters.{name} must be non-empty strings of at most 1024 characters")
+        for v in values:
+            check_text(v, f"filters.{name}")
+    for name, bound in (("ingested_after", f.ingested_after), ("ingested_before", f.ingested_before)):
+        if bound is not None and not math.isfinite(bound):
+            raise InvalidFilter(f"filters.{name} must be a finite number of unix seconds, not {bound}")
     if f.ingested_after is not None and f.ingested_before is not None and f.ingested_after >= f.ingested_before:
         raise InvalidFilter("filters.ingested_after must be before filters.ingested_before")
     return f

@@ -59,8 +59,10 @@ class BlobStore:
             path.unlink(missing_ok=True)
 
 
-def raw_key(tenant: str, version: str) -> str:
-    return f"raw/{tenant}/{version}"
+def raw_key(tenant: str, version: str, doc_id: str) -> str:
+    """Per document as well as per bytes: two sources with the same bytes each own their copy, so
+    one being published (and its raw bytes deleted) never takes the other's away."""
+    return f"raw/{tenant}/{version}/{doc_id}"
 
 
 def work_key(tenant: str, version: str, name: str) -> str:

@@ -86,6 +86,15 @@ class JobStore:
         out = [o for o in out if status is None or o.status == status]
         return sorted(out, key=lambda o: o.source)
 
-    def recent(self, limit: int = 20) -> list[Job]:
-        ids: list[str] = self.r.zrevrange(JOBS_INDEX, 0, limit - 1)  # type: ignore[assignment]
-        return [j for j in (self.get(i) for i in ids) if j is not None]
+    def recent(self, limit: int = 20, tenant: str | None = None) -> list[Job]:
+        """The newest jobs (of one tenant, when given: scans back until it has `limit` of them)."""
+        out: list[Job] = []
+        start, page = 0, max(limit, 100)
+        while len(out) < limit:
+            ids: list[str] = self.r.zrevrange(JOBS_INDEX, start, start + page - 1)  # type: ignore[assignment]
+            if not ids:
+                break
+            jobs = (j for j in (self.get(i) for i in ids) if j is not None)
+            out.extend(j for j in jobs if tenant is None or j.tenant == tenant)
+            start += page
+        return out[:limit]

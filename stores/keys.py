@@ -91,3 +91,22 @@ def dedupe_holders_key(prefix: str, owner: str) -> str:
 def dedupe_held_key(prefix: str, doc_id: str, version: str) -> str:
     """Set: chunk indexes of a document version that others hold as duplicates."""
     return f"{prefix}:held:{doc_id}:{version}"
+
+
+# -- the edge (gateway): API keys and the audit log -------------------------------------------
+def api_key_key(key_id: str) -> str:
+    """Hash: one API key's digest (never the key), tenant, roles, groups, name, created/revoked."""
+    return f"keel:apikey:{key_id}"
+
+
+def tenant_api_keys_key(tenant: str) -> str:
+    """Set: the ids of a tenant's API keys."""
+    return f"keel:apikeys:{tenant}"
+
+
+def audit_key(tenant: str) -> str:
+    """Stream: a tenant's audit log (keys created and revoked, requests denied)."""
+    return f"keel:audit:{tenant}"
+
+
+UNATTRIBUTED_AUDIT = "keel:audit:-"  # denied requests whose key names no tenant (operators read it)

@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "ingestion": BASE | {"encoders"},
     "index": BASE | {"contracts", "encoders", "stores", "vectorstore"},
     "temporal": BASE | {"observability"},
+    "gateway": BASE | {"stores"},
     "retrieval": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
     "generation": BASE | {"contracts", "stores"},
     "pipelines": BASE | {"contracts", "encoders", "ingestion", "index", "stores", "vectorstore"},

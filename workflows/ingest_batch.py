@@ -102,6 +102,7 @@ class IngestBatchWorkflow:
                         counters=self._counters,
                         window=inp.window,
                         continue_every=inp.continue_every,
+                        writer_groups=inp.writer_groups,
                     )
                 )
         await self._drain()
@@ -119,6 +120,7 @@ class IngestBatchWorkflow:
             version=entry.version,
             blob_key=entry.blob_key,
             size=entry.size,
+            writer_groups=inp.writer_groups,
         )
         wf_id = ingest_workflow_id(inp.tenant, entry.version)
         try:

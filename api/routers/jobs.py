@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Request
 
-from api.deps import RedisDep, SettingsDep, TenantDep
+from api.deps import IngestCaller, RedisDep, SettingsDep
 from api.errors import request_id
 from api.schemas import FileResult, JobState
 from keel.errors import NotFound
@@ -16,7 +16,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.get("/{job_id}", response_model=JobState)
-async def get_job(request: Request, job_id: str, settings: SettingsDep, r: RedisDep, tenant: TenantDep) -> JobState:
+async def get_job(request: Request, job_id: str, settings: SettingsDep, r: RedisDep, caller: IngestCaller) -> JobState:
+    tenant = caller.tenant
     store = JobStore(r)
     job = await asyncio.to_thread(store.get, job_id)
     if job is None or job.tenant != tenant:  # another tenant's job is as absent as a missing one

@@ -19,8 +19,8 @@ from fastapi.responses import StreamingResponse
 from opentelemetry import trace
 from temporalio.client import Client
 
-from api.deps import GroupsDep, RedisDep, SettingsDep, TemporalDep, TenantDep
-from api.errors import request_id
+from api.deps import QueryCaller, RedisDep, SettingsDep, TemporalDep
+from api.errors import correlation_id, request_id
 from api.schemas import QueryAnswer, QueryBody
 from app.query import build_query, run_query
 from contracts.query import QueryFilters, QueryInput, QueryOutput
@@ -43,8 +43,8 @@ class Caller:
     groups: list[str]
 
 
-def _caller(settings: SettingsDep, temporal: TemporalDep, r: RedisDep, tenant: TenantDep, groups: GroupsDep) -> Caller:
-    return Caller(settings, temporal, r, tenant, groups)
+def _caller(settings: SettingsDep, temporal: TemporalDep, r: RedisDep, principal: QueryCaller) -> Caller:
+    return Caller(settings, temporal, r, principal.tenant, list(principal.groups))
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
@@ -71,11 +71,11 @@ async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -
     )
 
 
-def _answer(out: QueryOutput, trace_id: str) -> QueryAnswer:
+def _answer(out: QueryOutput, trace_id: str, correlation: str) -> QueryAnswer:
     data = asdict(out)
     data.pop("json_error", None)
     data.pop("ranked", None)
-    return QueryAnswer(**data, trace_id=trace_id)
+    return QueryAnswer(**data, trace_id=trace_id, correlation_id=correlation or None)
 
 
 @router.post("", response_model=QueryAnswer)
@@ -85,7 +85,7 @@ async def query(body: QueryBody, request: Request, who: CallerDep) -> QueryAnswe
     annotate(out, inp)
     if out.json_error is not None:
         raise JsonInvalid(f"the answer is not valid JSON for the schema: {out.json_error}")
-    return _answer(out, current_trace_id())
+    return _answer(out, current_trace_id(), correlation_id(request))
 
 
 @router.post("/stream")
@@ -112,7 +112,7 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
             err = {"code": "json_invalid", "message": out.json_error, "request_id": inp.request_id}
             yield _sse("error", err)
             return
-        yield _sse("done", _answer(out, trace_id).model_dump())
+        yield _sse("done", _answer(out, trace_id, correlation_id(request)).model_dump())
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-ID": inp.request_id}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

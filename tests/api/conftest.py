@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
+import pytest
 import pytest_asyncio
 import redis
 from temporalio.client import Client
 
 from api.main import create_app
+from gateway.keys import INGEST, QUERY, KeyStore
 from keel.config import Settings, get_settings
 
 
@@ -31,3 +33,17 @@ def expect_error(resp: httpx.Response, status: int, code: str) -> dict[str, str]
     assert err["code"] == code and err["message"] and err["request_id"]
     assert resp.headers["X-Request-ID"] == err["request_id"]
     return err
+
+
+Auth = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def auth(redis_client: redis.Redis) -> Auth:
+    """Headers with a fresh API key for a tenant: `auth(tenant, roles=("query",), groups=("hr",))`."""
+
+    def headers(tenant: str, roles: Sequence[str] = (INGEST, QUERY), groups: Sequence[str] = ()) -> dict[str, str]:
+        _, token = KeyStore(redis_client).create(tenant=tenant, roles=roles, groups=groups, name="test")
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers

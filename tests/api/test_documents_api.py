@@ -11,41 +11,46 @@ import redis
 
 from keel.config import Settings
 from pipelines.deps import Deps
-from tests.api.conftest import expect_error
+from tests.api.conftest import Auth, expect_error
 from tests.conftest import SAMPLES
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
 
 
-async def _wait_job(api: httpx.AsyncClient, job_id: str, tenant: str) -> dict[str, Any]:
+async def _wait_job(api: httpx.AsyncClient, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
     for _ in range(300):
-        body: dict[str, Any] = (await api.get(f"/v1/jobs/{job_id}", headers={"X-Keel-Tenant": tenant})).json()
+        body: dict[str, Any] = (await api.get(f"/v1/jobs/{job_id}", headers=headers)).json()
         if body["status"] == "completed":
             return body
         await asyncio.sleep(0.1)
     raise AssertionError("job did not complete")
 
 
-async def test_upload_starts_a_job_that_ingests_the_document(api: httpx.AsyncClient, deps: Deps, tenant: str) -> None:
+async def test_upload_starts_a_job_that_ingests_the_document(
+    api: httpx.AsyncClient, deps: Deps, tenant: str, auth: Auth
+) -> None:
     files = {"file": ("overview.md", (SAMPLES / "keel-overview.md").read_bytes(), "text/markdown")}
-    resp = await api.post("/v1/documents", files=files, headers={"X-Keel-Tenant": tenant, "X-Request-ID": "req-42"})
+    key = auth(tenant)
+    resp = await api.post("/v1/documents", files=files, headers={**key, "X-Request-ID": "req-42"})
     assert resp.status_code == 202, resp.text
     accepted = resp.json()
-    assert accepted["request_id"] == "req-42" and accepted["status_url"] == f"/v1/jobs/{accepted['job_id']}"
-    job = await _wait_job(api, accepted["job_id"], tenant)
+    # the caller's id is a correlation id only; the server names the request itself
+    assert accepted["correlation_id"] == "req-42" and accepted["request_id"] != "req-42"
+    assert resp.headers["X-Correlation-ID"] == "req-42" and resp.headers["X-Request-ID"] == accepted["request_id"]
+    assert accepted["status_url"] == f"/v1/jobs/{accepted['job_id']}"
+    job = await _wait_job(api, accepted["job_id"], key)
     (result,) = job["files"]
     assert result["status"] == "ingested" and result["chunks"] >= 1 and result["source"] == "overview.md"
 
     # another tenant cannot see the job
-    expect_error(
-        await api.get(f"/v1/jobs/{accepted['job_id']}", headers={"X-Keel-Tenant": tenant + "x"}), 404, "not_found"
-    )
+    expect_error(await api.get(f"/v1/jobs/{accepted['job_id']}", headers=auth(tenant + "x")), 404, "not_found")
 
 
-async def test_corrupt_upload_fails_in_its_job_with_a_code(api: httpx.AsyncClient, tenant: str) -> None:
+async def test_corrupt_upload_fails_in_its_job_with_a_code(api: httpx.AsyncClient, tenant: str, auth: Auth) -> None:
     files = {"file": ("scan.pdf", b"%PDF-1.5\nnot really", "application/pdf")}
-    resp = await api.post("/v1/documents", files=files, headers={"X-Keel-Tenant": tenant})
-    job = await _wait_job(api, resp.json()["job_id"], tenant)
+    key = auth(tenant)
+    resp = await api.post("/v1/documents", files=files, headers=key)
+    job = await _wait_job(api, resp.json()["job_id"], key)
     (result,) = job["files"]
     assert result["status"] == "failed" and result["code"] == "corrupt_file" and result["temporal_ui_url"]
 
@@ -59,38 +64,38 @@ async def test_corrupt_upload_fails_in_its_job_with_a_code(api: httpx.AsyncClien
     ],
 )
 async def test_bad_uploads_are_refused_with_specific_codes(
-    api: httpx.AsyncClient, tenant: str, name: str, data: bytes, status: int, code: str
+    api: httpx.AsyncClient, tenant: str, name: str, data: bytes, status: int, code: str, auth: Auth
 ) -> None:
-    resp = await api.post("/v1/documents", files={"file": (name, data)}, headers={"X-Keel-Tenant": tenant})
+    resp = await api.post("/v1/documents", files={"file": (name, data)}, headers=auth(tenant))
     expect_error(resp, status, code)
 
 
-async def test_oversized_upload_is_refused(api: httpx.AsyncClient, settings: Settings, tenant: str) -> None:
+async def test_oversized_upload_is_refused(api: httpx.AsyncClient, settings: Settings, tenant: str, auth: Auth) -> None:
     settings.max_upload_bytes = 1000
     try:
-        resp = await api.post(
-            "/v1/documents", files={"file": ("big.txt", b"a" * 5000)}, headers={"X-Keel-Tenant": tenant}
-        )
+        resp = await api.post("/v1/documents", files={"file": ("big.txt", b"a" * 5000)}, headers=auth(tenant))
     finally:
         settings.max_upload_bytes = 50 * 1024 * 1024
     expect_error(resp, 413, "file_too_large")
 
 
-async def test_missing_or_invalid_tenant(api: httpx.AsyncClient) -> None:
+async def test_missing_or_invalid_key(api: httpx.AsyncClient) -> None:
     files = {"file": ("a.md", b"# hi")}
-    expect_error(await api.post("/v1/documents", files=files), 422, "invalid_request")
-    expect_error(await api.post("/v1/documents", files=files, headers={"X-Keel-Tenant": "../x"}), 400, "invalid_tenant")
+    expect_error(await api.post("/v1/documents", files=files), 401, "missing_key")
+    bad = {"Authorization": "Bearer keel_0123456789ab_not-a-real-secret"}
+    expect_error(await api.post("/v1/documents", files=files, headers=bad), 401, "invalid_key")
+    expect_error(await api.post("/v1/documents", files=files, headers={"Authorization": "Basic x"}), 401, "invalid_key")
 
 
-async def test_dead_redis_is_a_503_with_a_reason(api: httpx.AsyncClient, tenant: str) -> None:
+async def test_dead_redis_is_a_503_with_a_reason(api: httpx.AsyncClient, tenant: str, auth: Auth) -> None:
     app = api._transport.app  # type: ignore[attr-defined]
     app.state.redis = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    err = expect_error(await api.get("/v1/jobs/x", headers={"X-Keel-Tenant": tenant}), 503, "redis_unavailable")
+    err = expect_error(await api.get("/v1/jobs/x", headers=auth(tenant)), 503, "redis_unavailable")
     assert "unreachable" in err["message"]
 
 
-async def test_dead_temporal_is_a_503_with_a_reason(api: httpx.AsyncClient, tenant: str) -> None:
+async def test_dead_temporal_is_a_503_with_a_reason(api: httpx.AsyncClient, tenant: str, auth: Auth) -> None:
     app = api._transport.app  # type: ignore[attr-defined]
     app.state.temporal = None
-    resp = await api.post("/v1/documents", files={"file": ("a.md", b"# hi")}, headers={"X-Keel-Tenant": tenant})
+    resp = await api.post("/v1/documents", files={"file": ("a.md", b"# hi")}, headers=auth(tenant))
     expect_error(resp, 503, "temporal_unavailable")

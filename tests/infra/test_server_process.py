@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.keys import QUERY, KeyStore
 from infra.services import free_port, wait_port
 from keel.config import Settings
 from stores import redis as redis_store
@@ -52,12 +53,16 @@ async def test_one_process_answers_over_http_and_stops_cleanly(services: Service
     server = start_keel_process("infra.server", settings, log)
     wait_port("127.0.0.1", settings.api_port, 60, server)
     try:
-        counters, _ = await ingest(await connect(settings), settings, redis_store.connect(settings), [SAMPLES], tenant)
+        r = redis_store.connect(settings)
+        counters, _ = await ingest(await connect(settings), settings, r, [SAMPLES], tenant)
         assert counters.ingested == 6
+        _, key = KeyStore(r).create(tenant=tenant, roles=[QUERY])
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}", timeout=60) as http:
             resp = await http.post(
-                "/v1/query", json={"question": "How do I retry failed files?"}, headers={"X-Keel-Tenant": tenant}
+                "/v1/query",
+                json={"question": "How do I retry failed files?"},
+                headers={"Authorization": f"Bearer {key}"},
             )
         assert resp.status_code == 200, resp.text
         body = resp.json()

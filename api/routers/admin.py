@@ -1,0 +1,92 @@
+"""A tenant admin's routes: its API keys and its audit log. An admin manages its own tenant only."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from pydantic import BaseModel
+
+from api.deps import AdminCaller, RedisDep
+from api.errors import request_id
+from gateway.audit import Audit
+from gateway.keys import KeyRecord, KeyStore
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class KeyBody(BaseModel):
+    roles: list[str]
+    groups: list[str] = []
+    name: str = ""
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    tenant: str
+    roles: list[str]
+    groups: list[str]
+    name: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+class KeyCreated(KeyOut):
+    api_key: str  # shown once: only its hash is kept
+
+
+class AuditOut(BaseModel):
+    id: str
+    at: float
+    event: str
+    key_id: str
+    request_id: str
+    detail: dict[str, Any]
+
+
+def _out(record: KeyRecord) -> dict[str, Any]:
+    return KeyOut(**vars(record)).model_dump()
+
+
+@router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
+async def create_key(body: KeyBody, request: Request, r: RedisDep, admin: AdminCaller) -> KeyCreated:
+    record, token = await asyncio.to_thread(
+        KeyStore(r).create, tenant=admin.tenant, roles=body.roles, groups=body.groups, name=body.name
+    )
+    await asyncio.to_thread(
+        Audit(r).record,
+        admin.tenant,
+        "key_created",
+        key_id=admin.key_id,
+        request_id=request_id(request),
+        created=record.key_id,
+        roles=record.roles,
+        groups=record.groups,
+    )
+    return KeyCreated(**_out(record), api_key=token)
+
+
+@router.get("/keys", response_model=list[KeyOut])
+async def list_keys(r: RedisDep, admin: AdminCaller) -> list[KeyOut]:
+    return [KeyOut(**_out(k)) for k in await asyncio.to_thread(KeyStore(r).list, admin.tenant)]
+
+
+@router.delete("/keys/{key_id}", response_model=KeyOut)
+async def revoke_key(key_id: str, request: Request, r: RedisDep, admin: AdminCaller) -> KeyOut:
+    record = await asyncio.to_thread(KeyStore(r).revoke, key_id, admin.tenant)
+    await asyncio.to_thread(
+        Audit(r).record,
+        admin.tenant,
+        "key_revoked",
+        key_id=admin.key_id,
+        request_id=request_id(request),
+        revoked=key_id,
+    )
+    return KeyOut(**_out(record))
+
+
+@router.get("/audit", response_model=list[AuditOut])
+async def audit_log(r: RedisDep, admin: AdminCaller, limit: int = 100) -> list[AuditOut]:
+    entries = await asyncio.to_thread(Audit(r).read, admin.tenant, limit)
+    return [AuditOut(**vars(e)) for e in entries]
