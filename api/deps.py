@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 from fastapi import Depends, Header, Request
@@ -21,6 +21,7 @@ from temporalio.client import Client
 from api.errors import request_id
 from gateway.audit import Audit
 from gateway.keys import ADMIN, INGEST, QUERY, KeyStore, Principal
+from ingestion.redact import Redactor
 from keel.config import Settings, get_settings
 from keel.errors import Forbidden, InvalidKey, RoleForbidden, TemporalUnavailable, Unauthorized
 from stores.blobs import BlobStore
@@ -43,6 +44,26 @@ def _blobs(request: Request, settings: Annotated[Settings, Depends(get_settings)
     if blobs is None:  # one per app, made on first use (the lifespan makes it when it runs)
         blobs = request.app.state.blobs = BlobStore(settings.blob_dir)
     return blobs
+
+
+def question_redactor(app: Any, settings: Settings) -> Redactor | None:
+    """The API's own redactor for questions (its own spaCy pipeline and lock, so a question never
+    waits behind a document's redaction), made once; None when `redact_questions` is off."""
+    if not settings.redact_questions:
+        return None
+    redactor: Redactor | None = getattr(app.state, "question_redactor", None)
+    if redactor is None:
+        redactor = app.state.question_redactor = Redactor(
+            settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner
+        )
+    return redactor
+
+
+async def _question_redactor(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Redactor | None:
+    made: Redactor | None = getattr(request.app.state, "question_redactor", None)
+    if made is not None or not settings.redact_questions:
+        return made if settings.redact_questions else None
+    return await asyncio.to_thread(question_redactor, request.app, settings)  # loads spaCy once
 
 
 def _bearer(request: Request) -> str | None:
@@ -111,6 +132,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 RedisDep = Annotated[redis.Redis, Depends(_redis)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
+QuestionRedactorDep = Annotated[Redactor | None, Depends(_question_redactor)]
 QueryCaller = Annotated[Principal, Depends(require(QUERY))]
 IngestCaller = Annotated[Principal, Depends(require(INGEST))]
 AdminCaller = Annotated[Principal, Depends(require(ADMIN))]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from temporalio.client import Client
 
 from api.body_limit import MULTIPART_SLACK, BodyLimit
+from api.deps import question_redactor
 from api.docs import install_docs
 from api.errors import install_error_handlers, request_id_middleware
-from api.routers import admin, documents, jobs, query
+from api.routers import admin, codec, documents, jobs, query
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import get_settings
 from keel.errors import TemporalUnavailable
@@ -31,6 +34,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     setup_tracing("keel-api", settings.data_dir)
     app.state.redis = redis_store.connect(settings)
     app.state.blobs = BlobStore(settings.blob_dir)
+    await asyncio.to_thread(question_redactor, app, settings)  # loaded now, not on the first question
     if getattr(app.state, "temporal", None) is None:  # hosted with the workers, the app has theirs
         try:
             app.state.temporal = await connect(settings)
@@ -55,6 +59,15 @@ def create_app(temporal: Client | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(query.router)
     app.include_router(admin.router)
+    app.include_router(codec.router)
+    # The Temporal UI calls /codec from its own origin; bearer keys are not ambient credentials,
+    # so allowing that one origin opens nothing a key does not already open.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[settings.temporal_ui_url],
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+    )
     if settings.api_docs:
         install_docs(app)
     upload_limit = min(settings.max_upload_bytes, settings.max_file_bytes) + MULTIPART_SLACK

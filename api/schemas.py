@@ -94,3 +94,4 @@ class QueryAnswer(BaseModel):
     no_sources: bool
     clarifying: bool
     attempts: list[AttemptOut]
+    question_pii: dict[str, int] = {}

@@ -14,6 +14,7 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from contracts.query import QueryFilters, QueryInput, QueryOutput
 from index.catalog import Catalog
+from ingestion.redact import Redactor
 from keel.config import Settings
 from keel.errors import BadInput, EmptyQuestion, InvalidSchema, QueryFailed, QuestionTooLong, UnknownTenant
 from keel.tenancy import check_groups, check_tenant
@@ -42,7 +43,10 @@ def build_query(
     max_output_tokens: int | None = None,
     route: str | None = None,
     stream: bool = False,
+    redactor: Redactor | None = None,
 ) -> QueryInput:
+    """The checked workflow input. With a `redactor` (the API's and the CLI's, by default) the
+    question is redacted here, before the workflow input, traces, logs or a provider see it."""
     tenant = check_tenant(tenant)
     groups = check_groups(groups)
     check_text(question or "", "the question")
@@ -52,6 +56,36 @@ def build_query(
         raise QuestionTooLong(
             f"the question is {len(question):,} characters; the limit is {settings.max_question_chars:,}"
         )
+    _check_options(settings, mode, route, json_schema, max_output_tokens)
+    checked = check_filters(filters or QueryFilters())
+    if not Catalog(r).has_tenant(tenant):
+        raise UnknownTenant(f"tenant {tenant!r} has never ingested a document")
+    question, pii = question.strip(), {}
+    if redactor is not None:
+        redacted = redactor.redact(question)
+        question, pii = redacted.text, redacted.counts
+    return QueryInput(
+        request_id=request_id,
+        tenant=tenant,
+        groups=groups,
+        question=question,
+        question_pii=pii,
+        filters=checked,
+        mode=mode,
+        rerank=rerank,
+        answer=answer,
+        response_format="json" if json_schema is not None else "text",
+        json_schema=json_schema,
+        route=route,
+        stream=stream,
+        max_output_tokens=max_output_tokens,
+        budgets_ms=dict(settings.query_budgets_ms),
+    )
+
+
+def _check_options(
+    settings: Settings, mode: str, route: str | None, json_schema: dict[str, Any] | None, max_output_tokens: int | None
+) -> None:
     if mode not in MODES:
         raise BadInput(f"mode must be one of {', '.join(MODES)}")
     if route is not None and route not in settings.routes:
@@ -65,25 +99,6 @@ def build_query(
             raise InvalidSchema(f"json_schema is not a valid JSON Schema: {exc}") from exc
     if max_output_tokens is not None and not 1 <= max_output_tokens <= settings.max_output_tokens:
         raise BadInput(f"max_output_tokens must be between 1 and {settings.max_output_tokens}")
-    checked = check_filters(filters or QueryFilters())
-    if not Catalog(r).has_tenant(tenant):
-        raise UnknownTenant(f"tenant {tenant!r} has never ingested a document")
-    return QueryInput(
-        request_id=request_id,
-        tenant=tenant,
-        groups=groups,
-        question=question.strip(),
-        filters=checked,
-        mode=mode,
-        rerank=rerank,
-        answer=answer,
-        response_format="json" if json_schema is not None else "text",
-        json_schema=json_schema,
-        route=route,
-        stream=stream,
-        max_output_tokens=max_output_tokens,
-        budgets_ms=dict(settings.query_budgets_ms),
-    )
 
 
 async def run_query(client: Client, settings: Settings, inp: QueryInput) -> QueryOutput:

@@ -177,8 +177,21 @@ def query(
     async def ask() -> None:
         r = _redis(settings)
         who = principal(settings, r, QUERY, tenant, groups)
+        redactor = None
+        if settings.redact_questions:
+            from ingestion.redact import Redactor
+
+            redactor = Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner)
         inp = build_query(
-            settings, r, secrets.token_urlsafe(16), who.tenant, list(who.groups), question, mode=mode, rerank=rerank
+            settings,
+            r,
+            secrets.token_urlsafe(16),
+            who.tenant,
+            list(who.groups),
+            question,
+            mode=mode,
+            rerank=rerank,
+            redactor=redactor,
         )
         out = await run_query(await connect(settings), settings, inp)
         console.print(out.answer, markup=False, highlight=False)

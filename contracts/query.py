@@ -40,6 +40,7 @@ class QueryInput:
     max_output_tokens: int | None = None
     context_tokens: int | None = None  # None: Settings.context_token_budget
     budgets_ms: dict[str, float] = field(default_factory=dict)  # step -> deadline; defaults in policies
+    question_pii: dict[str, int] = field(default_factory=dict)  # what was redacted from the question
 
 
 @dataclass(kw_only=True)
@@ -235,3 +236,4 @@ class QueryOutput:
     clarifying: bool = False
     attempts: list[ProviderAttempt] = field(default_factory=list)
     ranking: str = ""  # the final ranking's name in the request's state (evaluation reads it)
+    question_pii: dict[str, int] = field(default_factory=dict)  # redacted from the question, by type

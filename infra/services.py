@@ -102,6 +102,7 @@ def start_temporal(
     detach: bool = False,
     timeout: float = 30,
     sqlite_pragmas: tuple[str, ...] = SQLITE_PRAGMAS,
+    codec_endpoint: str | None = None,
 ) -> Service:
     """`temporal server start-dev` persisting to SQLite under data_dir, UI on unless ui_port is None."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +123,8 @@ def start_temporal(
         args += ["--sqlite-pragma", pragma]
     # The UI's newsfeed is fetched from the internet; nothing here may reach out at run time.
     args += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"] if ui_port else ["--headless"]
+    if ui_port and codec_endpoint:  # the UI decodes payloads through Keel's codec endpoint
+        args += ["--ui-codec-endpoint", codec_endpoint]
     proc = _spawn(args, data_dir / "logs" / "temporal.log", detach)
     wait_port("127.0.0.1", port, timeout, proc)
     return Service("temporal", proc, port)

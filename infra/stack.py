@@ -92,7 +92,13 @@ def up(settings: Settings) -> None:
     data.mkdir(parents=True, exist_ok=True)
     t_host, t_port = _host_port(settings.temporal_address)
     if _running(settings, "temporal") is None and not port_open(t_host, t_port):
-        svc = start_temporal(data, port=t_port, ui_port=int(settings.temporal_ui_url.rsplit(":", 1)[1]), detach=True)
+        svc = start_temporal(
+            data,
+            port=t_port,
+            ui_port=int(settings.temporal_ui_url.rsplit(":", 1)[1]),
+            detach=True,
+            codec_endpoint=f"http://{settings.api_host}:{settings.api_port}/codec",
+        )
         _record(settings, "temporal", svc.proc.pid)
         set_retention(settings.temporal_address, settings.temporal_namespace)
     print(f"temporal  {settings.temporal_address}  (UI {settings.temporal_ui_url})")

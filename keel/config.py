@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     temporal_ui_url: str = "http://127.0.0.1:8233"
     ingest_task_queue: str = "keel-ingest"
     query_task_queue: str = "keel-query"
+    # Workflow histories hold only ciphertext (temporal/codec.py). KEEL_CODEC_KEY: base64 of 32 bytes;
+    # unset, the key ring file under the data dir is used (and created on first start).
+    encrypt_payloads: bool = True
+    codec_key: str | None = None
 
     # Redis: job state now, caches and rate limits later.
     redis_url: str = "redis://127.0.0.1:6390/0"
@@ -95,6 +99,7 @@ class Settings(BaseSettings):
 
     # Query: retrieval, re-scoring, context
     max_question_chars: int = 2000
+    redact_questions: bool = True  # PII out of a question before anything stores or forwards it
     retrieve_candidates: int = 100  # fused candidates kept for the request (ids and scores in the history)
     retrieve_prefetch: int = 100  # per dense / BM25 list before fusion
     rerank_model_path: str | None = None  # a local CrossEncoder; unset: the offline fusion re-scorer
@@ -123,6 +128,11 @@ class Settings(BaseSettings):
     @property
     def qdrant_path(self) -> Path:
         return self.data_dir / "qdrant"
+
+    @property
+    def codec_keys_file(self) -> Path:
+        """The payload codec's key ring (see temporal/codec.py), made on first start when absent."""
+        return self.data_dir / "codec-keys.json"
 
     @property
     def keys_file(self) -> Path:

@@ -7,9 +7,9 @@ from temporalio.client import Client
 from keel.config import Settings
 from keel.errors import TemporalUnavailable
 from observability.tracing import interceptors
-from temporal.data_converter import DATA_CONVERTER
+from temporal.data_converter import DATA_CONVERTER, data_converter
 
-__all__ = ["DATA_CONVERTER", "connect"]
+__all__ = ["DATA_CONVERTER", "connect", "data_converter"]
 
 
 async def connect(settings: Settings) -> Client:
@@ -19,7 +19,7 @@ async def connect(settings: Settings) -> Client:
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             interceptors=interceptors(),
-            data_converter=DATA_CONVERTER,
+            data_converter=data_converter(settings),
         )
     except RuntimeError as exc:
         raise TemporalUnavailable(

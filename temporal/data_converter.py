@@ -12,6 +12,7 @@ default converter's, so histories written by either decode with this one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -24,6 +25,8 @@ from temporalio.converter import (
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
 )
+
+from keel.config import Settings
 
 
 @functools.lru_cache(maxsize=1024)
@@ -53,3 +56,13 @@ class PayloadConverter(CompositePayloadConverter):
 
 
 DATA_CONVERTER = DataConverter(payload_converter_class=PayloadConverter)
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Keel's converter with the payload codec (unless `encrypt_payloads` is off): what every
+    client, worker and replayer of this deployment uses."""
+    if not settings.encrypt_payloads:
+        return DATA_CONVERTER
+    from temporal.codec import EncryptionCodec, load_key_ring
+
+    return dataclasses.replace(DATA_CONVERTER, payload_codec=EncryptionCodec(load_key_ring(settings)))

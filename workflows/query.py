@@ -166,6 +166,7 @@ class QueryWorkflow:
             no_sources=not context.passages,
             clarifying=generated.clarifying,
             attempts=generated.attempts,
+            question_pii=q.question_pii,
         )
 
 

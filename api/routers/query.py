@@ -19,11 +19,12 @@ from fastapi.responses import StreamingResponse
 from opentelemetry import trace
 from temporalio.client import Client
 
-from api.deps import QueryCaller, RedisDep, SettingsDep, TemporalDep
+from api.deps import QueryCaller, QuestionRedactorDep, RedisDep, SettingsDep, TemporalDep
 from api.errors import correlation_id, request_id
 from api.schemas import QueryAnswer, QueryBody
 from app.query import build_query, run_query
 from contracts.query import QueryFilters, QueryInput, QueryOutput
+from ingestion.redact import Redactor
 from keel.config import Settings
 from keel.errors import JsonInvalid, KeelError
 from observability.tracing import current_trace_id
@@ -41,10 +42,13 @@ class Caller:
     redis: redis.Redis
     tenant: str
     groups: list[str]
+    redactor: Redactor | None
 
 
-def _caller(settings: SettingsDep, temporal: TemporalDep, r: RedisDep, principal: QueryCaller) -> Caller:
-    return Caller(settings, temporal, r, principal.tenant, list(principal.groups))
+def _caller(
+    settings: SettingsDep, temporal: TemporalDep, r: RedisDep, principal: QueryCaller, redactor: QuestionRedactorDep
+) -> Caller:
+    return Caller(settings, temporal, r, principal.tenant, list(principal.groups), redactor)
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
@@ -68,6 +72,7 @@ async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -
         max_output_tokens=body.max_output_tokens,
         route=body.route,
         stream=stream,
+        redactor=who.redactor,
     )
 
 
@@ -137,6 +142,7 @@ def annotate(out: QueryOutput, inp: QueryInput) -> None:
             "keel.degradations": out.degradations,
             "keel.citations": len(out.citations),
             "keel.supported_rate": out.supported_rate,
+            **{f"keel.question_pii.{k}": v for k, v in inp.question_pii.items()},
             **{f"keel.ms.{k}": v for k, v in out.timings_ms.items()},
         }
     )

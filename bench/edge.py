@@ -1,0 +1,127 @@
+"""`python -m bench.edge`: what identity and data protection add to each query, measured alone.
+
+- auth: resolving a Bearer key (one Redis HGETALL on a real Redis, a SHA-256, a constant-time
+  compare), as every request does;
+- codec: sealing and opening every payload one query's workflow writes and reads (its input, five
+  steps' inputs and outputs with a packed context of eight passages, its result), AES-GCM;
+- question redaction: Presidio over a typical question (a pipeline of its own, as the API has).
+Prints p50/p95 of each and, last, `edge_auth_p95_ms=`, `edge_codec_p95_ms=`, `edge_auth_codec_p95_ms=`
+and `question_redaction_p95_ms=`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.query import pct
+from contracts.query import (
+    ContextInput,
+    ContextOutput,
+    ContextPassage,
+    GenerateInput,
+    GenerateOutput,
+    QueryInput,
+    QueryOutput,
+    RetrieveInput,
+    RetrieveOutput,
+    Scored,
+    ValidateInput,
+    ValidateOutput,
+)
+from gateway.keys import QUERY, KeyStore
+from infra.services import free_port, start_redis
+from ingestion.redact import Redactor
+from keel import offline  # noqa: F401
+from keel.config import Settings
+from stores import redis as redis_store
+from temporal.codec import EncryptionCodec, KeyRing
+from temporal.data_converter import DATA_CONVERTER
+
+QUESTION = "How long do refunds for international orders take, and who approves exceptions?"
+
+
+def query_payloads() -> list[Any]:
+    """What one query's history holds, at realistic sizes (eight ~200-word passages)."""
+    q = QueryInput(request_id=secrets.token_urlsafe(16), tenant="acme", groups=["all"], question=QUESTION)
+    passages = [
+        ContextPassage(
+            ref=i + 1,
+            doc_id=f"{i:032x}",
+            version="ab" * 32,
+            source=f"docs/policy-{i}.md",
+            title="Refund policy",
+            section_path=["Refunds", "International"],
+            chunk_indexes=[i],
+            text="Refunds are issued within thirty days of purchase to the original payment method. " * 14,
+            score=0.5,
+        )
+        for i in range(8)
+    ]
+    top = [Scored(point_id=f"p{i}", doc_id=f"d{i}", dense=0.5, sparse=3.0, fused=0.03) for i in range(5)]
+    retrieved = RetrieveOutput(candidates_key="k", ranking="r", count=100, top=top, generation=3, embedding_version="e")
+    ctx_in = ContextInput(tenant="acme", question=QUESTION, candidates_key="k", ranking="r", token_budget=0)
+    ctx = ContextOutput(passages=passages, tokens=1400, dropped_duplicates=1, dropped_over_budget=2, confidence=0.7)
+    gen_in = GenerateInput(request_id="r", tenant="acme", question=QUESTION, passages=passages, confidence=0.7)
+    gen = GenerateOutput(text="Refunds are issued within thirty days [1].", route="cheap", provider="extractive")
+    val_in = ValidateInput(question=QUESTION, text=gen.text, passages=passages, prompt_id="answer.v1")
+    val = ValidateOutput(text=gen.text, citations=[], supported_rate=1.0)
+    out = QueryOutput(request_id="r", answer=gen.text, citations=[], degradations=[], timings_ms={"retrieve": 30.0})
+    return [q, RetrieveInput(query=q), retrieved, ctx_in, ctx, gen_in, gen, val_in, val, out]
+
+
+def time_codec(runs: int) -> list[float]:
+    codec = EncryptionCodec(KeyRing(active="k", keys={"k": secrets.token_bytes(32)}))
+    plain = DATA_CONVERTER.payload_converter.to_payloads(query_payloads())
+
+    async def one() -> float:
+        started = time.perf_counter()
+        for p in plain:  # each payload is sealed when written and opened when read
+            await codec.decode(await codec.encode([p]))
+        return (time.perf_counter() - started) * 1000
+
+    return [asyncio.run(one()) for _ in range(runs)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=2000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="keel-bench-edge-"))
+    red = start_redis(work, port=free_port())
+    try:
+        settings = Settings(data_dir=work, redis_url=f"redis://127.0.0.1:{red.port}/0")
+        store = KeyStore(redis_store.connect(settings))
+        _, token = store.create(tenant="acme", roles=[QUERY])
+        auth = []
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            store.resolve(token)
+            auth.append((time.perf_counter() - started) * 1000)
+        codec = time_codec(args.runs // 4)
+        redactor = Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner)
+        redaction = []
+        for _ in range(200):
+            started = time.perf_counter()
+            redactor.redact(QUESTION)
+            redaction.append((time.perf_counter() - started) * 1000)
+    finally:
+        red.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    for name, values in (("auth (resolve key)", auth), ("codec (one query)", codec), ("question redaction", redaction)):
+        print(f"{name:<22} p50 {pct(values, 50):6.2f} ms   p95 {pct(values, 95):6.2f} ms")
+    combined = [a + c for a, c in zip(auth, codec, strict=False)]
+    print(f"edge_auth_p95_ms={pct(auth, 95):.2f}")
+    print(f"edge_codec_p95_ms={pct(codec, 95):.2f}")
+    print(f"edge_auth_codec_p95_ms={pct(combined, 95):.2f}")
+    print(f"question_redaction_p95_ms={pct(redaction, 95):.2f}")
+
+
+if __name__ == "__main__":
+    main()
