@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +15,8 @@ from temporalio.client import Client
 from api.main import create_app
 from gateway.keys import INGEST, QUERY, KeyStore
 from keel.config import Settings, get_settings
+from tests.conftest import SAMPLES
+from tests.helpers import ingest
 
 
 @pytest_asyncio.fixture
@@ -47,3 +51,19 @@ def auth(redis_client: redis.Redis) -> Auth:
         return {"Authorization": f"Bearer {token}"}
 
     return headers
+
+
+@pytest_asyncio.fixture
+async def sampled(client: Client, settings: Settings, redis_client: redis.Redis, tenant: str) -> str:
+    """A tenant with the sample corpus ingested."""
+    await ingest(client, settings, redis_client, [SAMPLES], tenant)
+    return tenant
+
+
+async def wait_job(api: httpx.AsyncClient, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    for _ in range(300):
+        body: dict[str, Any] = (await api.get(f"/v1/jobs/{job_id}", headers=headers)).json()
+        if body["status"] == "completed":
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError("job did not complete")

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import httpx
 import pytest
 import redis
 
 from keel.config import Settings
 from pipelines.deps import Deps
-from tests.api.conftest import Auth, expect_error
+from tests.api.conftest import Auth, expect_error, wait_job
 from tests.conftest import SAMPLES
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
-
-
-async def _wait_job(api: httpx.AsyncClient, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
-    for _ in range(300):
-        body: dict[str, Any] = (await api.get(f"/v1/jobs/{job_id}", headers=headers)).json()
-        if body["status"] == "completed":
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError("job did not complete")
 
 
 async def test_upload_starts_a_job_that_ingests_the_document(
@@ -38,7 +26,7 @@ async def test_upload_starts_a_job_that_ingests_the_document(
     assert accepted["correlation_id"] == "req-42" and accepted["request_id"] != "req-42"
     assert resp.headers["X-Correlation-ID"] == "req-42" and resp.headers["X-Request-ID"] == accepted["request_id"]
     assert accepted["status_url"] == f"/v1/jobs/{accepted['job_id']}"
-    job = await _wait_job(api, accepted["job_id"], key)
+    job = await wait_job(api, accepted["job_id"], key)
     (result,) = job["files"]
     assert result["status"] == "ingested" and result["chunks"] >= 1 and result["source"] == "overview.md"
 
@@ -50,7 +38,7 @@ async def test_corrupt_upload_fails_in_its_job_with_a_code(api: httpx.AsyncClien
     files = {"file": ("scan.pdf", b"%PDF-1.5\nnot really", "application/pdf")}
     key = auth(tenant)
     resp = await api.post("/v1/documents", files=files, headers=key)
-    job = await _wait_job(api, resp.json()["job_id"], key)
+    job = await wait_job(api, resp.json()["job_id"], key)
     (result,) = job["files"]
     assert result["status"] == "failed" and result["code"] == "corrupt_file" and result["temporal_ui_url"]
 

@@ -12,35 +12,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 import redis
 from temporalio.client import Client
 
 from gateway.audit import Audit
 from gateway.keys import ADMIN, QUERY, KeyStore
 from keel.config import Settings
-from tests.api.conftest import Auth, expect_error
-from tests.conftest import SAMPLES
+from tests.api.conftest import Auth, expect_error, wait_job
 from tests.helpers import ingest
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
 
 SECRET = "# Payroll\n\nThe platypus team bonus pool is 40,000 euros this year.\n"
-
-
-@pytest_asyncio.fixture
-async def sampled(client: Client, settings: Settings, redis_client: redis.Redis, tenant: str) -> str:
-    await ingest(client, settings, redis_client, [SAMPLES], tenant)
-    return tenant
-
-
-async def _wait_job(api: httpx.AsyncClient, job_id: str, headers: dict[str, str]) -> dict[str, object]:
-    for _ in range(300):
-        body: dict[str, object] = (await api.get(f"/v1/jobs/{job_id}", headers=headers)).json()
-        if body["status"] == "completed":
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError("job did not complete")
 
 
 async def _upload(api: httpx.AsyncClient, headers: dict[str, str], text: str, source: str) -> httpx.Response:
@@ -123,7 +106,7 @@ async def test_writes_cannot_escalate_or_widen_access(api: httpx.AsyncClient, te
     hr = auth(tenant, groups=["hr"])
     resp = await _upload(api, hr, SECRET, "payroll")
     assert resp.status_code == 202, resp.text
-    await _wait_job(api, resp.json()["job_id"], hr)
+    await wait_job(api, resp.json()["job_id"], hr)
 
     nobody = auth(tenant)  # no groups: may not overwrite an HR-only document
     expect_error(await _upload(api, nobody, "# Payroll\n\nnothing to see\n", "payroll"), 403, "document_forbidden")
@@ -132,8 +115,8 @@ async def test_writes_cannot_escalate_or_widen_access(api: httpx.AsyncClient, te
     expect_error(await _upload(api, wider, "# Payroll\n\nwider\n", "payroll"), 409, "widens_access")
     same = await _upload(api, {**wider, "X-Keel-Groups": "hr"}, "# Payroll\n\nThe pool is 41,000.\n", "payroll")
     assert same.status_code == 202
-    job = await _wait_job(api, same.json()["job_id"], hr)
-    assert job["files"][0]["status"] == "ingested"  # type: ignore[index]
+    job = await wait_job(api, same.json()["job_id"], hr)
+    assert job["files"][0]["status"] == "ingested"
 
 
 async def test_reused_correlation_ids_never_fail(api: httpx.AsyncClient, sampled: str, auth: Auth) -> None:

@@ -7,25 +7,14 @@ from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-import redis
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from temporalio.client import Client
 
 from keel.config import Settings
 from tests.api.conftest import Auth, expect_error
-from tests.conftest import SAMPLES
-from tests.helpers import ingest
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
-
-
-@pytest_asyncio.fixture
-async def sampled(client: Client, settings: Settings, redis_client: redis.Redis, tenant: str) -> str:
-    await ingest(client, settings, redis_client, [SAMPLES], tenant)
-    return tenant
 
 
 async def test_query_answers_with_citations_timings_and_one_trace(
