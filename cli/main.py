@@ -72,7 +72,7 @@ async def _start_and_follow(
     if not wait:
         return
     try:
-        await _follow(client, settings, job_id)
+        await _follow(client, job_id)
     except (KeyboardInterrupt, asyncio.CancelledError):
         console.print(f"\nstopped following; job {job_id} keeps running. `keel job {job_id}` shows it.")
         sys.exit(130)
@@ -81,7 +81,7 @@ async def _start_and_follow(
         _summary(settings, r, job)
 
 
-async def _follow(client: Client, settings: Settings, job_id: str) -> None:
+async def _follow(client: Client, job_id: str) -> None:
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -79,7 +79,6 @@ async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -
 def _answer(out: QueryOutput, trace_id: str, correlation: str) -> QueryAnswer:
     data = asdict(out)
     data.pop("json_error", None)
-    data.pop("ranked", None)
     return QueryAnswer(**data, trace_id=trace_id, correlation_id=correlation or None)
 
 
