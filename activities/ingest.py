@@ -25,6 +25,8 @@ from contracts.ingest import (
     ChunkOutput,
     DedupeInput,
     DedupeOutput,
+    DiscardInput,
+    DiscardOutput,
     DocumentRef,
     EmbedInput,
     EmbedOutput,
@@ -43,7 +45,7 @@ from index.catalog import document_record
 from ingestion.chunk import Chunk
 from ingestion.parse import Element
 from pipelines.deps import Deps
-from pipelines.ingest import IngestSteps
+from pipelines.ingest import TRANSIENT_WORK_FILES, IngestSteps
 from stores.blobs import work_key
 
 __all__ = ["IngestActivities"]
@@ -63,7 +65,6 @@ def gil_bound(fn: F) -> F:
 F = TypeVar("F", bound=Callable[..., Any])
 
 EMBED_BATCH = 32
-TRANSIENT_WORK_FILES = ("elements.json", "chunks.json", "kept.json", "vectors.npy", "vectors.partial.npy")
 UPSERT_BATCH = 128
 
 
@@ -182,6 +183,12 @@ class IngestActivities:
             self._clean_up(inp.doc)
         return PublishOutput(generation=published.generation, already_published=published.already_published)
 
+    @activity.defn(name="ingest.discard")
+    @mapped
+    def discard(self, inp: DiscardInput) -> DiscardOutput:
+        """The document failed: nothing it went through is kept (see IngestSteps.discard)."""
+        return DiscardOutput(removed=self.steps.discard(inp.doc, inp.doc_id))
+
     def _clean_up(self, doc: DocumentRef) -> None:
         """Once published, nothing the document went through is kept readable: the work files
         (the unredacted chunks among them) and, unless `keep_raw_uploads`, the raw bytes. Only
@@ -208,6 +215,7 @@ class IngestActivities:
             self.embed,
             self.upsert,
             self.publish,
+            self.discard,
         ]
 
 

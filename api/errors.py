@@ -71,6 +71,9 @@ async def request_id_middleware(request: Request, call_next: Callable[[Request],
     request.state.correlation_id = correlation
     trace.get_current_span().set_attributes({"keel.request_id": rid, "keel.correlation_id": correlation})
     response = await call_next(request)
+    timings: dict[str, float] = getattr(request.state, "timings", {})
+    if timings:  # what the edge itself spent (the key check), for clients and benchmarks to see
+        response.headers["Server-Timing"] = ", ".join(f"{name};dur={ms:.3f}" for name, ms in timings.items())
     response.headers[REQUEST_ID_HEADER] = rid
     if correlation:
         response.headers[CORRELATION_HEADER] = correlation

@@ -16,6 +16,33 @@ class JobAccepted(BaseModel):
     correlation_id: str | None = None
 
 
+class RemovedOut(BaseModel):
+    versions: int
+    points: int
+    dedupe_entries: int
+    blobs: int
+    rehomed: int
+
+
+class DocumentDeleted(BaseModel):
+    doc_id: str
+    status: str  # deleted | absent (nothing to remove: never ingested here, or deleted already)
+    removed: RemovedOut
+    workflow_id: str
+    request_id: str
+
+
+class TenantErasedOut(BaseModel):
+    tenant: str
+    documents: int
+    points: int
+    redis_keys: int
+    blobs: int
+    jobs: int
+    workflow_id: str
+    request_id: str
+
+
 class FileResult(BaseModel):
     source: str
     status: str

@@ -8,6 +8,11 @@ here). Then the same N queries run twice, with extractive generation so no LLM t
 2. workflow: POST /v1/query to the API, which starts QueryWorkflow (eagerly) on the workers hosted
    in the same process (`python -m infra.server`, as `make run` starts it).
 It prints p50/p95 per step and end to end for both and, last, `query_overhead_p95_ms=`.
+
+`--edge` adds what identity and data protection cost on this path: the key check's own time per
+request (the API's `Server-Timing: auth`), and the payload codec's, as the workflow pass run again
+with the codec off between two passes with it on (the server restarted for each), side by side.
+It prints `edge_auth_p95_ms=`, `edge_codec_added_p95_ms=` and `edge_added_p95_ms=` before the last line.
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ def run_direct(settings: Settings, questions: list[str]) -> dict[str, list[float
 
 
 def run_workflow(api: str, key: str, questions: list[str]) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {s: [] for s in (*STEPS, "total")}
+    times: dict[str, list[float]] = {s: [] for s in (*STEPS, "total", "auth")}
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=api, timeout=60) as http:
         for q in questions:
@@ -131,7 +136,18 @@ def run_workflow(api: str, key: str, questions: list[str]) -> dict[str, list[flo
             for step in STEPS:
                 times[step].append(float(body["timings_ms"].get(step, 0.0)))
             times["total"].append(elapsed)
+            times["auth"].extend(_server_timing(resp.headers.get("Server-Timing", ""), "auth"))
     return times
+
+
+def _server_timing(header: str, name: str) -> list[float]:
+    """`auth;dur=0.312, ...` -> [0.312] for `name`."""
+    out = []
+    for part in header.split(","):
+        metric, _, dur = part.strip().partition(";dur=")
+        if metric == name and dur:
+            out.append(float(dur))
+    return out
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -140,14 +156,18 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         return subprocess.Popen([sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def start_api(settings: Settings, work: Path, procs: list[subprocess.Popen[bytes]], apart: bool) -> str:
+def start_api(
+    settings: Settings, work: Path, procs: list[subprocess.Popen[bytes]], apart: bool, **extra_env: str
+) -> str:
     """The server process as `make run` starts it (or, `apart`, a worker and an API-only process)."""
     env = dict(os.environ)
     env.update(
         KEEL_DATA_DIR=str(settings.data_dir),
         KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
         KEEL_REDIS_URL=settings.redis_url,
+        **extra_env,
     )
+    work = work / f"run-{len(procs)}"  # a log of its own: readiness is read from it
     port = free_port()
     env["KEEL_API_PORT"] = str(port)
     if apart:  # API-only and worker-only processes: queries start the usual way
@@ -188,6 +208,40 @@ def report(direct: dict[str, list[float]], flow: dict[str, list[float]]) -> None
         print(f"{label:<10} {pct(d, 50):11.1f} {pct(d, 95):11.1f} {pct(w, 50):13.1f} {pct(w, 95):13.1f}")
 
 
+def edge(
+    settings: Settings,
+    work: Path,
+    procs: list[subprocess.Popen[bytes]],
+    apart: bool,
+    key: str,
+    warm: list[str],
+    timed: list[str],
+    sealed: dict[str, list[float]],
+) -> None:
+    """The workflow pass with the codec off, then on again, each on a fresh server process."""
+
+    def fresh(encrypt: bool) -> dict[str, list[float]]:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=60)
+        procs.clear()
+        api = start_api(settings, work, procs, apart, KEEL_ENCRYPT_PAYLOADS=str(encrypt).lower())
+        run_workflow(api, key, warm)
+        return run_workflow(api, key, timed)
+
+    plain = fresh(False)
+    sealed_again = fresh(True)
+    on = [pct(sealed["total"], 95), pct(sealed_again["total"], 95)]
+    off = pct(plain["total"], 95)
+    auth = pct(sealed["auth"] + sealed_again["auth"], 95)
+    codec = statistics.fmean(on) - off
+    print(f"end to end p95: codec on {on[0]:.1f} and {on[1]:.1f}, codec off {off:.1f} (ms)")
+    print(f"auth p50 {pct(sealed['auth'], 50):.2f} p95 {auth:.2f} (ms, Server-Timing)")
+    print(f"edge_auth_p95_ms={auth:.2f}")
+    print(f"edge_codec_added_p95_ms={codec:.1f}")
+    print(f"edge_added_p95_ms={auth + codec:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/scifact"))
@@ -196,6 +250,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--default-sqlite", action="store_true", help="Temporal's SQLite without Keel's pragmas")
     parser.add_argument("--apart", action="store_true", help="API and worker in separate processes (no eager start)")
+    parser.add_argument("--edge", action="store_true", help="also measure the key check and the payload codec")
     args = parser.parse_args()
     try:
         check_dataset(args.dataset)
@@ -236,6 +291,8 @@ def main() -> None:
         report(direct, flow)
         overhead = pct(flow["total"], 95) - pct(direct["total"], 95)
         save(args.dataset.name + ("-apart" if args.apart else ""), direct, flow, overhead)
+        if args.edge:
+            edge(settings, work, procs, args.apart, key, warm, timed, flow)
         print(f"query_overhead_p95_ms={overhead:.1f}")
     finally:
         for p in procs:

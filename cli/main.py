@@ -21,6 +21,7 @@ from app.staging import StagedBatch
 from cli.common import connect_redis as _redis
 from cli.common import console, principal
 from cli.common import fail as _fail
+from cli.documents import delete, erase
 from cli.keys import audit, keys_app
 from gateway.keys import INGEST, QUERY, Principal
 from keel import offline  # noqa: F401 - before any library that might reach for the network
@@ -33,6 +34,8 @@ from temporal.client import connect
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Keel: production RAG on Temporal.")
 app.add_typer(keys_app, name="keys")
 app.command()(audit)
+app.command()(delete)
+app.command(name="erase-tenant")(erase)
 TENANT_HELP = "the tenant (default: the API key's; another one is refused)"
 
 

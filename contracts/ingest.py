@@ -171,3 +171,14 @@ class PublishInput:
 class PublishOutput:
     generation: int
     already_published: bool = False
+
+
+@dataclass(kw_only=True)
+class DiscardInput:
+    doc: DocumentRef
+    doc_id: str
+
+
+@dataclass(kw_only=True)
+class DiscardOutput:
+    removed: int  # staged points and files

@@ -2,7 +2,10 @@
 
 A document record (`keel:doc:<tenant>:<doc id>`) says which version of a logical document is
 published (and at which generation, by which workflow run), which version is in flight, and what
-the published one holds (title, chunks, duplicates, PII counts, embedding version, groups).
+the published one holds (title, chunks, duplicates, PII counts, embedding version, groups). A
+document being deleted has `deleting` instead of `version` until its leftovers are gone. The
+tenant's document set holds every document with a record, and each document keeps the set of
+versions it ever began, so a deletion can find every version's leftovers.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import redis
 from contracts.ingest import BeginOutput, DocumentRef, IngestDocumentOutput, StageOutput
 from keel import ids
 from keel.tenancy import check_replacement
-from stores.keys import TENANTS_KEY, doc_key, generation_key, tenant_docs_key
+from stores.keys import TENANTS_KEY, doc_key, doc_versions_key, generation_key, tenant_docs_key
 
 
 class Catalog:
@@ -51,8 +54,48 @@ class Catalog:
                 here = published_output(doc_id, doc.version, record)
                 return BeginOutput(doc_id=doc_id, unchanged=True, published_here=here)
             return BeginOutput(doc_id=doc_id, unchanged=True)
-        self.r.hset(doc_key(doc.tenant, doc_id), mapping={"staging": doc.version, "source": doc.source})
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(doc_key(doc.tenant, doc_id), mapping={"staging": doc.version, "source": doc.source})
+        pipe.sadd(doc_versions_key(doc.tenant, doc_id), doc.version)
+        pipe.sadd(tenant_docs_key(doc.tenant), doc_id)
+        pipe.execute()
         return BeginOutput(doc_id=doc_id, unchanged=False)
+
+    def abandon(self, tenant: str, doc_id: str, version: str) -> None:
+        """An ingest of `version` failed: it is no longer in flight (a document that has no other
+        version leaves no record behind)."""
+        key = doc_key(tenant, doc_id)
+        if self.r.hget(key, "staging") == version:
+            self.r.hset(key, "staging", "")
+        record = self.record(tenant, doc_id)
+        if not record.get("version") and not record.get("deleting") and not record.get("staging"):
+            self.forget(tenant, doc_id, in_flight="")
+
+    def versions(self, tenant: str, doc_id: str) -> set[str]:
+        """Every version of the document that was begun, and the ones its record names."""
+        record = self.record(tenant, doc_id)
+        named = {record.get(f, "") for f in ("version", "deleting", "staging")}
+        return ({str(v) for v in self.r.smembers(doc_versions_key(tenant, doc_id))} | named) - {""}
+
+    def versions_in_use(self, tenant: str, but: str) -> set[str]:
+        """Versions published or in flight for the tenant's other documents: documents with the
+        same bytes share their work files, so one's deletion must leave them to the others."""
+        others = [d for d in self.r.smembers(tenant_docs_key(tenant)) if d != but]
+        pipe = self.r.pipeline()
+        for doc_id in others:
+            pipe.hmget(doc_key(tenant, str(doc_id)), ["version", "staging"])
+        return {str(v) for fields in pipe.execute() for v in fields if v}
+
+    def forget(self, tenant: str, doc_id: str, in_flight: str) -> None:
+        """Drop the document's record and version set; an ingest in flight keeps its claim."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(doc_key(tenant, doc_id), doc_versions_key(tenant, doc_id))
+        if in_flight:
+            pipe.hset(doc_key(tenant, doc_id), "staging", in_flight)
+            pipe.sadd(doc_versions_key(tenant, doc_id), in_flight)
+        else:
+            pipe.srem(tenant_docs_key(tenant), doc_id)
+        pipe.execute()
 
     def adopted_duplicate(self, tenant: str, doc_id: str) -> None:
         """A chunk this document had skipped as a duplicate is now stored in its own right."""

@@ -185,6 +185,33 @@ class Deduper:
     def hand_on(self, tenant: str, groups: Sequence[str], owner: Owner, holder: Owner) -> None:
         self._add_holder(dedupe_prefix(tenant, acl_scope(groups)), owner, holder)
 
+    # -- deleting a document -----------------------------------------------------------------
+    def forget(self, tenant: str, groups: Sequence[str], doc_id: str, version: str, texts: Sequence[str]) -> int:
+        """Remove what `doc_id`@`version` left in the registry (its `texts` are its chunks, in
+        order): the fingerprints it owns, its signatures and band entries, its places among other
+        owners' holders, and its own holder and held sets. Returns how many entries went."""
+        prefix = dedupe_prefix(tenant, acl_scope(groups))
+        removed = 0
+        for index, text in enumerate(texts):
+            me = Owner(doc_id, version, index)
+            raw = me.encode()
+            words = normalise(text)
+            exact_key = dedupe_exact_key(prefix, fingerprint(words))
+            owner_raw = self.r.get(exact_key)
+            pipe = self.r.pipeline()
+            if owner_raw is not None:
+                owner = Owner.decode(str(owner_raw))
+                if owner.doc_id == doc_id:
+                    pipe.delete(exact_key)
+                else:  # this chunk was a duplicate of another document's: it no longer holds it
+                    pipe.srem(dedupe_holders_key(prefix, owner.encode()), raw)
+            pipe.delete(dedupe_signature_key(prefix, raw), dedupe_holders_key(prefix, raw))
+            for i, h in enumerate(band_hashes(signature(words))):
+                pipe.srem(dedupe_band_key(prefix, i, h), raw)
+            removed += sum(int(n) for n in pipe.execute())
+        removed += int(self.r.delete(dedupe_held_key(prefix, doc_id, version)))
+        return removed
+
     # -- liveness ---------------------------------------------------------------------------
     @staticmethod
     def _same_or_older_self(owner: Owner, me: Owner) -> bool:

@@ -34,6 +34,12 @@ class Published:
     already_published: bool = False
 
 
+@dataclass(frozen=True, kw_only=True)
+class Withdrawn:
+    version: str  # the version that was published ("" when none was)
+    points: int  # points deleted, of every version but the one in flight
+
+
 class Publisher:
     def __init__(self, client: redis.Redis, indexes: Indexes, settings: Settings) -> None:
         self.r = client
@@ -86,6 +92,50 @@ class Publisher:
             pipe.execute()
         self.collect_retired(doc.tenant)
         return Published(generation=nxt)
+
+    def withdraw(self, tenant: str, doc_id: str, in_flight: str, before_flip: BeforeFlip | None = None) -> Withdrawn:
+        """Take a document out of the index for good (a deletion), the reverse of `publish`.
+
+        Under the publish lock: the record's `version` becomes `deleting` (so the dedupe registry
+        stops counting it as published), its points stop being visible at G+1 (with whatever
+        `before_flip` stores for that generation), G becomes G+1, and the points are deleted,
+        there and then rather than after the retire grace, since a deletion must not linger.
+        Points of `in_flight` (an ingest running now) are left to it. A retry finds the record
+        already marked and redoes the rest.
+        """
+        r = self.r
+        key = doc_key(tenant, doc_id)
+        collection = self.indexes.open(tenant).collection
+        with r.lock(publish_lock_key(tenant), timeout=120, blocking_timeout=120):
+            published, deleting = r.hmget(key, ["version", "deleting"])
+            version = str(published or deleting or "")
+            if published:
+                pipe = r.pipeline(transaction=True)
+                pipe.hset(key, "deleting", str(published))
+                pipe.hdel(key, "version")
+                pipe.execute()
+            nxt = int(r.get(generation_key(tenant)) or 0) + 1
+            if version and before_flip is not None:
+                before_flip(version, nxt)
+            store = self.indexes.store
+            mine = Where(
+                must=(Cond("tenant", value=tenant), Cond("doc_id", value=doc_id)),
+                must_not=(Cond("version", value=in_flight),) if in_flight else (),
+            )
+            store.set_payload(collection, mine.and_(Cond("visible_until", gt=nxt)), {"visible_until": nxt})
+            r.set(generation_key(tenant), nxt)
+            points = store.count(collection, mine)
+            store.delete(collection, mine)
+        return Withdrawn(version=version, points=points)
+
+    def erase_points(self, tenant: str) -> int:
+        """Delete every point of the tenant (an erasure); returns how many there were."""
+        collection = self.indexes.open(tenant).collection
+        everything = Where(must=(Cond("tenant", value=tenant),))
+        with self.r.lock(publish_lock_key(tenant), timeout=120, blocking_timeout=120):
+            points = self.indexes.store.count(collection, everything)
+            self.indexes.store.delete(collection, everything)
+        return points
 
     def collect_retired(self, tenant: str) -> None:
         """Delete versions retired longer ago than any in-flight read can still be using them."""

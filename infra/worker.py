@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.batch import BatchActivities
+from activities.delete import DeleteActivities
 from activities.ingest import IngestActivities
 from activities.query import QueryActivities
 from generation.breaker import Breaker, BreakerConfig
@@ -32,6 +33,7 @@ from pipelines.deps import Deps, build_deps
 from retrieval.rerank import build_reranker
 from stores.jobs import JobStore
 from temporal.client import connect
+from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
 from workflows.query import QueryWorkflow
@@ -63,6 +65,7 @@ def build_workers(
 ) -> list[Worker]:
     ingest = IngestActivities(deps)
     batch = BatchActivities(deps.blobs, JobStore(deps.redis))
+    deletion = DeleteActivities(deps)
     query = build_query_activities(settings, deps)
     query.warm_up()  # at start, so the first query does not pay for it
     return [
@@ -79,8 +82,8 @@ def build_workers(
         Worker(
             client,
             task_queue=settings.ingest_task_queue,
-            workflows=[IngestBatchWorkflow, IngestDocumentWorkflow],
-            activities=[*ingest.all(), *batch.all()],
+            workflows=[IngestBatchWorkflow, IngestDocumentWorkflow, DeleteDocumentWorkflow, EraseTenantWorkflow],
+            activities=[*ingest.all(), *batch.all(), *deletion.all()],
             activity_executor=executor,
             max_concurrent_activities=settings.max_concurrent_activities,
             max_concurrent_local_activities=settings.max_concurrent_local_activities,

@@ -154,6 +154,10 @@ class GroupNotHeld(Forbidden):
     code = "group_not_held"
 
 
+class DeleteFailed(KeelError):
+    code = "delete_failed"
+
+
 class DocumentForbidden(Forbidden):
     """Replacing or deleting a document needs a key that holds every group of the document."""
 
@@ -218,3 +222,9 @@ def _subclasses(cls: type[KeelError]) -> list[type[KeelError]]:
 # Codes that mean "trying again will not help": the batch records them and moves on. Derived
 # from the tree, so a new error class cannot be forgotten here.
 NON_RETRYABLE_CODES = frozenset(cls.code for cls in _subclasses(KeelError) if not cls.retryable)
+
+
+def from_code(code: str, message: str) -> KeelError:
+    """The error a failed activity reported by its code (a workflow's failure, back at the edge)."""
+    cls = next((c for c in _subclasses(KeelError) if c.code == code), KeelError)
+    return cls(message)

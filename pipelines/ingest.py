@@ -31,7 +31,10 @@ from keel import ids
 from keel.tenancy import EVERYONE
 from pipelines.deps import Deps
 from stores.blobs import work_key
-from vectorstore.base import ChunkPoint
+from vectorstore.base import ChunkPoint, Cond, Where
+
+# Intermediate files of a document's steps: none is needed once it is published or has failed.
+TRANSIENT_WORK_FILES = ("elements.json", "chunks.json", "kept.json", "vectors.npy", "vectors.partial.npy")
 
 
 class IngestSteps:
@@ -108,6 +111,34 @@ class IngestSteps:
             encoding=parsed.encoding,
         )
 
+    def discard(self, doc: DocumentRef, doc_id: str) -> int:
+        """An ingest of this version failed: remove what it left. Its staged points (never made
+        visible), its work files (the unredacted chunks among them; the redacted ones too unless
+        another document with the same bytes still needs them), its raw bytes unless
+        `keep_raw_uploads` (a retry stages the file again), and its claim on the record.
+        Returns how many points and files went."""
+        if self.catalog.published_version(doc.tenant, doc_id) == doc.version:
+            return 0  # it failed after its publish went through (a crash): nothing is left over
+        collection = self.collection(doc.tenant)
+        staged = Where(
+            must=(
+                Cond("tenant", value=doc.tenant),
+                Cond("doc_id", value=doc_id),
+                Cond("version", value=doc.version),
+                Cond("visible_from", gte=NEVER),
+            )
+        )
+        removed = self.d.store.count(collection, staged)
+        self.d.store.delete(collection, staged)
+        names = list(TRANSIENT_WORK_FILES)
+        if doc.version not in self.catalog.versions_in_use(doc.tenant, but=doc_id):
+            names.append("redacted.json")
+        removed += sum(self.d.blobs.delete(work_key(doc.tenant, doc.version, n)) for n in names)
+        if not self.d.settings.keep_raw_uploads and doc.blob_key:
+            removed += self.d.blobs.delete(doc.blob_key)
+        self.catalog.abandon(doc.tenant, doc_id, doc.version)
+        return removed
+
     def embedding_texts(self, title: str, chunks: Sequence[Chunk]) -> list[str]:
         return [embedding_text(title, c.section_path, c.text) for c in chunks]
 
@@ -151,19 +182,21 @@ class IngestSteps:
         """Make this version the visible one (`index.publish`), re-homing what others held of the old one."""
 
         def rehome(old: str, generation: int) -> None:
-            self._rehome_holders(doc, doc_id, old, generation)
+            self.rehome_holders(doc, doc_id, old, generation)
 
         return self.publisher.publish(doc, doc_id, record, run_id, before_flip=rehome)
 
-    def _rehome_holders(self, doc: DocumentRef, doc_id: str, old: str, generation: int) -> None:
+    def rehome_holders(self, doc: DocumentRef, doc_id: str, old: str, generation: int) -> int:
         """Documents that skipped a paragraph because the retiring version stored it get it back.
 
-        If the new version still has the paragraph, it simply becomes their owner. Otherwise the
-        holder's own chunk is embedded and stored now, visible from the same generation at which
-        the old version disappears, so readers never lose the text.
+        If the new version (`doc.version`; "" for a deletion) still has the paragraph, it simply
+        becomes their owner. Otherwise the holder's own chunk is embedded and stored now, visible
+        from the same generation at which the old version disappears, so readers never lose the
+        text. Returns how many holders were re-homed.
         """
         index = self.index(doc.tenant)
-        for holder in self.deduper.orphans(doc.tenant, doc.groups, doc_id, old, doc.version):
+        orphans = self.deduper.orphans(doc.tenant, doc.groups, doc_id, old, doc.version)
+        for holder in orphans:
             chunks = self.d.blobs.get_json(work_key(doc.tenant, holder.version, "redacted.json"))
             chunk = next(Chunk.from_dict(c) for c in chunks if c["index"] == holder.chunk)
             successor = self.deduper.successor(doc.tenant, doc.groups, chunk.text)
@@ -188,6 +221,7 @@ class IngestSteps:
             self.d.store.upsert(self.collection(doc.tenant), points)
             self.deduper.adopt(doc.tenant, doc.groups, holder, chunk.text)
             self.catalog.adopted_duplicate(doc.tenant, holder.doc_id)
+        return len(orphans)
 
 
 def local_document(tenant: str, path: Path, data: bytes, groups: Sequence[str] = (EVERYONE,)) -> DocumentRef:

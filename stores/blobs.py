@@ -51,12 +51,17 @@ class BlobStore:
     def get_json(self, key: str) -> Any:
         return json.loads(self.get(key))
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> int:
+        """Remove a blob, or a folder of them; returns how many files went."""
         path = self._path(key)
         if path.is_dir():
+            count = sum(1 for p in path.rglob("*") if p.is_file())
             shutil.rmtree(path, ignore_errors=True)
-        else:
+            return count
+        if path.is_file():
             path.unlink(missing_ok=True)
+            return 1
+        return 0
 
 
 def raw_key(tenant: str, version: str, doc_id: str) -> str:
@@ -67,6 +72,19 @@ def raw_key(tenant: str, version: str, doc_id: str) -> str:
 
 def work_key(tenant: str, version: str, name: str) -> str:
     return f"work/{tenant}/{version}/{name}"
+
+
+def work_dir(tenant: str, version: str) -> str:
+    return f"work/{tenant}/{version}"
+
+
+def tenant_dirs(tenant: str) -> tuple[str, ...]:
+    """The folders holding a tenant's blobs (erasure)."""
+    return (f"raw/{tenant}", f"work/{tenant}")
+
+
+def manifest_dir(job_id: str) -> str:
+    return f"manifests/{job_id}"
 
 
 def manifest_page_key(job_id: str, page: int) -> str:

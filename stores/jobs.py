@@ -98,3 +98,18 @@ class JobStore:
             out.extend(j for j in jobs if tenant is None or j.tenant == tenant)
             start += page
         return out[:limit]
+
+    def erase(self, tenant: str) -> list[str]:
+        """Delete every job of the tenant (records, file outcomes, index entries); returns their ids."""
+        ids: list[str] = self.r.zrange(JOBS_INDEX, 0, -1)  # type: ignore[assignment]  # a decoding client
+        pipe = self.r.pipeline()
+        for job_id in ids:
+            pipe.hget(job_key(job_id), "tenant")
+        mine = [job_id for job_id, owner in zip(ids, pipe.execute(), strict=True) if owner == tenant]
+        for start in range(0, len(mine), 500):
+            part = mine[start : start + 500]
+            pipe = self.r.pipeline()
+            pipe.delete(*[job_key(j) for j in part], *[job_files_key(j) for j in part])
+            pipe.zrem(JOBS_INDEX, *part)
+            pipe.execute()
+        return mine

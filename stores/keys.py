@@ -16,6 +16,11 @@ def tenant_docs_key(tenant: str) -> str:
     return f"keel:docs:{tenant}"
 
 
+def doc_versions_key(tenant: str, doc_id: str) -> str:
+    """Set: every version of the document ever begun, so a deletion finds each one's leftovers."""
+    return f"keel:docv:{tenant}:{doc_id}"
+
+
 def generation_key(tenant: str) -> str:
     """Integer: the tenant's index generation; readers see points visible at this generation."""
     return f"keel:gen:{tenant}"
@@ -61,6 +66,13 @@ def prompt_stats_key(prompt_id: str) -> str:
 
 
 TENANTS_KEY = "keel:tenants"  # set of tenants that have started at least one ingest
+
+
+def tenant_patterns(tenant: str) -> tuple[str, ...]:
+    """SCAN patterns of every key holding the tenant's data (erasure). Tenant names are checked
+    (`keel.tenancy`), so no name is a glob and `a` never matches `a-b`'s keys."""
+    scanned = tuple(f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q"))
+    return (*scanned, tenant_docs_key(tenant), generation_key(tenant))
 
 
 # -- the dedupe registry (index.dedupe): per tenant and access-group scope ---------------------

@@ -2,7 +2,8 @@
 
 A hash per request (`keel:q:<tenant>:<request id>:candidates`): point id -> candidate JSON, and
 `ranking:<step>` -> the step's order with every score. It expires after QUERY_STATE_TTL_S, long
-enough for a retried step, short enough not to keep tenant text around.
+enough for a retried step, short enough not to keep tenant text around; the edge drops it as
+soon as the answer is delivered (`drop`), so passage text does not outlive its request.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import asdict
 import redis
 
 from contracts.query import Candidate, Scored
-from stores.keys import QUERY_STATE_TTL_S, query_candidates_key
+from stores.keys import QUERY_STATE_TTL_S, query_candidates_key, query_stream_key
 
 HISTORY_TOP = 5  # scores of the best few go into the workflow history too
 
@@ -43,3 +44,8 @@ def candidates(r: redis.Redis, key: str, ids: Sequence[str]) -> dict[str, Candid
         return {}
     raw = r.hmget(key, list(ids))
     return {pid: Candidate(**json.loads(v)) for pid, v in zip(ids, raw, strict=True) if v is not None}
+
+
+def drop(r: redis.Redis, tenant: str, request_id: str) -> None:
+    """A finished query's working state and event stream: nothing will read them again."""
+    r.delete(query_candidates_key(tenant, request_id), query_stream_key(tenant, request_id))

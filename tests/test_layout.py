@@ -30,7 +30,8 @@ ALLOWED: dict[str, set[str]] = {
     "pipelines": BASE | {"contracts", "encoders", "ingestion", "index", "stores", "vectorstore"},
     "activities": BASE | {"contracts", "generation", "index", "ingestion", "pipelines", "retrieval", "stores"},
     "workflows": BASE | {"contracts", "activities"},
-    "app": BASE | {"contracts", "generation", "index", "ingestion", "retrieval", "stores", "temporal", "workflows"},
+    "app": BASE
+    | {"contracts", "gateway", "generation", "index", "ingestion", "retrieval", "stores", "temporal", "workflows"},
     "evaluation": BASE | {"app", "contracts", "index", "retrieval", "stores", "temporal"},
 }
 TOP = {"cli", "api", "infra", "bench"}  # entry points: they may import every room below them

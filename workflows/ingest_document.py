@@ -5,6 +5,9 @@ each step as its own regular, heartbeated activity so a long step survives a wor
 resumes from its last progress (see `workflows.policies`). Either way the points are written
 invisible, and `publish` makes the version visible and retires the previous one.
 
+If a step fails for good, `discard` removes what the run left (staged points, work files with the
+unredacted chunks, raw bytes) before the failure is reported: nothing outlives its workflow.
+
 Its id is the business key `ingest/<tenant>/<sha256 of the bytes>`, so the same bytes are never
 ingested twice at once, and `begin` turns a repeat of the published version into a no-op.
 """
@@ -12,6 +15,7 @@ ingested twice at once, and `begin` turns a repeat of the published version into
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 from workflows import policies
 from workflows.policies import Runner, local_step
@@ -22,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         BeginInput,
         ChunkInput,
         DedupeInput,
+        DiscardInput,
         DocumentRef,
         EmbedInput,
         IngestDocumentInput,
@@ -36,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Histories started before small documents were staged in one local activity replay step by step.
 ONE_STAGE_FOR_SMALL_DOCUMENTS = "one-stage-for-small-documents"
+# Histories of failures recorded before a failed run cleaned up after itself fail without it.
+DISCARD_ON_FAILURE = "discard-on-failure"
 
 
 @workflow.defn(name="IngestDocument")
@@ -49,17 +56,25 @@ class IngestDocumentWorkflow:
                 doc_id=begin.doc_id, version=doc.version, status="unchanged"
             )
 
+        try:
+            return await self.stage_and_publish(doc, begin.doc_id)
+        except ActivityError:
+            if workflow.patched(DISCARD_ON_FAILURE):
+                await local_step(IngestActivities.discard, DiscardInput(doc=doc, doc_id=begin.doc_id), policies.DISCARD)
+            raise
+
+    async def stage_and_publish(self, doc: DocumentRef, doc_id: str) -> IngestDocumentOutput:
         run = policies.runner_for(doc.size)
         if workflow.patched(ONE_STAGE_FOR_SMALL_DOCUMENTS) and policies.is_small(doc.size):
-            staged = await local_step(IngestActivities.stage, StageInput(doc=doc, doc_id=begin.doc_id), policies.STAGE)
+            staged = await local_step(IngestActivities.stage, StageInput(doc=doc, doc_id=doc_id), policies.STAGE)
         else:
-            staged = await self.stage_step_by_step(doc, begin.doc_id, run)
+            staged = await self.stage_step_by_step(doc, doc_id, run)
 
         published = await run(
             IngestActivities.publish,
             PublishInput(
                 doc=doc,
-                doc_id=begin.doc_id,
+                doc_id=doc_id,
                 title=staged.title,
                 chunks=staged.chunks,
                 duplicates=staged.duplicates,
@@ -71,7 +86,7 @@ class IngestDocumentWorkflow:
         )
         status = "unchanged" if published.already_published else "ingested"
         return IngestDocumentOutput(
-            doc_id=begin.doc_id,
+            doc_id=doc_id,
             version=doc.version,
             status=status,
             chunks=staged.chunks,

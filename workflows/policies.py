@@ -52,6 +52,10 @@ DEDUPE = StepPolicy(timedelta(minutes=2))
 EMBED = StepPolicy(timedelta(minutes=30))
 UPSERT = StepPolicy(timedelta(minutes=10))
 PUBLISH = StepPolicy(timedelta(minutes=3))
+DISCARD = StepPolicy(timedelta(minutes=1), heartbeat=None)  # local activity, after a failure
+# Deletion: one activity each, heartbeated; an erasure walks every key and blob of a tenant.
+DELETE_DOCUMENT = StepPolicy(timedelta(minutes=10))
+ERASE_TENANT = StepPolicy(timedelta(hours=2))
 
 # Batch bookkeeping (local activities). Job state is what users read to find failures, so its
 # writes retry until Redis is back rather than give up and lose outcomes.

@@ -1,4 +1,4 @@
-"""A tenant admin's routes: its API keys and its audit log. An admin manages its own tenant only."""
+"""A tenant admin's routes: its API keys, its audit log, its erasure. An admin manages its own tenant only."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
-from api.deps import AdminCaller, RedisDep
+from api.deps import AdminCaller, RedisDep, SettingsDep, TemporalDep
 from api.errors import request_id
+from api.schemas import TenantErasedOut
+from app.delete import erase_tenant, erase_workflow_id
 from gateway.audit import Audit
 from gateway.keys import KeyRecord, KeyStore
+from keel.errors import BadInput
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -90,3 +93,19 @@ async def revoke_key(key_id: str, request: Request, r: RedisDep, admin: AdminCal
 async def audit_log(r: RedisDep, admin: AdminCaller, limit: int = 100) -> list[AuditOut]:
     entries = await asyncio.to_thread(Audit(r).read, admin.tenant, limit)
     return [AuditOut(**vars(e)) for e in entries]
+
+
+class EraseBody(BaseModel):
+    confirm: str  # the tenant's name, typed out: an erasure cannot be undone
+
+
+@router.post("/tenant/erase", response_model=TenantErasedOut)
+async def erase(
+    body: EraseBody, request: Request, settings: SettingsDep, temporal: TemporalDep, r: RedisDep, admin: AdminCaller
+) -> TenantErasedOut:
+    """Remove every document, point, blob and job of the key's tenant. Its keys and audit log stay
+    (revoke the keys with DELETE /v1/admin/keys/{id}); a second erasure finds nothing."""
+    if body.confirm != admin.tenant:
+        raise BadInput(f'to erase tenant {admin.tenant!r}, send {{"confirm": "{admin.tenant}"}}')
+    erased = await erase_tenant(temporal, settings, r, admin, request_id(request))
+    return TenantErasedOut(**vars(erased), workflow_id=erase_workflow_id(admin.tenant), request_id=request_id(request))

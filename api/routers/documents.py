@@ -1,24 +1,28 @@
-"""POST /v1/documents: upload one file; it is ingested by a job of one document.
+"""POST /v1/documents: upload one file, ingested by a job of one document; DELETE removes one.
 
-Staging is the CLI's (`app.staging`), run in a thread: the blob writes must not hold the event
-loop, which in the embedded server also runs the Temporal workers.
+The multipart body is parsed in the handler, after the key and its role are checked: FastAPI
+parses a declared `UploadFile` before any dependency runs, which would let a caller without a
+key make the server spool a whole upload. Staging is the CLI's (`app.staging`), run in a thread:
+the blob writes must not hold the event loop, which in the embedded server also runs the workers.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, Form, Request, UploadFile, status
+from fastapi import APIRouter, Request, status
+from starlette.datastructures import FormData, UploadFile
 
 from api.deps import BlobsDep, IngestCaller, RedisDep, SettingsDep, TemporalDep
 from api.errors import correlation_id, request_id
-from api.schemas import JobAccepted
+from api.schemas import DocumentDeleted, JobAccepted, RemovedOut
+from app.delete import delete_document, delete_workflow_id
 from app.ingest import batch_workflow_id, new_job_id, start_batch
 from app.staging import stage_upload
 from index.catalog import Catalog
 from ingestion.files import check_name
-from keel.errors import FileTooLarge
+from keel.errors import BadInput, FileTooLarge
 from keel.tenancy import check_replacement, document_groups
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -38,19 +42,55 @@ async def _read_bounded(upload: UploadFile, limit: int) -> bytes:
     return b"".join(parts)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "source": {
+                            "type": "string",
+                            "description": "logical document key; a new upload with it replaces it",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+async def _form(request: Request) -> tuple[UploadFile, str | None]:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise BadInput("send the file as multipart/form-data, in a field named `file`")
+    try:
+        form: FormData = await request.form(max_files=1, max_fields=8, max_part_size=64 * 1024)
+    except Exception as exc:  # Starlette's MultiPartException and malformed bodies alike
+        raise BadInput(f"the multipart body could not be read: {getattr(exc, 'message', 'malformed')}") from exc
+    file, source = form.get("file"), form.get("source")
+    if not isinstance(file, UploadFile):
+        raise BadInput("send the file as multipart/form-data, in a field named `file`")
+    if source is not None and not isinstance(source, str):
+        raise BadInput("`source` must be a text field")
+    return file, source
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, openapi_extra=UPLOAD_BODY)
 async def upload_document(
     request: Request,
-    file: UploadFile,
     settings: SettingsDep,
     temporal: TemporalDep,
     r: RedisDep,
     blobs: BlobsDep,
     caller: IngestCaller,
-    source: Annotated[str | None, Form(description="logical document key; a new upload with it replaces it")] = None,
 ) -> JobAccepted:
     """The document gets the caller's access groups (its key's, or fewer with X-Keel-Groups)."""
     tenant, groups = caller.tenant, document_groups(caller.groups)
+    file, source = await _form(request)
     name = check_name(file.filename or "")
     current = await asyncio.to_thread(Catalog(r).published_groups, tenant, (source or name).strip())
     if current is not None:  # a replacement: refused now rather than failed later in its job
@@ -75,4 +115,26 @@ async def upload_document(
         temporal_ui_url=settings.temporal_ui_link(handle.id),
         request_id=request_id(request),
         correlation_id=correlation_id(request) or None,
+    )
+
+
+@router.delete("/{doc_id}", response_model=DocumentDeleted)
+async def delete(
+    doc_id: str, request: Request, settings: SettingsDep, temporal: TemporalDep, r: RedisDep, caller: IngestCaller
+) -> DocumentDeleted:
+    """Remove a document for good: its points, record, dedupe entries and blobs. The key must hold
+    every group of the document; a second call finds nothing and says `absent`."""
+    removed = await delete_document(temporal, settings, r, caller, doc_id, request_id(request))
+    return DocumentDeleted(
+        doc_id=doc_id,
+        status="deleted" if removed.found else "absent",
+        removed=RemovedOut(
+            versions=removed.versions,
+            points=removed.points,
+            dedupe_entries=removed.dedupe_entries,
+            blobs=removed.blobs,
+            rehomed=removed.rehomed,
+        ),
+        workflow_id=delete_workflow_id(caller.tenant, doc_id),
+        request_id=request_id(request),
     )

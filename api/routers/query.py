@@ -28,6 +28,7 @@ from ingestion.redact import Redactor
 from keel.config import Settings
 from keel.errors import JsonInvalid, KeelError
 from observability.tracing import current_trace_id
+from stores import query_state
 from stores.streams import read_events
 
 router = APIRouter(prefix="/v1/query", tags=["query"])
@@ -85,7 +86,10 @@ def _answer(out: QueryOutput, trace_id: str, correlation: str) -> QueryAnswer:
 @router.post("", response_model=QueryAnswer)
 async def query(body: QueryBody, request: Request, who: CallerDep) -> QueryAnswer:
     inp = await _input(body, request, who, stream=False)
-    out = await run_query(who.temporal, who.settings, inp)
+    try:
+        out = await run_query(who.temporal, who.settings, inp)
+    finally:
+        await asyncio.to_thread(query_state.drop, who.redis, inp.tenant, inp.request_id)
     annotate(out, inp)
     if out.json_error is not None:
         raise JsonInvalid(f"the answer is not valid JSON for the schema: {out.json_error}")
@@ -100,13 +104,19 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
     async def events() -> AsyncIterator[str]:
         task = asyncio.create_task(run_query(who.temporal, who.settings, inp))
         last = "0"
-        while True:
-            batch = await asyncio.to_thread(_read, who.redis, inp, last)
-            for eid, event, data in batch:
-                last = eid
-                yield _sse(event, data)
-            if task.done() and not batch:
-                break
+        try:
+            while True:
+                batch = await asyncio.to_thread(_read, who.redis, inp, last)
+                for eid, event, data in batch:
+                    last = eid
+                    yield _sse(event, data)
+                if task.done() and not batch:
+                    break
+        finally:  # the client may go away mid-stream: the state goes once the query is over
+            loop = asyncio.get_running_loop()
+            task.add_done_callback(
+                lambda _: loop.run_in_executor(None, query_state.drop, who.redis, inp.tenant, inp.request_id)
+            )
         try:
             out = task.result()
         except KeelError as exc:

@@ -1,10 +1,11 @@
 """Nothing sensitive lingers: after a document with PII is ingested over HTTP and a question with
 PII is asked, none of the seeded strings is readable in Temporal's database, Redis, the blob store
-or the traces."""
+the traces or the logs."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import httpx
@@ -61,7 +62,9 @@ async def test_no_seeded_pii_is_readable_at_rest(
     spans: InMemorySpanExporter,
     tenant: str,
     auth: Auth,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # every log record of the API, the workers and the libraries
     key = auth(tenant)
     resp = await api.post("/v1/documents", files={"file": ("expenses.md", DOC.encode())}, headers=key)
     assert resp.status_code == 202, resp.text
@@ -83,6 +86,7 @@ async def test_no_seeded_pii_is_readable_at_rest(
         "blobs": _files_text(settings.blob_dir),
         "qdrant": _files_text(settings.qdrant_path),
         "traces": str([s.attributes for s in spans.get_finished_spans()]).encode(),
+        "logs": caplog.text.encode() + _files_text(services.data_dir / "logs"),
     }
     for seed in (EMAIL, CARD, SSN):
         found = [name for name, data in places.items() if seed.encode() in data]

@@ -3,6 +3,7 @@ run that published before a crash."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,13 @@ import redis
 from temporalio.client import Client
 
 from contracts.ingest import IngestDocumentOutput
-from index.catalog import staged_record
+from index.catalog import Catalog, staged_record
 from index.publish import Published
+from keel import ids
 from keel.config import Settings
 from pipelines.deps import Deps
-from pipelines.ingest import IngestSteps, local_document
+from pipelines.ingest import TRANSIENT_WORK_FILES, IngestSteps, local_document
+from stores.blobs import work_key
 from tests.conftest import SAMPLES
 from tests.helpers import ingest, points_of
 
@@ -87,3 +90,37 @@ def test_a_run_that_published_before_a_crash_reports_its_own_outcome(deps: Deps,
     later = steps.begin(doc, "run-2")  # a later ingest of the same bytes is a repeat
     assert later.unchanged and later.published_here is None
     assert steps.publish(doc, begun.doc_id, record, "run-2").already_published
+
+
+async def test_a_failed_document_leaves_nothing_behind(
+    client: Client, settings: Settings, redis_client: redis.Redis, tenant: str, tmp_path: Path
+) -> None:
+    """A large document that fails for good is cleaned up by its own run: no raw bytes, no work
+    files, no record (a retry stages the file again)."""
+    bad = tmp_path / "scan.pdf"
+    bad.write_bytes(b"%PDF-1.7\n" + os.urandom(200_000))  # over LOCAL_MAX_BYTES: the step-by-step path
+    counters, files = await ingest(client, settings, redis_client, [bad], tenant)
+    assert counters.failed == 1 and files["scan.pdf"].code == "corrupt_file"
+    leftovers = [p for p in Path(settings.blob_dir).rglob("*") if p.is_file() and f"/{tenant}/" in str(p)]
+    assert leftovers == []
+    doc_id = ids.document_id(tenant, str(bad))
+    assert Catalog(redis_client).record(tenant, doc_id) == {}
+
+
+def test_discard_removes_staged_points_and_every_work_file(deps: Deps, tenant: str) -> None:
+    steps = IngestSteps(deps)
+    path = SAMPLES / "faq.txt"
+    data = path.read_bytes()
+    doc = local_document(tenant, path, data)
+    begun = steps.begin(doc)
+    steps.stage(doc, begun.doc_id, data)  # points written, invisible; redacted chunks saved
+    for name in TRANSIENT_WORK_FILES:  # as a step-by-step run leaves them when it fails mid-way
+        deps.blobs.put(work_key(tenant, doc.version, name), b"unredacted")
+    assert points_of(deps, tenant, path) > 0
+
+    assert steps.discard(doc, begun.doc_id) > len(TRANSIENT_WORK_FILES)
+    assert points_of(deps, tenant, path) == 0
+    assert not any(
+        deps.blobs.exists(work_key(tenant, doc.version, n)) for n in (*TRANSIENT_WORK_FILES, "redacted.json")
+    )
+    assert steps.catalog.record(tenant, begun.doc_id) == {}
