@@ -20,8 +20,10 @@ from fastapi import Depends, Header, Request
 from temporalio.client import Client
 
 from api.errors import request_id
+from gateway.admission import Admission
 from gateway.audit import Audit
 from gateway.keys import ADMIN, INGEST, QUERY, KeyStore, Principal
+from gateway.limits import Limiter
 from ingestion.redact import Redactor
 from keel.config import Settings, get_settings
 from keel.errors import Forbidden, InvalidKey, RoleForbidden, TemporalUnavailable, Unauthorized
@@ -45,6 +47,25 @@ def _blobs(request: Request, settings: Annotated[Settings, Depends(get_settings)
     if blobs is None:  # one per app, made on first use (the lifespan makes it when it runs)
         blobs = request.app.state.blobs = BlobStore(settings.blob_dir)
     return blobs
+
+
+def _admission(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Admission:
+    """The process's query admission (one per app, made on first use)."""
+    admission: Admission | None = getattr(request.app.state, "admission", None)
+    if admission is None:
+        limit = settings.query_max_in_flight or settings.max_concurrent_query_activities
+        admission = request.app.state.admission = Admission(
+            limit, settings.query_queue, settings.query_admission_wait_ms / 1000
+        )
+    return admission
+
+
+def _limiter(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Limiter:
+    """The limits of keys and tenants, shared through Redis by every API process (one per app)."""
+    limiter: Limiter | None = getattr(request.app.state, "limiter", None)
+    if limiter is None:
+        limiter = request.app.state.limiter = Limiter(request.app.state.redis, settings.limiter_fail_open)
+    return limiter
 
 
 def question_redactor(app: Any, settings: Settings) -> Redactor | None:
@@ -136,6 +157,8 @@ TemporalDep = Annotated[Client, Depends(_temporal)]
 RedisDep = Annotated[redis.Redis, Depends(_redis)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
 QuestionRedactorDep = Annotated[Redactor | None, Depends(_question_redactor)]
+AdmissionDep = Annotated[Admission, Depends(_admission)]
+LimiterDep = Annotated[Limiter, Depends(_limiter)]
 QueryCaller = Annotated[Principal, Depends(require(QUERY))]
 IngestCaller = Annotated[Principal, Depends(require(INGEST))]
 AdminCaller = Annotated[Principal, Depends(require(ADMIN))]

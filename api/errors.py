@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 
@@ -84,8 +85,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KeelError)
     async def _keel(request: Request, exc: KeelError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
-        if exc.http_status == 503:  # a dependency is down: say when to come back
-            headers["Retry-After"] = str(RETRY_AFTER_S)
+        headers.update(getattr(exc, "headers", {}))  # a refusal's RateLimit-Policy
+        if exc.http_status in (429, 503):  # say when to come back
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s or RETRY_AFTER_S)))
         return error_response(request, exc.http_status, exc.code, exc.message, headers)
 
     @app.exception_handler(redis.exceptions.ConnectionError)

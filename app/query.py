@@ -11,12 +11,22 @@ import redis
 from opentelemetry import trace
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.service import RPCError
 
 from contracts.query import QueryFilters, QueryInput, QueryOutput
 from index.catalog import Catalog
 from ingestion.redact import Redactor
 from keel.config import Settings
-from keel.errors import BadInput, EmptyQuestion, InvalidSchema, QueryFailed, QuestionTooLong, UnknownTenant
+from keel.errors import (
+    BadInput,
+    EmptyQuestion,
+    InvalidSchema,
+    QueryFailed,
+    QuestionTooLong,
+    RetrievalUnavailable,
+    TemporalUnavailable,
+    UnknownTenant,
+)
 from keel.tenancy import check_groups, check_tenant
 from keel.text import check_text
 from retrieval.filters import check_filters
@@ -83,6 +93,16 @@ def build_query(
     )
 
 
+PROMPT_OVERHEAD_TOKENS = 200  # instructions and citation markers around the question and passages
+
+
+def reserve_tokens(settings: Settings, inp: QueryInput) -> int:
+    """What a query may spend at most, reserved against a tokens-a-minute limit at admission:
+    its prompt (question, a full context, the instructions) and its whole output allowance."""
+    prompt = len(inp.question) // 3 + (inp.context_tokens or settings.context_token_budget) + PROMPT_OVERHEAD_TOKENS
+    return prompt + (inp.max_output_tokens or settings.max_output_tokens)
+
+
 def _check_options(
     settings: Settings, mode: str, route: str | None, json_schema: dict[str, Any] | None, max_output_tokens: int | None
 ) -> None:
@@ -117,9 +137,24 @@ async def run_query(client: Client, settings: Settings, inp: QueryInput) -> Quer
         )
         # On the caller's span: an operator can see whether queries start eagerly here.
         trace.get_current_span().set_attribute("keel.eager_start", started_eagerly(handle))
-        return await handle.result()
+        out: QueryOutput = await handle.result()
     except WorkflowFailureError as exc:
         raise QueryFailed(f"the query workflow failed: {exc.cause or exc}") from exc
+    except RPCError as exc:  # Temporal went away during the request
+        raise TemporalUnavailable(f"Temporal is unreachable: {exc.message}") from exc
+    return honest(out)
+
+
+# Degradations that mean the passages were never looked at: answering "no sources" would be a lie.
+RETRIEVAL_LOST = ("retrieve_failed", "context_failed")
+
+
+def honest(out: QueryOutput) -> QueryOutput:
+    """A query whose retrieval failed or ran out of time is an outage (503), not "nothing matched"."""
+    lost = [d for d in out.degradations if d in RETRIEVAL_LOST]
+    if lost:
+        raise RetrievalUnavailable(f"retrieval did not complete ({', '.join(lost)}); retry shortly")
+    return out
 
 
 def started_eagerly(handle: WorkflowHandle[Any, Any]) -> bool:

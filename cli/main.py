@@ -22,7 +22,7 @@ from cli.common import connect_redis as _redis
 from cli.common import console, principal
 from cli.common import fail as _fail
 from cli.documents import delete, erase
-from cli.keys import audit, keys_app
+from cli.keys import audit, keys_app, tenants_app
 from gateway.keys import INGEST, QUERY, Principal
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import Settings, get_settings
@@ -33,6 +33,7 @@ from temporal.client import connect
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Keel: production RAG on Temporal.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(tenants_app, name="tenants")
 app.command()(audit)
 app.command()(delete)
 app.command(name="erase-tenant")(erase)

@@ -15,10 +15,11 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import redis
 
+from gateway.limits import Limits
 from keel.errors import BadInput, GroupNotHeld, InvalidKey, MissingKey, NotFound, RevokedKey
 from keel.tenancy import check_groups, check_tenant
 from stores.keys import api_key_key, tenant_api_keys_key
@@ -37,6 +38,7 @@ class Principal:
     roles: frozenset[str]
     groups: tuple[str, ...]
     name: str = ""
+    limits: Limits = field(default_factory=Limits)
 
     def narrowed(self, requested: Sequence[str]) -> Principal:
         """The same principal with fewer groups (a header may narrow, never widen)."""
@@ -56,6 +58,7 @@ class KeyRecord:
     name: str
     created_at: float
     revoked_at: float | None = None
+    limits: Limits = field(default_factory=Limits)
 
     def principal(self) -> Principal:
         return Principal(
@@ -64,6 +67,7 @@ class KeyRecord:
             roles=frozenset(self.roles),
             groups=tuple(self.groups),
             name=self.name,
+            limits=self.limits,
         )
 
 
@@ -83,7 +87,13 @@ class KeyStore:
         self.r = client
 
     def create(
-        self, *, tenant: str, roles: Sequence[str], groups: Sequence[str] = (), name: str = ""
+        self,
+        *,
+        tenant: str,
+        roles: Sequence[str],
+        groups: Sequence[str] = (),
+        name: str = "",
+        limits: Limits | None = None,
     ) -> tuple[KeyRecord, str]:
         """A new key; the returned token is the only copy there will ever be."""
         record = KeyRecord(
@@ -93,6 +103,7 @@ class KeyStore:
             groups=check_groups(groups),
             name=name.strip()[:100],
             created_at=time.time(),
+            limits=limits or Limits(),
         )
         token = f"{KEY_PREFIX}{record.key_id}_{secrets.token_urlsafe(32)}"
         pipe = self.r.pipeline(transaction=True)
@@ -105,6 +116,7 @@ class KeyStore:
                 "groups": json.dumps(record.groups),
                 "name": record.name,
                 "created_at": record.created_at,
+                "limits": record.limits.to_json(),
             },
         )
         pipe.sadd(tenant_api_keys_key(record.tenant), record.key_id)
@@ -168,4 +180,5 @@ def _record(key_id: str, raw: dict[str, str]) -> KeyRecord:
         name=raw.get("name", ""),
         created_at=float(raw.get("created_at", 0)),
         revoked_at=float(revoked) if revoked else None,
+        limits=Limits.from_json(raw.get("limits")),
     )

@@ -99,6 +99,13 @@ class Settings(BaseSettings):
 
     # Query: retrieval, re-scoring, context
     max_question_chars: int = 2000
+    # Admission (gateway.admission), per API process: queries running at once (0: one per query
+    # activity slot), how many more may wait for a turn, and for how long before a 503 `overloaded`.
+    query_max_in_flight: int = 0
+    query_queue: int = 16
+    query_admission_wait_ms: float = 1500
+    # When Redis cannot be reached, the rate limiter refuses (503 `limiter_unavailable`) unless this is on.
+    limiter_fail_open: bool = False
     redact_questions: bool = True  # PII out of a question before anything stores or forwards it
     retrieve_candidates: int = 100  # fused candidates kept for the request (ids and scores in the history)
     retrieve_prefetch: int = 100  # per dense / BM25 list before fusion

@@ -14,7 +14,10 @@ turns them into JSON with the same code and `http_status`.
       NotFound                     not_found (404)
         UnknownTenant, DatasetNotFound
       DependencyUnavailable        dependency_unavailable (503): retried with backoff
-        VectorStoreUnavailable, RedisUnavailable, TemporalUnavailable
+        VectorStoreUnavailable, RedisUnavailable, TemporalUnavailable, RetrievalUnavailable,
+        LimiterUnavailable
+      Overloaded                   overloaded (503): the process is at its query capacity
+      RateLimited                  rate_limited (429): a key or tenant over a limit; ExceedsLimit (400)
       Unauthorized                 unauthorized (401): missing_key, invalid_key, revoked_key
       Forbidden                    forbidden (403): role_forbidden, group_not_held, document_forbidden
       WidensAccess                 widens_access (409)
@@ -28,6 +31,7 @@ class KeelError(Exception):
     code = "internal_error"
     retryable = False
     http_status = 500
+    retry_after_s: float | None = None  # a 429/503's Retry-After, when the error knows better than the default
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -202,6 +206,49 @@ class RedisUnavailable(DependencyUnavailable):
 
 class TemporalUnavailable(DependencyUnavailable):
     code = "temporal_unavailable"
+
+
+class LimiterUnavailable(DependencyUnavailable):
+    """The rate limiter cannot reach Redis: requests are refused (fail closed) unless configured otherwise."""
+
+    code = "limiter_unavailable"
+
+
+class RetrievalUnavailable(DependencyUnavailable):
+    """Retrieval failed or ran out of time: an answer now would claim nothing matched."""
+
+    code = "retrieval_unavailable"
+
+
+class Overloaded(KeelError):
+    """This process is at its query capacity: refused at once rather than queued into a late answer."""
+
+    code = "overloaded"
+    retryable = True
+    http_status = 503
+    retry_after_s = 1.0
+
+
+class RateLimited(KeelError):
+    """A key or tenant is over one of its limits (gateway.limits): 429 with when to come back."""
+
+    code = "rate_limited"
+    retryable = True
+    http_status = 429
+
+    def __init__(
+        self, message: str, *, retry_after_s: float | None, policy: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.policy = policy
+        self.headers = dict(headers or {})
+
+
+class ExceedsLimit(BadInput):
+    """One request asks for more than a limit allows in a whole window: waiting will not help."""
+
+    code = "exceeds_limit"
 
 
 # -- Query steps -------------------------------------------------------------------------------

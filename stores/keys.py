@@ -121,4 +121,15 @@ def audit_key(tenant: str) -> str:
     return f"keel:audit:{tenant}"
 
 
+def limit_key(scope: str, scope_id: str, what: str) -> str:
+    """The limiter's state for a key or a tenant: GCRA times (`rpm`, `tpm`), in-flight requests
+    (a sorted set by expiry), a month's spend in micro-dollars (`spent:<YYYYMM>`)."""
+    return f"keel:rl:{scope}:{scope_id}:{what}"
+
+
+def tenant_limits_key(tenant: str) -> str:
+    """String: a tenant's limits as JSON (set by an operator: `keel tenants limits`)."""
+    return f"keel:limits:{tenant}"
+
+
 UNATTRIBUTED_AUDIT = "keel:audit:-"  # denied requests whose key names no tenant (operators read it)

@@ -127,7 +127,8 @@ NO_RETRY = RetryPolicy(maximum_attempts=1)  # a skipped step is cheaper than a l
 
 
 def query_budgets(overrides: dict[str, float]) -> dict[str, float]:
-    return {step: float(overrides.get(step, ms)) for step, ms in QUERY_BUDGETS_MS.items()}
+    """The budgets for one query; at least 1 ms each, since Temporal reads a zero timeout as none."""
+    return {step: max(1.0, float(overrides.get(step, ms))) for step, ms in QUERY_BUDGETS_MS.items()}
 
 
 async def query_step(

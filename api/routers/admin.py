@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request, status
@@ -14,15 +15,24 @@ from api.schemas import TenantErasedOut
 from app.delete import erase_tenant, erase_workflow_id
 from gateway.audit import Audit
 from gateway.keys import KeyRecord, KeyStore
+from gateway.limits import Limits
 from keel.errors import BadInput
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class LimitsBody(BaseModel):
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrent: int | None = None
+    budget_usd: float | None = None
 
 
 class KeyBody(BaseModel):
     roles: list[str]
     groups: list[str] = []
     name: str = ""
+    limits: LimitsBody = LimitsBody()
 
 
 class KeyOut(BaseModel):
@@ -33,6 +43,7 @@ class KeyOut(BaseModel):
     name: str
     created_at: float
     revoked_at: float | None = None
+    limits: LimitsBody = LimitsBody()
 
 
 class KeyCreated(KeyOut):
@@ -49,13 +60,19 @@ class AuditOut(BaseModel):
 
 
 def _out(record: KeyRecord) -> dict[str, Any]:
-    return KeyOut(**vars(record)).model_dump()
+    fields = {**vars(record), "limits": LimitsBody(**asdict(record.limits))}
+    return KeyOut(**fields).model_dump()
 
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
 async def create_key(body: KeyBody, request: Request, r: RedisDep, admin: AdminCaller) -> KeyCreated:
     record, token = await asyncio.to_thread(
-        KeyStore(r).create, tenant=admin.tenant, roles=body.roles, groups=body.groups, name=body.name
+        KeyStore(r).create,
+        tenant=admin.tenant,
+        roles=body.roles,
+        groups=body.groups,
+        name=body.name,
+        limits=Limits(**body.limits.model_dump()),
     )
     await asyncio.to_thread(
         Audit(r).record,

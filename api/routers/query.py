@@ -14,16 +14,27 @@ from dataclasses import asdict, dataclass
 from typing import Annotated
 
 import redis
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from opentelemetry import trace
 from temporalio.client import Client
 
-from api.deps import QueryCaller, QuestionRedactorDep, RedisDep, SettingsDep, TemporalDep
+from api.deps import (
+    AdmissionDep,
+    LimiterDep,
+    QueryCaller,
+    QuestionRedactorDep,
+    RedisDep,
+    SettingsDep,
+    TemporalDep,
+)
 from api.errors import correlation_id, request_id
 from api.schemas import QueryAnswer, QueryBody
-from app.query import build_query, run_query
+from app.query import build_query, reserve_tokens, run_query
 from contracts.query import QueryFilters, QueryInput, QueryOutput
+from gateway.admission import Admission
+from gateway.keys import Principal
+from gateway.limits import Limiter, Ticket
 from ingestion.redact import Redactor
 from keel.config import Settings
 from keel.errors import JsonInvalid, KeelError
@@ -41,15 +52,41 @@ class Caller:
     settings: Settings
     temporal: Client
     redis: redis.Redis
-    tenant: str
-    groups: list[str]
+    principal: Principal
     redactor: Redactor | None
+    admission: Admission
+    limiter: Limiter
+
+    @property
+    def tenant(self) -> str:
+        return self.principal.tenant
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.principal.groups)
+
+    def admit(self, inp: QueryInput) -> Ticket:
+        """Within the key's and the tenant's limits? (one Redis round trip for the tenant's
+        limits, one script for every check; run in a thread)"""
+        p = self.principal
+        scopes = self.limiter.scopes(p.key_id, p.limits, p.tenant)
+        return self.limiter.admit(inp.request_id, scopes, reserve_tokens(self.settings, inp))
+
+    def settle(self, ticket: Ticket, out: QueryOutput | None) -> None:
+        used, cost = (out.tokens_in + out.tokens_out, out.cost_usd) if out is not None else (0, 0.0)
+        self.limiter.settle(ticket, used, cost)
 
 
 def _caller(
-    settings: SettingsDep, temporal: TemporalDep, r: RedisDep, principal: QueryCaller, redactor: QuestionRedactorDep
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    r: RedisDep,
+    principal: QueryCaller,
+    redactor: QuestionRedactorDep,
+    admission: AdmissionDep,
+    limiter: LimiterDep,
 ) -> Caller:
-    return Caller(settings, temporal, r, principal.tenant, list(principal.groups), redactor)
+    return Caller(settings, temporal, r, principal, redactor, admission, limiter)
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
@@ -84,12 +121,16 @@ def _answer(out: QueryOutput, trace_id: str, correlation: str) -> QueryAnswer:
 
 
 @router.post("", response_model=QueryAnswer)
-async def query(body: QueryBody, request: Request, who: CallerDep) -> QueryAnswer:
+async def query(body: QueryBody, request: Request, response: Response, who: CallerDep) -> QueryAnswer:
     inp = await _input(body, request, who, stream=False)
+    ticket = await asyncio.to_thread(who.admit, inp)
+    out: QueryOutput | None = None
     try:
-        out = await run_query(who.temporal, who.settings, inp)
+        async with who.admission.slot():
+            out = await run_query(who.temporal, who.settings, inp)
     finally:
-        await asyncio.to_thread(query_state.drop, who.redis, inp.tenant, inp.request_id)
+        await asyncio.to_thread(_finish, who, inp, ticket, out)
+    response.headers.update(ticket.headers)
     annotate(out, inp)
     if out.json_error is not None:
         raise JsonInvalid(f"the answer is not valid JSON for the schema: {out.json_error}")
@@ -100,23 +141,31 @@ async def query(body: QueryBody, request: Request, who: CallerDep) -> QueryAnswe
 async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> StreamingResponse:
     inp = await _input(body, request, who, stream=True)
     trace_id = current_trace_id()
+    ticket = await asyncio.to_thread(who.admit, inp)  # refusals here, as plain 429/503s, before the stream
+    try:
+        await who.admission.acquire()
+    except KeelError:
+        await asyncio.to_thread(who.settle, ticket, None)
+        raise
+    task = asyncio.create_task(run_query(who.temporal, who.settings, inp))
+    loop = asyncio.get_running_loop()
+
+    def finished(done: asyncio.Task[QueryOutput]) -> None:
+        who.admission.release()
+        out = done.result() if not done.cancelled() and done.exception() is None else None
+        loop.run_in_executor(None, _finish, who, inp, ticket, out)
+
+    task.add_done_callback(finished)
 
     async def events() -> AsyncIterator[str]:
-        task = asyncio.create_task(run_query(who.temporal, who.settings, inp))
-        last = "0"
-        try:
-            while True:
-                batch = await asyncio.to_thread(_read, who.redis, inp, last)
-                for eid, event, data in batch:
-                    last = eid
-                    yield _sse(event, data)
-                if task.done() and not batch:
-                    break
-        finally:  # the client may go away mid-stream: the state goes once the query is over
-            loop = asyncio.get_running_loop()
-            task.add_done_callback(
-                lambda _: loop.run_in_executor(None, query_state.drop, who.redis, inp.tenant, inp.request_id)
-            )
+        last = "0"  # if the client goes away mid-stream, the query runs on and is settled when it ends
+        while True:
+            batch = await asyncio.to_thread(_read, who.redis, inp, last)
+            for eid, event, data in batch:
+                last = eid
+                yield _sse(event, data)
+            if task.done() and not batch:
+                break
         try:
             out = task.result()
         except KeelError as exc:
@@ -129,7 +178,14 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
         yield _sse("done", _answer(out, trace_id, correlation_id(request)).model_dump())
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-ID": inp.request_id}
+    headers.update(ticket.headers)
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+def _finish(who: Caller, inp: QueryInput, ticket: Ticket, out: QueryOutput | None) -> None:
+    """The query is over: settle its limits and drop its working state (nothing reads it again)."""
+    who.settle(ticket, out)
+    query_state.drop(who.redis, inp.tenant, inp.request_id)
 
 
 def annotate(out: QueryOutput, inp: QueryInput) -> None:

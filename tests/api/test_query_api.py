@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gateway.keys import QUERY, KeyStore
+from gateway.limits import Limits
 from keel.config import Settings
 from tests.api.conftest import Auth, expect_error
 
@@ -94,3 +98,46 @@ async def test_json_answer_that_cannot_match_the_schema_is_a_clear_error(
         headers=auth(sampled),
     )
     expect_error(resp, 422, "json_invalid")
+
+
+async def test_a_lost_retrieval_is_a_503_not_no_sources(
+    api: httpx.AsyncClient, settings: Settings, sampled: str, auth: Auth
+) -> None:
+    settings.query_budgets_ms = {"retrieve": 1}  # retrieval cannot finish in time: as if Qdrant hung
+    try:
+        resp = await api.post("/v1/query", json={"question": "How do I retry failed files?"}, headers=auth(sampled))
+    finally:
+        settings.query_budgets_ms = {}
+    expect_error(resp, 503, "retrieval_unavailable")
+    assert int(resp.headers["Retry-After"]) >= 1
+
+
+async def test_past_its_capacity_the_api_refuses_with_retry_after(
+    api: httpx.AsyncClient, settings: Settings, sampled: str, auth: Auth
+) -> None:
+    settings.query_max_in_flight, settings.query_queue = 1, 0
+    try:
+        key = auth(sampled)
+        ask = [api.post("/v1/query", json={"question": "How do I retry failed files?"}, headers=key) for _ in range(4)]
+        answers = await asyncio.gather(*ask)
+    finally:
+        settings.query_max_in_flight, settings.query_queue = 0, 16
+    codes = sorted(r.status_code for r in answers)
+    assert codes[0] == 200 and 503 in codes, codes
+    refused = next(r for r in answers if r.status_code == 503)
+    expect_error(refused, 503, "overloaded")
+    assert refused.headers["Retry-After"] == "1"
+
+
+async def test_a_key_over_its_rate_is_a_429_with_when_to_return(
+    api: httpx.AsyncClient, redis_client: redis.Redis, sampled: str
+) -> None:
+    _, token = KeyStore(redis_client).create(tenant=sampled, roles=[QUERY], limits=Limits(rpm=2))
+    key = {"Authorization": f"Bearer {token}"}
+    first = await api.post("/v1/query", json={"question": "How do I retry failed files?"}, headers=key)
+    assert first.status_code == 200 and '"key-rpm";q=2;w=60' in first.headers["RateLimit-Policy"]
+    second = await api.post("/v1/query", json={"question": "How do I retry failed files?"}, headers=key)
+    expect_error(second, 429, "rate_limited")
+    assert 1 <= int(second.headers["Retry-After"]) <= 30 and "RateLimit-Policy" in second.headers
+    stream = await api.post("/v1/query/stream", json={"question": "How do I retry failed files?"}, headers=key)
+    expect_error(stream, 429, "rate_limited")  # one gate for every route that spends tokens

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from contracts.ingest import IngestDocumentOutput
 from index.catalog import Catalog, staged_record
@@ -18,8 +19,10 @@ from keel.config import Settings
 from pipelines.deps import Deps
 from pipelines.ingest import TRANSIENT_WORK_FILES, IngestSteps, local_document
 from stores.blobs import work_key
+from temporal.data_converter import data_converter
 from tests.conftest import SAMPLES
 from tests.helpers import ingest, points_of
+from workflows.ingest_document import IngestDocumentWorkflow
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
 
@@ -105,6 +108,10 @@ async def test_a_failed_document_leaves_nothing_behind(
     assert leftovers == []
     doc_id = ids.document_id(tenant, str(bad))
     assert Catalog(redis_client).record(tenant, doc_id) == {}
+    # the cleanup is part of the run's history (behind its patch), and that history replays
+    outcome = files["scan.pdf"]
+    history = await client.get_workflow_handle(outcome.workflow_id or "", run_id=outcome.run_id).fetch_history()
+    await Replayer(workflows=[IngestDocumentWorkflow], data_converter=data_converter(settings)).replay_workflow(history)
 
 
 def test_discard_removes_staged_points_and_every_work_file(deps: Deps, tenant: str) -> None:
