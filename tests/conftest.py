@@ -26,6 +26,9 @@ from stores import redis as redis_store
 from temporal.client import connect
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "corpus"
+# The payload codec key of the test stack: committed histories recorded with it are sealed as
+# production's are and still replay. It protects test fixtures only; never use it for real data.
+TEST_CODEC_KEY = "a2VlbC10ZXN0LWhpc3Rvcmllcy1vbmx5LW5vdC1zZWM="
 
 
 @dataclass
@@ -54,6 +57,7 @@ def make_settings(services: Services, data_dir: Path, **overrides: object) -> Se
         "batch_window": 4,
         "retire_grace_seconds": 0.0,
         "torch_threads": 1,
+        "codec_key": TEST_CODEC_KEY,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

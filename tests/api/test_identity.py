@@ -119,10 +119,17 @@ async def test_writes_cannot_escalate_or_widen_access(api: httpx.AsyncClient, te
     assert job["files"][0]["status"] == "ingested"
 
 
-async def test_reused_correlation_ids_never_fail(api: httpx.AsyncClient, sampled: str, auth: Auth) -> None:
+async def test_reused_correlation_ids_never_fail(
+    api: httpx.AsyncClient, settings: Settings, sampled: str, auth: Auth
+) -> None:
     headers = {**auth(sampled), "X-Request-ID": "same-id"}
     q = {"question": "How do I retry failed files?"}
-    answers = await asyncio.gather(*(api.post("/v1/query", json=q, headers=headers) for _ in range(50)))
+    # room for all 50 to wait their turn: what is tested is the shared id, not the process's capacity
+    settings.query_queue, settings.query_admission_wait_ms = 64, 120_000
+    try:
+        answers = await asyncio.gather(*(api.post("/v1/query", json=q, headers=headers) for _ in range(50)))
+    finally:
+        settings.query_queue, settings.query_admission_wait_ms = 16, 1500
     assert [r.status_code for r in answers] == [200] * 50
     ids = {r.json()["request_id"] for r in answers}
     assert len(ids) == 50 and "same-id" not in ids

@@ -1,8 +1,10 @@
 """Every workflow replays deterministically against histories committed under tests/histories.
 
 A change to workflow code that would break running workflows fails here; guard such a change
-with `workflow.patched(...)`. To refresh the histories after an intended, patched change:
+with `workflow.patched(...)`. To record histories of new behaviour (files that are missing):
     KEEL_RECORD_HISTORIES=1 make test PYTEST_ARGS="-k record_histories"
+Histories recorded since the payload codec are sealed (`*.sealed.json`), as production's are, with
+the test suite's own key (`tests.conftest.TEST_CODEC_KEY`); the plain ones from before still replay.
 """
 
 from __future__ import annotations
@@ -15,17 +17,22 @@ import redis
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
+from app.delete import delete_document, erase_tenant
 from app.query import build_query, run_query
+from gateway.keys import ADMIN, INGEST, KeyStore
+from keel import ids
 from keel.config import Settings
-from temporal.data_converter import DATA_CONVERTER
-from tests.conftest import SAMPLES
+from temporal.data_converter import DATA_CONVERTER, data_converter
+from tests.conftest import SAMPLES, TEST_CODEC_KEY
 from tests.helpers import ingest
+from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
 from workflows.query import QueryWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
-WORKFLOWS = [IngestBatchWorkflow, IngestDocumentWorkflow, QueryWorkflow]
+WORKFLOWS = [IngestBatchWorkflow, IngestDocumentWorkflow, QueryWorkflow, DeleteDocumentWorkflow, EraseTenantWorkflow]
+TYPES = ("IngestBatch", "IngestDocument", "Query", "DeleteDocument", "EraseTenant")
 
 
 def _history_files() -> list[Path]:
@@ -33,14 +40,17 @@ def _history_files() -> list[Path]:
 
 
 def test_histories_are_committed() -> None:
-    names = {p.name.split(".")[0] for p in _history_files()}
-    assert {"IngestBatch", "IngestDocument", "Query"} <= names
+    sealed = {p.name.split(".")[0] for p in _history_files() if p.name.endswith(".sealed.json")}
+    assert set(TYPES) <= sealed
+    assert {"IngestBatch", "IngestDocument", "Query"} <= {p.name.split(".")[0] for p in _history_files()}
 
 
 @pytest.mark.parametrize("path", _history_files(), ids=lambda p: p.name)
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    await Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER).replay_workflow(history)
+    sealed = path.name.endswith(".sealed.json")
+    converter = data_converter(Settings(codec_key=TEST_CODEC_KEY)) if sealed else DATA_CONVERTER
+    await Replayer(workflows=WORKFLOWS, data_converter=converter).replay_workflow(history)
 
 
 @pytest.mark.skipif(not os.environ.get("KEEL_RECORD_HISTORIES"), reason="set KEEL_RECORD_HISTORIES=1 to re-record")
@@ -55,15 +65,18 @@ async def test_record_histories(
     await ingest(client, settings, redis_client, [SAMPLES / "keel-overview.md", SAMPLES / "faq.txt", bad], tenant)
     # a query that degrades (rerank out of budget) covers the workflow's fallback branches too
     inp = build_query(settings, redis_client, "record", tenant, [], "How do I retry failed files?")
-    inp.budgets_ms = {"rerank": 0}
+    inp.budgets_ms = {"rerank": 1}
     await run_query(client, settings, inp)
-    async for wf in client.list_workflows(
-        "WorkflowType IN ('IngestBatch', 'IngestDocument', 'Query') AND ExecutionStatus != 'Running'"
-    ):
+    store = KeyStore(redis_client)
+    writer = store.create(tenant=tenant, roles=[INGEST])[0].principal()
+    await delete_document(client, settings, redis_client, writer, ids.document_id(tenant, str(SAMPLES / "faq.txt")))
+    await erase_tenant(client, settings, redis_client, store.create(tenant=tenant, roles=[ADMIN])[0].principal())
+    kinds = ", ".join(f"'{t}'" for t in TYPES)
+    async for wf in client.list_workflows(f"WorkflowType IN ({kinds}) AND ExecutionStatus != 'Running'"):
         if tenant not in wf.id and not wf.id.startswith("ingest-batch/"):
             continue
         history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
         status = wf.status.name.lower() if wf.status else "unknown"
-        target = HISTORIES / f"{wf.workflow_type}.{status}.json"
+        target = HISTORIES / f"{wf.workflow_type}.{status}.sealed.json"
         if not target.exists():
             target.write_text(history.to_json())
