@@ -9,6 +9,7 @@ from temporalio import activity
 
 from activities.errors import mapped
 from contracts.batch import ManifestEntry, ManifestPageInput, ManifestPageOutput, RecordOutcomesInput
+from observability import metrics
 from stores.blobs import BlobStore, manifest_page_key
 from stores.jobs import JobStore
 
@@ -29,6 +30,12 @@ class BatchActivities:
     def record_outcomes(self, inp: RecordOutcomesInput) -> None:
         counters = {k: int(v) for k, v in vars(inp.counters).items()}
         self.jobs.record(inp.job_id, inp.outcomes, counters, inp.status)
+        if inp.outcomes:  # a retried recording counts twice: these are rates to watch, not the job's books
+            job = self.jobs.get(inp.job_id)
+            tenant = job.tenant if job is not None else "-"
+            for o in inp.outcomes:
+                metrics.INGEST_FILES.labels(status=o.status, tenant=tenant).inc()
+                metrics.INGEST_CHUNKS.labels(tenant=tenant).inc(o.chunks)
 
     def all(self) -> Sequence[Any]:
         return [self.manifest_page, self.record_outcomes]

@@ -177,7 +177,7 @@ class QueryActivities:
         rendered = prompts.render(inp.question, inp.passages, inp.json_schema)
         max_out = min(inp.max_output_tokens or self.s.max_output_tokens, self.s.max_output_tokens)
 
-        def request(timeout_s: float) -> GenerationRequest:
+        def request(timeout_s: float, first_token_timeout_s: float | None = None) -> GenerationRequest:
             return GenerationRequest(
                 prompt=rendered.text,
                 question=inp.question,
@@ -185,6 +185,7 @@ class QueryActivities:
                 max_output_tokens=max_out,
                 timeout_s=timeout_s,
                 json_schema=inp.json_schema,
+                first_token_timeout_s=first_token_timeout_s,
             )
 
         result = self.chain.run(

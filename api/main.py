@@ -16,6 +16,7 @@ from api.body_limit import MULTIPART_SLACK, BodyLimit
 from api.deps import question_redactor
 from api.docs import install_docs
 from api.errors import install_error_handlers, request_id_middleware
+from api.metrics import count_requests
 from api.routers import admin, codec, documents, jobs, query
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import get_settings
@@ -53,6 +54,7 @@ def create_app(temporal: Client | None = None) -> FastAPI:
     app = FastAPI(title="Keel", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=docs)
     app.state.temporal = temporal
     FastAPIInstrumentor.instrument_app(app)  # spans go to whichever provider is installed at start
+    app.middleware("http")(count_requests)
     app.middleware("http")(request_id_middleware)
     install_error_handlers(app)
     app.include_router(documents.router)

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import redis
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 
 from app.staging import StagedBatch, stage_paths
 from contracts.batch import BatchCounters, BatchProgress, IngestBatchInput
 from index.catalog import Catalog
 from keel.config import Settings
-from keel.errors import GroupNotHeld
+from keel.errors import GroupNotHeld, TemporalUnavailable
 from keel.tenancy import document_groups, holds
 from stores.blobs import BlobStore
 from stores.jobs import JobStore
@@ -76,11 +77,32 @@ async def start_batch(
     )
 
 
-async def follow(client: Client, job_id: str, every_s: float = 0.5) -> AsyncIterator[BatchProgress | None]:
-    """The batch's progress every `every_s` until its workflow ends (None when a poll missed)."""
+async def follow(
+    client: Client, job_id: str, every_s: float = 0.5, outage_s: float = 120.0
+) -> AsyncIterator[BatchProgress | None]:
+    """The batch's progress every `every_s` until its workflow ends (None when a poll missed).
+
+    Temporal going away (a restart) is waited out: polls keep failing quietly (None) and resume
+    when it is back; after `outage_s` of nothing, TemporalUnavailable says the job runs on and how
+    to look at it later.
+    """
     handle = client.get_workflow_handle(batch_workflow_id(job_id))
+    lost_since: float | None = None
     while True:
-        desc = await handle.describe()
+        try:
+            desc = await handle.describe()
+        except RPCError as exc:
+            now = time.monotonic()
+            lost_since = lost_since or now
+            if now - lost_since > outage_s:
+                raise TemporalUnavailable(
+                    f"Temporal has been unreachable for {outage_s:.0f} s ({exc.message}); the job keeps its state: "
+                    f"`keel job {job_id}` shows it once Temporal is back"
+                ) from exc
+            yield None
+            await asyncio.sleep(min(5.0, every_s * 4))
+            continue
+        lost_since = None
         try:
             yield await handle.query(IngestBatchWorkflow.progress)
         except Exception:  # a query can fail while the run continues-as-new; try again

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from keel.errors import Overloaded
+from observability import metrics
 
 
 class Admission:
@@ -54,4 +55,5 @@ class Admission:
 
     def _refuse(self, why: str) -> None:
         self.refused += 1
+        metrics.ADMISSION_REFUSALS.inc()
         raise Overloaded(f"the server is at its query capacity ({why}); retry shortly")

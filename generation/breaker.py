@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 import redis
 
+from observability import metrics
 from stores.keys import breaker_key
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+_GAUGE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}  # keel_provider_breaker_state
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,11 @@ class Breaker:
             raw = self.r.hget(breaker_key(provider), "opened_at")
         except redis.RedisError:
             return CLOSED
-        if raw is None:
-            return CLOSED
-        opened_at = float(raw)
-        return OPEN if time.time() - opened_at < self.config.reset_after_s else HALF_OPEN
+        state = CLOSED
+        if raw is not None:
+            state = OPEN if time.time() - float(raw) < self.config.reset_after_s else HALF_OPEN
+        metrics.BREAKER.labels(provider=provider).set(_GAUGE[state])
+        return state
 
     def allow(self, provider: str) -> bool:
         """May this caller try the provider now? (In half-open, only the caller that wins the trial.)"""

@@ -1,7 +1,10 @@
 """The provider chain: each link tried in turn within the step's budget; extractive is always last.
 
-Per link: skipped while its breaker is open; otherwise up to `max_attempts` calls, each with the
-time left as its timeout. A 5xx, a refused connection or a 429 is retried after a capped,
+Per link: skipped while its breaker is open or its bulkhead is full (`LinkPolicy.max_in_flight`
+calls from this process at once); otherwise up to `max_attempts` calls, each with its own deadline
+(`LinkPolicy.attempt_timeout_s`, never past the time left) and, when streaming, a shorter one for
+the first token: a hanging provider costs one attempt deadline, and its timeouts reach the breaker
+as each one happens, so under concurrency it opens within about one deadline. A 5xx, a refused connection or a 429 is retried after a capped,
 jittered backoff (or the server's Retry-After) when the budget allows; a timeout, a malformed
 reply or a truncated stream moves straight on to the next link. Every attempt is recorded with
 its reason. The extractive answerer needs no network and a few milliseconds, so a slice of the
@@ -11,6 +14,7 @@ budget is always kept for it: the chain cannot run out of time without an answer
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from contracts.query import ProviderAttempt
 from generation.breaker import Breaker
 from generation.providers import Generation, GenerationRequest, OnToken, Provider, ProviderError
+from observability import metrics
 
 RETRYABLE = ("http_500", "http_502", "http_503", "http_504", "rate_limited", "connection_error")
 EXTRACTIVE_RESERVE_S = 0.05
@@ -28,6 +33,27 @@ class RetryConfig:
     max_attempts: int = 2
     base_backoff_s: float = 0.2
     max_backoff_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    attempt_timeout_s: float | None = None  # None: whatever the step's budget leaves
+    first_token_timeout_s: float | None = None
+    max_in_flight: int | None = None  # None: no bulkhead
+
+
+class Bulkhead:
+    """A cap on one provider's calls in flight from this process; a full one is skipped, not waited on."""
+
+    def __init__(self, limit: int | None) -> None:
+        self._slots = threading.BoundedSemaphore(limit) if limit else None
+
+    def enter(self) -> bool:
+        return self._slots is None or self._slots.acquire(blocking=False)
+
+    def leave(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
 
 
 @dataclass
@@ -45,17 +71,23 @@ class ProviderChain:
         breaker: Breaker,
         retry: RetryConfig,
         sleep: Callable[[float], None] = time.sleep,
+        links: dict[str, LinkPolicy] | None = None,
     ) -> None:
         self.providers = providers
         self.last_resort = last_resort
         self.breaker = breaker
         self.retry = retry
         self.sleep = sleep
+        self.links = links or {}
+        self.bulkheads = {name: Bulkhead(self._link(name).max_in_flight) for name in providers}
+
+    def _link(self, name: str) -> LinkPolicy:
+        return self.links.get(name, LinkPolicy())
 
     def run(
         self,
         chain: Sequence[str],
-        request: Callable[[float], GenerationRequest],  # timeout_s -> request
+        request: Callable[..., GenerationRequest],  # (timeout_s, first_token_timeout_s=None) -> request
         deadline: float,  # time.monotonic()
         on_token: OnToken | None = None,
         on_fallback: Callable[[str], None] | None = None,  # a streamed partial answer is void
@@ -84,7 +116,7 @@ class ProviderChain:
     def _try(
         self,
         provider: Provider,
-        request: Callable[[float], GenerationRequest],
+        request: Callable[..., GenerationRequest],
         deadline: float,
         attempts: list[ProviderAttempt],
         on_token: OnToken | None,
@@ -102,6 +134,16 @@ class ProviderChain:
             if not self.breaker.allow(provider.name):
                 attempts.append(ProviderAttempt(provider=provider.name, model=provider.model, outcome="breaker_open"))
                 return None
+            bulkhead = self.bulkheads[provider.name]
+            if not bulkhead.enter():
+                attempts.append(
+                    ProviderAttempt(
+                        provider=provider.name, model=provider.model, outcome="skipped", reason="bulkhead_full"
+                    )
+                )
+                return None
+            link = self._link(provider.name)
+            timeout = min(left, link.attempt_timeout_s or left)
             started = time.monotonic()
             streamed = False
 
@@ -112,7 +154,9 @@ class ProviderChain:
                     on_token(token)
 
             try:
-                gen = provider.generate(request(left), relay if on_token is not None else None)
+                gen = provider.generate(
+                    request(timeout, link.first_token_timeout_s), relay if on_token is not None else None
+                )
             except ProviderError as exc:
                 ms = (time.monotonic() - started) * 1000
                 outcome = "timeout" if exc.reason == "timeout" else "error"
@@ -131,6 +175,11 @@ class ProviderChain:
                     return None  # no time to wait for another try: next link
                 self.sleep(wait)
                 continue
+            finally:
+                bulkhead.leave()
+                metrics.GENERATION.labels(
+                    gen_ai_operation_name="chat", gen_ai_system=provider.name, gen_ai_request_model=provider.model
+                ).observe(time.monotonic() - started)
             ms = (time.monotonic() - started) * 1000
             attempts.append(ProviderAttempt(provider=provider.name, model=provider.model, outcome="ok", ms=ms))
             self.breaker.success(provider.name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,11 @@ class ProviderConfig:
     price_in_per_1k: float = 0.0
     price_out_per_1k: float = 0.0
     stream: bool = True
+    # Per attempt (the chain's link policy, generation.chain.LinkPolicy): the whole call, the wait
+    # for the first token, and how many calls may be in flight from this process at once.
+    attempt_timeout_s: float | None = None
+    first_token_timeout_s: float | None = None
+    max_in_flight: int | None = None
 
 
 class OpenAICompatProvider:
@@ -58,7 +64,9 @@ class OpenAICompatProvider:
         try:
             if stream:
                 assert on_token is not None
-                return self._stream(body, timeout, on_token)
+                first = min(req.first_token_timeout_s or req.timeout_s, req.timeout_s)
+                gaps = httpx.Timeout(first, connect=min(2.0, first))  # httpx times each read, not the call
+                return self._stream(body, gaps, on_token, time.monotonic() + req.timeout_s)
             resp = self._client.post("/chat/completions", json=body, timeout=timeout)
             _raise_for_status(resp)
             return self._parse(resp)
@@ -78,7 +86,7 @@ class OpenAICompatProvider:
             raise ProviderError("malformed_response", "message content is not text")
         return Generation(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), self.model)
 
-    def _stream(self, body: dict[str, Any], timeout: httpx.Timeout, on_token: OnToken) -> Generation:
+    def _stream(self, body: dict[str, Any], timeout: httpx.Timeout, on_token: OnToken, deadline: float) -> Generation:
         parts: list[str] = []
         finished = False
         usage: dict[str, Any] = {}
@@ -87,6 +95,8 @@ class OpenAICompatProvider:
                 resp.read()
                 _raise_for_status(resp)
             for line in resp.iter_lines():
+                if time.monotonic() > deadline:  # a stream that trickles on past the attempt's deadline
+                    raise ProviderError("timeout", f"the stream ran past its deadline after {len(parts)} deltas")
                 if not line.startswith("data:"):
                     continue
                 payload = line[5:].strip()

@@ -32,8 +32,9 @@ class GenerationRequest:
     question: str
     passages: list[ContextPassage]
     max_output_tokens: int
-    timeout_s: float
+    timeout_s: float  # the whole attempt, first token to last
     json_schema: dict[str, object] | None = None
+    first_token_timeout_s: float | None = None  # streaming: the wait for the first byte of the answer
 
 
 @dataclass(frozen=True)

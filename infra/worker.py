@@ -22,17 +22,18 @@ from activities.delete import DeleteActivities
 from activities.ingest import IngestActivities
 from activities.query import QueryActivities
 from generation.breaker import Breaker, BreakerConfig
-from generation.chain import ProviderChain, RetryConfig
+from generation.chain import LinkPolicy, ProviderChain, RetryConfig
 from generation.extractive import ExtractiveAnswerer
 from generation.openai_compat import OpenAICompatProvider, ProviderConfig
 from generation.providers import Provider
 from keel import offline  # noqa: F401 - sets the offline environment before any model import
 from keel.config import Settings, get_settings
+from observability import metrics
 from observability.tracing import setup_tracing
 from pipelines.deps import Deps, build_deps
 from retrieval.rerank import build_reranker
 from stores.jobs import JobStore
-from temporal.client import connect
+from temporal.client import connect, metrics_runtime
 from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
@@ -41,16 +42,30 @@ from workflows.query import QueryWorkflow
 log = logging.getLogger("keel.worker")
 
 
+def serve_metrics(port: int) -> None:
+    try:
+        metrics.serve(port)
+    except OSError as exc:  # another Keel process on this box has the port: run on without
+        log.warning("metrics are off: cannot serve them on 127.0.0.1:%s (%s)", port, exc)
+
+
 def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
     providers: dict[str, Provider] = {}
+    links: dict[str, LinkPolicy] = {}
     for raw in settings.providers:
-        provider = OpenAICompatProvider(ProviderConfig(**raw))
-        providers[provider.name] = provider
+        config = ProviderConfig(**raw)
+        providers[config.name] = OpenAICompatProvider(config)
+        links[config.name] = LinkPolicy(
+            attempt_timeout_s=config.attempt_timeout_s,
+            first_token_timeout_s=config.first_token_timeout_s,
+            max_in_flight=config.max_in_flight,
+        )
     chain = ProviderChain(
         providers,
         ExtractiveAnswerer(),
         Breaker(deps.redis, BreakerConfig(settings.breaker_failures, settings.breaker_reset_seconds)),
         RetryConfig(max_attempts=settings.provider_max_attempts),
+        links=links,
     )
     reranker = build_reranker(settings.rerank_model_path, settings.fusion_dense_weight)
     return QueryActivities(deps, reranker, chain, settings.routes)
@@ -99,9 +114,10 @@ async def hosted(settings: Settings, service: str) -> AsyncIterator[Client]:
     on them (see infra.server).
     """
     setup_tracing(service, settings.data_dir)
+    serve_metrics(settings.metrics_port)
     deps = build_deps(settings)
     try:
-        client = await connect(settings)
+        client = await connect(settings, runtime=metrics_runtime(settings.temporal_metrics_port))
         with (
             ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor,
             ThreadPoolExecutor(max_workers=settings.max_concurrent_query_activities) as query_executor,

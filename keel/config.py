@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     query_admission_wait_ms: float = 1500
     # When Redis cannot be reached, the rate limiter refuses (503 `limiter_unavailable`) unless this is on.
     limiter_fail_open: bool = False
+    # Prometheus metrics of infra.server / infra.worker on 127.0.0.1 (operators only; 0: off), and
+    # the Temporal SDK's own worker metrics on a port of their own.
+    metrics_port: int = 9465
+    temporal_metrics_port: int = 9466
     redact_questions: bool = True  # PII out of a question before anything stores or forwards it
     retrieve_candidates: int = 100  # fused candidates kept for the request (ids and scores in the history)
     retrieve_prefetch: int = 100  # per dense / BM25 list before fusion

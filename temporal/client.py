@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import logging
+
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from keel.config import Settings
 from keel.errors import TemporalUnavailable
 from observability.tracing import interceptors
 from temporal.data_converter import DATA_CONVERTER, data_converter
 
-__all__ = ["DATA_CONVERTER", "connect", "data_converter"]
+__all__ = ["DATA_CONVERTER", "connect", "data_converter", "metrics_runtime"]
+
+log = logging.getLogger("keel.temporal")
 
 
-async def connect(settings: Settings) -> Client:
-    """A client with tracing (workers built from it trace too) and Keel's data converter."""
+def metrics_runtime(port: int) -> Runtime | None:
+    """A Temporal runtime serving the SDK's worker metrics (task slots, poll latencies, schedule-to-
+    start) on 127.0.0.1:`port`; None for 0, or when the port is taken (a warning, not a failure)."""
+    if not port:
+        return None
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}")))
+    except Exception as exc:  # the core raises a plain error when it cannot bind
+        log.warning("Temporal SDK metrics are off: cannot serve them on 127.0.0.1:%s (%s)", port, exc)
+        return None
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A client with tracing (workers built from it trace too) and Keel's data converter;
+    `runtime` for a worker process whose SDK metrics are served (metrics_runtime)."""
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             interceptors=interceptors(),
             data_converter=data_converter(settings),
+            runtime=runtime,
         )
     except RuntimeError as exc:
         raise TemporalUnavailable(

@@ -62,6 +62,9 @@ def start_keel_process(module: str, settings: Settings, log: Path) -> subprocess
         KEEL_QUERY_TASK_QUEUE=settings.query_task_queue,
         KEEL_API_PORT=str(settings.api_port),
         KEEL_TORCH_THREADS="1",
+        KEEL_CODEC_KEY=settings.codec_key or "",  # the test stack's key: one ring for client and process
+        KEEL_METRICS_PORT="0",  # a developer's own stack may hold the default ports
+        KEEL_TEMPORAL_METRICS_PORT="0",
     )
     out = open(log, "ab")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -24,11 +24,12 @@ ALLOWED: dict[str, set[str]] = {
     "ingestion": BASE | {"encoders"},
     "index": BASE | {"contracts", "encoders", "stores", "vectorstore"},
     "temporal": BASE | {"observability"},
-    "gateway": BASE | {"stores"},
+    "gateway": BASE | {"observability", "stores"},
     "retrieval": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
-    "generation": BASE | {"contracts", "stores"},
+    "generation": BASE | {"contracts", "observability", "stores"},
     "pipelines": BASE | {"contracts", "encoders", "ingestion", "index", "stores", "vectorstore"},
-    "activities": BASE | {"contracts", "generation", "index", "ingestion", "pipelines", "retrieval", "stores"},
+    "activities": BASE
+    | {"contracts", "generation", "index", "ingestion", "observability", "pipelines", "retrieval", "stores"},
     "workflows": BASE | {"contracts", "activities"},
     "app": BASE
     | {"contracts", "gateway", "generation", "index", "ingestion", "retrieval", "stores", "temporal", "workflows"},

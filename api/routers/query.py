@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Annotated
@@ -29,6 +30,7 @@ from api.deps import (
     TemporalDep,
 )
 from api.errors import correlation_id, request_id
+from api.metrics import record_answer
 from api.schemas import QueryAnswer, QueryBody
 from app.query import build_query, reserve_tokens, run_query
 from contracts.query import QueryFilters, QueryInput, QueryOutput
@@ -37,7 +39,8 @@ from gateway.keys import Principal
 from gateway.limits import Limiter, Ticket
 from ingestion.redact import Redactor
 from keel.config import Settings
-from keel.errors import JsonInvalid, KeelError
+from keel.errors import JsonInvalid, KeelError, RateLimited
+from observability import metrics
 from observability.tracing import current_trace_id
 from stores import query_state
 from stores.streams import read_events
@@ -70,7 +73,13 @@ class Caller:
         limits, one script for every check; run in a thread)"""
         p = self.principal
         scopes = self.limiter.scopes(p.key_id, p.limits, p.tenant)
-        return self.limiter.admit(inp.request_id, scopes, reserve_tokens(self.settings, inp))
+        try:
+            ticket = self.limiter.admit(inp.request_id, scopes, reserve_tokens(self.settings, inp))
+        except RateLimited as exc:
+            metrics.LIMITER.labels(decision="refused", policy=exc.policy).inc()
+            raise
+        metrics.LIMITER.labels(decision="admitted", policy="-" if not ticket.scopes else "limited").inc()
+        return ticket
 
     def settle(self, ticket: Ticket, out: QueryOutput | None) -> None:
         used, cost = (out.tokens_in + out.tokens_out, out.cost_usd) if out is not None else (0, 0.0)
@@ -125,11 +134,13 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
     inp = await _input(body, request, who, stream=False)
     ticket = await asyncio.to_thread(who.admit, inp)
     out: QueryOutput | None = None
+    started = time.perf_counter()
     try:
         async with who.admission.slot():
             out = await run_query(who.temporal, who.settings, inp)
     finally:
         await asyncio.to_thread(_finish, who, inp, ticket, out)
+    record_answer(inp.tenant, out, time.perf_counter() - started)
     response.headers.update(ticket.headers)
     annotate(out, inp)
     if out.json_error is not None:
@@ -149,10 +160,13 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
         raise
     task = asyncio.create_task(run_query(who.temporal, who.settings, inp))
     loop = asyncio.get_running_loop()
+    started = time.perf_counter()
 
     def finished(done: asyncio.Task[QueryOutput]) -> None:
         who.admission.release()
         out = done.result() if not done.cancelled() and done.exception() is None else None
+        if out is not None:
+            record_answer(inp.tenant, out, time.perf_counter() - started)
         loop.run_in_executor(None, _finish, who, inp, ticket, out)
 
     task.add_done_callback(finished)

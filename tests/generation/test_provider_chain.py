@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 
 from contracts.query import ContextPassage
 from generation.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, BreakerConfig
-from generation.chain import ProviderChain, RetryConfig
+from generation.chain import LinkPolicy, ProviderChain, RetryConfig
 from generation.extractive import ExtractiveAnswerer
 from generation.openai_compat import OpenAICompatProvider, ProviderConfig
 from generation.providers import GenerationRequest
@@ -29,18 +30,28 @@ PASSAGE = ContextPassage(
 )
 
 
-def _request(timeout_s: float) -> GenerationRequest:
-    return GenerationRequest("prompt", "How do I retry failures?", [PASSAGE], 64, timeout_s)
+def _request(timeout_s: float, first_token_timeout_s: float | None = None) -> GenerationRequest:
+    return GenerationRequest(
+        "prompt", "How do I retry failures?", [PASSAGE], 64, timeout_s, first_token_timeout_s=first_token_timeout_s
+    )
 
 
 def _chain(
-    redis_client: redis.Redis, base_url: str, stream: bool = False, **breaker: float
+    redis_client: redis.Redis,
+    base_url: str,
+    stream: bool = False,
+    link: LinkPolicy | None = None,
+    **breaker: float,
 ) -> tuple[ProviderChain, str]:
     name = f"llm-{uuid.uuid4().hex[:6]}"
     provider = OpenAICompatProvider(ProviderConfig(name, base_url, "scripted", stream=stream))
     config = BreakerConfig(int(breaker.get("failures", 3)), breaker.get("reset", 30.0))
     chain = ProviderChain(
-        {name: provider}, ExtractiveAnswerer(), Breaker(redis_client, config), RetryConfig(2, 0.01, 0.05)
+        {name: provider},
+        ExtractiveAnswerer(),
+        Breaker(redis_client, config),
+        RetryConfig(2, 0.01, 0.05),
+        links={name: link or LinkPolicy()},
     )
     return chain, name
 
@@ -124,3 +135,32 @@ def test_breaker_state_is_shared_through_redis(redis_client: redis.Redis) -> Non
     time.sleep(0.35)
     assert two.allow(name)  # the half-open trial goes to one caller only
     assert not one.allow(name)
+
+
+def test_a_hanging_provider_costs_one_attempt_deadline_and_opens_its_breaker(redis_client: redis.Redis) -> None:
+    """With a 30 s budget and a server that never answers in time, each query loses only the
+    link's 0.3 s attempt deadline, and concurrent timeouts open the breaker as they happen."""
+    with scripted_llm(["timeout"], sleep_s=10.0) as llm:
+        chain, name = _chain(redis_client, llm.base_url, link=LinkPolicy(attempt_timeout_s=0.3), failures=3)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda _: chain.run([name], _request, time.monotonic() + 30), range(4)))
+        assert all(r.provider.name == "extractive" for r in results)
+        timed_out = [a for r in results for a in r.attempts if a.reason == "timeout"]
+        assert timed_out and all(a.ms < 3000 for a in timed_out)  # cut at the deadline, not the server's 10 s
+        assert chain.breaker.state(name) == OPEN
+        after = chain.run([name], _request, time.monotonic() + 30)
+        assert after.attempts[0].outcome == "breaker_open"
+
+
+def test_a_full_bulkhead_skips_the_link_instead_of_queueing(redis_client: redis.Redis) -> None:
+    with scripted_llm(["timeout"], sleep_s=1.0) as llm:
+        chain, name = _chain(redis_client, llm.base_url, link=LinkPolicy(attempt_timeout_s=5, max_in_flight=1))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            busy = pool.submit(chain.run, [name], _request, time.monotonic() + 10)
+            while not llm.requests:  # the one slot is taken by a call the server holds for 1 s
+                time.sleep(0.01)
+            skipped = chain.run([name], _request, time.monotonic() + 10)
+            busy.result()
+    assert skipped.attempts[0].reason == "bulkhead_full" and skipped.provider.name == "extractive"
+    # the second query never called the provider: its one attempt there is the skip
+    assert [a.outcome for a in skipped.attempts if a.provider == name] == ["skipped"]
