@@ -4,9 +4,11 @@
   compare), as every request does;
 - codec: sealing and opening every payload one query's workflow writes and reads (its input, five
   steps' inputs and outputs with a packed context of eight passages, its result), AES-GCM;
-- question redaction: Presidio over a typical question (a pipeline of its own, as the API has).
-Prints p50/p95 of each and, last, `edge_auth_p95_ms=`, `edge_codec_p95_ms=`, `edge_auth_codec_p95_ms=`
-and `question_redaction_p95_ms=`.
+- question redaction: Presidio over a typical question (a pipeline of its own, as the API has);
+- limiter: one query's admission and settlement for a key and a tenant that both have rpm, tpm
+  and concurrency limits (the tenant-limits read, the admit script, the settle script).
+Prints p50/p95 of each and, last, `edge_auth_p95_ms=`, `edge_codec_p95_ms=`, `edge_auth_codec_p95_ms=`,
+`question_redaction_p95_ms=` and `limiter_p99_ms=`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from contracts.query import (
     ValidateOutput,
 )
 from gateway.keys import QUERY, KeyStore
+from gateway.limits import Limiter, Limits
 from infra.services import free_port, start_redis
 from ingestion.redact import Redactor
 from keel import offline  # noqa: F401
@@ -89,6 +92,19 @@ def time_codec(runs: int) -> list[float]:
     return [asyncio.run(one()) for _ in range(runs)]
 
 
+def time_limiter(r: Any, runs: int) -> list[float]:
+    limiter = Limiter(r)
+    limiter.set_tenant_limits("acme", Limits(rpm=10**6, tpm=10**9, concurrent=10**4))
+    key = Limits(rpm=10**6, tpm=10**9, concurrent=10**4)  # never binding: every call takes the full path
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        ticket = limiter.admit(secrets.token_hex(8), limiter.scopes("k1", key, "acme"), 2300)
+        limiter.settle(ticket, 900, 0.001)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2000)
@@ -105,6 +121,7 @@ def main() -> None:
             store.resolve(token)
             auth.append((time.perf_counter() - started) * 1000)
         codec = time_codec(args.runs // 4)
+        limiter = time_limiter(redis_store.connect(settings), args.runs)
         redactor = Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner)
         redaction = []
         for _ in range(200):
@@ -114,13 +131,22 @@ def main() -> None:
     finally:
         red.stop()
         shutil.rmtree(work, ignore_errors=True)
-    for name, values in (("auth (resolve key)", auth), ("codec (one query)", codec), ("question redaction", redaction)):
-        print(f"{name:<22} p50 {pct(values, 50):6.2f} ms   p95 {pct(values, 95):6.2f} ms")
+    rows = (
+        ("auth (resolve key)", auth),
+        ("codec (one query)", codec),
+        ("question redaction", redaction),
+        ("limiter (admit+settle)", limiter),
+    )
+    for name, values in rows:
+        print(
+            f"{name:<22} p50 {pct(values, 50):6.2f} ms   p95 {pct(values, 95):6.2f} ms   p99 {pct(values, 99):6.2f} ms"
+        )
     combined = [a + c for a, c in zip(auth, codec, strict=False)]
     print(f"edge_auth_p95_ms={pct(auth, 95):.2f}")
     print(f"edge_codec_p95_ms={pct(codec, 95):.2f}")
     print(f"edge_auth_codec_p95_ms={pct(combined, 95):.2f}")
     print(f"question_redaction_p95_ms={pct(redaction, 95):.2f}")
+    print(f"limiter_p99_ms={pct(limiter, 99):.2f}")
 
 
 if __name__ == "__main__":

@@ -127,15 +127,15 @@ NO_RETRY = RetryPolicy(maximum_attempts=1)  # a skipped step is cheaper than a l
 
 
 def query_budgets(overrides: dict[str, float]) -> dict[str, float]:
-    """The budgets for one query; at least 1 ms each, since Temporal reads a zero timeout as none."""
-    return {step: max(1.0, float(overrides.get(step, ms))) for step, ms in QUERY_BUDGETS_MS.items()}
+    return {step: float(overrides.get(step, ms)) for step, ms in QUERY_BUDGETS_MS.items()}
 
 
 async def query_step(
     activity: Callable[[Any, In], Out], arg: In, budget_ms: float, retry: RetryPolicy = QUERY_RETRY
 ) -> Out:
-    """A query step as a local activity that must finish, retries included, within its budget."""
-    budget = timedelta(milliseconds=budget_ms)
+    """A query step as a local activity that must finish, retries included, within its budget
+    (at least 1 ms: Temporal reads a zero timeout as none, and the step would never time out)."""
+    budget = timedelta(milliseconds=max(1.0, budget_ms))
     return await workflow.execute_local_activity_method(
         activity, arg, start_to_close_timeout=budget, schedule_to_close_timeout=budget, retry_policy=retry
     )

@@ -103,7 +103,7 @@ async def test_json_answer_that_cannot_match_the_schema_is_a_clear_error(
 async def test_a_lost_retrieval_is_a_503_not_no_sources(
     api: httpx.AsyncClient, settings: Settings, sampled: str, auth: Auth
 ) -> None:
-    settings.query_budgets_ms = {"retrieve": 1}  # retrieval cannot finish in time: as if Qdrant hung
+    settings.query_budgets_ms = {"retrieve": 0}  # retrieval cannot finish in time: as if Qdrant hung
     try:
         resp = await api.post("/v1/query", json={"question": "How do I retry failed files?"}, headers=auth(sampled))
     finally:
