@@ -27,6 +27,7 @@ import redis
 from keel.errors import BadInput, ExceedsLimit, KeelError, LimiterUnavailable, RateLimited
 from stores.keys import limit_key, tenant_limits_key
 
+TENANT_LIMITS_TTL_S = 5.0
 BURST_S = 10  # GCRA burst tolerance: this many seconds' worth of requests may arrive at once
 INFLIGHT_TTL_S = 300  # longer than any query may run
 MICRO = 1_000_000  # spend is kept in micro-dollars, an integer
@@ -162,6 +163,7 @@ class Limiter:
     def __init__(self, client: redis.Redis, fail_open: bool = False) -> None:
         self.r = client
         self.fail_open = fail_open
+        self._tenant_limits: dict[str, tuple[float, Limits]] = {}  # tenant -> (read at, limits)
         self._admit = client.register_script(_ADMIT)
         self._settle = client.register_script(_SETTLE)
 
@@ -171,6 +173,7 @@ class Limiter:
 
     def set_tenant_limits(self, tenant: str, limits: Limits) -> None:
         self.r.set(tenant_limits_key(tenant), limits.to_json())
+        self._tenant_limits.pop(tenant, None)
 
     def scopes(self, key_id: str, key_limits: Limits, tenant: str) -> list[Scope]:
         return [
