@@ -139,6 +139,11 @@ async def _principal(
     return principal
 
 
+async def principal_of(request: Request) -> Principal:
+    """The caller's principal from its Bearer key, for a route that also takes other credentials."""
+    return await _principal(request)
+
+
 def require(role: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller's principal, refused with 403 unless its key has `role`."""
 

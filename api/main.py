@@ -69,6 +69,7 @@ def create_app(temporal: Client | None = None) -> FastAPI:
         allow_origins=[settings.temporal_ui_url],
         allow_methods=["POST"],
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+        allow_credentials=True,  # the codec session cookie (see api/routers/codec.py)
     )
     if settings.api_docs:
         install_docs(app)

@@ -121,6 +121,11 @@ def audit_key(tenant: str) -> str:
     return f"keel:audit:{tenant}"
 
 
+def codec_session_key(digest: str) -> str:
+    """String: the key id behind a codec session cookie (by the cookie's SHA-256; it expires)."""
+    return f"keel:codecsess:{digest}"
+
+
 def limit_key(scope: str, scope_id: str, what: str) -> str:
     """The limiter's state for a key or a tenant: GCRA times (`rpm`, `tpm`), in-flight requests
     (a sorted set by expiry), a month's spend in micro-dollars (`spent:<YYYYMM>`)."""

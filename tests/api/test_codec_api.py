@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import redis
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from gateway.keys import ADMIN, QUERY
+from gateway.keys import ADMIN, QUERY, KeyStore
 from keel.config import Settings
 from temporal.data_converter import DATA_CONVERTER, data_converter
 from tests.api.conftest import Auth, expect_error
@@ -33,3 +34,30 @@ async def test_admin_decodes_sealed_payloads(
     assert DATA_CONVERTER.payload_converter.from_payloads(list(decoded.payloads), [str]) == ["a secret question"]
     bad = await api.post("/codec/decode", content=b"{not json", headers=auth(tenant, roles=[ADMIN]))
     expect_error(bad, 400, "bad_input")
+
+
+async def test_a_codec_session_cookie_decodes_until_its_key_is_revoked(
+    api: httpx.AsyncClient, settings: Settings, redis_client: redis.Redis, tenant: str, auth: Auth
+) -> None:
+    """The dev UI has no login: an operator opens a session with an admin key, and the UI's
+    requests carry its cookie instead."""
+    plain = DATA_CONVERTER.payload_converter.to_payloads(["a secret question"])
+    codec = data_converter(settings).payload_codec
+    assert codec is not None
+    sealed = json_format.MessageToJson(Payloads(payloads=await codec.encode(plain)))
+    assert "Include cross-origin credentials" in (await api.get("/codec/login")).text
+    expect_error(await api.post("/codec/session", headers=auth(tenant, roles=[QUERY])), 403, "role_forbidden")
+
+    record, token = KeyStore(redis_client).create(tenant=tenant, roles=[ADMIN])
+    opened = await api.post("/codec/session", headers={"Authorization": f"Bearer {token}"})
+    assert opened.status_code == 204 and "httponly" in opened.headers["set-cookie"].lower()
+    cookie = {"Cookie": f"keel_codec={opened.cookies['keel_codec']}"}
+    api.cookies.clear()  # only what the test sends explicitly
+    decoded = await api.post("/codec/decode", content=sealed, headers=cookie)
+    assert decoded.status_code == 200, decoded.text
+    assert "a secret question" not in opened.headers["set-cookie"]
+    expect_error(
+        await api.post("/codec/decode", content=sealed, headers={"Cookie": "keel_codec=guess"}), 401, "invalid_key"
+    )
+    KeyStore(redis_client).revoke(record.key_id)
+    expect_error(await api.post("/codec/decode", content=sealed, headers=cookie), 403, "role_forbidden")
