@@ -7,10 +7,13 @@ queue so a big batch never eats the interactive query path's capacity.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -71,43 +74,66 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
     return QueryActivities(deps, reranker, chain, settings.routes)
 
 
+def background_priority(nice: int) -> None:
+    """Run the calling thread at a lower CPU priority (Linux: a thread's niceness is its own)."""
+    if nice <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))  # only ever lower
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed: run at normal priority
+        log.warning("ingest threads run at normal priority: %s", exc)
+
+
+QUEUES = ("query", "ingest")
+
+
 def build_workers(
     client: Client,
     settings: Settings,
     deps: Deps,
     executor: ThreadPoolExecutor,
     query_executor: ThreadPoolExecutor,
+    queues: Sequence[str] = QUEUES,
 ) -> list[Worker]:
-    ingest = IngestActivities(deps)
-    batch = BatchActivities(deps.blobs, JobStore(deps.redis))
-    deletion = DeleteActivities(deps)
-    query = build_query_activities(settings, deps)
-    query.warm_up()  # at start, so the first query does not pay for it
-    return [
+    """The workers for `queues`: at scale, query and ingest workers run as processes of their own
+    (`python -m infra.worker --queues ingest`), each pool sized and placed for its work."""
+    workers = []
+    if "query" in queues:
+        query = build_query_activities(settings, deps)
+        query.warm_up()  # at start, so the first query does not pay for it
         # Queries on their own task queue and thread pool, so a big ingest never queues them.
-        Worker(
-            client,
-            task_queue=settings.query_task_queue,
-            workflows=[QueryWorkflow],
-            activities=query.all(),
-            activity_executor=query_executor,
-            max_concurrent_local_activities=settings.max_concurrent_query_activities,
-            max_concurrent_activities=settings.max_concurrent_query_activities,
-        ),
-        Worker(
-            client,
-            task_queue=settings.ingest_task_queue,
-            workflows=[IngestBatchWorkflow, IngestDocumentWorkflow, DeleteDocumentWorkflow, EraseTenantWorkflow],
-            activities=[*ingest.all(), *batch.all(), *deletion.all()],
-            activity_executor=executor,
-            max_concurrent_activities=settings.max_concurrent_activities,
-            max_concurrent_local_activities=settings.max_concurrent_local_activities,
-        ),
-    ]
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.query_task_queue,
+                workflows=[QueryWorkflow],
+                activities=query.all(),
+                activity_executor=query_executor,
+                max_concurrent_local_activities=settings.max_concurrent_query_activities,
+                max_concurrent_activities=settings.max_concurrent_query_activities,
+            )
+        )
+    if "ingest" in queues:
+        ingest = IngestActivities(deps)
+        batch = BatchActivities(deps.blobs, JobStore(deps.redis))
+        deletion = DeleteActivities(deps)
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.ingest_task_queue,
+                workflows=[IngestBatchWorkflow, IngestDocumentWorkflow, DeleteDocumentWorkflow, EraseTenantWorkflow],
+                activities=[*ingest.all(), *batch.all(), *deletion.all()],
+                activity_executor=executor,
+                max_concurrent_activities=settings.max_concurrent_activities,
+                max_concurrent_local_activities=settings.max_concurrent_local_activities,
+            )
+        )
+    return workers
 
 
 @asynccontextmanager
-async def hosted(settings: Settings, service: str) -> AsyncIterator[Client]:
+async def hosted(settings: Settings, service: str, queues: Sequence[str] = QUEUES) -> AsyncIterator[Client]:
     """Tracing, the models, the vector store and both Temporal workers, up for the block.
 
     Yields the client the workers poll with: a workflow started through it can start eagerly
@@ -119,22 +145,26 @@ async def hosted(settings: Settings, service: str) -> AsyncIterator[Client]:
     try:
         client = await connect(settings, runtime=metrics_runtime(settings.temporal_metrics_port))
         with (
-            ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor,
+            ThreadPoolExecutor(
+                max_workers=settings.max_concurrent_activities + 4,
+                initializer=background_priority,  # ingestion yields the CPU to queries
+                initargs=(settings.ingest_nice,),
+            ) as executor,
             ThreadPoolExecutor(max_workers=settings.max_concurrent_query_activities) as query_executor,
         ):
-            async with run_workers(build_workers(client, settings, deps, executor, query_executor)):
-                log.info("workers ready on %s and %s", settings.query_task_queue, settings.ingest_task_queue)
+            async with run_workers(build_workers(client, settings, deps, executor, query_executor, queues)):
+                log.info("workers ready for %s", ", ".join(queues))
                 yield client
     finally:
         deps.store.close()
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, queues: Sequence[str] = QUEUES) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with hosted(settings, "keel-worker"):
+    async with hosted(settings, "keel-worker", queues):
         print("worker ready", flush=True)
         await stop.wait()
 
@@ -149,8 +179,13 @@ async def run_workers(workers: list[Worker]) -> AsyncIterator[None]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Keel's Temporal workers (the embedded Qdrant with them).")
+    parser.add_argument("--queues", default=",".join(QUEUES), help="which to serve: query, ingest or both")
+    queues = [q.strip() for q in parser.parse_args().queues.split(",") if q.strip()]
+    if not queues or set(queues) - set(QUEUES):
+        parser.error(f"--queues takes {', '.join(QUEUES)} (comma-separated)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker(get_settings()))
+    asyncio.run(run_worker(get_settings(), queues))
 
 
 if __name__ == "__main__":

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # in one process thrash each other's caches for no gain; they take turns, while embedding
     # (torch releases the GIL) overlaps them. Measured by bench-ingest.
     gil_step_slots: int = 1
+    # The niceness of the threads that run ingestion's activities (0: as the process): parsing,
+    # redaction and embedding for a batch yield the CPU to queries sharing the box.
+    ingest_nice: int = 10
     max_concurrent_query_activities: int = 8
 
     # Query: retrieval, re-scoring, context
