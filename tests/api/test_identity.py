@@ -156,3 +156,21 @@ async def test_odd_input_is_a_specific_4xx(
     expect_error(streamed, 413, "body_too_large")
     stream = await api.post("/v1/query/stream", content=lone, headers=h)
     expect_error(stream, 400, "invalid_text")
+
+
+async def test_a_stream_cannot_be_replayed_by_another_caller(
+    api: httpx.AsyncClient, client: Client, settings: Settings, redis_client: redis.Redis, sampled: str, auth: Auth
+) -> None:
+    """The attack of the issue: a no-group caller streams with the victim's request id."""
+    secret = Path(settings.data_dir) / f"{sampled}-stream-payroll.md"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text(SECRET)
+    await ingest(client, settings, redis_client, [secret], sampled, groups=["hr"])
+    q = {"question": "What is the bonus pool for the platypus team?"}
+    victim = await api.post("/v1/query/stream", json=q, headers=auth(sampled, groups=["hr"]))
+    victim_id = victim.headers["X-Request-ID"]
+    assert "payroll" in victim.text
+
+    replay = await api.post("/v1/query/stream", json=q, headers={**auth(sampled), "X-Request-ID": victim_id})
+    assert replay.status_code == 200 and replay.headers["X-Request-ID"] != victim_id
+    assert "payroll" not in replay.text and "40,000" not in replay.text
