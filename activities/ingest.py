@@ -27,7 +27,6 @@ from contracts.ingest import (
     DedupeOutput,
     DiscardInput,
     DiscardOutput,
-    DocumentRef,
     EmbedInput,
     EmbedOutput,
     ParseInput,
@@ -45,7 +44,7 @@ from index.catalog import document_record
 from ingestion.chunk import Chunk
 from ingestion.parse import Element
 from pipelines.deps import Deps
-from pipelines.ingest import TRANSIENT_WORK_FILES, IngestSteps
+from pipelines.ingest import IngestSteps
 from stores.blobs import work_key
 
 __all__ = ["IngestActivities"]
@@ -180,7 +179,9 @@ class IngestActivities:
         )
         published = self.steps.publish(inp.doc, inp.doc_id, record, activity.info().workflow_run_id or "")
         if not published.already_published:
-            self._clean_up(inp.doc)
+            # Nothing the document went through stays readable but its redacted chunks, which
+            # re-homing a duplicate needs and which the index holds anyway.
+            self.steps.drop_files(inp.doc, redacted=False)
         return PublishOutput(generation=published.generation, already_published=published.already_published)
 
     @activity.defn(name="ingest.discard")
@@ -188,15 +189,6 @@ class IngestActivities:
     def discard(self, inp: DiscardInput) -> DiscardOutput:
         """The document failed: nothing it went through is kept (see IngestSteps.discard)."""
         return DiscardOutput(removed=self.steps.discard(inp.doc, inp.doc_id))
-
-    def _clean_up(self, doc: DocumentRef) -> None:
-        """Once published, nothing the document went through is kept readable: the work files
-        (the unredacted chunks among them) and, unless `keep_raw_uploads`, the raw bytes. Only
-        the redacted chunks stay, which re-homing a duplicate needs and which the index holds anyway."""
-        for name in TRANSIENT_WORK_FILES:
-            self.d.blobs.delete(work_key(doc.tenant, doc.version, name))
-        if not self.d.settings.keep_raw_uploads and doc.blob_key:
-            self.d.blobs.delete(doc.blob_key)
 
     def _chunks(self, key: str) -> list[Chunk]:
         return [Chunk.from_dict(c) for c in self.d.blobs.get_json(key)]

@@ -130,13 +130,18 @@ class IngestSteps:
         )
         removed = self.d.store.count(collection, staged)
         self.d.store.delete(collection, staged)
-        names = list(TRANSIENT_WORK_FILES)
-        if doc.version not in self.catalog.versions_in_use(doc.tenant, but=doc_id):
-            names.append("redacted.json")
-        removed += sum(self.d.blobs.delete(work_key(doc.tenant, doc.version, n)) for n in names)
+        shared = doc.version in self.catalog.versions_in_use(doc.tenant, but=doc_id)
+        removed += self.drop_files(doc, redacted=not shared)
+        self.catalog.abandon(doc.tenant, doc_id, doc.version)
+        return removed
+
+    def drop_files(self, doc: DocumentRef, *, redacted: bool) -> int:
+        """Delete the document's work files (the unredacted chunks among them), its redacted chunks
+        too when `redacted`, and its raw bytes unless `keep_raw_uploads`. Returns the files gone."""
+        names = [*TRANSIENT_WORK_FILES, "redacted.json"] if redacted else list(TRANSIENT_WORK_FILES)
+        removed = sum(self.d.blobs.delete(work_key(doc.tenant, doc.version, n)) for n in names)
         if not self.d.settings.keep_raw_uploads and doc.blob_key:
             removed += self.d.blobs.delete(doc.blob_key)
-        self.catalog.abandon(doc.tenant, doc_id, doc.version)
         return removed
 
     def embedding_texts(self, title: str, chunks: Sequence[Chunk]) -> list[str]:

@@ -128,13 +128,7 @@ async def delete(
     return DocumentDeleted(
         doc_id=doc_id,
         status="deleted" if removed.found else "absent",
-        removed=RemovedOut(
-            versions=removed.versions,
-            points=removed.points,
-            dedupe_entries=removed.dedupe_entries,
-            blobs=removed.blobs,
-            rehomed=removed.rehomed,
-        ),
+        removed=RemovedOut.model_validate(removed, from_attributes=True),
         workflow_id=delete_workflow_id(caller.tenant, doc_id),
         request_id=request_id(request),
     )
