@@ -86,7 +86,6 @@ class IngestActivities:
 
     @activity.defn(name="ingest.parse")
     @mapped
-    @gil_bound
     def parse(self, inp: ParseInput) -> ParseOutput:
         data = self.d.blobs.get(inp.doc.blob_key)
         with keep_alive():  # one long library call: heartbeat on a timer
@@ -99,7 +98,6 @@ class IngestActivities:
 
     @activity.defn(name="ingest.chunk")
     @mapped
-    @gil_bound
     def chunk(self, inp: ChunkInput) -> ChunkOutput:
         elements = [Element.from_dict(e) for e in self.d.blobs.get_json(inp.elements_key)]
         chunks = self.steps.chunk(inp.doc, elements)
@@ -109,7 +107,6 @@ class IngestActivities:
 
     @activity.defn(name="ingest.redact")
     @mapped
-    @gil_bound
     def redact(self, inp: RedactInput) -> RedactOutput:
         with keep_alive():
             title, chunks, pii = self.steps.redact(inp.title, self._chunks(inp.chunks_key))

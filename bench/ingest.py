@@ -85,7 +85,7 @@ def run_plain(settings: Settings, paths: list[Path]) -> Run:
         chunks += ingest_plain(steps, ref, data)
     elapsed = time.perf_counter() - start
     print(f"  cpu seconds during the plain loop: {time.process_time() - cpu:.1f}")
-    deps.store.close()
+    deps.close()
     return Run("plain loop", len(paths), chunks, elapsed)
 
 

@@ -63,7 +63,7 @@ def ingest(settings: Settings, paths: list[Path]) -> None:
         data = path.read_bytes()
         ingest_plain(steps, local_document(TENANT, path, data), data)
     Catalog(deps.redis).add_tenant(TENANT)
-    deps.store.close()
+    deps.close()
     print(f"ingested {len(paths)} documents in {time.perf_counter() - started:.0f} s (plain loop)", flush=True)
 
 
@@ -119,7 +119,7 @@ def run_direct(settings: Settings, questions: list[str]) -> dict[str, list[float
                 times[step].append((marks[i + 1] - marks[i]) * 1000)
             times["total"].append((marks[-1] - t0) * 1000)
     finally:
-        deps.store.close()
+        deps.close()
     return times
 
 

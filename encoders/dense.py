@@ -50,8 +50,11 @@ class Embedder:
         self.dim = int(self.model.encode(["dimension probe"], show_progress_bar=False).shape[1])
         # torch releases the GIL, so forward passes can run side by side: as many as there are
         # cores for the threads each one uses. More than that oversubscribes and thrashes.
+        # Questions have slots of their own: a query's one short pass (a few ms) never waits
+        # behind a batch of passages (seconds), which yields the CPU anyway (its threads are niced).
         cores = os.cpu_count() or 1
         self._slots = threading.BoundedSemaphore(max(1, cores // max(1, threads)))
+        self._query_slots = threading.BoundedSemaphore(max(1, cores // max(1, threads)))
 
     def embedding_version(self, chunker: str) -> EmbeddingVersion:
         """What a vector of this encoder over chunks of that chunker is (normalised unit vectors)."""
@@ -79,13 +82,14 @@ class Embedder:
             out.append((self.tokenizer.decode(piece), len(piece)))
         return out
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Passages -> unit vectors, shape (len(texts), dim)."""
+    def embed(self, texts: Sequence[str], *, interactive: bool = False) -> np.ndarray:
+        """Passages -> unit vectors, shape (len(texts), dim). `interactive` (a question) takes
+        a query slot rather than one of the batch slots."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         windows = [self._windows(t) for t in texts]
         flat = [w for ws in windows for w, _ in ws]
-        with self._slots:
+        with self._query_slots if interactive else self._slots:
             vecs = self.model.encode(
                 flat,
                 batch_size=self.batch_size,
@@ -103,7 +107,7 @@ class Embedder:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        return self.embed([text], interactive=True)[0]
 
 
 def embedding_text(title: str, section_path: Sequence[str], text: str) -> str:

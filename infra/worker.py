@@ -115,6 +115,8 @@ def build_workers(
             )
         )
     if "ingest" in queues:
+        if deps.offload is not None:
+            deps.offload.start()  # the parse/redaction processes load while the rest starts
         ingest = IngestActivities(deps)
         batch = BatchActivities(deps.blobs, JobStore(deps.redis))
         deletion = DeleteActivities(deps)
@@ -156,7 +158,7 @@ async def hosted(settings: Settings, service: str, queues: Sequence[str] = QUEUE
                 log.info("workers ready for %s", ", ".join(queues))
                 yield client
     finally:
-        deps.store.close()
+        deps.close()
 
 
 async def run_worker(settings: Settings, queues: Sequence[str] = QUEUES) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ingestion.chunk import Chunk
 from keel import offline
 
 
@@ -64,16 +65,65 @@ class Redactor:
     def redact(self, text: str) -> Redaction:
         if not text.strip():
             return Redaction(text, {})
-        with self._lock:
-            results = self._analyzer.analyze(
-                text, language="en", entities=self.entities, score_threshold=self.score_threshold
-            )
+        results, seen = [], set()
+        for start, window in windows(text, WINDOW_CHARS, WINDOW_OVERLAP_CHARS):
+            with self._lock:
+                found = self._analyzer.analyze(
+                    window, language="en", entities=self.entities, score_threshold=self.score_threshold
+                )
+            for r in found:
+                r.start, r.end = r.start + start, r.end + start
+                if (r.start, r.end, r.entity_type) not in seen:  # found again in an overlap
+                    seen.add((r.start, r.end, r.entity_type))
+                    results.append(r)
         results = [r for r in results if r.entity_type not in _NER_ONLY or _looks_like_name(text[r.start : r.end])]
         if not results:
             return Redaction(text, {})
         anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results)  # type: ignore[arg-type]
         counts = Counter(item.entity_type for item in anonymized.items)
         return Redaction(anonymized.text, dict(counts))
+
+
+# A long text is analysed in windows: spaCy's cost and memory grow with the text it is given (and
+# it refuses a million characters), so a huge single-line file would stall on one call. Windows
+# overlap by more than any entity's length, so one cut at a boundary is whole in the next window;
+# the anonymizer merges the spans found twice.
+WINDOW_CHARS = 20_000
+WINDOW_OVERLAP_CHARS = 500
+
+
+def windows(text: str, size: int, overlap: int) -> list[tuple[int, str]]:
+    """(offset, piece) windows of at most `size` characters covering `text`, each starting
+    `overlap` characters before the previous one ended (at whitespace where there is some)."""
+    if len(text) <= size:
+        return [(0, text)]
+    out, start = [], 0
+    while True:
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = text.rfind(" ", start + size // 2, end)  # end at a space, so no word is split
+            end = cut if cut > 0 else end
+        out.append((start, text[start:end]))
+        if end >= len(text):
+            return out
+        start = max(end - overlap, start + 1)
+
+
+def redact_chunks(redactor: Redactor, title: str, chunks: list[Chunk]) -> tuple[str, list[Chunk], dict[str, int]]:
+    """Chunk text, section titles and the document title: names hide in headings too."""
+    red_title = redactor.redact(title)
+    counts = [red_title.counts]
+    headings: dict[str, str] = {}  # each heading is redacted (and counted) once, not per chunk
+    for c in chunks:
+        body = redactor.redact(c.text)
+        counts.append(body.counts)
+        for heading in c.section_path:
+            if heading not in headings:
+                red = redactor.redact(heading)
+                headings[heading] = red.text
+                counts.append(red.counts)
+        c.text, c.section_path = body.text, [headings[h] for h in c.section_path]
+    return red_title.text, chunks, merge_counts(counts)
 
 
 _NER_ONLY = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION", "DATE_TIME"})

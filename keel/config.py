@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     # in one process thrash each other's caches for no gain; they take turns, while embedding
     # (torch releases the GIL) overlaps them. Measured by bench-ingest.
     gil_step_slots: int = 1
+    # Parsing and redaction run in this many worker processes of their own (0: in the worker's
+    # process, with no time limits), each file's parse and its redaction stopped past a limit
+    # (`file_too_slow`), so one pathological file costs a bounded time and never holds up its batch.
+    ingest_processes: int = 2
+    parse_limit_s: float = 180.0
+    redact_limit_s: float = 180.0
     # The niceness of the threads that run ingestion's activities (0: as the process): parsing,
     # redaction and embedding for a batch yield the CPU to queries sharing the box.
     ingest_nice: int = 10

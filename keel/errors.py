@@ -9,6 +9,7 @@ turns them into JSON with the same code and `http_status`.
       BadInput                     bad_input (400): never retried
         EmptyFile, FileTooLarge, UnsupportedType, UnsafeName      refused while staging
         CorruptFile, EncryptedFile, NotText, NoContent            refused by the parser
+        FileTooSlow                                               parse or redaction past its limit
         InvalidTenant, EmptyQuestion, QuestionTooLong, InvalidSchema, InvalidFilter, JsonInvalid,
         InvalidText, BodyTooLarge
       NotFound                     not_found (404)
@@ -21,6 +22,7 @@ turns them into JSON with the same code and `http_status`.
       Unauthorized                 unauthorized (401): missing_key, invalid_key, revoked_key
       Forbidden                    forbidden (403): role_forbidden, group_not_held, document_forbidden
       WidensAccess                 widens_access (409)
+      ParserCrashed                parser_crashed (503): a parse/redaction process died; retried
       QueryFailed, RerankTimeout
 """
 
@@ -79,6 +81,13 @@ class NoContent(BadInput):
     """The file parsed, but held no text to index (an image-only PDF, an empty page)."""
 
     code = "no_content"
+    http_status = 422
+
+
+class FileTooSlow(BadInput):
+    """Parsing or redacting the file ran past its per-file limit: it was stopped, not retried."""
+
+    code = "file_too_slow"
     http_status = 422
 
 
@@ -249,6 +258,14 @@ class ExceedsLimit(BadInput):
     """One request asks for more than a limit allows in a whole window: waiting will not help."""
 
     code = "exceeds_limit"
+
+
+class ParserCrashed(KeelError):
+    """The process parsing or redacting a file died mid-call (out of memory, a native crash)."""
+
+    code = "parser_crashed"
+    retryable = True
+    http_status = 503
 
 
 # -- Query steps -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from encoders.dense import Embedder
 from encoders.sparse import SparseEncoder
 from index.active import ActiveIndex, Indexes
 from ingestion.chunk import CHUNKER_VERSION
+from ingestion.offload import Offload, OffloadConfig
 from ingestion.redact import Redactor
 from keel.config import Settings
 from stores import redis as redis_store
@@ -30,6 +31,12 @@ class Deps:
     indexes: Indexes  # which collection and encoder each tenant reads and writes
     redactor: Redactor
     sparse: SparseEncoder
+    offload: Offload | None = None  # parse and redaction in processes of their own (children start on first use)
+
+    def close(self) -> None:
+        if self.offload is not None:
+            self.offload.close()
+        self.store.close()
 
 
 def default_index(settings: Settings) -> ActiveIndex:
@@ -54,4 +61,23 @@ def build_deps(settings: Settings) -> Deps:
         indexes=Indexes(store, default_index(settings)),
         redactor=Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner),
         sparse=SparseEncoder(avg_len=settings.bm25_avg_len),
+        offload=build_offload(settings),
+    )
+
+
+def build_offload(settings: Settings) -> Offload | None:
+    if settings.ingest_processes <= 0:
+        return None
+    return Offload(
+        OffloadConfig(
+            processes=settings.ingest_processes,
+            nice=settings.ingest_nice,
+            max_file_bytes=settings.max_file_bytes,
+            decode_legacy_text=settings.decode_legacy_text,
+            pii_entities=tuple(settings.pii_entities),
+            pii_score_threshold=settings.pii_score_threshold,
+            pii_use_ner=settings.pii_use_ner,
+            parse_limit_s=settings.parse_limit_s,
+            redact_limit_s=settings.redact_limit_s,
+        )
     )

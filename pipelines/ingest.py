@@ -26,7 +26,7 @@ from index.publish import Published, Publisher
 from index.visibility import NEVER
 from ingestion.chunk import Chunk, ChunkConfig, chunk_elements
 from ingestion.parse import Element, ParsedDocument, parse_document
-from ingestion.redact import merge_counts
+from ingestion.redact import redact_chunks
 from keel import ids
 from keel.tenancy import EVERYONE
 from pipelines.deps import Deps
@@ -61,29 +61,23 @@ class IngestSteps:
         return self.catalog.begin(doc, run_id)
 
     def parse(self, doc: DocumentRef, data: bytes) -> ParsedDocument:
+        if self.d.offload is not None:  # a process of its own, under the per-file limit
+            return self.d.offload.parse(data, doc.filename)
         s = self.d.settings
-        return parse_document(data, doc.filename, s.max_file_bytes, s.decode_legacy_text)
+        with self.gil_gate:
+            return parse_document(data, doc.filename, s.max_file_bytes, s.decode_legacy_text)
 
     def chunk(self, doc: DocumentRef, elements: Sequence[Element]) -> list[Chunk]:
         """Sized in the tokens of the tenant's embedding model."""
-        return chunk_elements(elements, self.index(doc.tenant).embedder.count_tokens, self.chunk_config)
+        with self.gil_gate:
+            return chunk_elements(elements, self.index(doc.tenant).embedder.count_tokens, self.chunk_config)
 
     def redact(self, title: str, chunks: list[Chunk]) -> tuple[str, list[Chunk], dict[str, int]]:
-        """Chunk text, section titles and the document title: names hide in headings too."""
-        redactor = self.d.redactor
-        red_title = redactor.redact(title)
-        counts = [red_title.counts]
-        headings: dict[str, str] = {}  # each heading is redacted (and counted) once, not per chunk
-        for c in chunks:
-            body = redactor.redact(c.text)
-            counts.append(body.counts)
-            for heading in c.section_path:
-                if heading not in headings:
-                    red = redactor.redact(heading)
-                    headings[heading] = red.text
-                    counts.append(red.counts)
-            c.text, c.section_path = body.text, [headings[h] for h in c.section_path]
-        return red_title.text, chunks, merge_counts(counts)
+        """Chunk text, section titles and the document title (`ingestion.redact.redact_chunks`)."""
+        if self.d.offload is not None:
+            return self.d.offload.redact(title, chunks)
+        with self.gil_gate:
+            return redact_chunks(self.d.redactor, title, chunks)
 
     def dedupe(self, doc: DocumentRef, doc_id: str, chunks: list[Chunk]) -> tuple[list[Chunk], int]:
         decisions = self.deduper.decide(doc.tenant, doc.groups, doc_id, doc.version, [c.text for c in chunks])
@@ -93,9 +87,9 @@ class IngestSteps:
     def stage(self, doc: DocumentRef, doc_id: str, data: bytes) -> StageOutput:
         """parse -> chunk -> redact -> dedupe -> embed -> upsert in one call: points written, invisible."""
         index = self.index(doc.tenant)
+        parsed = self.parse(doc, data)
+        title, chunks, pii = self.redact(parsed.title, self.chunk(doc, parsed.elements))
         with self.gil_gate:
-            parsed = self.parse(doc, data)
-            title, chunks, pii = self.redact(parsed.title, self.chunk(doc, parsed.elements))
             # kept for re-homing duplicates if this document's copy of a paragraph is later retired
             self.d.blobs.put_json(work_key(doc.tenant, doc.version, "redacted.json"), [c.to_dict() for c in chunks])
             kept, duplicates = self.dedupe(doc, doc_id, chunks)

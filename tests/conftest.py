@@ -77,7 +77,7 @@ def redis_client(settings: Settings) -> redis.Redis:
 def deps(settings: Settings) -> Iterator[Deps]:
     d = build_deps(settings)
     yield d
-    d.store.close()
+    d.close()
 
 
 @pytest.fixture(scope="session")

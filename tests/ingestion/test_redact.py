@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
 
-from ingestion.redact import Redactor
+from ingestion.redact import WINDOW_CHARS, WINDOW_OVERLAP_CHARS, Redactor, windows
 from keel.config import Settings
 
 
@@ -43,3 +44,16 @@ def test_pattern_recognizers_work_without_ner() -> None:
     out = plain.redact("Mail jane@corp-mail.com, card 4111 1111 1111 1111, call 212-555-0198.")
     assert {"EMAIL_ADDRESS", "CREDIT_CARD"} <= set(out.counts)
     assert "jane@corp-mail.com" not in out.text
+
+
+def test_long_text_is_redacted_in_windows_without_losing_a_boundary_entity(redactor: Redactor) -> None:
+    filler = "the assay measured binding in every sample " * 1000  # ~44 KB: three windows
+    cut = WINDOW_CHARS - 10  # the address starts just before the first window ends
+    text = filler[:cut] + " write to jane.roe@example.org today " + filler[cut:]
+    spans = windows(text, WINDOW_CHARS, WINDOW_OVERLAP_CHARS)
+    assert len(spans) >= 3 and all(len(piece) <= WINDOW_CHARS for _, piece in spans)
+    assert spans[0][0] == 0 and spans[-1][0] + len(spans[-1][1]) == len(text)  # the whole text
+    assert all(a[0] + len(a[1]) > b[0] for a, b in itertools.pairwise(spans))  # they overlap
+    out = redactor.redact(text)
+    assert "jane.roe@example.org" not in out.text and out.counts == {"EMAIL_ADDRESS": 1}
+    assert out.text.count("<EMAIL_ADDRESS>") == 1
