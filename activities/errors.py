@@ -7,9 +7,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import redis
-from temporalio.exceptions import ApplicationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from keel.errors import KeelError, RedisUnavailable
+from observability import metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,12 +26,19 @@ def to_application_error(exc: BaseException) -> BaseException:
 
 
 def mapped(fn: F) -> F:
-    """Decorate an activity so a Keel error reaches Temporal with its code and retryability."""
+    """Decorate an activity so a Keel error reaches Temporal with its code and retryability.
+
+    A step that ran past its timeout is cancelled: the SDK raises CancelledError in its thread at
+    the next Python line (a C call it is in finishes first), so it stops instead of running on
+    for a result nobody waits for. Those are counted (`keel_activity_cancelled`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except CancelledError:
+            metrics.CANCELLED_STEPS.labels(activity.info().activity_type).inc()
+            raise
         except ApplicationError:
             raise
         except Exception as exc:

@@ -101,6 +101,10 @@ async def closed_loop(api: str, key: str, questions: list[str], clients: int, se
                 level.timeouts += 1
                 level.statuses["timeout"] += 1
                 continue
+            except httpx.TransportError as exc:  # the connection failed: counted, never hidden
+                level.statuses[type(exc).__name__] += 1
+                await asyncio.sleep(0.1)
+                continue
             ms = (time.perf_counter() - t0) * 1000
             level.statuses[str(resp.status_code)] += 1
             if resp.status_code == 200:
@@ -267,7 +271,10 @@ async def run(args: argparse.Namespace) -> None:
         hanging.close()
         temporal.stop()
         red.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept {work} (server logs under run-*/)")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -277,6 +284,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="test questions, all with sources in the sample")
     parser.add_argument("--ingest-docs", type=int, default=1000, help="documents ingested during the second phase")
     parser.add_argument("--seconds", type=float, default=15.0, help="per concurrency level")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data) afterwards")
     args = parser.parse_args()
     try:
         check_dataset(args.dataset)

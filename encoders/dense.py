@@ -89,7 +89,10 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         windows = [self._windows(t) for t in texts]
         flat = [w for ws in windows for w, _ in ws]
-        with self._query_slots if interactive else self._slots:
+        slots = self._query_slots if interactive else self._slots
+        while not slots.acquire(timeout=0.05):  # never blocked in C for long: a cancelled step stops waiting
+            pass
+        try:
             vecs = self.model.encode(
                 flat,
                 batch_size=self.batch_size,
@@ -97,6 +100,8 @@ class Embedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,  # its bar would fill the worker's log at INFO
             )
+        finally:
+            slots.release()
         out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
         i = 0
         for row, ws in enumerate(windows):

@@ -32,6 +32,9 @@ QUERY = Histogram(
     buckets=_MS_BUCKETS,
     registry=REGISTRY,
 )
+CANCELLED_STEPS = Counter(
+    "keel_activity_cancelled", "Activities stopped mid-run (timed out or cancelled)", ["activity"], registry=REGISTRY
+)
 DEGRADATIONS = Counter("keel_query_degradations", "Degraded answers by kind", ["kind"], registry=REGISTRY)
 ADMISSION_REFUSALS = Counter(
     "keel_admission_refusals", "Queries refused at this process's capacity (503 overloaded)", registry=REGISTRY

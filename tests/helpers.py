@@ -15,6 +15,7 @@ from temporalio.client import Client
 from app.ingest import stage, start_batch
 from contracts.batch import BatchCounters
 from index.visibility import visible_at
+from infra.services import wait_port
 from keel import ids
 from keel.config import Settings
 from pipelines.deps import Deps
@@ -50,9 +51,7 @@ def visible_texts(deps: Deps, r: redis.Redis, tenant: str, groups: Sequence[str]
     return sorted(h.payload["text"] for h in hits)
 
 
-def start_keel_process(module: str, settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    """`python -m <module>` (infra.worker or infra.server) on these settings; returns once its
-    workers are ready. Its output goes to `log`."""
+def _process_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         KEEL_DATA_DIR=str(settings.data_dir),
@@ -66,11 +65,30 @@ def start_keel_process(module: str, settings: Settings, log: Path) -> subprocess
         KEEL_METRICS_PORT="0",  # a developer's own stack may hold the default ports
         KEEL_TEMPORAL_METRICS_PORT="0",
     )
+    return env
+
+
+def start_keel_process(module: str, settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m <module>` (infra.worker or infra.server) on these settings; returns once its
+    workers are ready. Its output goes to `log`."""
     out = open(log, "ab")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module], env=_process_env(settings), stdout=out, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 180
     while "worker ready" not in log.read_text(errors="replace"):
         assert proc.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, f"{module} did not start"
         time.sleep(0.2)
+    return proc
+
+
+def start_api_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """An API-only process (no workers: its queries run on another process's) on `settings.api_port`,
+    the port last in its arguments; returns once it listens."""
+    out = open(log, "ab")  # noqa: SIM115 - the child owns it
+    port = str(settings.api_port)
+    args = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", port]
+    proc = subprocess.Popen(args, env=_process_env(settings), stdout=out, stderr=subprocess.STDOUT)
+    wait_port("127.0.0.1", settings.api_port, 120, proc)
     return proc

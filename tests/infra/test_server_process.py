@@ -7,6 +7,7 @@ own signal handling would re-raise the signal and kill the process before that).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -17,12 +18,13 @@ import httpx
 import pytest
 
 from gateway.keys import QUERY, KeyStore
+from gateway.limits import BURST_S, Limits
 from infra.services import free_port, wait_port
 from keel.config import Settings
 from stores import redis as redis_store
 from temporal.client import connect
 from tests.conftest import SAMPLES, Services, make_settings
-from tests.helpers import ingest, start_keel_process
+from tests.helpers import ingest, start_api_process, start_keel_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
 
@@ -79,3 +81,60 @@ async def test_one_process_answers_over_http_and_stops_cleanly(services: Service
     assert code == 0, log.read_text()[-3000:]
     text = log.read_text()
     assert "Application shutdown complete" in text and "Beginning worker shutdown" in text
+
+
+async def test_two_api_processes_share_one_limit(services: Services, tmp_path: Path) -> None:
+    """64 clients spread over two API processes on one Redis: the key's rate limit holds for the
+    pair (GCRA: a burst of BURST_S seconds' worth, then the rate), and every refusal says when to
+    come back."""
+    suffix = uuid.uuid4().hex[:6]
+    settings = make_settings(
+        services,
+        tmp_path / "data",
+        ingest_task_queue=f"limit-ingest-{suffix}",
+        query_task_queue=f"limit-query-{suffix}",
+        api_port=free_port(),
+    )
+    r = redis_store.connect(settings)
+    rpm = 60
+    _, key = KeyStore(r).create(tenant=f"limit-{suffix}", roles=[QUERY], limits=Limits(rpm=rpm))
+    server = start_keel_process("infra.server", settings, tmp_path / "server.log")
+    second = settings.model_copy(update={"api_port": free_port()})
+    api_only = start_api_process(second, tmp_path / "api.log")
+    ports = [settings.api_port, second.api_port]
+    wait_port("127.0.0.1", ports[0], 60, server)
+    admitted: list[int] = []
+    refusals: list[httpx.Response] = []
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+
+            async def client(n: int, until: float) -> None:
+                i = n
+                while time.monotonic() < until:
+                    port = ports[i % 2]
+                    i += 1
+                    resp = await http.post(
+                        f"http://127.0.0.1:{port}/v1/query",
+                        json={"question": "What does the limiter allow?"},
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                    if resp.status_code == 200:
+                        admitted.append(port)
+                    else:
+                        refusals.append(resp)
+                        await asyncio.sleep(0.05)
+
+            started = time.monotonic()
+            await asyncio.gather(*(client(n, started + 4.0) for n in range(64)))
+            elapsed = time.monotonic() - started
+    finally:
+        for proc in (api_only, server):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    allowed = BURST_S * rpm / 60 + elapsed * rpm / 60 + 1  # the burst, the rate over the run, one in rounding
+    assert 0.5 * BURST_S * rpm / 60 <= len(admitted) <= allowed, (len(admitted), elapsed)
+    assert set(admitted) == set(ports)  # both processes admitted some: one shared count, not one each
+    assert refusals and all(resp.status_code == 429 for resp in refusals), {resp.status_code for resp in refusals}
+    for resp in refusals:
+        assert resp.json()["error"]["code"] == "rate_limited" and float(resp.headers["Retry-After"]) > 0
+        assert "RateLimit-Policy" in resp.headers
