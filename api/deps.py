@@ -11,9 +11,11 @@ answer 503 `redis_unavailable` (whenever in the request it happens, not only at 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, TypeVar
 
 import redis
 from fastapi import Depends, Header, Request
@@ -88,6 +90,26 @@ async def _question_redactor(request: Request, settings: Annotated[Settings, Dep
     return await asyncio.to_thread(question_redactor, request.app, settings)  # loads spaCy once
 
 
+T = TypeVar("T")
+EDGE_THREADS = 8
+
+
+def edge_pool(app: Any) -> ThreadPoolExecutor:
+    """Threads for the edge's short Redis calls (the key check, the limiter, settling), apart from
+    asyncio's default pool, where question redaction and other CPU work queue: under load a
+    refusal or a key check never waits behind them."""
+    pool: ThreadPoolExecutor | None = getattr(app.state, "edge_pool", None)
+    if pool is None:
+        pool = app.state.edge_pool = ThreadPoolExecutor(EDGE_THREADS, thread_name_prefix="keel-edge")
+    return pool
+
+
+async def on_edge(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on the edge's threads, with the request's context (its span)."""
+    ctx = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(edge_pool(request.app), ctx.run, fn, *args)
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if header is None:
@@ -133,7 +155,7 @@ async def _principal(
     x_keel_groups: Annotated[str, Header(description="narrow the key's access groups to these")] = "",
 ) -> Principal:
     started = time.perf_counter()
-    principal = await asyncio.to_thread(_resolve, request.app.state.redis, request, x_keel_groups)
+    principal = await on_edge(request, _resolve, request.app.state.redis, request, x_keel_groups)
     request.state.timings = {"auth": (time.perf_counter() - started) * 1000}  # the Server-Timing header
     request.state.principal = principal
     return principal
@@ -150,7 +172,7 @@ def require(role: str) -> Callable[..., Awaitable[Principal]]:
     async def dependency(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> Principal:
         if role not in principal.roles:
             exc = RoleForbidden(f"the key has roles {sorted(principal.roles)}; this needs `{role}`")
-            await asyncio.to_thread(_deny, request.app.state.redis, request, exc, principal.tenant, principal.key_id)
+            await on_edge(request, _deny, request.app.state.redis, request, exc, principal.tenant, principal.key_id)
             raise exc
         return principal
 

@@ -96,11 +96,12 @@ def build_query(
 PROMPT_OVERHEAD_TOKENS = 200  # instructions and citation markers around the question and passages
 
 
-def reserve_tokens(settings: Settings, inp: QueryInput) -> int:
+def reserve_tokens(settings: Settings, question: str, max_output_tokens: int | None) -> int:
     """What a query may spend at most, reserved against a tokens-a-minute limit at admission:
     its prompt (question, a full context, the instructions) and its whole output allowance."""
-    prompt = len(inp.question) // 3 + (inp.context_tokens or settings.context_token_budget) + PROMPT_OVERHEAD_TOKENS
-    return prompt + (inp.max_output_tokens or settings.max_output_tokens)
+    prompt = len(question) // 3 + settings.context_token_budget + PROMPT_OVERHEAD_TOKENS
+    output = min(max_output_tokens or settings.max_output_tokens, settings.max_output_tokens)
+    return prompt + output
 
 
 def _check_options(

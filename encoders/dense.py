@@ -54,7 +54,7 @@ class Embedder:
         # behind a batch of passages (seconds), which yields the CPU anyway (its threads are niced).
         cores = os.cpu_count() or 1
         self._slots = threading.BoundedSemaphore(max(1, cores // max(1, threads)))
-        self._query_slots = threading.BoundedSemaphore(max(1, cores // max(1, threads)))
+        self.query_slots = threading.BoundedSemaphore(max(1, cores // max(1, threads)))
 
     def embedding_version(self, chunker: str) -> EmbeddingVersion:
         """What a vector of this encoder over chunks of that chunker is (normalised unit vectors)."""
@@ -89,7 +89,7 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         windows = [self._windows(t) for t in texts]
         flat = [w for ws in windows for w, _ in ws]
-        slots = self._query_slots if interactive else self._slots
+        slots = self.query_slots if interactive else self._slots
         while not slots.acquire(timeout=0.05):  # never blocked in C for long: a cancelled step stops waiting
             pass
         try:

@@ -1,14 +1,18 @@
 """Admission: how many queries this process runs at once, and how many may wait for a turn.
 
 A query holds one of `limit` slots from start to answer. When all are taken, up to `queue` more
-wait at most `wait_s` for one; past that, or when the queue is full, the request is refused at
-once with 503 `overloaded` and a Retry-After. A refusal costs microseconds, and a request never
-waits so long that its step budgets run out and it degrades into a wrong answer.
+may wait for one, but only while the wait they can expect (their place in line times the recent
+time a query holds a slot, over the slots) fits in `wait_s`; otherwise, or when the queue is
+full, the request is refused at once with 503 `overloaded` and a Retry-After. So the queue is as
+deep as the budget allows at the current speed, a refusal costs microseconds instead of a wait
+that ends in one, and a request never waits so long that its step budgets run out and it
+degrades into a wrong answer. `wait_s` stays the backstop for a wait that runs long anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,11 +29,19 @@ class Admission:
         self._waiting = 0
         self.in_flight = 0
         self.refused = 0
+        self.hold_s = 0.1  # how long a query holds its slot, a moving average of the recent ones
 
-    async def acquire(self) -> None:
+    def expected_wait_s(self) -> float:
+        """What the next request in line can expect to wait for a slot, at the recent pace."""
+        return (self._waiting + 1) * self.hold_s / self.limit
+
+    async def acquire(self) -> float:
+        """Take a slot (or raise Overloaded); returns when it was taken, for `release`."""
         if self._slots.locked():
             if self._waiting >= self.queue:
                 self._refuse(f"{self.limit} queries are running and {self._waiting} waiting")
+            if self.expected_wait_s() > self.wait_s:
+                self._refuse(f"a slot is {self.expected_wait_s():.1f} s away at the current pace")
             self._waiting += 1
             try:
                 await asyncio.wait_for(self._slots.acquire(), self.wait_s)
@@ -40,18 +52,20 @@ class Admission:
         else:
             await self._slots.acquire()
         self.in_flight += 1
+        return time.monotonic()
 
-    def release(self) -> None:
+    def release(self, taken_at: float) -> None:
         self.in_flight -= 1
+        self.hold_s = 0.8 * self.hold_s + 0.2 * (time.monotonic() - taken_at)
         self._slots.release()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
+        taken_at = await self.acquire()
         try:
             yield
         finally:
-            self.release()
+            self.release(taken_at)
 
     def _refuse(self, why: str) -> None:
         self.refused += 1

@@ -12,23 +12,41 @@ from keel.errors import Overloaded
 
 async def test_a_full_queue_is_refused_at_once_and_a_slot_passes_on() -> None:
     admission = Admission(limit=2, queue=1, wait_s=30)
-    await admission.acquire()
+    first = await admission.acquire()
     await admission.acquire()
     waiter = asyncio.create_task(admission.acquire())
     await asyncio.sleep(0)  # the third is queued
     with pytest.raises(Overloaded) as refused:
         await admission.acquire()  # the queue is full: no waiting at all (wait_s is 30)
     assert refused.value.http_status == 503 and refused.value.retry_after_s
-    admission.release()
+    admission.release(first)
     await waiter  # the freed slot goes to the queued request
     assert admission.in_flight == 2 and admission.refused == 1
 
 
 async def test_a_queued_request_gives_up_after_its_wait() -> None:
     admission = Admission(limit=1, queue=4, wait_s=0.05)
+    admission.hold_s = 0.001  # the pace says a slot is near; it does not come: the backstop ends the wait
     async with admission.slot():
         with pytest.raises(Overloaded, match="within"):
             await admission.acquire()
     async with admission.slot():  # the slot was given back, and the refused one took none
         assert admission.in_flight == 1
     assert admission.in_flight == 0
+
+
+async def test_at_a_slow_pace_the_queue_is_refused_without_waiting() -> None:
+    """Queries have been holding their slot ~1 s: a second one in line could not start within the
+    0.5 s wait, so it is refused at once rather than after waiting out the budget."""
+    admission = Admission(limit=1, queue=8, wait_s=0.5)
+    for _ in range(20):  # the recent pace: 1 s a query
+        taken = await admission.acquire()
+        admission.release(taken - 1.0)
+    assert 0.9 < admission.hold_s < 1.1
+    async with admission.slot():
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(Overloaded, match="pace"):
+            await admission.acquire()
+        assert loop.time() - started < 0.1  # at once, not after wait_s
+    assert admission.refused == 1 and admission.in_flight == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ from temporalio.client import Client
 from app.query import UnknownTenant, build_query, run_query
 from contracts.query import QueryFilters, QueryOutput
 from keel.config import Settings
-from keel.errors import BadInput
-from stores.keys import TENANTS_KEY
+from keel.errors import BadInput, RetrievalUnavailable
+from observability import metrics
+from pipelines.deps import Deps
+from stores.keys import TENANTS_KEY, query_candidates_key
 from temporal.client import connect
 from tests.conftest import SAMPLES
 from tests.helpers import ingest
@@ -157,3 +160,30 @@ def test_bad_query_input_is_refused(settings: Settings, redis_client: redis.Redi
         assert err.value.code == code, case
     with pytest.raises(UnknownTenant):
         build_query(settings, redis_client, "r1", f"t{uuid.uuid4().hex[:10]}", [], "q")
+
+
+async def test_a_step_past_its_deadline_is_cancelled_not_left_running(
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, sampled: str
+) -> None:
+    """Retrieval stalls (every query embedding slot is held): at its deadline the step is
+    cancelled in its thread (counted) and never writes its candidates late; the caller gets a 503,
+    not "no sources"."""
+    embedder = deps.indexes.active(sampled).embedder
+    held = 0
+    while embedder.query_slots.acquire(blocking=False):
+        held += 1
+    assert held
+    cancelled = metrics.CANCELLED_STEPS.labels("query.retrieve")
+    before = cancelled._value.get()
+    settings.query_budgets_ms = {"retrieve": 400}
+    inp = build_query(settings, redis_client, uuid.uuid4().hex, sampled, [], "How do I retry failed files?")
+    try:
+        with pytest.raises(RetrievalUnavailable):
+            await run_query(client, settings, inp)
+    finally:
+        settings.query_budgets_ms = {}
+        for _ in range(held):
+            embedder.query_slots.release()
+    await asyncio.sleep(1.0)  # a step left running would finish now that the slots are free
+    assert cancelled._value.get() > before
+    assert not redis_client.exists(query_candidates_key(sampled, inp.request_id))
