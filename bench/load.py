@@ -8,7 +8,10 @@ extractive answers, and:
 2. ingest: the same while a batch of `--ingest-docs` other documents is ingested through the
    workflows on another tenant (started in the bench, followed until the levels are done);
 3. hang: the server restarted with one OpenAI-compatible provider that accepts connections and
-   never answers, 16 clients: each query should cost at most the attempt deadline.
+   never answers, 4 and 16 clients: each query should cost at most the attempt deadline
+   (`hang_p95_ms` is the 16-client p95; the lines before it say what the hang added on idle).
+
+Each row also shows the CPU the server and Temporal spent per answered query (from /proc).
 
 Every question has relevant documents in the index, so a 200 "no sources" answer is wrong.
 Refusals (429/503) must carry Retry-After and come back fast. It prints a table per phase and,
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -121,11 +125,23 @@ async def closed_loop(api: str, key: str, questions: list[str], clients: int, se
     return level
 
 
-async def sweep(api: str, key: str, questions: list[str], levels: tuple[int, ...], seconds: float) -> list[Level]:
+def cpu_ms(pid: int) -> float:
+    """CPU time a process has used (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+async def sweep(
+    api: str, key: str, questions: list[str], levels: tuple[int, ...], seconds: float, pids: dict[str, int]
+) -> list[Level]:
+    """Each level in turn; with each row, the CPU each process spent per answered query."""
     out = []
     for clients in levels:
+        before = {name: cpu_ms(pid) for name, pid in pids.items()}
         level = await closed_loop(api, key, questions, clients, seconds, cap=int(seconds * 200))
-        print(level.row(), flush=True)
+        answered = max(1, len(level.latencies))
+        spent = "  ".join(f"{n} {(cpu_ms(p) - before[n]) / answered:.0f}" for n, p in pids.items())
+        print(f"{level.row()}  [CPU ms/answer: {spent}]", flush=True)
         out.append(level)
     return out
 
@@ -165,7 +181,13 @@ def pick_questions(dataset: Path, docs: list[Path], sample: int, queries: int) -
 
 
 async def during_ingest(
-    settings: Settings, api: str, key: str, questions: list[str], paths: list[Path], seconds: float
+    settings: Settings,
+    api: str,
+    key: str,
+    questions: list[str],
+    paths: list[Path],
+    seconds: float,
+    pids: dict[str, int],
 ) -> list[Level]:
     client = await connect(settings)
     r = redis_store.connect(settings)
@@ -184,7 +206,7 @@ async def during_ingest(
     print(
         f"(ingesting {len(paths)} documents on tenant {INGEST_TENANT}; {progress['done']} done when the levels start)"
     )
-    levels = await sweep(api, key, questions, LEVELS, seconds)
+    levels = await sweep(api, key, questions, LEVELS, seconds, pids)
     done = progress["done"]
     print(f"({done} of {len(paths)} documents done when the levels ended)")
     if done >= len(paths):
@@ -222,9 +244,10 @@ async def run(args: argparse.Namespace) -> None:
         _, key = KeyStore(redis_store.connect(settings)).create(tenant=TENANT, roles=[QUERY], name="bench-load")
         print(f"{len(sample)} documents indexed, {len(questions)} questions that all have sources\n\nidle\n{HEADER}")
         await closed_loop(api, key, questions, 2, 5, cap=50)  # warm-up
-        idle = await sweep(api, key, questions, LEVELS, args.seconds)
+        pids = {"server": procs[0].pid, "temporal": temporal.proc.pid}
+        idle = await sweep(api, key, questions, LEVELS, args.seconds, pids)
         print(f"\nwhile ingesting\n{HEADER}")
-        busy = await during_ingest(settings, api, key, questions, others, args.seconds)
+        busy = await during_ingest(settings, api, key, questions, others, args.seconds, pids)
 
         for p in procs:
             p.terminate()
@@ -247,7 +270,7 @@ async def run(args: argparse.Namespace) -> None:
             **metrics,
         )
         print(f"\nprovider hangs (attempt deadline {ATTEMPT_DEADLINE_S * 1000:.0f} ms)\n{HEADER}")
-        hang = await sweep(api, key, questions, (16,), args.seconds)
+        hang = await sweep(api, key, questions, (4, 16), args.seconds, {"server": procs[0].pid})
 
         summary("idle", idle)
         summary("while ingesting", busy)
@@ -263,7 +286,11 @@ async def run(args: argparse.Namespace) -> None:
         print(f"timeouts={sum(level.timeouts for level in every)}")
         print(f"refusal_p99_ms={pct(refusals, 99):.1f}")
         print(f"ingest_p95_ratio={ratio:.2f}")
-        print(f"hang_p95_ms={pct(hang[0].latencies, 95):.0f}")
+        for h in hang:  # what the hang adds, against the idle run at the same concurrency
+            same = next(level for level in idle if level.clients == h.clients)
+            added = pct(h.latencies, 95) - pct(same.latencies, 95)
+            print(f"hang at {h.clients} clients: p95 {pct(h.latencies, 95):.0f} ms, {added:+.0f} ms on idle")
+        print(f"hang_p95_ms={pct(hang[-1].latencies, 95):.0f}")
     finally:
         for p in procs:
             p.terminate()

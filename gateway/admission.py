@@ -6,7 +6,8 @@ time a query holds a slot, over the slots) fits in `wait_s`; otherwise, or when 
 full, the request is refused at once with 503 `overloaded` and a Retry-After. So the queue is as
 deep as the budget allows at the current speed, a refusal costs microseconds instead of a wait
 that ends in one, and a request never waits so long that its step budgets run out and it
-degrades into a wrong answer. `wait_s` stays the backstop for a wait that runs long anyway.
+degrades into a wrong answer. A wait that runs long anyway ends at BACKSTOP x `wait_s`: a request
+admitted to the line is served unless the pace collapses (a refusal after a wait is the slow kind).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from contextlib import asynccontextmanager
 
 from keel.errors import Overloaded
 from observability import metrics
+
+BACKSTOP = 2.0
 
 
 class Admission:
@@ -44,9 +47,9 @@ class Admission:
                 self._refuse(f"a slot is {self.expected_wait_s():.1f} s away at the current pace")
             self._waiting += 1
             try:
-                await asyncio.wait_for(self._slots.acquire(), self.wait_s)
+                await asyncio.wait_for(self._slots.acquire(), BACKSTOP * self.wait_s)
             except TimeoutError:
-                self._refuse(f"no query slot came free within {self.wait_s:.1f} s")
+                self._refuse(f"no query slot came free within {BACKSTOP * self.wait_s:.1f} s")
             finally:
                 self._waiting -= 1
         else:
