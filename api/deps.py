@@ -51,15 +51,19 @@ def _blobs(request: Request, settings: Annotated[Settings, Depends(get_settings)
     return blobs
 
 
-def _admission(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Admission:
+def admission_of(app: Any, settings: Settings) -> Admission:
     """The process's query admission (one per app, made on first use)."""
-    admission: Admission | None = getattr(request.app.state, "admission", None)
+    admission: Admission | None = getattr(app.state, "admission", None)
     if admission is None:
         limit = settings.query_max_in_flight or settings.max_concurrent_query_activities
-        admission = request.app.state.admission = Admission(
+        admission = app.state.admission = Admission(
             limit, settings.query_queue, settings.query_admission_wait_ms / 1000
         )
     return admission
+
+
+def _admission(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Admission:
+    return admission_of(request.app, settings)
 
 
 def _limiter(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Limiter:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from temporalio.client import Client
 
 from api.body_limit import MULTIPART_SLACK, BodyLimit
-from api.deps import question_redactor
+from api.deps import admission_of, question_redactor
 from api.docs import install_docs
-from api.errors import install_error_handlers, request_id_middleware
+from api.errors import error_response, install_error_handlers, request_id_middleware
 from api.metrics import count_requests
 from api.routers import admin, codec, documents, jobs, query
 from keel import offline  # noqa: F401 - before any library that might reach for the network
@@ -46,6 +47,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis.close()
 
 
+QUERY_ROUTES = ("/v1/query", "/v1/query/stream")
+
+
+async def shed_load(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """A query the process has no room for is refused before its body is read or its key
+    checked: under overload that is most requests, and each must cost next to nothing."""
+    if request.method == "POST" and request.url.path in QUERY_ROUTES:
+        admission = admission_of(request.app, get_settings())
+        why = admission.refusal()
+        if why is not None:
+            exc = admission.refuse_early(why)
+            retry = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s or 1)))}
+            return error_response(request, exc.http_status, exc.code, exc.message, retry)
+    return await call_next(request)
+
+
 def create_app(temporal: Client | None = None) -> FastAPI:
     """The app; `temporal` is the client of workers in the same process (infra.server), whose
     queries then start eagerly on them. Without one, the lifespan connects its own."""
@@ -54,6 +71,7 @@ def create_app(temporal: Client | None = None) -> FastAPI:
     app = FastAPI(title="Keel", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=docs)
     app.state.temporal = temporal
     FastAPIInstrumentor.instrument_app(app)  # spans go to whichever provider is installed at start
+    app.middleware("http")(shed_load)  # innermost of the three: its refusals are counted and carry the request id
     app.middleware("http")(count_requests)
     app.middleware("http")(request_id_middleware)
     install_error_handlers(app)

@@ -38,13 +38,29 @@ class Admission:
         """What the next request in line can expect to wait for a slot, at the recent pace."""
         return (self._waiting + 1) * self.hold_s / self.limit
 
+    def refusal(self) -> str | None:
+        """Why a request arriving now would be refused (None: it would run or wait its turn).
+        The API asks this before it reads a query's body or checks its key, to shed load cheaply."""
+        if not self._slots.locked():
+            return None
+        if self._waiting >= self.queue:
+            return f"{self.limit} queries are running and {self._waiting} waiting"
+        if self.expected_wait_s() > self.wait_s:
+            return f"a slot is {self.expected_wait_s():.1f} s away at the current pace"
+        return None
+
+    def refuse_early(self, why: str) -> Overloaded:
+        """Count a refusal made before acquire (see `refusal`) and say it."""
+        self.refused += 1
+        metrics.ADMISSION_REFUSALS.inc()
+        return Overloaded(f"the server is at its query capacity ({why}); retry shortly")
+
     async def acquire(self) -> float:
         """Take a slot (or raise Overloaded); returns when it was taken, for `release`."""
         if self._slots.locked():
-            if self._waiting >= self.queue:
-                self._refuse(f"{self.limit} queries are running and {self._waiting} waiting")
-            if self.expected_wait_s() > self.wait_s:
-                self._refuse(f"a slot is {self.expected_wait_s():.1f} s away at the current pace")
+            why = self.refusal()
+            if why is not None:
+                self._refuse(why)
             self._waiting += 1
             try:
                 await asyncio.wait_for(self._slots.acquire(), BACKSTOP * self.wait_s)
@@ -71,6 +87,4 @@ class Admission:
             self.release(taken_at)
 
     def _refuse(self, why: str) -> None:
-        self.refused += 1
-        metrics.ADMISSION_REFUSALS.inc()
-        raise Overloaded(f"the server is at its query capacity ({why}); retry shortly")
+        raise self.refuse_early(why)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Iterator
 
 import uvicorn
@@ -49,7 +50,9 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(get_settings()))
+    settings = get_settings()
+    sys.setswitchinterval(max(0.0001, settings.gil_switch_interval_ms / 1000))
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # redaction and embedding for a batch yield the CPU to queries sharing the box.
     ingest_nice: int = 10
     max_concurrent_query_activities: int = 8
+    # How often Python hands the GIL between threads in the server process (Python's default: 5 ms).
+    # The API's event loop shares it with the query steps' threads; a shorter interval lets it
+    # answer (and refuse) sooner while they run.
+    gil_switch_interval_ms: float = 5.0
 
     # Query: retrieval, re-scoring, context
     max_question_chars: int = 2000
