@@ -14,11 +14,12 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from temporalio.client import Client
 
 from api.body_limit import MULTIPART_SLACK, BodyLimit
-from api.deps import admission_of, question_redactor
+from api.deps import question_redactor
 from api.docs import install_docs
 from api.errors import error_response, install_error_handlers, request_id_middleware
 from api.metrics import count_requests
 from api.routers import admin, codec, documents, jobs, query
+from gateway.admission import Admission
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import get_settings
 from keel.errors import TemporalUnavailable
@@ -54,9 +55,9 @@ async def shed_load(request: Request, call_next: Callable[[Request], Awaitable[R
     """A query the process has no room for is refused before its body is read or its key
     checked: under overload that is most requests, and each must cost next to nothing."""
     if request.method == "POST" and request.url.path in QUERY_ROUTES:
-        admission = admission_of(request.app, get_settings())
-        why = admission.refusal()
-        if why is not None:
+        admission: Admission | None = getattr(request.app.state, "admission", None)  # made by the first query
+        why = admission.refusal() if admission is not None else None
+        if admission is not None and why is not None:
             exc = admission.refuse_early(why)
             retry = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s or 1)))}
             return error_response(request, exc.http_status, exc.code, exc.message, retry)

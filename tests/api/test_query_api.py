@@ -13,9 +13,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from api.main import create_app
+from gateway.admission import Admission
 from gateway.keys import QUERY, KeyStore
 from gateway.limits import Limits
-from keel.config import Settings
+from keel.config import Settings, get_settings
 from tests.api.conftest import Auth, expect_error
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
@@ -141,3 +143,21 @@ async def test_a_key_over_its_rate_is_a_429_with_when_to_return(
     assert 1 <= int(second.headers["Retry-After"]) <= 30 and "RateLimit-Policy" in second.headers
     stream = await api.post("/v1/query/stream", json={"question": "How do I retry failed files?"}, headers=key)
     expect_error(stream, 429, "rate_limited")  # one gate for every route that spends tokens
+
+
+async def test_a_full_process_refuses_a_query_before_reading_it(settings: Settings, redis_client: redis.Redis) -> None:
+    """At capacity, a query is refused by the first middleware: no key check, no body read (this
+    one has neither a key nor JSON), so under overload a refusal costs next to nothing."""
+    app = create_app()
+    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.redis = redis_client
+    admission = app.state.admission = Admission(limit=1, queue=0, wait_s=1.0)
+    taken = await admission.acquire()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://keel") as http:
+            resp = await http.post("/v1/query", content=b"not json")
+            assert (await http.get("/v1/jobs/some-job")).status_code == 401  # other routes are not shed
+    finally:
+        admission.release(taken)
+    expect_error(resp, 503, "overloaded")
+    assert resp.headers["Retry-After"] == "1" and admission.refused == 1
