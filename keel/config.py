@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     # Worker tuning
     max_concurrent_activities: int = 4
     max_concurrent_local_activities: int = 3  # CPU-bound steps: about cores + 1
-    # Steps that hold the GIL (parse, chunk, redact, dedupe, upsert, publish) running side by side
+    # Steps that hold the GIL (chunk, dedupe, upsert, publish; parse and redact with no offload) side by side
     # in one process thrash each other's caches for no gain; they take turns, while embedding
     # (torch releases the GIL) overlaps them. Measured by bench-ingest.
     gil_step_slots: int = 1

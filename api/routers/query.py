@@ -159,12 +159,12 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
     taken_at = await who.admission.acquire()  # refusals here, as plain 429/503s, before the stream
     try:
         ticket = await on_edge(request, who.admit, request_id(request), body.question, body.max_output_tokens)
-    except KeelError:
+    except Exception:  # refused (or Redis failed): the slot goes back
         who.admission.release(taken_at)
         raise
     try:
         inp = await _input(body, request, who, stream=True)
-    except KeelError:
+    except Exception:
         who.admission.release(taken_at)
         await on_edge(request, who.settle, ticket, None)
         raise
