@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 
 from app.ingest import follow, new_job_id, stage, start_batch
-from bench.query import TENANT, ingest, pct, start_api
+from bench.query import TENANT, ingest, pct, stack_settings, start_api
 from evaluation.beir import check_dataset, load_split, write_documents
 from gateway.keys import QUERY, KeyStore
 from infra.services import free_port, start_redis, start_temporal
@@ -228,13 +228,7 @@ async def run(args: argparse.Namespace) -> None:
     procs: list[subprocess.Popen[bytes]] = []
     hanging = HangingProvider()
     try:
-        settings = Settings().model_copy(
-            update={
-                "data_dir": work / "data",
-                "temporal_address": f"127.0.0.1:{temporal.port}",
-                "redis_url": f"redis://127.0.0.1:{red.port}/0",
-            }
-        )
+        settings = stack_settings(work, temporal.port, red.port)
         docs = write_documents(args.dataset, work / "corpus")
         sample, questions = pick_questions(args.dataset, docs, args.docs, args.queries)
         ingest(settings, sample)

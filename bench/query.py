@@ -55,6 +55,17 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else 0.0
 
 
+def stack_settings(work: Path, temporal_port: int, redis_port: int) -> Settings:
+    """Settings for a benchmark's private stack: its data dir, Temporal and Redis."""
+    return Settings().model_copy(
+        update={
+            "data_dir": work / "data",
+            "temporal_address": f"127.0.0.1:{temporal_port}",
+            "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+        }
+    )
+
+
 def ingest(settings: Settings, paths: list[Path]) -> None:
     deps = build_deps(settings)
     steps = IngestSteps(deps)
@@ -263,13 +274,7 @@ def main() -> None:
     red = start_redis(work / "services", port=free_port())
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        settings = Settings().model_copy(
-            update={
-                "data_dir": work / "data",
-                "temporal_address": f"127.0.0.1:{temporal.port}",
-                "redis_url": f"redis://127.0.0.1:{red.port}/0",
-            }
-        )
+        settings = stack_settings(work, temporal.port, red.port)
         paths = write_documents(args.dataset, work / "corpus")
         ingest(settings, paths[: args.docs] if args.docs else paths)
         split = load_split(args.dataset, "test")
