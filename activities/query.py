@@ -120,7 +120,9 @@ class QueryActivities:
         deadline = started + inp.deadline_ms / 1000
         ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
         head, tail = ranked[: self.s.rerank_depth], ranked[self.s.rerank_depth :]
-        candidates = query_state.candidates(self.d.redis, inp.candidates_key, [s.point_id for s in head])
+        # The fusion re-scorer reads only scores: passages come out of Redis only for a model that reads them.
+        ids = [s.point_id for s in head] if self.reranker.reads_text else []
+        candidates = query_state.candidates(self.d.redis, inp.candidates_key, ids)
         scored = [*self.reranker.rerank(inp.question, head, candidates, deadline), *tail]
         if time.monotonic() > deadline:  # a late order is not used: the workflow keeps retrieval's
             raise RerankTimeout(f"rerank took {_ms(started):.0f} ms; its budget is {inp.deadline_ms:.0f} ms")

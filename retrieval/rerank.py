@@ -25,6 +25,7 @@ from keel.errors import RerankTimeout
 
 class Reranker(Protocol):
     name: str
+    reads_text: bool  # False: `rerank` is called with no candidates (scores are all it uses)
 
     def rerank(
         self, question: str, scored: Sequence[Scored], candidates: dict[str, Candidate], deadline: float
@@ -46,6 +47,7 @@ def _minmax(values: Sequence[float | None]) -> list[float]:
 class FusionReranker:
     def __init__(self, dense_weight: float) -> None:
         self.dense_weight = dense_weight
+        self.reads_text = False
         self.name = f"fusion-dense{dense_weight:g}"
 
     def rerank(
@@ -66,6 +68,7 @@ class CrossEncoderReranker:
 
         self.model = CrossEncoder(path, device="cpu", local_files_only=True)
         self.batch_size = batch_size
+        self.reads_text = True
         self.name = f"cross-encoder:{path.rstrip('/').rsplit('/', 1)[-1]}"
 
     def rerank(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
 
 import redis
 
@@ -21,8 +20,10 @@ HISTORY_TOP = 5  # scores of the best few go into the workflow history too
 
 
 def save(r: redis.Redis, key: str, ranking: str, scored: Sequence[Scored], candidates: dict[str, Candidate]) -> None:
-    fields = {pid: json.dumps(asdict(c)) for pid, c in candidates.items()}
-    fields[f"ranking:{ranking}"] = json.dumps([asdict(s) for s in scored])
+    # Both are flat dataclasses of JSON types: their __dict__ is the record. dataclasses.asdict
+    # deep-copies field by field and was the costliest part of a query's own CPU (~12 ms a query).
+    fields = {pid: json.dumps(vars(c)) for pid, c in candidates.items()}
+    fields[f"ranking:{ranking}"] = json.dumps([vars(s) for s in scored])
     pipe = r.pipeline()
     pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # redis' Mapping is invariant
     pipe.expire(key, QUERY_STATE_TTL_S)

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import ctypes
+import threading
+import time
+
 import numpy as np
 
-from encoders.dense import Embedder, embedding_text
+from encoders.dense import Embedder, QuestionBatcher, embedding_text
 from ingestion.chunk import CHUNKER_VERSION
 from keel.config import Settings
 
@@ -27,3 +31,63 @@ def test_embeddings_are_unit_vectors_and_versioned() -> None:
 def test_embedding_text_carries_the_section_path() -> None:
     assert embedding_text("Doc", ["Guide", "Install"], "pip install keel") == "Guide > Install\npip install keel"
     assert embedding_text("Doc", [], "body") == "Doc\nbody"
+
+
+def test_questions_asked_together_share_passes_and_get_their_own_vectors() -> None:
+
+    s = Settings()
+    e = Embedder(s.embedding_model_path, s.embedding_model_id, threads=1)
+    questions = [f"how long does a refund for order {n} take?" for n in range(12)]
+    alone = {q: e.embed([q])[0] for q in questions}  # batch path, one at a time
+
+    passes: list[int] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        passes.append(len(texts))
+        return e.embed(texts)
+
+    slots = threading.BoundedSemaphore(1)
+    batcher = QuestionBatcher(encode, slots, passes=1)
+    slots.acquire()  # the one pass is busy: every question below queues behind it
+    got: dict[str, np.ndarray] = {}
+    threads = [threading.Thread(target=lambda q=q: got.__setitem__(q, batcher.encode([q])[0])) for q in questions]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # all of them asked while the pass was busy
+    slots.release()
+    for t in threads:
+        t.join(timeout=30)
+    assert set(got) == set(questions)
+    for q in questions:  # each caller gets its own question's vector, not a neighbour's
+        assert float(got[q] @ alone[q]) > 0.9999
+    assert sum(passes) == len(questions) and len(passes) < len(questions)
+
+
+def test_a_question_whose_caller_gave_up_is_not_encoded() -> None:
+
+    encoded: list[str] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        encoded.extend(texts)
+        return np.zeros((len(texts), 4), dtype=np.float32)
+
+    slots = threading.BoundedSemaphore(1)
+    batcher = QuestionBatcher(encode, slots, passes=1)
+    slots.acquire()
+    gave_up = threading.Event()
+
+    def ask() -> None:
+        try:
+            batcher.encode(["stalled question"])
+        except KeyboardInterrupt:  # stands in for the SDK's cancellation, raised inside the wait
+            gave_up.set()
+
+    t = threading.Thread(target=ask)
+    t.start()
+    time.sleep(0.2)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(t.ident or 0), ctypes.py_object(KeyboardInterrupt))
+    t.join(timeout=5)
+    assert gave_up.is_set()
+    slots.release()
+    assert batcher.encode(["next question"]).shape == (1, 4)
+    assert encoded == ["next question"]
