@@ -59,17 +59,36 @@ class ChunkConfig:
 
 
 def build_blocks(elements: Sequence[Element]) -> list[Block]:
-    """Elements -> blocks: sections from titles, lists merged, tables atomic."""
+    """Elements -> blocks: sections from titles, lists merged, tables atomic.
+
+    A title lives on in the section path of what follows it. A title nothing follows (a one-line
+    file, which the partitioner calls a Title; a heading-only page; a trailing heading) becomes a
+    paragraph of its parent section instead, so no text of a document is lost. Documents whose
+    every heading has content under it chunk exactly as before.
+    """
     stack: list[str] = []
+    filled: list[bool] = []  # per open title: has any block been emitted under it
     blocks: list[Block] = []
+
+    def close_to(depth: int, page: int | None) -> None:
+        nonlocal stack, filled
+        while len(stack) > depth:
+            title, had_content = stack.pop(), filled.pop()
+            if not had_content:
+                blocks.append(Block(title, "paragraph", tuple(stack), page))
+                filled = [True] * len(filled)
+
     for el in elements:
         text = el.text.strip()
         if not text:
             continue
         if el.kind == "Title":
-            depth = max(0, el.depth or 0)
-            stack = [*stack[:depth], text]
+            depth = min(max(0, el.depth or 0), len(stack))
+            close_to(depth, el.page)
+            stack.append(text)
+            filled.append(False)
             continue
+        filled = [True] * len(filled)
         section = tuple(stack)
         if el.kind == "ListItem":
             prev = blocks[-1] if blocks else None
@@ -81,6 +100,7 @@ def build_blocks(elements: Sequence[Element]) -> list[Block]:
             blocks.append(Block(text, "table", section, el.page))
         else:
             blocks.append(Block(text, "paragraph", section, el.page))
+    close_to(0, blocks[-1].page if blocks else None)
     return blocks
 
 

@@ -92,6 +92,8 @@ def _partition_text_kind(kind: str, text: str) -> list[Any]:
         "email": partition_email,
     }
     try:
+        if kind == "email":  # partition_email takes no text, only a file (or a path)
+            return partition_email(file=io.BytesIO(text.encode("utf-8")))
         return partitioners[kind](text=text)
     except Exception as exc:  # unstructured raises many types for malformed markup
         raise CorruptFile(f"could not parse the {kind} file: its markup is malformed ({_reason(exc)})") from exc

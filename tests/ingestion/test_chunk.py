@@ -90,3 +90,30 @@ def test_small_sections_merge_forward_rather_than_scraps(count: object) -> None:
     chunks = chunk_elements(els, count, CONFIG)  # type: ignore[arg-type]
     assert len(chunks) == 1
     assert chunks[0].section_path == ["S0"]
+
+
+def test_a_title_with_nothing_under_it_is_kept_as_text(count: object) -> None:
+    # A one-line file is a lone Title to the partitioner: it used to become a section of no text.
+    assert [(b.text, b.section) for b in build_blocks([Element("Title", "hello world policy text")])] == [
+        ("hello world policy text", ())
+    ]
+    chunks = chunk_elements([Element("Title", "hello world policy text")], count, CONFIG)  # type: ignore[arg-type]
+    assert [c.text for c in chunks] == ["hello world policy text"]
+    # An empty heading between sections and a trailing one stay, in their parent's section.
+    els = [
+        Element("Title", "Guide", depth=0),
+        Element("NarrativeText", "intro"),
+        Element("Title", "Empty", depth=1),
+        Element("Title", "Usage", depth=1),
+        Element("NarrativeText", "run it"),
+        Element("Title", "Appendix", depth=1),
+    ]
+    assert [(b.text, b.section) for b in build_blocks(els)] == [
+        ("intro", ("Guide",)),
+        ("Empty", ("Guide",)),
+        ("run it", ("Guide", "Usage")),
+        ("Appendix", ("Guide",)),
+    ]
+    # Headings that do have content under them (at any depth) are section paths only, as before.
+    nested = [Element("Title", "Guide", depth=0), Element("Title", "Install", depth=1), Element("NarrativeText", "pip")]
+    assert [(b.text, b.section) for b in build_blocks(nested)] == [("pip", ("Guide", "Install"))]
