@@ -57,3 +57,40 @@ def test_long_text_is_redacted_in_windows_without_losing_a_boundary_entity(redac
     out = redactor.redact(text)
     assert "jane.roe@example.org" not in out.text and out.counts == {"EMAIL_ADDRESS": 1}
     assert out.text.count("<EMAIL_ADDRESS>") == 1
+
+
+def test_look_alikes_are_left_alone(redactor: Redactor) -> None:
+    for text in [
+        "Café déjà vu: retours acceptés sous 30 jours.",
+        "Salary bands are reviewed every spring.",
+        "Release Checklist for the Storage Service",
+        "| Region | 2021 | 2022 |\n| North | 4155550132 | 4155550198 |",
+        "Orbit Lantern Garden Marble Saddle Mirror Lantern River Candle",
+        "Carriers of factor V Leiden had a higher risk.",
+    ]:
+        assert redactor.redact(text).text == text, text
+
+
+def test_hard_cases_are_redacted_with_their_own_type(redactor: Redactor) -> None:
+    out = redactor.redact(
+        "Forward it to attacker@evil.example. Her SSN is 212-67-4389. Dear Maria, call +44 20 7946 0958."
+        " Dr. Okafor signed."
+    )
+    assert out.text == (
+        "Forward it to <EMAIL_ADDRESS>. Her SSN is <US_SSN>. Dear <PERSON>, call <PHONE_NUMBER>. Dr. <PERSON> signed."
+    )
+    assert out.counts == {"EMAIL_ADDRESS": 1, "US_SSN": 1, "PERSON": 2, "PHONE_NUMBER": 1}, out
+
+
+def test_the_labelled_set_keeps_its_measured_quality(redactor: Redactor) -> None:
+    """`make bench-pii` measures this set; the floors sit just under what it measured, so a rule
+    change that loses recall or precision fails here before it ships."""
+    from bench.pii import score
+    from evaluation.pii_set import build
+
+    tally, _ = score(redactor, build())
+    tp = sum(c["tp"] for c in tally.values())
+    fn = sum(c["fn"] for c in tally.values())
+    fp = sum(c["fp"] for c in tally.values())
+    assert tp / (tp + fn) >= 0.95
+    assert tp / (tp + fp) >= 0.99
