@@ -61,7 +61,7 @@ class QueryActivities:
         self.routes = routes
         self.routing = RoutingConfig(self.s.clarify_below, self.s.easy_min_confidence, self.s.easy_max_words)
         self.catalog = Catalog(deps.redis)
-        self.retriever = HybridRetriever(deps.store, deps.sparse)
+        self.retriever = HybridRetriever(deps.store, deps.sparse, deps.redis)
         # The prompt as a whole must stay under max_input_tokens: the template (fixed, counted
         # once per tokenizer) and the question come off the context's share first.
         self._template = prompts.load(prompts.TEXT_PROMPT).template
@@ -81,7 +81,7 @@ class QueryActivities:
         try:
             index = self.d.indexes.open(tenant)
             for mode in ("hybrid", "dense", "bm25"):
-                self.retriever.retrieve(index, "warm up", where, mode, 1, 1)
+                self.retriever.retrieve(index, tenant, "warm up", where, mode, 1, 1)
         except KeelError as exc:  # e.g. a Qdrant server that is down: the worker still starts
             log.warning("retrieval warm-up skipped: %s", exc.message)
 
@@ -99,7 +99,7 @@ class QueryActivities:
             where = query_where(q.tenant, generation, q.groups, q.filters)
             s = self.s
             found = self.retriever.retrieve(
-                index, q.question, where, q.mode, s.retrieve_candidates, s.retrieve_prefetch
+                index, q.tenant, q.question, where, q.mode, s.retrieve_candidates, s.retrieve_prefetch
             )
             query_state.save(self.d.redis, key, RETRIEVE, found.scored, found.candidates)
             found_count, top = len(found.scored), found.scored[: query_state.HISTORY_TOP]

@@ -20,12 +20,15 @@ import redis
 from contracts.ingest import DocumentRef
 from index.active import Indexes
 from keel.config import Settings
+from stores import term_stats
 from stores.keys import doc_key, generation_key, publish_lock_key, tenant_docs_key
+from stores.term_stats import COUNTED_FIELD, Contribution
 from vectorstore.base import Cond, Where
 
 # (retiring version, the generation at which it disappears): called under the publish lock,
-# before the flip, so whatever it stores becomes visible in the same step.
-BeforeFlip = Callable[[str, int], None]
+# before the flip, so whatever it stores becomes visible in the same step. It returns what the
+# points it stored add to the tenant's BM25 statistics, counted in the same transaction.
+BeforeFlip = Callable[[str, int], Contribution]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,17 +63,24 @@ class Publisher:
         key = doc_key(doc.tenant, doc_id)
         collection = self.indexes.open(doc.tenant).collection
         with r.lock(publish_lock_key(doc.tenant), timeout=120, blocking_timeout=120):
-            current, published_run, published_gen = r.hmget(key, ["version", "published_run", "generation"])
+            current, published_run, published_gen, counted = r.hmget(
+                key, ["version", "published_run", "generation", COUNTED_FIELD]
+            )
             gen = int(r.get(generation_key(doc.tenant)) or 0)
             if current == doc.version:
                 if run_id and published_run == run_id:
                     return Published(generation=int(published_gen or gen))
                 return Published(generation=gen, already_published=True)
             nxt = gen + 1
+            rehomed = Contribution()
             if current is not None and before_flip is not None:
-                before_flip(str(current), nxt)
+                rehomed = before_flip(str(current), nxt)
             store = self.indexes.store
             mine = Where(must=(Cond("tenant", value=doc.tenant), Cond("doc_id", value=doc_id)))
+            # BM25 statistics: this version's chunks in, the replaced version's out (read from
+            # the points themselves, so what comes out is exactly what went in).
+            added = self.contribution(collection, mine, doc.version)
+            removed = self.contribution(collection, mine, str(counted)) if counted else Contribution()
             store.set_payload(collection, mine.and_(Cond("version", value=doc.version)), {"visible_from": nxt})
             older = Where(
                 must=(*mine.must, Cond("visible_until", gt=nxt)), must_not=(Cond("version", value=doc.version),)
@@ -85,10 +95,14 @@ class Publisher:
                 generation=nxt,
                 published_run=run_id,
             )
+            fields[COUNTED_FIELD] = doc.version
             pipe = r.pipeline(transaction=True)
             pipe.set(generation_key(doc.tenant), nxt)
             pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # redis' Mapping is invariant
             pipe.sadd(tenant_docs_key(doc.tenant), doc_id)
+            term_stats.apply(pipe, doc.tenant, added, 1)
+            term_stats.apply(pipe, doc.tenant, rehomed, 1)
+            term_stats.apply(pipe, doc.tenant, removed, -1)
             pipe.execute()
         self.collect_retired(doc.tenant)
         return Published(generation=nxt)
@@ -107,26 +121,40 @@ class Publisher:
         key = doc_key(tenant, doc_id)
         collection = self.indexes.open(tenant).collection
         with r.lock(publish_lock_key(tenant), timeout=120, blocking_timeout=120):
-            published, deleting = r.hmget(key, ["version", "deleting"])
+            published, deleting, counted = r.hmget(key, ["version", "deleting", COUNTED_FIELD])
             version = str(published or deleting or "")
-            if published:
-                pipe = r.pipeline(transaction=True)
-                pipe.hset(key, "deleting", str(published))
-                pipe.hdel(key, "version")
-                pipe.execute()
-            nxt = int(r.get(generation_key(tenant)) or 0) + 1
-            if version and before_flip is not None:
-                before_flip(version, nxt)
-            store = self.indexes.store
             mine = Where(
                 must=(Cond("tenant", value=tenant), Cond("doc_id", value=doc_id)),
                 must_not=(Cond("version", value=in_flight),) if in_flight else (),
             )
+            # Its chunks leave the BM25 statistics in the step that marks the record (once: a
+            # retry finds nothing counted), while the points are still there to say what they were.
+            removed = self.contribution(collection, mine, str(counted)) if counted else Contribution()
+            if published or counted:
+                pipe = r.pipeline(transaction=True)
+                if published:
+                    pipe.hset(key, "deleting", str(published))
+                    pipe.hdel(key, "version")
+                pipe.hdel(key, COUNTED_FIELD)
+                term_stats.apply(pipe, tenant, removed, -1)
+                pipe.execute()
+            nxt = int(r.get(generation_key(tenant)) or 0) + 1
+            if version and before_flip is not None:
+                rehomed = before_flip(version, nxt)
+                if rehomed.chunks:
+                    pipe = r.pipeline(transaction=True)
+                    term_stats.apply(pipe, tenant, rehomed, 1)
+                    pipe.execute()
+            store = self.indexes.store
             store.set_payload(collection, mine.and_(Cond("visible_until", gt=nxt)), {"visible_until": nxt})
             r.set(generation_key(tenant), nxt)
             points = store.count(collection, mine)
             store.delete(collection, mine)
         return Withdrawn(version=version, points=points)
+
+    def contribution(self, collection: str, doc: Where, version: str) -> Contribution:
+        """What a version's stored chunks add to the tenant's BM25 statistics."""
+        return Contribution.of(self.indexes.store.term_lists(collection, doc.and_(Cond("version", value=version))))
 
     def erase_points(self, tenant: str) -> int:
         """Delete every point of the tenant (an erasure); returns how many there were."""

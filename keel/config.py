@@ -86,7 +86,10 @@ class Settings(BaseSettings):
     # documents parse and redact; 1 thread each avoids oversubscribing a small box (bench-ingest).
     torch_threads: int = 1
     embed_batch_size: int = 32
-    bm25_avg_len: float = 256.0
+    # BM25 (Lucene's, with each tenant's own statistics: encoders.sparse). Lucene's and bm25s'
+    # defaults; a change applies to chunks indexed after it.
+    bm25_k1: float = 1.5
+    bm25_b: float = 0.75
 
     # Worker tuning
     max_concurrent_activities: int = 4

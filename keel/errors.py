@@ -23,6 +23,7 @@ turns them into JSON with the same code and `http_status`.
       Forbidden                    forbidden (403): role_forbidden, group_not_held, document_forbidden
       WidensAccess                 widens_access (409)
       ParserCrashed                parser_crashed (503): a parse/redaction process died; retried
+      IndexOutdated                index_outdated (500): a collection laid out by an older Keel
       QueryFailed, RerankTimeout
 """
 
@@ -203,6 +204,19 @@ class DependencyUnavailable(KeelError):
     code = "dependency_unavailable"
     retryable = True
     http_status = 503
+
+
+class IndexOutdated(KeelError):
+    """A collection made before BM25 used the tenant's own statistics: its sparse vectors carry
+    Qdrant's collection-wide IDF, which mixes tenants. Not retried: an operator re-ingests."""
+
+    code = "index_outdated"
+
+    def __init__(self, collection: str) -> None:
+        super().__init__(
+            f"collection {collection!r} was built by an earlier Keel (BM25 over every tenant's documents);"
+            " ingest into a new collection (KEEL_COLLECTION) or a fresh data directory"
+        )
 
 
 class VectorStoreUnavailable(DependencyUnavailable):

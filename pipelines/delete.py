@@ -26,6 +26,7 @@ from pipelines.ingest import IngestSteps
 from stores.blobs import manifest_dir, raw_key, tenant_dirs, work_dir, work_key
 from stores.jobs import JobStore
 from stores.keys import TENANTS_KEY, tenant_patterns
+from stores.term_stats import Contribution
 
 
 class Deleter:
@@ -49,9 +50,11 @@ class Deleter:
         )
         rehomed = 0
 
-        def rehome(old: str, generation: int) -> None:
+        def rehome(old: str, generation: int) -> Contribution:
             nonlocal rehomed
-            rehomed = self.steps.rehome_holders(ref, doc_id, old, generation)
+            stored = self.steps.rehome_holders(ref, doc_id, old, generation)
+            rehomed = stored.chunks
+            return stored
 
         withdrawn = self.steps.publisher.withdraw(tenant, doc_id, in_flight, before_flip=rehome)
         versions = sorted(self.catalog.versions(tenant, doc_id) - {in_flight})

@@ -60,7 +60,7 @@ def build_deps(settings: Settings) -> Deps:
         store=store,
         indexes=Indexes(store, default_index(settings)),
         redactor=Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner),
-        sparse=SparseEncoder(avg_len=settings.bm25_avg_len),
+        sparse=SparseEncoder(k1=settings.bm25_k1, b=settings.bm25_b),
         offload=build_offload(settings),
     )
 

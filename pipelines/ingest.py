@@ -30,8 +30,10 @@ from ingestion.redact import redact_chunks
 from keel import ids
 from keel.tenancy import EVERYONE
 from pipelines.deps import Deps
+from stores import term_stats
 from stores.blobs import work_key
-from vectorstore.base import ChunkPoint, Cond, Where
+from stores.term_stats import Contribution
+from vectorstore.base import BM25_LEN, ChunkPoint, Cond, Where
 
 # Intermediate files of a document's steps: none is needed once it is published or has failed.
 TRANSIENT_WORK_FILES = ("elements.json", "chunks.json", "kept.json", "vectors.npy", "vectors.partial.npy")
@@ -149,11 +151,15 @@ class IngestSteps:
         embedding = version.to_dict()
         now = time.time()
         texts = self.embedding_texts(title, chunks)
+        terms = [self.d.sparse.terms(t) for t in texts]
+        # BM25's length normalisation uses the tenant's mean chunk length now (this document's
+        # own before anything of the tenant is published).
+        avg_len = term_stats.avg_len(self.d.redis, doc.tenant) or sum(map(len, terms)) / max(1, len(terms))
         return [
             ChunkPoint(
                 id=ids.point_id(doc.tenant, doc_id, doc.version, c.index, version.key),
                 dense=v.tolist(),
-                sparse=self.d.sparse.document(text),
+                sparse=self.d.sparse.document(t, avg_len),
                 payload={
                     "tenant": doc.tenant,
                     "access_groups": list(doc.groups),
@@ -165,6 +171,7 @@ class IngestSteps:
                     "chunk_index": c.index,
                     "pages": c.pages,
                     "token_count": c.token_count,
+                    BM25_LEN: len(t),
                     "text": c.text,
                     "content_hash": ids.sha256_bytes(c.text.encode()),
                     "embedding_version": version.key,
@@ -174,27 +181,28 @@ class IngestSteps:
                     "visible_until": NEVER,
                 },
             )
-            for c, v, text in zip(chunks, vectors, texts, strict=True)
+            for c, v, t in zip(chunks, vectors, terms, strict=True)
         ]
 
     def publish(self, doc: DocumentRef, doc_id: str, record: dict[str, Any], run_id: str = "") -> Published:
         """Make this version the visible one (`index.publish`), re-homing what others held of the old one."""
 
-        def rehome(old: str, generation: int) -> None:
-            self.rehome_holders(doc, doc_id, old, generation)
+        def rehome(old: str, generation: int) -> Contribution:
+            return self.rehome_holders(doc, doc_id, old, generation)
 
         return self.publisher.publish(doc, doc_id, record, run_id, before_flip=rehome)
 
-    def rehome_holders(self, doc: DocumentRef, doc_id: str, old: str, generation: int) -> int:
+    def rehome_holders(self, doc: DocumentRef, doc_id: str, old: str, generation: int) -> Contribution:
         """Documents that skipped a paragraph because the retiring version stored it get it back.
 
         If the new version (`doc.version`; "" for a deletion) still has the paragraph, it simply
         becomes their owner. Otherwise the holder's own chunk is embedded and stored now, visible
         from the same generation at which the old version disappears, so readers never lose the
-        text. Returns how many holders were re-homed.
+        text. Returns what the chunks stored again add to the BM25 statistics (`chunks`: how many).
         """
         index = self.index(doc.tenant)
         orphans = self.deduper.orphans(doc.tenant, doc.groups, doc_id, old, doc.version)
+        stored: list[tuple[list[int], int]] = []
         for holder in orphans:
             chunks = self.d.blobs.get_json(work_key(doc.tenant, holder.version, "redacted.json"))
             chunk = next(Chunk.from_dict(c) for c in chunks if c["index"] == holder.chunk)
@@ -218,9 +226,10 @@ class IngestSteps:
             for p in points:
                 p.payload["visible_from"] = generation
             self.d.store.upsert(self.collection(doc.tenant), points)
+            stored += [(p.sparse.indices, int(p.payload[BM25_LEN])) for p in points]
             self.deduper.adopt(doc.tenant, doc.groups, holder, chunk.text)
             self.catalog.adopted_duplicate(doc.tenant, holder.doc_id)
-        return len(orphans)
+        return Contribution.of(stored)
 
 
 def local_document(tenant: str, path: Path, data: bytes, groups: Sequence[str] = (EVERYONE,)) -> DocumentRef:

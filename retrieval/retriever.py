@@ -1,5 +1,7 @@
 """Hybrid retrieval: a dense (MiniLM) and a BM25 prefetch, fused by Qdrant with RRF.
 
+BM25 is scored with the tenant's own term statistics (`encoders.sparse`, `stores.term_stats`).
+
 Every search is filtered by tenant, the caller's access groups and the tenant's published
 generation (see `retrieval.filters`). The fused order comes from Qdrant; the dense and sparse
 searches that it fuses are also read on their own so every candidate carries both raw scores
@@ -11,9 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from contracts.query import Candidate, Scored
 from encoders.sparse import SparseEncoder
 from index.active import ActiveIndex
+from stores import term_stats
 from vectorstore.base import Cond, Hit, VectorStore, Where
 
 MODES = ("hybrid", "dense", "bm25")
@@ -26,14 +31,15 @@ class Retrieved:
 
 
 class HybridRetriever:
-    def __init__(self, store: VectorStore, sparse: SparseEncoder) -> None:
+    def __init__(self, store: VectorStore, sparse: SparseEncoder, r: redis.Redis) -> None:
         self.store = store
         self.sparse = sparse
+        self.r = r  # the tenants' BM25 statistics
 
     def retrieve(
-        self, index: ActiveIndex, question: str, where: Where, mode: str, limit: int, prefetch: int
+        self, index: ActiveIndex, tenant: str, question: str, where: Where, mode: str, limit: int, prefetch: int
     ) -> Retrieved:
-        """From the tenant's index: its collection, its encoder for the question."""
+        """From the tenant's index: its collection, its encoder for the question, its BM25 statistics."""
         collection = index.collection
         dense_hits: list[Hit] = []
         sparse_hits: list[Hit] = []
@@ -41,7 +47,9 @@ class HybridRetriever:
             dense_vec = index.embedder.embed_query(question).tolist()
             dense_hits = self.store.search_dense(collection, dense_vec, where, prefetch)
         if mode in ("hybrid", "bm25"):
-            sparse_vec = self.sparse.query(question)
+            terms = self.sparse.terms(question)
+            stats = term_stats.read(self.r, tenant, terms)
+            sparse_vec = self.sparse.query(terms, stats.chunks, stats.df)
             if sparse_vec.indices:  # a question of stop words only has no BM25 terms
                 sparse_hits = self.store.search_sparse(collection, sparse_vec, where, prefetch)
         if mode == "hybrid" and dense_hits and sparse_hits:

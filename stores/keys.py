@@ -26,6 +26,16 @@ def generation_key(tenant: str) -> str:
     return f"keel:gen:{tenant}"
 
 
+def term_df_key(tenant: str) -> str:
+    """Hash: BM25 term id -> how many of the tenant's published chunks hold it (`stores.term_stats`)."""
+    return f"keel:bm25:{tenant}:df"
+
+
+def term_totals_key(tenant: str) -> str:
+    """Hash: `chunks` and `terms` over the tenant's published chunks (BM25's N and mean length)."""
+    return f"keel:bm25:{tenant}:totals"
+
+
 def publish_lock_key(tenant: str) -> str:
     return f"keel:lock:publish:{tenant}"
 
@@ -71,7 +81,7 @@ TENANTS_KEY = "keel:tenants"  # set of tenants that have started at least one in
 def tenant_patterns(tenant: str) -> tuple[str, ...]:
     """SCAN patterns of every key holding the tenant's data (erasure). Tenant names are checked
     (`keel.tenancy`), so no name is a glob and `a` never matches `a-b`'s keys."""
-    scanned = tuple(f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q"))
+    scanned = tuple(f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q", "bm25"))
     return (*scanned, tenant_docs_key(tenant), generation_key(tenant))
 
 

@@ -14,7 +14,12 @@ from typing import Any, Protocol
 from encoders.sparse import Sparse
 
 DENSE = "dense"
-SPARSE = "bm25"
+# BM25 with the tenant's own statistics (`encoders.sparse`): plain dot product, no IDF modifier. A
+# collection made before it has a `bm25` vector with Qdrant's collection-wide IDF instead and is
+# refused (`IndexOutdated`): its BM25 mixed every tenant's documents into each ranking.
+SPARSE = "bm25t"
+LEGACY_SPARSE = "bm25"
+BM25_LEN = "bm25_len"  # payload: the chunk's BM25 term count (its share of the tenant's statistics)
 
 # Payload fields with an index: tenant first (it partitions every query), then the filters every
 # read uses (access groups, visibility window) and the keys writes select by.
@@ -87,5 +92,9 @@ class VectorStore(Protocol):
     def scroll(
         self, collection: str, where: Where, limit: int = 256, offset: str | None = None
     ) -> tuple[list[Hit], str | None]: ...
+
+    def term_lists(self, collection: str, where: Where) -> list[tuple[list[int], int]]:
+        """Per matching point: its BM25 term ids and term count (a version's share of the statistics)."""
+        ...
 
     def close(self) -> None: ...

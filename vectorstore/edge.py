@@ -6,6 +6,7 @@ shard's write-ahead log, so a worker killed mid-batch recovers every acknowledge
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,11 +15,14 @@ from typing import Any
 import qdrant_edge as qe
 
 from encoders.sparse import Sparse
+from keel.errors import IndexOutdated
 from vectorstore.base import (
+    BM25_LEN,
     DENSE,
     FLOAT_INDEXES,
     INTEGER_INDEXES,
     KEYWORD_INDEXES,
+    LEGACY_SPARSE,
     SPARSE,
     ChunkPoint,
     Cond,
@@ -67,9 +71,12 @@ class EdgeStore:
             path = self.root / collection
             config = qe.EdgeConfig(
                 vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
-                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams()},
             )
             if (path / "edge_config.json").exists():
+                saved = json.loads((path / "edge_config.json").read_text())
+                if SPARSE not in saved.get("sparse_vectors", {}) and LEGACY_SPARSE in saved.get("sparse_vectors", {}):
+                    raise IndexOutdated(collection)
                 shard = qe.EdgeShard.load(str(path))
             else:
                 path.mkdir(parents=True, exist_ok=True)
@@ -158,6 +165,22 @@ class EdgeStore:
             qe.ScrollRequest(offset=offset, limit=limit, filter=to_filter(where), with_payload=True)
         )
         return [_hit(r) for r in records], (str(nxt) if nxt is not None else None)
+
+    def term_lists(self, collection: str, where: Where) -> list[tuple[list[int], int]]:
+        out: list[tuple[list[int], int]] = []
+        offset = None
+        while True:
+            records, offset = self._shard(collection).scroll(
+                qe.ScrollRequest(
+                    offset=offset, limit=256, filter=to_filter(where), with_payload=[BM25_LEN], with_vector=[SPARSE]
+                )
+            )
+            for r in records:
+                vec = r.vector.get(SPARSE) if isinstance(r.vector, dict) else None
+                ids = list(vec.indices) if isinstance(vec, qe.SparseVector) else []
+                out.append((ids, int((r.payload or {}).get(BM25_LEN, 0))))
+            if offset is None:
+                return out
 
     def close(self) -> None:
         with self._lock:

@@ -13,8 +13,9 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 
 from encoders.sparse import Sparse
-from keel.errors import VectorStoreUnavailable
+from keel.errors import IndexOutdated, VectorStoreUnavailable
 from vectorstore.base import (
+    BM25_LEN,
     DENSE,
     FLOAT_INDEXES,
     INTEGER_INDEXES,
@@ -88,7 +89,7 @@ class ServerStore:
                 self.client.create_collection(
                     collection,
                     vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
-                    sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                    sparse_vectors_config={SPARSE: models.SparseVectorParams()},
                 )
                 for key in KEYWORD_INDEXES:
                     schema: Any = (
@@ -101,6 +102,8 @@ class ServerStore:
                     self.client.create_payload_index(collection, key, field_schema=models.PayloadSchemaType.INTEGER)
                 for key in FLOAT_INDEXES:
                     self.client.create_payload_index(collection, key, field_schema=models.PayloadSchemaType.FLOAT)
+            elif SPARSE not in (self.client.get_collection(collection).config.params.sparse_vectors or {}):
+                raise IndexOutdated(collection)
         self._known.add(collection)
 
     def upsert(self, collection: str, points: Sequence[ChunkPoint]) -> None:
@@ -172,6 +175,26 @@ class ServerStore:
                 collection, scroll_filter=to_filter(where), limit=limit, offset=offset, with_payload=True
             )
         return [_hit(r) for r in records], (str(nxt) if nxt is not None else None)
+
+    def term_lists(self, collection: str, where: Where) -> list[tuple[list[int], int]]:
+        out: list[tuple[list[int], int]] = []
+        offset: Any = None
+        while True:
+            with _unavailable_as_error(self.where):
+                records, offset = self.client.scroll(
+                    collection,
+                    scroll_filter=to_filter(where),
+                    limit=256,
+                    offset=offset,
+                    with_payload=[BM25_LEN],
+                    with_vectors=[SPARSE],
+                )
+            for r in records:
+                vec = (r.vector or {}).get(SPARSE) if isinstance(r.vector, dict) else None
+                ids = list(vec.indices) if isinstance(vec, models.SparseVector) else []
+                out.append((ids, int((r.payload or {}).get(BM25_LEN, 0))))
+            if offset is None:
+                return out
 
     def close(self) -> None:
         self.client.close()

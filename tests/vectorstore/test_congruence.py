@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from encoders.sparse import SparseEncoder
-from vectorstore.base import ChunkPoint, Cond, VectorStore, Where
+from encoders.sparse import Sparse, SparseEncoder
+from vectorstore.base import BM25_LEN, ChunkPoint, Cond, VectorStore, Where
 from vectorstore.edge import EdgeStore
 from vectorstore.server import ServerStore
 
@@ -39,8 +40,9 @@ def _points() -> list[ChunkPoint]:
             ChunkPoint(
                 id=f"00000000-0000-0000-0000-{i:012d}",
                 dense=[rng.uniform(-1, 1) for _ in range(DIM)],
-                sparse=enc.document(text),
+                sparse=enc.document(enc.terms(text), avg_len=6.0),
                 payload={
+                    BM25_LEN: len(enc.terms(text)),
                     "tenant": "acme" if i % 3 else "other",
                     "access_groups": ["eng"] if i % 2 else ["eng", "hr"],
                     "doc_id": f"d{i // 4}",
@@ -65,8 +67,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStor
     s.close()
 
 
-def _run_all(s: VectorStore) -> dict[str, object]:
+def _bm25(text: str) -> Sparse:
+    """A question's BM25 vector over TEXTS as one tenant's chunks."""
     enc = SparseEncoder()
+    df = Counter(t for doc in TEXTS for t in set(enc.terms(doc)))
+    return enc.query(enc.terms(text), len(TEXTS), df)
+
+
+def _run_all(s: VectorStore) -> dict[str, object]:
     rng = random.Random(11)
     q = [rng.uniform(-1, 1) for _ in range(DIM)]
     acme = Where(must=(Cond("tenant", value="acme"), Cond("access_groups", any=("hr", "ops"))))
@@ -78,12 +86,13 @@ def _run_all(s: VectorStore) -> dict[str, object]:
     out["count_not_d0"] = s.count("c", Where(must_not=(Cond("doc_id", value="d0"),)))
     out["dense"] = [h.id for h in s.search_dense("c", q, visible, 5)]
     out["dense_scores"] = [round(h.score, 4) for h in s.search_dense("c", q, visible, 5)]
-    out["sparse"] = [h.id for h in s.search_sparse("c", enc.query("cell particles"), visible, 5)]
-    out["sparse_scores"] = [round(h.score, 3) for h in s.search_sparse("c", enc.query("cell particles"), visible, 5)]
-    out["hybrid"] = [h.id for h in s.search_hybrid("c", q, enc.query("glucose blood"), visible, 5, prefetch=20)]
-    out["hybrid_acl"] = [h.id for h in s.search_hybrid("c", q, enc.query("cell"), acme, 5, prefetch=20)]
+    out["sparse"] = [h.id for h in s.search_sparse("c", _bm25("cell particles"), visible, 5)]
+    out["sparse_scores"] = [round(h.score, 3) for h in s.search_sparse("c", _bm25("cell particles"), visible, 5)]
+    out["hybrid"] = [h.id for h in s.search_hybrid("c", q, _bm25("glucose blood"), visible, 5, prefetch=20)]
+    out["hybrid_acl"] = [h.id for h in s.search_hybrid("c", q, _bm25("cell"), acme, 5, prefetch=20)]
     page, nxt = s.scroll("c", Where(must=(Cond("doc_id", value="d1"),)), limit=3)
     out["scroll"] = (sorted(h.id for h in page), nxt is not None)
+    out["term_lists"] = sorted(s.term_lists("c", Where(must=(Cond("doc_id", value="d1"),))))
     s.set_payload("c", Where(must=(Cond("doc_id", value="d1"),)), {"visible_until": 1})
     out["after_retire"] = s.count("c", visible)
     s.delete("c", Where(must=(Cond("doc_id", value="d2"),)))
@@ -107,6 +116,9 @@ def test_edge_and_server_api_agree(tmp_path: Path) -> None:
         assert a[key] == b[key], f"{key}: edge={a[key]} client={b[key]}"
     # and the answers are the expected ones, not merely equal
     assert a["count_all"] == 12 and a["count_acme"] == 8 and a["after_delete"] == 8
+    enc = SparseEncoder()
+    d1 = [t for i, t in enumerate(TEXTS) if i // 4 == 1]
+    assert a["term_lists"] == sorted((sorted(set(enc.terms(t))), len(enc.terms(t))) for t in d1)
 
 
 def test_upsert_is_idempotent(store: VectorStore) -> None:
@@ -115,6 +127,5 @@ def test_upsert_is_idempotent(store: VectorStore) -> None:
 
 
 def test_tenant_filter_never_leaks(store: VectorStore) -> None:
-    enc = SparseEncoder()
-    hits = store.search_hybrid("c", [0.1] * DIM, enc.query("cell"), Where(must=(Cond("tenant", value="other"),)), 50)
+    hits = store.search_hybrid("c", [0.1] * DIM, _bm25("cell"), Where(must=(Cond("tenant", value="other"),)), 50)
     assert hits and all(h.payload["tenant"] == "other" for h in hits)

@@ -16,7 +16,9 @@ from vectorstore.server import ServerStore
 
 def test_unreachable_qdrant_server_is_a_retryable_coded_error() -> None:
     store = ServerStore(url="http://127.0.0.1:1", timeout=1)
-    point = ChunkPoint("00000000-0000-0000-0000-000000000001", [0.1] * 4, SparseEncoder().document("x"), {})
+    point = ChunkPoint(
+        "00000000-0000-0000-0000-000000000001", [0.1] * 4, SparseEncoder().document([1], avg_len=1.0), {}
+    )
     with pytest.raises(VectorStoreUnavailable):
         store.ensure_collection("c", 4)
     store._known.add("c")

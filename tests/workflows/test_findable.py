@@ -77,9 +77,9 @@ async def test_every_file_type_and_encoding_is_findable(
 
     generation = Catalog(redis_client).generation(tenant)
     where = query_where(tenant, generation, [], QueryFilters())
-    retriever = HybridRetriever(deps.store, deps.sparse)
+    retriever = HybridRetriever(deps.store, deps.sparse, redis_client)
     index = deps.indexes.open(tenant)
     for name, _, word in FILES:
-        found = retriever.retrieve(index, word, where, "bm25", 5, 5)
+        found = retriever.retrieve(index, tenant, word, where, "bm25", 5, 5)
         top = found.candidates[found.scored[0].point_id] if found.scored else None
         assert top is not None and word in top.text.lower(), (name, top)
