@@ -217,6 +217,14 @@ def build(seed: int = 7, per_template: int = 12) -> list[Example]:
     plus random-word texts, capitalised and not)."""
     rng = random.Random(seed)
     out = [_fill(t, rng) for t in POSITIVE_TEMPLATES for _ in range(per_template)]
+    for _ in range(per_template):  # the address spells the name: its lower-case words are not evidence
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        user = f"{first}.{last}".lower().encode("ascii", "ignore").decode().replace("'", "")
+        name, email = f"{first} {last}", f"{user}@{rng.choice(DOMAINS)}"
+        text = f"The on-call engineer is {name}. Page them at {email} tonight."
+        a = text.index(name)
+        b = text.index(email)
+        out.append(Example(text, [(a, a + len(name), "PERSON"), (b, b + len(email), "EMAIL_ADDRESS")]))
     out += [Example(t, [], "negative") for t in NEGATIVES]
     for i in range(20):
         words = [rng.choice(RANDOM_WORDS) for _ in range(30)]

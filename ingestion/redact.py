@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import string
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -236,7 +237,8 @@ def _plausible_person(text: str, s: Span, span: str) -> bool:
     if len(words) == 1 or any(len(w) == 1 for w in span.split()):  # "Factor V Leiden", "Aurora B"
         return cue
     # A word of the span written in lower case elsewhere in the text is a common word, not a name.
-    lower = {w.lower() for w in re.findall(r"\b[^\W\d_]+\b", text) if w.islower()}
+    # (Whole words only: the "maria" of maria.gonzalez@example.com says nothing about "Maria".)
+    lower = {w for w in (t.strip(string.punctuation + "“”‘’") for t in text.split()) if w.isalpha() and w.islower()}
     if any(w.lower() in lower for w in words):
         return cue
     # In Title Case text (a heading, a list of capitalised words) capitals carry no signal.
