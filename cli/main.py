@@ -26,7 +26,7 @@ from cli.keys import audit, keys_app, tenants_app
 from gateway.keys import INGEST, QUERY, Principal
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import Settings, get_settings
-from keel.errors import KeelError, NotFound
+from keel.errors import DatasetNotFound, KeelError, NotFound
 from keel.tenancy import document_groups
 from stores.jobs import Job, JobStore
 from temporal.client import connect
@@ -222,22 +222,67 @@ def eval_(
     dataset: Annotated[Path, typer.Option(help="a BEIR-format folder")] = Path("../shared/datasets/scifact"),
     split: Annotated[str, typer.Option(help="test (measure) or train")] = "test",
     out: Annotated[Path, typer.Option(help="where the report goes")] = Path("bench/results"),
+    answers: Annotated[bool, typer.Option(help="also score the answers (a dataset with answers.jsonl)")] = False,
+    retrieval: Annotated[bool, typer.Option(help="score retrieval in each mode")] = True,
+    golden: Annotated[
+        bool, typer.Option(help="only the golden set over the sample corpus, against its committed baseline")
+    ] = False,
 ) -> None:
-    """Retrieval quality (nDCG@10, Recall@10/100, MRR) of BM25, dense, hybrid and hybrid + re-score."""
+    """Retrieval quality (nDCG@10, Recall@10/100, MRR) of BM25, dense, hybrid and hybrid + re-score;
+    with --answers, answer quality too (contains gold, F1, abstention, support); with --golden,
+    the quality gate (exits 1 when a figure falls below its baseline)."""
+    from evaluation.answers import evaluate_answers
     from evaluation.beir import check_dataset
     from evaluation.run import DEFAULT, evaluate
 
     settings = get_settings()
+    if golden:
+        _golden(settings)
+        return
+    name = dataset.resolve().name
 
-    async def run() -> dict[str, dict[str, float]]:
-        return await evaluate(await connect(settings), settings, _redis(settings), dataset, split, out)
+    async def run() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        client, r = await connect(settings), _redis(settings)
+        found = await evaluate(client, settings, r, dataset, split, out) if retrieval else {}
+        said = await evaluate_answers(client, settings, r, dataset, out) if answers else {}
+        return found, said
 
     try:
         check_dataset(dataset)
-        results = asyncio.run(run())
+        if answers and not (dataset / "answers.jsonl").is_file():
+            raise DatasetNotFound(f"no answers.jsonl in {dataset}: --answers needs gold answers")
+        results, scored = asyncio.run(run())
     except KeelError as exc:
         _fail(exc)
-    print(f"{dataset.resolve().name}_ndcg10={results[DEFAULT]['ndcg@10']:.4f}")
+    if results:
+        print(f"{name}_ndcg10={results[DEFAULT]['ndcg@10']:.4f}")
+    if scored:
+        m = scored["all"]
+        print(f"{name}_answer_contains={m['answer_contains']:.4f}")
+        print(f"{name}_answer_f1={m['answer_f1']:.4f}")
+        print(f"{name}_abstain_unanswerable={m['abstain_unanswerable']:.4f}")
+        print(f"{name}_abstain_answerable={m['abstain_answerable']:.4f}")
+
+
+def _golden(settings: Settings) -> None:
+    from evaluation.golden import baseline, measure, regressions, table, tolerance
+
+    async def run() -> dict[str, float]:
+        return await measure(await connect(settings), settings, _redis(settings), "eval-golden")
+
+    try:
+        measured = asyncio.run(run())
+    except KeelError as exc:
+        _fail(exc)
+    floors = baseline()
+    print(table(measured, floors))
+    failed = regressions(measured, floors, tolerance())
+    for line in failed:
+        print(f"regression: {line}")
+    for key, value in measured.items():
+        print(f"golden_{key.replace('@', '')}={value:.4f}")
+    if failed:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

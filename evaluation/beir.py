@@ -47,6 +47,20 @@ def _qrels_path(folder: Path, split: str) -> Path:
     raise FileNotFoundError(f"no {split} qrels in {folder} (qrels/{split}.tsv or qrels.tsv / qrels_{split}.tsv)")
 
 
+def load_queries(folder: Path) -> dict[str, str]:
+    """Every query of the folder, judged or not (id -> text)."""
+    queries: dict[str, str] = {}
+    for name in ("queries.jsonl", "queries_all.jsonl"):
+        path = folder / name
+        if not path.exists():
+            continue
+        with open(path) as f:
+            for line in f:
+                q = json.loads(line)
+                queries.setdefault(str(q["_id"]), q["text"])
+    return queries
+
+
 def load_split(folder: Path, split: str) -> Split:
     qrels: dict[str, dict[str, int]] = {}
     with open(_qrels_path(folder, split)) as f:
@@ -56,16 +70,7 @@ def load_split(folder: Path, split: str) -> Split:
             qid, did, score = row[0], row[1], int(row[2])
             if score > 0:
                 qrels.setdefault(qid, {})[did] = score
-    queries: dict[str, str] = {}
-    for name in ("queries.jsonl", "queries_all.jsonl"):
-        path = folder / name
-        if not path.exists():
-            continue
-        with open(path) as f:
-            for line in f:
-                q = json.loads(line)
-                if str(q["_id"]) in qrels:
-                    queries.setdefault(str(q["_id"]), q["text"])
+    queries = {q: text for q, text in load_queries(folder).items() if q in qrels}
     missing = set(qrels) - set(queries)
     if missing:
         raise ValueError(f"{len(missing)} judged {split} queries have no text in {folder}")
