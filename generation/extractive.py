@@ -13,36 +13,83 @@ import json
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 from contracts.query import ContextPassage
 from generation.providers import Generation, GenerationRequest, OnToken
 from generation.terms import stems
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+# A sentence ends at . ! or ? before a capital, digit or quote, at ? or ! before anything, and at
+# a line break after end punctuation or a blank line (an FAQ's question is its own line).
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|(?<=[?!])\s+|(?<=[.!?:])\s*\n\s*|\n\s*\n\s*")
 MAX_SENTENCES = 3
+DECLINE = "The documents don't say: none of the passages found answers this question."
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswererConfig:
+    """How much to answer with, and when to say the documents don't say (bench.tune_answers)."""
+
+    max_sentences: int = MAX_SENTENCES
+    keep_ratio: float = 0.0  # a sentence after the best is kept only if it scores this share of the best
+    min_coverage: float = 0.0  # decline when the best sentence holds less of the question's term weight
+    answer_type: bool = False  # when/how many/who questions: only a sentence holding a date, number or name
+
+
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion)\b", re.I
+)
+_TIME = re.compile(
+    r"\d|\b(century|centuries|decade|year|years|month|week|day|days|today|january|february|march|april|may|june|july|"
+    r"august|september|october|november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"spring|summer|autumn|winter|ago|before|after|during|until)\b",
+    re.I,
+)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+|<PERSON>")
+
+
+def expects(question: str) -> re.Pattern[str] | None:
+    """What an answer to the question must hold, when its wording says: a time, a number or a name."""
+    q = question.lower().strip()
+    if re.match(r"(how (many|much|long|old|far|big|large|often)|what (percentage|percent|number|amount))\b", q):
+        return _NUMBER
+    if re.match(r"(when|what (year|decade|century|date|time|month|day)|in what (year|decade|century))\b", q):
+        return _TIME
+    if re.match(r"(who|whom|whose)\b", q):
+        return _NAME
+    return None
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text.replace("\n", " ")) if len(s.strip()) > 20]
+    return [" ".join(s.split()) for s in _SENTENCE.split(text) if len(s.strip()) > 20]
 
 
-def pick(question: str, passages: list[ContextPassage], k: int = MAX_SENTENCES) -> list[tuple[int, str]]:
-    """(ref, sentence) pairs, best first by score, at most k.
+def pick(
+    question: str, passages: list[ContextPassage], k: int = MAX_SENTENCES, config: AnswererConfig | None = None
+) -> list[tuple[int, str]]:
+    """(ref, sentence) pairs, best first by score, at most k; [] when nothing answers.
 
     A sentence that is itself a question is never an answer, but the sentence right after a
     matching one inherits its score: in FAQs and Q&A pages the answer follows the question and
-    often shares none of its words.
+    often shares none of its words. Each question term weighs by how rare it is among the context's
+    sentences (a term no sentence holds weighs most: a question about something the context never
+    mentions is not answered by it); `min_coverage` is the share of that weight the best sentence
+    must hold.
     """
+    config = config or AnswererConfig(max_sentences=k)
     q = stems(question)
     units = [(p, i, s) for p in passages for i, s in enumerate(sentences(p.text))]
     if not q or not units:
         return []
     df: Counter[str] = Counter()
-    for _, _, s in units:
-        df.update(stems(s))
+    unit_stems = [stems(s) for _, _, s in units]
+    for st in unit_stems:
+        df.update(st)
     n = len(units)
+    weight = {t: math.log(1 + n / (df[t] + 0.5)) for t in q}
+    total = sum(weight.values())
     best_prior = max((p.score for p in passages), default=0.0) or 1.0
-    overlap = [sum(math.log(1 + n / df[t]) for t in q & stems(s)) for _, _, s in units]
+    overlap = [sum(weight[t] for t in q & st) for st in unit_stems]
     scored = []
     for order, (p, i, s) in enumerate(units):
         if s.rstrip().endswith("?"):
@@ -53,9 +100,20 @@ def pick(question: str, passages: list[ContextPassage], k: int = MAX_SENTENCES) 
             score = max(score, overlap[order - 1])
         if score <= 0:
             continue
-        scored.append((score + 0.5 * p.score / best_prior, order, p.ref, s))
-    scored.sort(key=lambda x: (-x[0], x[1]))
-    return [(ref, s) for _, _, ref, s in scored[:k]]
+        scored.append((score, score + 0.5 * p.score / best_prior, order, p.ref, s))
+    if not scored:
+        return []
+    scored.sort(key=lambda x: (-x[1], x[2]))
+    wanted = expects(question) if config.answer_type else None
+    if wanted is not None:  # a "when" question is not answered by a sentence with no time in it
+        scored = [x for x in scored if wanted.search(x[4])]
+        if not scored:
+            return []
+    top = scored[0][0]
+    if top / total < config.min_coverage:
+        return []
+    kept = [scored[0], *(x for x in scored[1:] if x[0] >= config.keep_ratio * top)]
+    return [(ref, s) for _, _, _, ref, s in kept[: config.max_sentences]]
 
 
 def cite(sentence: str, ref: int) -> str:
@@ -66,19 +124,19 @@ def cite(sentence: str, ref: int) -> str:
 
 class ExtractiveAnswerer:
     name = "extractive"
-    model = "extractive-v1"
+    model = "extractive-v2"
     price_in_per_1k = 0.0
     price_out_per_1k = 0.0
 
+    def __init__(self, config: AnswererConfig | None = None) -> None:
+        self.config = config or AnswererConfig()
+
     def generate(self, req: GenerationRequest, on_token: OnToken | None = None) -> Generation:
-        picked = pick(req.question, req.passages)
+        picked = pick(req.question, req.passages, config=self.config)
         limit = max(1, req.max_output_tokens)
         while len(picked) > 1 and sum(len(s.split()) + 1 for _, s in picked) > limit:
             picked = picked[:-1]  # the output limit holds here too: fewer sentences, never a cut one
-        if not picked:
-            text = "The sources found do not answer this question."
-        else:
-            text = " ".join(cite(s, ref) for ref, s in picked)
+        text = " ".join(cite(s, ref) for ref, s in picked) if picked else DECLINE
         if req.json_schema is not None:
             text = json.dumps({"answer": text, "sources": sorted({ref for ref, _ in picked})})
         else:

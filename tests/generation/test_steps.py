@@ -6,7 +6,7 @@ import pytest
 
 from contracts.query import ContextPassage
 from generation import prompts
-from generation.extractive import ExtractiveAnswerer, pick
+from generation.extractive import DECLINE, AnswererConfig, ExtractiveAnswerer, pick, sentences
 from generation.providers import GenerationRequest
 from generation.router import CHEAP, CLARIFY, NO_SOURCES, STRONG, RoutingConfig, choose_route
 from generation.validate import check_citations, check_json
@@ -38,6 +38,29 @@ def test_extractive_answer_picks_and_cites_the_answering_sentence() -> None:
     assert picked[0] == (2, "Failed files are retried by running keel ingest again.")
     gen = ExtractiveAnswerer().generate(GenerationRequest("p", "How are failed files retried?", _passages(), 5, 1.0))
     assert len(gen.text.split()) <= 5  # the output limit holds
+
+
+def test_faq_lines_are_sentences_and_a_question_line_is_never_the_answer() -> None:
+    faq = "KEEL FAQ\n\nHow do I retry failed files?\nRun keel ingest again on the same paths.\n\nWhere do I see why a file failed?\nkeel job JOB_ID lists every failed file."
+    assert sentences(faq) == [
+        "How do I retry failed files?",
+        "Run keel ingest again on the same paths.",
+        "Where do I see why a file failed?",
+        "keel job JOB_ID lists every failed file.",
+    ]
+    picked = pick("Where do I see why a file failed?", [_passage(1, "d", "faq.txt", "FAQ", faq, 1.0)])
+    assert picked[0] == (1, "keel job JOB_ID lists every failed file.")
+    assert all(not s.endswith("?") for _, s in picked)
+
+
+def test_the_answerer_declines_when_the_best_sentence_misses_the_question() -> None:
+    strict = AnswererConfig(min_coverage=0.5)
+    asked = "How are the failed moons of Jupiter retried?"  # half its words, the rare half missing
+    assert pick(asked, _passages())  # by overlap alone it would be "answered"
+    assert pick(asked, _passages(), config=strict) == []
+    gen = ExtractiveAnswerer(strict).generate(GenerationRequest("p", asked, _passages(), 50, 1.0))
+    assert gen.text == DECLINE
+    assert pick("How are failed files retried?", _passages(), config=strict)  # an answered one still is
 
 
 def test_citations_are_checked_against_the_passages() -> None:
