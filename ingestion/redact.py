@@ -92,7 +92,8 @@ class Redactor:
                 key = (r.start + start, r.end + start, r.entity_type)
                 found[key] = max(found.get(key, 0.0), r.score)
         spans = [Span(start=a, end=b, entity=e, score=sc) for (a, b, e), sc in found.items()]
-        spans = [s for s in spans if _plausible(text, s)]
+        lower = _lower_case_words(text)  # once per text, not per detection
+        spans = [s for s in spans if _plausible(text, s, lower)]
         if self.names:
             spans += _addressed_names(text)
         return _resolve(spans)
@@ -201,32 +202,43 @@ def _addressed_names(text: str) -> list[Span]:
     return out
 
 
-def _plausible(text: str, s: Span) -> bool:
+def _lower_case_words(text: str) -> set[str]:
+    """The text's whole words written in lower case (the "maria" of maria.gonzalez@example.com is
+    not one: it says nothing about "Maria")."""
+    return {w for w in (t.strip(string.punctuation + "“”‘’") for t in text.split()) if w.isalpha() and w.islower()}
+
+
+def _line_around(text: str, s: Span) -> tuple[str, str]:
+    """What stands on the span's line before it and after it."""
+    start = text.rfind("\n", 0, s.start) + 1
+    end = text.find("\n", s.end)
+    return text[start : s.start], text[s.end : end if end >= 0 else len(text)]
+
+
+def _plausible(text: str, s: Span, lower: set[str]) -> bool:
     """Detections that carry no sign of being personal data are dropped (measured: `make bench-pii`)."""
     span = text[s.start : s.end]
     if s.entity == "PHONE_NUMBER":
         return _plausible_phone(text, s, span)
     if s.entity == "PERSON":
-        return _plausible_person(text, s, span)
+        return _plausible_person(text, s, span, lower)
     return s.entity not in _NER_ONLY or _looks_like_name(span)
 
 
 def _plausible_phone(text: str, s: Span, span: str) -> bool:
     if _SSN_SHAPE.fullmatch(span.strip()):
         return False  # no numbering plan groups digits 3-2-4: that is a US SSN's shape
-    line_start = text.rfind("\n", 0, s.start) + 1
-    line_end = text.find("\n", s.end)
-    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    left, right = _line_around(text, s)
     before = text[max(0, s.start - 40) : s.start]
     if _PHONE_CONTEXT.search(before) or span.lstrip().startswith(("+", "(")):
         return True
     if span.isdigit():
         return False  # a bare run of digits: an id, a count, a table cell, unless something says phone
     # A number among other numbers (a table row, a list of figures) is a figure.
-    return len(_NUMBER.findall(line)) - 1 < 3
+    return len(_NUMBER.findall(left + span + right)) - 1 < 3
 
 
-def _plausible_person(text: str, s: Span, span: str) -> bool:
+def _plausible_person(text: str, s: Span, span: str, lower: set[str]) -> bool:
     """The small NER model calls many capitalised words people: headings, gene and method names,
     sentence-initial words. A name must look like one, and where its case says nothing (a single
     word, Title Case text) something around it must say person."""
@@ -237,20 +249,10 @@ def _plausible_person(text: str, s: Span, span: str) -> bool:
     if len(words) == 1 or any(len(w) == 1 for w in span.split()):  # "Factor V Leiden", "Aurora B"
         return cue
     # A word of the span written in lower case elsewhere in the text is a common word, not a name.
-    # (Whole words only: the "maria" of maria.gonzalez@example.com says nothing about "Maria".)
-    lower = {w for w in (t.strip(string.punctuation + "“”‘’") for t in text.split()) if w.isalpha() and w.islower()}
     if any(w.lower() in lower for w in words):
         return cue
     # In Title Case text (a heading, a list of capitalised words) capitals carry no signal.
-    line_start = text.rfind("\n", 0, s.start) + 1
-    line_end = text.find("\n", s.end)
-    others = [
-        w
-        for w in re.findall(
-            r"\b[^\W\d_]{4,}\b",
-            text[line_start : s.start] + " " + text[s.end : line_end if line_end >= 0 else len(text)],
-        )
-    ]
+    others = re.findall(r"\b[^\W\d_]{4,}\b", " ".join(_line_around(text, s)))
     if len(others) >= 2 and sum(w[0].isupper() for w in others) / len(others) >= 0.6:
         return cue
     return True
