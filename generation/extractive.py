@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from contracts.query import ContextPassage
+from generation.instructions import aimed_at_model
 from generation.providers import Generation, GenerationRequest, OnToken
 from generation.terms import stems
 
@@ -69,7 +70,8 @@ def pick(
 ) -> list[tuple[int, str]]:
     """(ref, sentence) pairs, best first by score, at most k; [] when nothing answers.
 
-    A sentence that is itself a question is never an answer, but the sentence right after a
+    A sentence that is itself a question, or an instruction aimed at the assistant
+    (`generation.instructions`), is never an answer, but the sentence right after a
     matching one inherits its score: in FAQs and Q&A pages the answer follows the question and
     often shares none of its words. Each question term weighs by how rare it is among the context's
     sentences (a term no sentence holds weighs most: a question about something the context never
@@ -92,8 +94,8 @@ def pick(
     overlap = [sum(weight[t] for t in q & st) for st in unit_stems]
     scored = []
     for order, (p, i, s) in enumerate(units):
-        if s.rstrip().endswith("?"):
-            continue
+        if s.rstrip().endswith("?") or aimed_at_model(s):
+            continue  # a question is not an answer; an order to the assistant is never quoted as one
         score = overlap[order]
         prev = units[order - 1] if order else None
         if prev is not None and prev[0] is p and prev[1] == i - 1 and prev[2].rstrip().endswith("?"):

@@ -70,7 +70,7 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
         RetryConfig(max_attempts=settings.provider_max_attempts),
         links=links,
     )
-    reranker = build_reranker(settings.rerank_model_path, settings.fusion_dense_weight)
+    reranker = build_reranker(settings.rerank_model_path, settings.fusion_method, settings.fusion_dense_weight)
     return QueryActivities(deps, reranker, chain, settings.routes)
 
 

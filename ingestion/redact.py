@@ -234,8 +234,9 @@ def _plausible_phone(text: str, s: Span, span: str) -> bool:
         return True
     if span.isdigit():
         return False  # a bare run of digits: an id, a count, a table cell, unless something says phone
-    # A number among other numbers (a table row, a list of figures) is a figure.
-    return len(_NUMBER.findall(left + span + right)) - 1 < 3
+    # A number among other numbers (a table row, a list of figures) is a figure. The span's own
+    # digit groups ("555 123 4567") are one number, not three.
+    return len(_NUMBER.findall(left)) + len(_NUMBER.findall(right)) < 3
 
 
 def _plausible_person(text: str, s: Span, span: str, lower: set[str]) -> bool:

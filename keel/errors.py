@@ -23,7 +23,7 @@ turns them into JSON with the same code and `http_status`.
       Forbidden                    forbidden (403): role_forbidden, group_not_held, document_forbidden
       WidensAccess                 widens_access (409)
       ParserCrashed                parser_crashed (503): a parse/redaction process died; retried
-      IndexOutdated                index_outdated (500): a collection laid out by an older Keel
+      IndexOutdated                index_outdated (503): a collection laid out by an older Keel
       QueryFailed, RerankTimeout
 """
 
@@ -211,6 +211,8 @@ class IndexOutdated(KeelError):
     Qdrant's collection-wide IDF, which mixes tenants. Not retried: an operator re-ingests."""
 
     code = "index_outdated"
+    http_status = 503  # the service cannot answer from this index until an operator acts; not the caller's fault
+    retry_after_s = 300.0
 
     def __init__(self, collection: str) -> None:
         super().__init__(

@@ -1,12 +1,13 @@
 """Re-scoring retrieval candidates: a cross-encoder when one is configured, else score fusion.
 
 No cross-encoder weights can be had from the package registries here, so the offline default is
-`FusionReranker`: a convex combination of the candidate's min-max normalised dense (cosine) and
-BM25 scores. RRF, which retrieval uses, looks only at ranks and throws away how far apart the
-scores are; a tuned convex combination keeps it and is known to beat RRF on in-domain data
-(Bruch, Gai & Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval", TOIS 2023).
-Its one weight is tuned on the train split (`python -m evaluation.tune_fusion`), never on test;
-`keel eval` measures it. A configured `CrossEncoder` (a local path) replaces it.
+`FusionReranker`: the candidate's dense (cosine) and BM25 scores, each normalised over the
+candidates and mixed with one weight (`retrieval.fusion`). RRF, which retrieval uses, looks only
+at ranks and throws away how far apart the scores are; a normalised convex combination keeps it
+(Bruch, Gai & Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval", TOIS 2023). The
+method and weight are chosen on tuning queries of several corpora (`python -m
+evaluation.tune_fusion`), never on test; `keel eval` measures them. A configured `CrossEncoder`
+(a local path) replaces it.
 
 Both honour a deadline: past it they raise `RerankTimeout` and the workflow keeps the retrieval
 order, marking the answer `degraded: rerank_skipped`.
@@ -21,6 +22,7 @@ from typing import Protocol
 
 from contracts.query import Candidate, Scored
 from keel.errors import RerankTimeout
+from retrieval.fusion import METHODS, fuse
 
 
 class Reranker(Protocol):
@@ -34,29 +36,20 @@ class Reranker(Protocol):
         ...
 
 
-def _minmax(values: Sequence[float | None]) -> list[float]:
-    present = [v for v in values if v is not None]
-    if not present:
-        return [0.0] * len(values)
-    lo, hi = min(present), max(present)
-    span = hi - lo
-    # A candidate missing from one list scored below everything in it: normalised to 0.
-    return [0.0 if v is None else (1.0 if span == 0 else (v - lo) / span) for v in values]
-
-
 class FusionReranker:
-    def __init__(self, dense_weight: float) -> None:
+    def __init__(self, method: str, dense_weight: float) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown fusion method {method!r}; one of {', '.join(METHODS)}")
+        self.method = method
         self.dense_weight = dense_weight
         self.reads_text = False
-        self.name = f"fusion-dense{dense_weight:g}"
+        self.name = f"fusion-{method}" + ("" if method == "rrf" else f"-dense{dense_weight:g}")
 
     def rerank(
         self, question: str, scored: Sequence[Scored], candidates: dict[str, Candidate], deadline: float
     ) -> list[Scored]:
-        dense = _minmax([s.dense for s in scored])
-        sparse = _minmax([s.sparse for s in scored])
-        w = self.dense_weight
-        out = [replace(s, rerank=w * d + (1 - w) * b) for s, d, b in zip(scored, dense, sparse, strict=True)]
+        fused = fuse([s.dense for s in scored], [s.sparse for s in scored], self.method, self.dense_weight)
+        out = [replace(s, rerank=v) for s, v in zip(scored, fused, strict=True)]
         return sorted(out, key=lambda s: -(s.rerank or 0.0))
 
 
@@ -85,7 +78,7 @@ class CrossEncoderReranker:
         return sorted(out, key=lambda s: -(s.rerank or 0.0))
 
 
-def build_reranker(cross_encoder_path: str | None, fusion_dense_weight: float) -> Reranker:
+def build_reranker(cross_encoder_path: str | None, fusion_method: str, fusion_dense_weight: float) -> Reranker:
     if cross_encoder_path:
         return CrossEncoderReranker(cross_encoder_path)
-    return FusionReranker(fusion_dense_weight)
+    return FusionReranker(fusion_method, fusion_dense_weight)

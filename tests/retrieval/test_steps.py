@@ -36,9 +36,9 @@ def test_fusion_keeps_score_gaps_that_rrf_drops() -> None:
         Scored(point_id="b", doc_id="d", dense=0.90, sparse=10.0, fused=0.032),  # far ahead on dense
         Scored(point_id="c", doc_id="d", dense=None, sparse=12.0, fused=0.016),  # missing from the dense list
     ]
-    dense_first = FusionReranker(0.8).rerank("q", scored, {}, deadline=0)
+    dense_first = FusionReranker("minmax", 0.8).rerank("q", scored, {}, deadline=0)
     assert [s.point_id for s in dense_first] == ["b", "a", "c"]
-    lexical_first = FusionReranker(0.2).rerank("q", scored, {}, deadline=0)
+    lexical_first = FusionReranker("minmax", 0.2).rerank("q", scored, {}, deadline=0)
     assert lexical_first[0].point_id == "a"
     assert all(s.rerank is not None for s in dense_first)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from encoders.sparse import Sparse, SparseEncoder
-from vectorstore.base import BM25_LEN, ChunkPoint, Cond, VectorStore, Where
+from keel.errors import IndexOutdated
+from vectorstore.base import BM25_LEN, LEGACY_SPARSE, SPARSE, ChunkPoint, Cond, VectorStore, Where
 from vectorstore.edge import EdgeStore
 from vectorstore.server import ServerStore
 
@@ -129,3 +131,15 @@ def test_upsert_is_idempotent(store: VectorStore) -> None:
 def test_tenant_filter_never_leaks(store: VectorStore) -> None:
     hits = store.search_hybrid("c", [0.1] * DIM, _bm25("cell"), Where(must=(Cond("tenant", value="other"),)), 50)
     assert hits and all(h.payload["tenant"] == "other" for h in hits)
+
+
+def test_a_collection_with_collection_wide_bm25_is_refused_as_unavailable(tmp_path: Path) -> None:
+    EdgeStore(tmp_path / "edge").ensure_collection("old", DIM)
+    config_path = tmp_path / "edge" / "old" / "edge_config.json"
+    saved = json.loads(config_path.read_text())
+    saved["sparse_vectors"] = {LEGACY_SPARSE: saved["sparse_vectors"].pop(SPARSE)}
+    config_path.write_text(json.dumps(saved))  # as an earlier Keel laid it out
+    with pytest.raises(IndexOutdated) as refused:
+        EdgeStore(tmp_path / "edge").ensure_collection("old", DIM)
+    # Not the caller's fault and not a 500: the service is unavailable until an operator re-ingests.
+    assert refused.value.http_status == 503 and refused.value.retry_after_s
