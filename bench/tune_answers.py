@@ -157,14 +157,10 @@ def main() -> None:
     print(f"tuning on {sorted(tune_set)}; held out: {sorted(set(articles) - tune_set)}")
     routing = RoutingConfig(settings.clarify_below, settings.easy_min_confidence, settings.easy_max_words)
     grid = [
-        AnswererConfig(max_sentences=k, keep_ratio=r, min_coverage=m)
-        for k, r, m in itertools.product((1, 2, 3), (0.0, 0.5, 0.8), (0.0, 0.3, 0.4, 0.5, 0.6))
-    ]
-    grid += [
-        AnswererConfig(
-            max_sentences=c.max_sentences, keep_ratio=c.keep_ratio, min_coverage=c.min_coverage, answer_type=True
+        AnswererConfig(max_sentences=k, keep_ratio=r, min_coverage=m, answer_type=t, phrase_weight=ph)
+        for k, r, m, t, ph in itertools.product(
+            (1, 2, 3), (0.0, 0.5, 0.8), (0.0, 0.3, 0.5), (False, True), (0.0, 0.5, 1.0)
         )
-        for c in grid
     ]
     default = AnswererConfig()
 

@@ -132,7 +132,7 @@ def write_report(
         + (
             f"cross-encoder {settings.rerank_model_path}"
             if settings.rerank_model_path
-            else f"fusion, dense weight {settings.fusion_dense_weight}"
+            else f"fusion ({settings.fusion_method}), dense weight {settings.fusion_dense_weight}"
         )
         + f"; candidates {settings.retrieve_candidates}, prefetch {settings.retrieve_prefetch} per list.",
         "",

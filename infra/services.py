@@ -64,6 +64,24 @@ def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes
     raise ServiceError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
+def wait_redis_ready(port: int, timeout: float) -> None:
+    """Listening is not ready: while Redis loads its append-only file (a big one takes a minute),
+    every command fails with LOADING. Wait until PING answers PONG."""
+    deadline = time.monotonic() + timeout
+    reply = b""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(b"PING\r\n")
+                reply = sock.recv(256)
+            if reply.startswith(b"+PONG"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise ServiceError(f"Redis on port {port} not ready after {timeout:.0f}s (last reply {reply[:60]!r})")
+
+
 @dataclass
 class Service:
     name: str
@@ -151,6 +169,9 @@ def set_retention(address: str, namespace: str, hours: int = 720) -> None:
     )
 
 
+REDIS_LOAD_TIMEOUT_S = 600.0  # loading a few GB of append-only file
+
+
 def start_redis(data_dir: Path, port: int = 6390, detach: bool = False, timeout: float = 10) -> Service:
     """A real Redis/Valkey server on loopback, with an append-only file so job state survives restarts."""
     redis_dir = data_dir / "redis"
@@ -172,6 +193,7 @@ def start_redis(data_dir: Path, port: int = 6390, detach: bool = False, timeout:
     ]
     proc = _spawn(args, data_dir / "logs" / "redis.log", detach)
     wait_port("127.0.0.1", port, timeout, proc)
+    wait_redis_ready(port, REDIS_LOAD_TIMEOUT_S)
     return Service("redis", proc, port)
 
 

@@ -18,7 +18,16 @@ import time
 from pathlib import Path
 
 from gateway.keys import ADMIN, INGEST, QUERY, KeyStore
-from infra.services import ServiceError, port_open, set_retention, start_redis, start_temporal, wait_port
+from infra.services import (
+    REDIS_LOAD_TIMEOUT_S,
+    ServiceError,
+    port_open,
+    set_retention,
+    start_redis,
+    start_temporal,
+    wait_port,
+    wait_redis_ready,
+)
 from keel.config import Settings, get_settings
 from stores import redis as redis_store
 
@@ -107,6 +116,7 @@ def up(settings: Settings) -> None:
     if _running(settings, "redis") is None and not port_open("127.0.0.1", r_port):
         svc = start_redis(data, port=r_port, detach=True)
         _record(settings, "redis", svc.proc.pid)
+    wait_redis_ready(r_port, REDIS_LOAD_TIMEOUT_S)  # one started earlier may still be loading its data
     print(f"redis     {settings.redis_url}")
 
     if (pid := _running(settings, "server")) is None:

@@ -131,10 +131,10 @@ class Settings(BaseSettings):
     retrieve_prefetch: int = 100  # per dense / BM25 list before fusion
     rerank_model_path: str | None = None  # a local CrossEncoder; unset: the offline fusion re-scorer
     rerank_depth: int = 100  # candidates re-scored (a cross-encoder wants ~20-30 on a CPU); the rest keep order
-    # The offline re-scorer (retrieval.fusion): normalisation and dense weight, chosen on tuning
-    # queries only (`python -m evaluation.tune_fusion`).
-    fusion_method: Literal["minmax", "zscore", "rrf"] = "minmax"
-    fusion_dense_weight: float = 0.4
+    # The offline re-scorer (retrieval.fusion): normalisation and dense weight, chosen on the tuning
+    # queries of SciFact (train) and the SQuAD part (half), never on test (`python -m evaluation.tune_fusion`).
+    fusion_method: Literal["minmax", "zscore", "rrf"] = "zscore"
+    fusion_dense_weight: float = 0.45
     context_token_budget: int = 1500
     context_window_hits: int = 3
     context_window: int = 1

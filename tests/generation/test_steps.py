@@ -53,6 +53,29 @@ def test_faq_lines_are_sentences_and_a_question_line_is_never_the_answer() -> No
     assert all(not s.endswith("?") for _, s in picked)
 
 
+def test_a_sentence_holding_the_questions_phrase_beats_one_holding_its_words_apart() -> None:
+    text = (
+        "The tax office cut staff, and the income of every clerk fell by a third in that year. "
+        "The income tax cut of 1964 lowered the top rate to 70 percent."
+    )
+    passages = [_passage(1, "d", "history.txt", "Taxes", text, 1.0)]
+    question = "What did the income tax cut of that year lower?"
+    words_only = AnswererConfig(max_sentences=1, phrase_weight=0.0)
+    assert pick(question, passages, config=words_only)[0][1].startswith("The tax office")  # more words, apart
+    assert pick(question, passages, config=AnswererConfig(max_sentences=1))[0][1].startswith("The income tax cut")
+
+
+def test_only_sentences_close_to_the_best_one_join_the_answer() -> None:
+    text = (
+        "Refunds are paid to the original card within five days. Gift cards from the spring sale never expire at all."
+    )
+    passages = [_passage(1, "d", "refunds.txt", "Refunds", text, 1.0)]
+    question = "How are refunds paid to the card?"
+    assert len(pick(question, passages, config=AnswererConfig(keep_ratio=0.0))) == 2  # "card" alone got it in
+    picked = pick(question, passages)
+    assert [s for _, s in picked] == ["Refunds are paid to the original card within five days."]
+
+
 def test_the_answerer_declines_when_the_best_sentence_misses_the_question() -> None:
     strict = AnswererConfig(min_coverage=0.5)
     asked = "How are the failed moons of Jupiter retried?"  # half its words, the rare half missing
