@@ -39,7 +39,9 @@ class EmbeddingVersion:
 class Embedder:
     """One per process: the model is loaded at worker start, never per call."""
 
-    def __init__(self, model_path: str, model_id: str, threads: int, batch_size: int = 32) -> None:
+    def __init__(
+        self, model_path: str, model_id: str, threads: int, batch_size: int = 32, window: int | None = None
+    ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -47,7 +49,11 @@ class Embedder:
         self.model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
         self.tokenizer = self.model.tokenizer
         self.batch_size = batch_size
-        self.window = int(self.model.max_seq_length or 256)
+        native = int(self.model.max_seq_length or 256)
+        if window is not None and not 8 <= window <= native:
+            raise ValueError(f"window {window} is outside 8..{native}, the model's maximum")
+        self.window = window or native  # part of the embedding version: another window is another index
+        self.model.max_seq_length = self.window
         self.model_id = model_id
         self.dim = int(self.model.encode(["dimension probe"], show_progress_bar=False).shape[1])
         # torch releases the GIL, so forward passes can run side by side: as many as there are

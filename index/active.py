@@ -4,7 +4,7 @@ Every reader (retrieval, context windows) and writer (ingest, publish) asks `Ind
 so no module hard-codes a collection or an embedder. Today every tenant has the default index
 (`Settings.collection`, the configured encoder); an embedding migration gives a tenant another
 one by changing what `active` answers, nothing else. Encoders are loaded once per process and
-shared by every index that uses them.
+shared by every index that uses them (`encoders.registry`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import redis
 
-from encoders.dense import Embedder
+from encoders.registry import Encoders, EncoderSpec
 from encoders.sparse import SparseEncoder
 from index.active import ActiveIndex, Indexes
 from ingestion.chunk import CHUNKER_VERSION
@@ -29,6 +29,7 @@ class Deps:
     redis: redis.Redis
     store: VectorStore
     indexes: Indexes  # which collection and encoder each tenant reads and writes
+    encoders: Encoders  # every encoder this process has loaded, one copy each
     redactor: Redactor
     sparse: SparseEncoder
     offload: Offload | None = None  # parse and redaction in processes of their own (children start on first use)
@@ -39,10 +40,8 @@ class Deps:
         self.store.close()
 
 
-def default_index(settings: Settings) -> ActiveIndex:
-    embedder = Embedder(
-        settings.embedding_model_path, settings.embedding_model_id, settings.torch_threads, settings.embed_batch_size
-    )
+def default_index(settings: Settings, encoders: Encoders) -> ActiveIndex:
+    embedder = encoders.get(EncoderSpec(model_id=settings.embedding_model_id, path=settings.embedding_model_path))
     return ActiveIndex(
         collection=settings.collection, embedder=embedder, version=embedder.embedding_version(CHUNKER_VERSION)
     )
@@ -53,12 +52,14 @@ def build_deps(settings: Settings) -> Deps:
 
     transformers.logging.set_verbosity_error()
     store = open_store(settings)
+    encoders = Encoders(settings.torch_threads, settings.embed_batch_size)
     return Deps(
         settings=settings,
         blobs=BlobStore(settings.blob_dir),
         redis=redis_store.connect(settings, connect_timeout=5),
         store=store,
-        indexes=Indexes(store, default_index(settings)),
+        indexes=Indexes(store, default_index(settings, encoders)),
+        encoders=encoders,
         redactor=Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner),
         sparse=SparseEncoder(k1=settings.bm25_k1, b=settings.bm25_b),
         offload=build_offload(settings),

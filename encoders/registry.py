@@ -1,0 +1,48 @@
+"""Encoders by spec: what a dense encoder is, and one loaded copy of each per process.
+
+An index names its encoder with an `EncoderSpec` (the runtime, a local path, the model's id, and
+the window when it is not the model's own). `Encoders.get` loads a spec the first time any index
+asks for it and hands the same `Embedder` to every later caller, so two tenants on the same
+model share one copy of its weights, and an embedding migration loads the second model once, next
+to the first. Only `sentence-transformers` by local path runs today; the runtime field is where
+another engine plugs in.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from encoders.dense import Embedder
+
+RUNTIMES = ("sentence-transformers",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderSpec:
+    model_id: str  # the name vectors are versioned by (`EmbeddingVersion.model`)
+    path: str  # a local folder: models never come from a hub at run time
+    runtime: str = "sentence-transformers"
+    window: int | None = None  # word pieces per pass; None: the model's own maximum
+
+
+class Encoders:
+    def __init__(self, threads: int, batch_size: int) -> None:
+        self.threads = threads
+        self.batch_size = batch_size
+        self._loaded: dict[EncoderSpec, Embedder] = {}
+        self._lock = threading.Lock()
+
+    def get(self, spec: EncoderSpec) -> Embedder:
+        with self._lock:  # a model is loaded once, even when two steps ask for it at the same moment
+            embedder = self._loaded.get(spec)
+            if embedder is None:
+                if spec.runtime not in RUNTIMES:
+                    raise ValueError(f"unknown encoder runtime {spec.runtime!r}; one of {', '.join(RUNTIMES)}")
+                embedder = Embedder(spec.path, spec.model_id, self.threads, self.batch_size, window=spec.window)
+                self._loaded[spec] = embedder
+            return embedder
+
+    def loaded(self) -> list[EncoderSpec]:
+        with self._lock:
+            return list(self._loaded)
