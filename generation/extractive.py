@@ -66,10 +66,10 @@ def expects(question: str) -> re.Pattern[str] | None:
     return None
 
 
-def _pairs(text: str) -> set[tuple[str, str]]:
-    """Adjacent content-word stems: "Super Bowl", "tax cut" match as phrases, not just as words."""
-    st = [stem(t) for t in terms(text)]
-    return set(itertools.pairwise(st))
+def _stem_sequence(text: str) -> list[str]:
+    """The text's content-word stems in order: as a set for word overlap, in adjacent pairs for
+    phrases ("Super Bowl", "tax cut" match as phrases, not just as words)."""
+    return [stem(t) for t in terms(text)]
 
 
 def sentences(text: str) -> list[str]:
@@ -95,7 +95,8 @@ def pick(
     if not q or not units:
         return []
     df: Counter[str] = Counter()
-    unit_stems = [stems(s) for _, _, s in units]
+    unit_sequences = [_stem_sequence(s) for _, _, s in units]  # each sentence tokenised once
+    unit_stems = [set(seq) for seq in unit_sequences]
     for st in unit_stems:
         df.update(st)
     n = len(units)
@@ -104,11 +105,11 @@ def pick(
     best_prior = max((p.score for p in passages), default=0.0) or 1.0
     overlap = [sum(weight[t] for t in q & st) for st in unit_stems]
     if config.phrase_weight:
-        q_pairs = _pairs(question)
+        q_pairs = set(itertools.pairwise(_stem_sequence(question)))
         pair_weight = {(a, b): (weight[a] + weight[b]) / 2 for a, b in q_pairs}
         overlap = [
-            o + config.phrase_weight * sum(pair_weight[x] for x in q_pairs & _pairs(s))
-            for o, (_, _, s) in zip(overlap, units, strict=True)
+            o + config.phrase_weight * sum(pair_weight[x] for x in q_pairs & set(itertools.pairwise(seq)))
+            for o, seq in zip(overlap, unit_sequences, strict=True)
         ]
     scored = []
     for order, (p, i, s) in enumerate(units):

@@ -114,9 +114,10 @@ def up(settings: Settings) -> None:
 
     r_port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
     if _running(settings, "redis") is None and not port_open("127.0.0.1", r_port):
-        svc = start_redis(data, port=r_port, detach=True)
+        svc = start_redis(data, port=r_port, detach=True)  # returns once Redis has loaded its data
         _record(settings, "redis", svc.proc.pid)
-    wait_redis_ready(r_port, REDIS_LOAD_TIMEOUT_S)  # one started earlier may still be loading its data
+    else:
+        wait_redis_ready(r_port, REDIS_LOAD_TIMEOUT_S)  # one started earlier may still be loading its data
     print(f"redis     {settings.redis_url}")
 
     if (pid := _running(settings, "server")) is None:
