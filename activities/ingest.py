@@ -50,6 +50,27 @@ from stores.blobs import work_key
 __all__ = ["IngestActivities"]
 
 
+class StepGate:
+    """At most `slots` threads run GIL-bound steps at once (Settings.gil_step_slots). A thread
+    already inside passes again freely: a gated step may call one that gates its own part (a
+    publish re-homing a duplicate writes points, which the staging path gates alone)."""
+
+    def __init__(self, slots: int) -> None:
+        self._slots = threading.BoundedSemaphore(max(1, slots))
+        self._depth = threading.local()
+
+    def __enter__(self) -> None:
+        depth = getattr(self._depth, "n", 0)
+        if depth == 0:
+            self._slots.acquire()
+        self._depth.n = depth + 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth.n -= 1
+        if self._depth.n == 0:
+            self._slots.release()
+
+
 def gil_bound(fn: F) -> F:
     """Run under the worker's GIL-step gate (see Settings.gil_step_slots)."""
 
@@ -70,7 +91,7 @@ UPSERT_BATCH = 128
 class IngestActivities:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
-        self._gil_steps = threading.BoundedSemaphore(max(1, deps.settings.gil_step_slots))
+        self._gil_steps = StepGate(deps.settings.gil_step_slots)
         self.steps = IngestSteps(deps, gil_gate=self._gil_steps)
 
     @activity.defn(name="ingest.begin")
@@ -149,17 +170,17 @@ class IngestActivities:
 
     @activity.defn(name="ingest.upsert")
     @mapped
-    @gil_bound
     def upsert(self, inp: UpsertInput) -> UpsertOutput:
         """Writes staged (invisible) points with deterministic ids; resumes from the last batch."""
         chunks = self._chunks(inp.chunks_key)
         vectors = _load_npy(self.d.blobs.get(inp.vectors_key))
-        points = self.steps.points(inp.doc, inp.doc_id, inp.title, chunks, vectors)
-        collection = self.steps.collection(inp.doc.tenant)
-        for start in range(resume_from(0), len(points), UPSERT_BATCH):
-            self.d.store.upsert(collection, points[start : start + UPSERT_BATCH])
-            progress(start + UPSERT_BATCH)
-        return UpsertOutput(points=len(points))
+        # The index the vectors came from, even when a flip made another one active since.
+        index = self.d.indexes.by_version(inp.doc.tenant, inp.embedding_version)
+        for start in range(resume_from(0), len(chunks), UPSERT_BATCH):
+            end = start + UPSERT_BATCH
+            self.steps.store_points(inp.doc, inp.doc_id, inp.title, chunks[start:end], index, vectors[start:end])
+            progress(end)
+        return UpsertOutput(points=len(chunks))
 
     @activity.defn(name="ingest.publish")
     @mapped

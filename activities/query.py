@@ -34,12 +34,14 @@ from generation.providers import GenerationRequest
 from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
 from generation.validate import check_citations, check_json
 from index.catalog import Catalog
+from index.lifecycle import Lifecycle
 from keel.errors import KeelError, RerankTimeout
 from pipelines.deps import Deps
 from retrieval.context import ContextConfig, confidence, pack
 from retrieval.filters import query_where
 from retrieval.rerank import Reranker
 from retrieval.retriever import HybridRetriever, neighbours
+from retrieval.shadow import ShadowQueries
 from stores import query_state
 from stores.keys import query_candidates_key
 from stores.prompt_stats import count_json_answer
@@ -62,6 +64,8 @@ class QueryActivities:
         self.routing = RoutingConfig(self.s.clarify_below, self.s.easy_min_confidence, self.s.easy_max_words)
         self.catalog = Catalog(deps.redis)
         self.retriever = HybridRetriever(deps.store, deps.sparse, deps.redis)
+        lifecycle = Lifecycle(deps.redis, deps.indexes.catalog)
+        self.shadow = ShadowQueries(self.s, deps.indexes, lifecycle, self.retriever, reranker)
         # The prompt as a whole must stay under max_input_tokens: the template (fixed, counted
         # once per tokenizer) and the question come off the context's share first.
         self._template = prompts.load(prompts.TEXT_PROMPT).template
@@ -103,6 +107,7 @@ class QueryActivities:
             )
             query_state.save(self.d.redis, key, RETRIEVE, found.scored, found.candidates)
             found_count, top = len(found.scored), found.scored[: query_state.HISTORY_TOP]
+            self.shadow.offer(q.tenant, q.question, q.mode, where, found)
         return RetrieveOutput(
             candidates_key=key,
             ranking=RETRIEVE,
@@ -136,7 +141,7 @@ class QueryActivities:
         started = time.monotonic()
         ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
         candidates = query_state.candidates(self.d.redis, inp.candidates_key, [s.point_id for s in ranked])
-        index = self.d.indexes.open(inp.tenant)
+        index = self.d.indexes.by_version(inp.tenant, inp.embedding_version)
         tok = index.embedder
         overhead = self.template_tokens(inp.tenant) + tok.count_tokens([inp.question])[0]
         budget = max(0, min(inp.token_budget or self.s.context_token_budget, self.s.max_input_tokens - overhead))

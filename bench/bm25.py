@@ -26,7 +26,6 @@ import numpy as np
 from contracts.ingest import StageOutput
 from contracts.query import QueryFilters
 from evaluation.beir import check_dataset, corpus, load_split, write_documents
-from evaluation.metrics import dedupe, ndcg, recall
 from index.catalog import Catalog, staged_record
 from infra.services import free_port, start_redis
 from keel import offline  # noqa: F401
@@ -35,6 +34,7 @@ from keel.errors import DatasetNotFound
 from pipelines.deps import build_deps
 from pipelines.ingest import IngestSteps, local_document
 from retrieval.filters import query_where
+from retrieval.metrics import dedupe, ndcg, recall
 from retrieval.retriever import HybridRetriever
 
 TENANT = "bench-bm25"
@@ -57,7 +57,7 @@ def keel_runs(settings: Settings, folder: Path, queries: dict[str, str], work: P
             parsed = steps.parse(doc, data)
             chunks = steps.chunk(doc, parsed.elements)
             vectors = np.repeat(placeholder, len(chunks), axis=0)
-            deps.store.upsert(index.collection, steps.points(doc, begun.doc_id, parsed.title, chunks, vectors))
+            deps.store.upsert(index.collection, steps.points(doc, begun.doc_id, parsed.title, chunks, vectors, index))
             staged = StageOutput(
                 title=parsed.title, chunks=len(chunks), duplicates=0, embedding_version=index.version.key
             )

@@ -66,14 +66,14 @@ def stack_settings(work: Path, temporal_port: int, redis_port: int) -> Settings:
     )
 
 
-def ingest(settings: Settings, paths: list[Path]) -> None:
+def ingest(settings: Settings, paths: list[Path], tenant: str = TENANT) -> None:
     deps = build_deps(settings)
     steps = IngestSteps(deps)
     started = time.perf_counter()
     for path in paths:
         data = path.read_bytes()
-        ingest_plain(steps, local_document(TENANT, path, data), data)
-    Catalog(deps.redis).add_tenant(TENANT)
+        ingest_plain(steps, local_document(tenant, path, data), data)
+    Catalog(deps.redis).add_tenant(tenant)
     deps.close()
     print(f"ingested {len(paths)} documents in {time.perf_counter() - started:.0f} s (plain loop)", flush=True)
 

@@ -18,10 +18,12 @@ from temporalio.client import Client
 
 from app.ingest import follow, new_job_id, stage, start_batch
 from app.staging import StagedBatch
+from cli.backup import backup, restore
 from cli.common import connect_redis as _redis
 from cli.common import console, principal
 from cli.common import fail as _fail
 from cli.documents import delete, erase
+from cli.index import index_app
 from cli.keys import audit, keys_app, tenants_app
 from gateway.keys import INGEST, QUERY, Principal
 from keel import offline  # noqa: F401 - before any library that might reach for the network
@@ -34,7 +36,10 @@ from temporal.client import connect
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Keel: production RAG on Temporal.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(index_app, name="index")
 app.command()(audit)
+app.command()(backup)
+app.command()(restore)
 app.command()(delete)
 app.command(name="erase-tenant")(erase)
 TENANT_HELP = "the tenant (default: the API key's; another one is refused)"

@@ -130,6 +130,7 @@ class UpsertInput:
     chunks_key: str
     vectors_key: str
     title: str
+    embedding_version: str = ""  # the vectors' (EmbedOutput); "" in histories from before it was sent
 
 
 @dataclass(kw_only=True)

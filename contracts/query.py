@@ -112,6 +112,9 @@ class ContextInput:
     token_budget: int
     request_id: str = ""
     stream: bool = False  # publish the sources event once the context is packed
+    # The index retrieval read (its embedding version): neighbours come from the same one, even
+    # when the tenant's active index flipped in between. "": the active one (older histories).
+    embedding_version: str = ""
 
 
 @dataclass(kw_only=True)

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,8 +36,29 @@ class EmbeddingVersion:
         return {**asdict(self), "key": self.key}
 
 
+class DenseEncoder(Protocol):
+    """What an index needs of its encoder (`encoders.registry` builds one per spec): passages
+    and questions to unit vectors, and the token counts that size chunks and contexts."""
+
+    model_id: str
+    dim: int
+    window: int
+    query_slots: threading.BoundedSemaphore  # held while a question is embedded (its own, never a batch's)
+
+    def embedding_version(self, chunker: str) -> EmbeddingVersion: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def truncate(self, text: str, tokens: int) -> str: ...
+
+    def embed(self, texts: Sequence[str], *, interactive: bool = False) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
 class Embedder:
-    """One per process: the model is loaded at worker start, never per call."""
+    """A sentence-transformers model by local path. One per process and spec: the model is loaded
+    at worker start, never per call."""
 
     def __init__(
         self, model_path: str, model_id: str, threads: int, batch_size: int = 32, window: int | None = None
@@ -102,8 +123,7 @@ class Embedder:
         if interactive:
             vecs = self._questions.encode(flat)
         else:
-            while not self._slots.acquire(timeout=0.05):  # never blocked in C for long: a cancelled step stops waiting
-                pass
+            acquire_polled(self._slots)
             try:
                 vecs = self._encode(flat)
             finally:
@@ -199,3 +219,9 @@ def embedding_text(title: str, section_path: Sequence[str], text: str) -> str:
     """What the model sees: the section path as a header, so a chunk carries its context."""
     header = " > ".join(s for s in section_path if s) or title
     return f"{header}\n{text}" if header and not text.startswith(header) else text
+
+
+def acquire_polled(slots: threading.BoundedSemaphore) -> None:
+    """Take a slot in short waits, never blocked in C for long: a cancelled step stops waiting."""
+    while not slots.acquire(timeout=0.05):
+        pass

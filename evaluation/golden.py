@@ -23,9 +23,9 @@ from app.ingest import stage, start_batch
 from app.query import build_query, run_query
 from evaluation.answers import load_gold, score, summary
 from evaluation.beir import load_queries, load_split
-from evaluation.metrics import dedupe, mrr, ndcg, recall
 from keel import ids
 from keel.config import Settings
+from retrieval.metrics import dedupe, mrr, ndcg, recall
 from stores.query_state import final_ranking
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

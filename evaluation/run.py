@@ -24,10 +24,10 @@ from app.ingest import stage, start_batch
 from app.query import build_query, run_query
 from contracts.query import QueryOutput
 from evaluation.beir import Split, load_split, write_documents
-from evaluation.metrics import summarise
 from index.catalog import Catalog
 from keel import ids
 from keel.config import Settings
+from retrieval.metrics import summarise
 from stores.query_state import final_ranking
 
 

@@ -29,11 +29,11 @@ from pathlib import Path
 from app.query import build_query, run_query
 from contracts.query import Scored
 from evaluation.beir import Split, load_split
-from evaluation.metrics import summarise
 from evaluation.run import ensure_ingested, eval_tenant
 from keel import offline  # noqa: F401
 from keel.config import Settings, get_settings
 from retrieval.fusion import METHODS, fuse
+from retrieval.metrics import summarise
 from stores import redis as redis_store
 from stores.query_state import final_ranking
 from temporal.client import connect

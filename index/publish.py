@@ -61,8 +61,11 @@ class Publisher:
         done by the same workflow run (`run_id`) is reported as this publish's, not a repeat's."""
         r = self.r
         key = doc_key(doc.tenant, doc_id)
-        collection = self.indexes.open(doc.tenant).collection
         with r.lock(publish_lock_key(doc.tenant), timeout=120, blocking_timeout=120):
+            # Read under the lock: a migration registers its side index under the same lock, so
+            # every index that must see this flip is in the list.
+            targets = [i.collection for i in self.indexes.targets(doc.tenant)]
+            collection = targets[0]
             current, published_run, published_gen, counted = r.hmget(
                 key, ["version", "published_run", "generation", COUNTED_FIELD]
             )
@@ -81,11 +84,13 @@ class Publisher:
             # the points themselves, so what comes out is exactly what went in).
             added = self.contribution(collection, mine, doc.version)
             removed = self.contribution(collection, mine, str(counted)) if counted else Contribution()
-            store.set_payload(collection, mine.and_(Cond("version", value=doc.version)), {"visible_from": nxt})
             older = Where(
                 must=(*mine.must, Cond("visible_until", gt=nxt)), must_not=(Cond("version", value=doc.version),)
             )
-            store.set_payload(collection, older, {"visible_until": nxt, "retired_at": time.time()})
+            retired_at = time.time()
+            for target in targets:
+                store.set_payload(target, mine.and_(Cond("version", value=doc.version)), {"visible_from": nxt})
+                store.set_payload(target, older, {"visible_until": nxt, "retired_at": retired_at})
             fields = {k: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for k, v in record.items()}
             fields.update(
                 version=doc.version,
@@ -119,8 +124,9 @@ class Publisher:
         """
         r = self.r
         key = doc_key(tenant, doc_id)
-        collection = self.indexes.open(tenant).collection
         with r.lock(publish_lock_key(tenant), timeout=120, blocking_timeout=120):
+            targets = [i.collection for i in self.indexes.targets(tenant)]
+            collection = targets[0]
             published, deleting, counted = r.hmget(key, ["version", "deleting", COUNTED_FIELD])
             version = str(published or deleting or "")
             mine = Where(
@@ -146,10 +152,12 @@ class Publisher:
                     term_stats.apply(pipe, tenant, rehomed, 1)
                     pipe.execute()
             store = self.indexes.store
-            store.set_payload(collection, mine.and_(Cond("visible_until", gt=nxt)), {"visible_until": nxt})
+            for target in targets:
+                store.set_payload(target, mine.and_(Cond("visible_until", gt=nxt)), {"visible_until": nxt})
             r.set(generation_key(tenant), nxt)
             points = store.count(collection, mine)
-            store.delete(collection, mine)
+            for target in targets:
+                store.delete(target, mine)
         return Withdrawn(version=version, points=points)
 
     def contribution(self, collection: str, doc: Where, version: str) -> Contribution:
@@ -158,15 +166,17 @@ class Publisher:
 
     def erase_points(self, tenant: str) -> int:
         """Delete every point of the tenant (an erasure); returns how many there were."""
-        collection = self.indexes.open(tenant).collection
         everything = Where(must=(Cond("tenant", value=tenant),))
         with self.r.lock(publish_lock_key(tenant), timeout=120, blocking_timeout=120):
-            points = self.indexes.store.count(collection, everything)
-            self.indexes.store.delete(collection, everything)
+            targets = self.indexes.targets(tenant)
+            points = self.indexes.store.count(targets[0].collection, everything)
+            for index in targets:
+                self.indexes.store.delete(index.collection, everything)
         return points
 
     def collect_retired(self, tenant: str) -> None:
         """Delete versions retired longer ago than any in-flight read can still be using them."""
         cutoff = time.time() - self.settings.retire_grace_seconds
         where = Where(must=(Cond("tenant", value=tenant), Cond("retired_at", lt=cutoff)))
-        self.indexes.store.delete(self.indexes.open(tenant).collection, where)
+        for index in self.indexes.targets(tenant):
+            self.indexes.store.delete(index.collection, where)

@@ -20,8 +20,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.backup import BackupActivities
 from activities.batch import BatchActivities
 from activities.delete import DeleteActivities
+from activities.index import IndexActivities
 from activities.ingest import IngestActivities
 from activities.query import QueryActivities
 from generation.breaker import Breaker, BreakerConfig
@@ -34,9 +36,11 @@ from keel.config import Settings, get_settings
 from observability import metrics
 from observability.tracing import setup_tracing
 from pipelines.deps import Deps, build_deps
-from retrieval.rerank import build_reranker
+from retrieval.rerank import Reranker, build_reranker
 from stores.jobs import JobStore
 from temporal.client import connect, metrics_runtime
+from workflows.backfill_index import BackfillIndexWorkflow
+from workflows.backup import BackupTenantWorkflow, RestoreTenantWorkflow
 from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
@@ -70,8 +74,11 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
         RetryConfig(max_attempts=settings.provider_max_attempts),
         links=links,
     )
-    reranker = build_reranker(settings.rerank_model_path, settings.fusion_method, settings.fusion_dense_weight)
-    return QueryActivities(deps, reranker, chain, settings.routes)
+    return QueryActivities(deps, build_reranker_for(settings), chain, settings.routes)
+
+
+def build_reranker_for(settings: Settings) -> Reranker:
+    return build_reranker(settings.rerank_model_path, settings.fusion_method, settings.fusion_dense_weight)
 
 
 def background_priority(nice: int) -> None:
@@ -120,12 +127,22 @@ def build_workers(
         ingest = IngestActivities(deps)
         batch = BatchActivities(deps.blobs, JobStore(deps.redis))
         deletion = DeleteActivities(deps)
+        lifecycle = IndexActivities(deps, build_reranker_for(settings))
+        snapshots = BackupActivities(deps)
         workers.append(
             Worker(
                 client,
                 task_queue=settings.ingest_task_queue,
-                workflows=[IngestBatchWorkflow, IngestDocumentWorkflow, DeleteDocumentWorkflow, EraseTenantWorkflow],
-                activities=[*ingest.all(), *batch.all(), *deletion.all()],
+                workflows=[
+                    IngestBatchWorkflow,
+                    IngestDocumentWorkflow,
+                    DeleteDocumentWorkflow,
+                    EraseTenantWorkflow,
+                    BackfillIndexWorkflow,
+                    BackupTenantWorkflow,
+                    RestoreTenantWorkflow,
+                ],
+                activities=[*ingest.all(), *batch.all(), *deletion.all(), *lifecycle.all(), *snapshots.all()],
                 activity_executor=executor,
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_concurrent_local_activities=settings.max_concurrent_local_activities,

@@ -86,6 +86,18 @@ class Settings(BaseSettings):
     # documents parse and redact; 1 thread each avoids oversubscribing a small box (bench-ingest).
     torch_threads: int = 1
     embed_batch_size: int = 32
+    # Encoders a tenant's index may migrate to (`keel index migrate --to NAME`), by name, beside
+    # `default` (the model above) and `default-w128` (the same model at a 128-piece window), e.g.
+    # KEEL_ENCODERS='{"mine": {"model_id": "my-model", "path": "/models/my-model"}}'. Only an
+    # operator names a path: an API caller picks a name from this list.
+    encoders: dict[str, dict[str, Any]] = {}
+    # Embedding migrations (index.lifecycle): how long the replaced index is kept for a rollback,
+    # the share of live queries also run against a finished side index (off the user's path), and
+    # how long a migration collects that shadow traffic before its gate decides.
+    index_retention_s: float = 7 * 24 * 3600
+    shadow_share: float = 0.2
+    shadow_wait_s: float = 300.0
+    backfill_page: int = 256  # chunks re-embedded per page (one heartbeat and progress record each)
     # BM25 (Lucene's, with each tenant's own statistics: encoders.sparse). Lucene's and bm25s'
     # defaults; a change applies to chunks indexed after it.
     bm25_k1: float = 1.5

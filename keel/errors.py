@@ -13,7 +13,7 @@ turns them into JSON with the same code and `http_status`.
         InvalidTenant, EmptyQuestion, QuestionTooLong, InvalidSchema, InvalidFilter, JsonInvalid,
         InvalidText, BodyTooLarge
       NotFound                     not_found (404)
-        UnknownTenant, DatasetNotFound
+        UnknownTenant, DatasetNotFound, MigrationNotFound
       DependencyUnavailable        dependency_unavailable (503): retried with backoff
         VectorStoreUnavailable, RedisUnavailable, TemporalUnavailable, RetrievalUnavailable,
         LimiterUnavailable
@@ -22,6 +22,9 @@ turns them into JSON with the same code and `http_status`.
       Unauthorized                 unauthorized (401): missing_key, invalid_key, revoked_key
       Forbidden                    forbidden (403): role_forbidden, group_not_held, document_forbidden
       WidensAccess                 widens_access (409)
+      MigrationConflict            migration_conflict (409): one embedding migration per tenant at a time
+      RestoreConflict              restore_conflict (409): the tenant already has data where it is restored
+      NothingToRollBack            nothing_to_roll_back (409): no replaced index is retained
       ParserCrashed                parser_crashed (503): a parse/redaction process died; retried
       IndexOutdated                index_outdated (503): a collection laid out by an older Keel
       QueryFailed, RerankTimeout
@@ -130,6 +133,20 @@ class InvalidText(BadInput):
     code = "invalid_text"
 
 
+class UnknownEncoder(BadInput):
+    """A migration names an encoder the operator did not configure (KEEL_ENCODERS)."""
+
+    code = "unknown_encoder"
+
+
+class AlreadyActive(BadInput):
+    code = "already_active"
+
+
+class InvalidGolden(BadInput):
+    code = "invalid_golden"
+
+
 class BodyTooLarge(BadInput):
     code = "body_too_large"
     http_status = 413
@@ -185,6 +202,23 @@ class WidensAccess(KeelError):
     http_status = 409
 
 
+class MigrationConflict(KeelError):
+    """Another embedding migration of the tenant runs, or its replaced index is still retained."""
+
+    code = "migration_conflict"
+    http_status = 409
+
+
+class RestoreConflict(KeelError):
+    code = "restore_conflict"
+    http_status = 409
+
+
+class NothingToRollBack(KeelError):
+    code = "nothing_to_roll_back"
+    http_status = 409
+
+
 # -- Not found ---------------------------------------------------------------------------------
 class NotFound(KeelError):
     code = "not_found"
@@ -197,6 +231,10 @@ class UnknownTenant(NotFound):
 
 class DatasetNotFound(NotFound):
     code = "dataset_not_found"
+
+
+class MigrationNotFound(NotFound):
+    code = "migration_not_found"
 
 
 # -- Dependencies: retried with backoff, then recorded ---------------------------------------

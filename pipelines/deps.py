@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import redis
 
-from encoders.registry import Encoders, EncoderSpec
+from encoders.registry import Encoders
 from encoders.sparse import SparseEncoder
-from index.active import ActiveIndex, Indexes
+from index.active import DEFAULT_ENCODER, Indexes
 from ingestion.chunk import CHUNKER_VERSION
 from ingestion.offload import Offload, OffloadConfig
 from ingestion.redact import Redactor
@@ -40,25 +40,21 @@ class Deps:
         self.store.close()
 
 
-def default_index(settings: Settings, encoders: Encoders) -> ActiveIndex:
-    embedder = encoders.get(EncoderSpec(model_id=settings.embedding_model_id, path=settings.embedding_model_path))
-    return ActiveIndex(
-        collection=settings.collection, embedder=embedder, version=embedder.embedding_version(CHUNKER_VERSION)
-    )
-
-
 def build_deps(settings: Settings) -> Deps:
     import transformers
 
     transformers.logging.set_verbosity_error()
     store = open_store(settings)
     encoders = Encoders(settings.torch_threads, settings.embed_batch_size)
+    client = redis_store.connect(settings, connect_timeout=5)
+    indexes = Indexes(store, client, encoders, settings, CHUNKER_VERSION)
+    indexes.index(DEFAULT_ENCODER)  # the default model loads at start, not on the first request
     return Deps(
         settings=settings,
         blobs=BlobStore(settings.blob_dir),
-        redis=redis_store.connect(settings, connect_timeout=5),
+        redis=client,
         store=store,
-        indexes=Indexes(store, default_index(settings, encoders)),
+        indexes=indexes,
         encoders=encoders,
         redactor=Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner),
         sparse=SparseEncoder(k1=settings.bm25_k1, b=settings.bm25_b),

@@ -55,10 +55,6 @@ class IngestSteps:
         """The tenant's index: the encoder (and tokenizer) its chunks are sized and embedded with."""
         return self.d.indexes.active(tenant)
 
-    def collection(self, tenant: str) -> str:
-        """The collection writes go to, created on first use."""
-        return self.d.indexes.open(tenant).collection
-
     def begin(self, doc: DocumentRef, run_id: str = "") -> BeginOutput:
         return self.catalog.begin(doc, run_id)
 
@@ -96,8 +92,7 @@ class IngestSteps:
             self.d.blobs.put_json(work_key(doc.tenant, doc.version, "redacted.json"), [c.to_dict() for c in chunks])
             kept, duplicates = self.dedupe(doc, doc_id, chunks)
         vectors = index.embedder.embed(self.embedding_texts(title, kept))
-        with self.gil_gate:
-            self.d.store.upsert(self.collection(doc.tenant), self.points(doc, doc_id, title, kept, vectors))
+        self.store_points(doc, doc_id, title, kept, index, vectors)
         return StageOutput(
             title=title,
             chunks=len(kept),
@@ -115,7 +110,6 @@ class IngestSteps:
         Returns how many points and files went."""
         if self.catalog.published_version(doc.tenant, doc_id) == doc.version:
             return 0  # it failed after its publish went through (a crash): nothing is left over
-        collection = self.collection(doc.tenant)
         staged = Where(
             must=(
                 Cond("tenant", value=doc.tenant),
@@ -124,8 +118,10 @@ class IngestSteps:
                 Cond("visible_from", gte=NEVER),
             )
         )
-        removed = self.d.store.count(collection, staged)
-        self.d.store.delete(collection, staged)
+        targets = self.d.indexes.targets(doc.tenant)
+        removed = self.d.store.count(targets[0].collection, staged)  # counted once, in the active index
+        for index in targets:
+            self.d.store.delete(index.collection, staged)
         shared = doc.version in self.catalog.versions_in_use(doc.tenant, but=doc_id)
         removed += self.drop_files(doc, redacted=not shared)
         self.catalog.abandon(doc.tenant, doc_id, doc.version)
@@ -143,11 +139,49 @@ class IngestSteps:
     def embedding_texts(self, title: str, chunks: Sequence[Chunk]) -> list[str]:
         return [embedding_text(title, c.section_path, c.text) for c in chunks]
 
-    def points(
-        self, doc: DocumentRef, doc_id: str, title: str, chunks: Sequence[Chunk], vectors: np.ndarray
+    def store_points(
+        self,
+        doc: DocumentRef,
+        doc_id: str,
+        title: str,
+        chunks: Sequence[Chunk],
+        embedded_by: ActiveIndex,
+        vectors: np.ndarray,
+        visible_from: int | None = None,
     ) -> list[ChunkPoint]:
-        """Staged points: deterministic ids, invisible (visible_from = NEVER) until published."""
-        version = self.index(doc.tenant).version
+        """Write the chunks' points to every index the tenant's writes reach (`Indexes.targets`):
+        with `vectors` where `embedded_by` is the index, embedded again by each other one's encoder.
+
+        Then look again, until nothing is new: a migration that began after the first look has
+        its backfill under way, which may already have passed these points, so it gets them here.
+        Returns the points written to `embedded_by` (what they add to BM25 is the same in each)."""
+        written: dict[str, list[ChunkPoint]] = {}
+        while pending := [i for i in self.d.indexes.targets(doc.tenant) if i.name not in written]:
+            for index in pending:
+                same = index.name == embedded_by.name
+                vecs = vectors if same else index.embedder.embed(self.embedding_texts(title, chunks))
+                points = self.points(doc, doc_id, title, chunks, vecs, index)
+                if visible_from is not None:
+                    for p in points:
+                        p.payload["visible_from"] = visible_from
+                with self.gil_gate:
+                    self.d.store.upsert(index.collection, points)
+                written[index.name] = points
+        if embedded_by.name in written:
+            return written[embedded_by.name]
+        return self.points(doc, doc_id, title, chunks, vectors, embedded_by)
+
+    def points(
+        self,
+        doc: DocumentRef,
+        doc_id: str,
+        title: str,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        index: ActiveIndex,
+    ) -> list[ChunkPoint]:
+        """Staged points of one index: deterministic ids, invisible (visible_from = NEVER) until published."""
+        version = index.version
         embedding = version.to_dict()
         now = time.time()
         texts = self.embedding_texts(title, chunks)
@@ -222,10 +256,7 @@ class IngestSteps:
             )
             title = record.get("title", "")
             vectors = index.embedder.embed(self.embedding_texts(title, [chunk]))
-            points = self.points(ref, holder.doc_id, title, [chunk], vectors)
-            for p in points:
-                p.payload["visible_from"] = generation
-            self.d.store.upsert(self.collection(doc.tenant), points)
+            points = self.store_points(ref, holder.doc_id, title, [chunk], index, vectors, visible_from=generation)
             stored += [(p.sparse.indices, int(p.payload[BM25_LEN])) for p in points]
             self.deduper.adopt(doc.tenant, doc.groups, holder, chunk.text)
             self.catalog.adopted_duplicate(doc.tenant, holder.doc_id)

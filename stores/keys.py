@@ -81,8 +81,44 @@ TENANTS_KEY = "keel:tenants"  # set of tenants that have started at least one in
 def tenant_patterns(tenant: str) -> tuple[str, ...]:
     """SCAN patterns of every key holding the tenant's data (erasure). Tenant names are checked
     (`keel.tenancy`), so no name is a glob and `a` never matches `a-b`'s keys."""
-    scanned = tuple(f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q", "bm25"))
-    return (*scanned, tenant_docs_key(tenant), generation_key(tenant))
+    scanned = tuple(f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q", "bm25", "mig"))
+    singles = (tenant_docs_key(tenant), generation_key(tenant), index_key(tenant), migrations_key(tenant))
+    return (*scanned, *singles, restoring_key(tenant))
+
+
+def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
+    """Keys of Keel's records of a tenant that a backup holds (`pipelines.backup`): what an erasure
+    removes but the transient query state, and the index of its API keys, its audit log and its
+    limits (an erasure keeps those)."""
+    kept = tuple(p for p in tenant_patterns(tenant) if not p.startswith("keel:q:") and p != restoring_key(tenant))
+    return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), tenant_limits_key(tenant))
+
+
+def restoring_key(tenant: str) -> str:
+    """String: the snapshot a restore of the tenant is writing (a retry of it may go on over it)."""
+    return f"keel:restoring:{tenant}"
+
+
+# -- the index lifecycle (index.active, index.lifecycle): per tenant ---------------------------
+def index_key(tenant: str) -> str:
+    """Hash: the tenant's active index (encoder name), the side index a migration fills, and the
+    replaced index kept for a rollback until `previous_until`. Absent: the default index."""
+    return f"keel:index:{tenant}"
+
+
+def migration_key(tenant: str, migration_id: str) -> str:
+    """Hash: one migration's state, progress, gate figures and timings."""
+    return f"keel:mig:{tenant}:{migration_id}"
+
+
+def shadow_key(tenant: str, migration_id: str) -> str:
+    """Hash: sums over the shadow queries of a migration (count, overlap@10, rank correlation)."""
+    return f"keel:mig:{tenant}:{migration_id}:shadow"
+
+
+def migrations_key(tenant: str) -> str:
+    """Sorted set: the tenant's migration ids by start time."""
+    return f"keel:migs:{tenant}"
 
 
 # -- the dedupe registry (index.dedupe): per tenant and access-group scope ---------------------

@@ -61,6 +61,8 @@ class Hit:
     id: str
     score: float
     payload: dict[str, Any] = field(default_factory=dict)
+    sparse: Sparse | None = None  # read only when asked for (`scroll(..., with_sparse=True)`)
+    dense: list[float] | None = None  # likewise (`with_dense=True`: a backup)
 
 
 class VectorStore(Protocol):
@@ -90,8 +92,24 @@ class VectorStore(Protocol):
     ) -> list[Hit]: ...
 
     def scroll(
-        self, collection: str, where: Where, limit: int = 256, offset: str | None = None
-    ) -> tuple[list[Hit], str | None]: ...
+        self,
+        collection: str,
+        where: Where,
+        limit: int = 256,
+        offset: str | None = None,
+        with_sparse: bool = False,
+        with_dense: bool = False,
+    ) -> tuple[list[Hit], str | None]:
+        """A page of matching points in id order, and the id to go on from (None: the last page)."""
+        ...
+
+    def retrieve(self, collection: str, ids: Sequence[str], with_sparse: bool = False) -> list[Hit]:
+        """The points with these ids that exist, with their payloads (and BM25 vectors if asked)."""
+        ...
+
+    def drop_collection(self, collection: str) -> None:
+        """Remove a collection and its files (nothing happens when there is none)."""
+        ...
 
     def term_lists(self, collection: str, where: Where) -> list[tuple[list[int], int]]:
         """Per matching point: its BM25 term ids and term count (a version's share of the statistics)."""

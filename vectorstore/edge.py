@@ -7,6 +7,7 @@ shard's write-ahead log, so a worker killed mid-batch recovers every acknowledge
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,25 @@ def to_filter(where: Where | None) -> qe.Filter | None:
 
 def _hit(p: Any) -> Hit:
     return Hit(id=str(p.id), score=float(getattr(p, "score", 0.0) or 0.0), payload=dict(p.payload or {}))
+
+
+def _with_vectors(records: Sequence[Any]) -> list[Hit]:
+    hits = []
+    for r in records:
+        hit = _hit(r)
+        vectors = r.vector if isinstance(r.vector, dict) else {}
+        vec = vectors.get(SPARSE)
+        if isinstance(vec, qe.SparseVector):
+            hit.sparse = Sparse(list(vec.indices), list(vec.values))
+        if (dense := vectors.get(DENSE)) is not None:
+            hit.dense = [float(x) for x in dense]
+        hits.append(hit)
+    return hits
+
+
+def _asked(with_sparse: bool, with_dense: bool) -> list[str] | bool:
+    names = [name for name, wanted in ((SPARSE, with_sparse), (DENSE, with_dense)) if wanted]
+    return names or False
 
 
 class EdgeStore:
@@ -159,12 +179,40 @@ class EdgeStore:
         return [_hit(p) for p in self._shard(collection).query(req)]
 
     def scroll(
-        self, collection: str, where: Where, limit: int = 256, offset: str | None = None
+        self,
+        collection: str,
+        where: Where,
+        limit: int = 256,
+        offset: str | None = None,
+        with_sparse: bool = False,
+        with_dense: bool = False,
     ) -> tuple[list[Hit], str | None]:
         records, nxt = self._shard(collection).scroll(
-            qe.ScrollRequest(offset=offset, limit=limit, filter=to_filter(where), with_payload=True)
+            qe.ScrollRequest(
+                offset=offset,
+                limit=limit,
+                filter=to_filter(where),
+                with_payload=True,
+                with_vector=_asked(with_sparse, with_dense),
+            )
         )
-        return [_hit(r) for r in records], (str(nxt) if nxt is not None else None)
+        hits = _with_vectors(records) if with_sparse or with_dense else [_hit(r) for r in records]
+        return hits, (str(nxt) if nxt is not None else None)
+
+    def retrieve(self, collection: str, ids: Sequence[str], with_sparse: bool = False) -> list[Hit]:
+        if not ids:
+            return []
+        records = self._shard(collection).retrieve(list(ids), True, [SPARSE] if with_sparse else False)
+        return _with_vectors(records) if with_sparse else [_hit(r) for r in records]
+
+    def drop_collection(self, collection: str) -> None:
+        with self._lock:
+            shard = self._shards.pop(collection, None)
+            if shard is not None:
+                shard.close()
+            path = self.root / collection
+            if path.exists():
+                shutil.rmtree(path)
 
     def term_lists(self, collection: str, where: Where) -> list[tuple[list[int], int]]:
         out: list[tuple[list[int], int]] = []

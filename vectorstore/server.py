@@ -53,6 +53,25 @@ def _hit(p: Any) -> Hit:
     return Hit(id=str(p.id), score=float(getattr(p, "score", 0.0) or 0.0), payload=dict(p.payload or {}))
 
 
+def _with_vectors(records: Sequence[Any]) -> list[Hit]:
+    hits = []
+    for r in records:
+        hit = _hit(r)
+        vectors = r.vector if isinstance(r.vector, dict) else {}
+        vec = vectors.get(SPARSE)
+        if isinstance(vec, models.SparseVector):
+            hit.sparse = Sparse(list(vec.indices), list(vec.values))
+        if (dense := vectors.get(DENSE)) is not None:
+            hit.dense = [float(x) for x in dense]
+        hits.append(hit)
+    return hits
+
+
+def _asked(with_sparse: bool, with_dense: bool) -> list[str] | bool:
+    names = [name for name, wanted in ((SPARSE, with_sparse), (DENSE, with_dense)) if wanted]
+    return names or False
+
+
 @contextmanager
 def _unavailable_as_error(url: str) -> Iterator[None]:
     try:
@@ -168,13 +187,40 @@ class ServerStore:
         return [_hit(p) for p in res.points]
 
     def scroll(
-        self, collection: str, where: Where, limit: int = 256, offset: str | None = None
+        self,
+        collection: str,
+        where: Where,
+        limit: int = 256,
+        offset: str | None = None,
+        with_sparse: bool = False,
+        with_dense: bool = False,
     ) -> tuple[list[Hit], str | None]:
         with _unavailable_as_error(self.where):
             records, nxt = self.client.scroll(
-                collection, scroll_filter=to_filter(where), limit=limit, offset=offset, with_payload=True
+                collection,
+                scroll_filter=to_filter(where),
+                limit=limit,
+                offset=offset,
+                with_payload=True,
+                with_vectors=_asked(with_sparse, with_dense),
             )
-        return [_hit(r) for r in records], (str(nxt) if nxt is not None else None)
+        hits = _with_vectors(records) if with_sparse or with_dense else [_hit(r) for r in records]
+        return hits, (str(nxt) if nxt is not None else None)
+
+    def retrieve(self, collection: str, ids: Sequence[str], with_sparse: bool = False) -> list[Hit]:
+        if not ids:
+            return []
+        with _unavailable_as_error(self.where):
+            records = self.client.retrieve(
+                collection, list(ids), with_payload=True, with_vectors=[SPARSE] if with_sparse else False
+            )
+        return _with_vectors(records) if with_sparse else [_hit(r) for r in records]
+
+    def drop_collection(self, collection: str) -> None:
+        with _unavailable_as_error(self.where):
+            if self.client.collection_exists(collection):
+                self.client.delete_collection(collection)
+        self._known.discard(collection)
 
     def term_lists(self, collection: str, where: Where) -> list[tuple[list[int], int]]:
         out: list[tuple[list[int], int]] = []

@@ -123,6 +123,7 @@ class IngestDocumentWorkflow:
                 chunks_key=deduped.chunks_key,
                 vectors_key=embedded.vectors_key,
                 title=redacted.title,
+                embedding_version=embedded.embedding_version,
             ),
             policies.UPSERT,
         )

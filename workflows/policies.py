@@ -57,6 +57,29 @@ DISCARD = StepPolicy(timedelta(minutes=1), heartbeat=None)  # local activity, af
 DELETE_DOCUMENT = StepPolicy(timedelta(minutes=10))
 ERASE_TENANT = StepPolicy(timedelta(hours=2))
 
+# Embedding migration (BackfillIndexWorkflow). The backfill heartbeats after each page, so a
+# worker lost mid-way is noticed within HEARTBEAT and the next attempt resumes from the last page;
+# its attempts are not capped, since a migration that stops half-way only costs time. The
+# reconciliation and the gate read every chunk or run every golden query: minutes, heartbeated.
+PREPARE_MIGRATION = StepPolicy(timedelta(minutes=2), heartbeat=None)
+BACKFILL = StepPolicy(
+    timedelta(hours=24),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=60),
+        maximum_attempts=0,
+        non_retryable_error_types=sorted(NON_RETRYABLE_CODES),
+    ),
+)
+RECONCILE = StepPolicy(timedelta(hours=1))
+GATE = StepPolicy(timedelta(hours=1))
+FLIP = StepPolicy(timedelta(minutes=3), heartbeat=None)
+END_MIGRATION = StepPolicy(timedelta(hours=1))
+# A tenant's snapshot, taken or restored in one heartbeated pass (pipelines.backup).
+BACKUP = StepPolicy(timedelta(hours=6))
+RESTORE = StepPolicy(timedelta(hours=6))
+
 # Batch bookkeeping (local activities). Job state is what users read to find failures, so its
 # writes retry until Redis is back rather than give up and lose outcomes.
 UNTIL_IT_WORKS = RetryPolicy(

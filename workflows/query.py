@@ -179,6 +179,7 @@ def _context_input(q: QueryInput, retrieved: RetrieveOutput, ranking: str) -> Co
         token_budget=q.context_tokens or 0,
         request_id=q.request_id,
         stream=q.stream,
+        embedding_version=retrieved.embedding_version,
     )
 
 

@@ -7,12 +7,14 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import AdminCaller, RedisDep, SettingsDep, TemporalDep
 from api.errors import request_id
 from api.schemas import TenantErasedOut
+from app import index as migrations
 from app.delete import erase_tenant, erase_workflow_id
+from contracts.index import GoldenQuery
 from gateway.audit import Audit
 from gateway.keys import KeyRecord, KeyStore
 from gateway.limits import Limits
@@ -126,3 +128,81 @@ async def erase(
         raise BadInput(f'to erase tenant {admin.tenant!r}, send {{"confirm": "{admin.tenant}"}}')
     erased = await erase_tenant(temporal, settings, r, admin, request_id(request))
     return TenantErasedOut(**vars(erased), workflow_id=erase_workflow_id(admin.tenant), request_id=request_id(request))
+
+
+# -- the tenant's embedding index (app.index) ----------------------------------------------------
+class GoldenBody(BaseModel):
+    query: str
+    relevant: dict[str, int]  # document source (or its file stem) -> grade
+
+
+class MigrationBody(BaseModel):
+    to: str  # an encoder name the operator configured (GET /v1/admin/index lists them)
+    golden: list[GoldenBody] = []
+    max_drop: float = Field(default=0.01, ge=0, le=1)
+    min_overlap: float = Field(default=0.0, ge=0, le=1)
+    shadow_wait_s: float | None = Field(default=None, ge=0, le=24 * 3600)
+    auto_flip: bool = True
+    force: bool = False
+    retention_s: float | None = Field(default=None, ge=0, le=90 * 24 * 3600)
+
+
+@router.get("/index")
+async def index_state(settings: SettingsDep, r: RedisDep, admin: AdminCaller) -> dict[str, Any]:
+    """Which index the tenant reads and writes, and the encoders it may migrate to."""
+    life = migrations.lifecycle(settings, r)
+    state = await asyncio.to_thread(life.state, admin.tenant)
+    return {"index": asdict(state), "encoders": sorted(life.catalog)}
+
+
+@router.post("/index/migrations", status_code=status.HTTP_202_ACCEPTED)
+async def start_migration(
+    body: MigrationBody, request: Request, settings: SettingsDep, temporal: TemporalDep, r: RedisDep, admin: AdminCaller
+) -> dict[str, Any]:
+    """Start moving the tenant to another encoder's index (backfill, gate, flip); 409 while one runs."""
+    migration_id, handle = await migrations.start_migration(
+        temporal,
+        settings,
+        r,
+        admin.tenant,
+        body.to,
+        golden=[GoldenQuery(query=g.query, relevant=g.relevant) for g in body.golden],
+        max_drop=body.max_drop,
+        min_overlap=body.min_overlap,
+        shadow_wait_s=body.shadow_wait_s,
+        auto_flip=body.auto_flip,
+        force=body.force,
+        retention_s=body.retention_s,
+        actor=admin.key_id,
+        request_id=request_id(request),
+    )
+    return {
+        "migration_id": migration_id,
+        "workflow_id": handle.id,
+        "temporal_ui": settings.temporal_ui_link(handle.id),
+        "request_id": request_id(request),
+    }
+
+
+@router.get("/index/migrations/{migration_id}")
+async def migration(migration_id: str, settings: SettingsDep, r: RedisDep, admin: AdminCaller) -> dict[str, Any]:
+    """A migration's state, progress (chunks done, per second, ETA), disk estimate and gate
+    figures; `latest` names the newest."""
+    wanted = "" if migration_id == "latest" else migration_id
+    return await asyncio.to_thread(migrations.migration_record, settings, r, admin.tenant, wanted)
+
+
+@router.post("/index/migrations/{action}", status_code=status.HTTP_202_ACCEPTED)
+async def migration_action(
+    action: str, request: Request, settings: SettingsDep, temporal: TemporalDep, r: RedisDep, admin: AdminCaller
+) -> dict[str, Any]:
+    """`approve` (flip although the gate did not pass), `cancel` (before the flip: nothing users read
+    changes), `rollback` (back to the replaced index, at once), `release` (end the retention now)."""
+    rid = request_id(request)
+    if action == "rollback":
+        return {**await migrations.rollback(temporal, settings, r, admin.tenant, admin.key_id, rid), "request_id": rid}
+    actions = {"approve": migrations.approve, "cancel": migrations.cancel, "release": migrations.release}
+    if action not in actions:
+        raise BadInput(f"unknown action {action!r}; one of approve, cancel, rollback, release")
+    await actions[action](temporal, r, admin.tenant, admin.key_id, rid)
+    return {"action": action, "request_id": rid}

@@ -7,7 +7,9 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
+import numpy as np
 import pytest
 
 from encoders.sparse import Sparse, SparseEncoder
@@ -95,12 +97,33 @@ def _run_all(s: VectorStore) -> dict[str, object]:
     page, nxt = s.scroll("c", Where(must=(Cond("doc_id", value="d1"),)), limit=3)
     out["scroll"] = (sorted(h.id for h in page), nxt is not None)
     out["term_lists"] = sorted(s.term_lists("c", Where(must=(Cond("doc_id", value="d1"),))))
+    # What a migration copies: the points page by page with their BM25 vectors, then re-read by id.
+    with_bm25, _ = s.scroll("c", Where(must=(Cond("doc_id", value="d1"),)), limit=10, with_sparse=True)
+    out["scroll_sparse"] = sorted((h.id, _sparse_pairs(h.sparse)) for h in with_bm25)
+    ids = [*[h.id for h in with_bm25][:2], "00000000-0000-0000-0000-999999999999"]
+    again = s.retrieve("c", ids, with_sparse=True)
+    out["retrieve"] = sorted((h.id, h.payload["text"], _sparse_pairs(h.sparse)) for h in again)
+    out["retrieve_plain"] = sorted((h.id, h.sparse is None) for h in s.retrieve("c", ids))
+    # What a backup reads: both vectors of each point.
+    both, _ = s.scroll("c", Where(must=(Cond("doc_id", value="d1"),)), limit=10, with_sparse=True, with_dense=True)
+    out["scroll_dense"] = sorted((h.id, [round(x, 4) for x in h.dense or []], h.sparse is not None) for h in both)
     s.set_payload("c", Where(must=(Cond("doc_id", value="d1"),)), {"visible_until": 1})
     out["after_retire"] = s.count("c", visible)
     s.delete("c", Where(must=(Cond("doc_id", value="d2"),)))
     out["after_delete"] = s.count("c")
     out["payload_kept"] = sorted(h.payload["text"] for h in s.scroll("c", Where(must=(Cond("doc_id", value="d0"),)))[0])
     return out
+
+
+def _unit(vector: list[float]) -> list[float]:
+    """Qdrant stores a cosine collection's vectors normalised."""
+    v = np.asarray(vector)
+    return list(v / np.linalg.norm(v))
+
+
+def _sparse_pairs(sparse: Sparse | None) -> list[tuple[int, float]]:
+    assert sparse is not None, "asked for the BM25 vector and got none"
+    return sorted(zip(sparse.indices, (round(v, 4) for v in sparse.values), strict=True))
 
 
 def test_edge_and_server_api_agree(tmp_path: Path) -> None:
@@ -121,6 +144,21 @@ def test_edge_and_server_api_agree(tmp_path: Path) -> None:
     enc = SparseEncoder()
     d1 = [t for i, t in enumerate(TEXTS) if i // 4 == 1]
     assert a["term_lists"] == sorted((sorted(set(enc.terms(t))), len(enc.terms(t))) for t in d1)
+    stored = {p.id: p for p in _points()}
+    scrolled = cast(list[tuple[str, object]], a["scroll_sparse"])
+    assert scrolled == sorted((pid, _sparse_pairs(stored[pid].sparse)) for pid, _ in scrolled)
+    dense = cast(list[tuple[str, list[float], bool]], a["scroll_dense"])
+    assert dense and all(has_sparse for _, _, has_sparse in dense)
+    assert all(np.allclose(vec, _unit(stored[pid].dense), atol=1e-3) for pid, vec, _ in dense)
+    assert len(cast(list[object], a["retrieve"])) == 2  # the unknown id is simply absent
+    assert all(plain for _, plain in cast(list[tuple[str, bool]], a["retrieve_plain"]))
+
+
+def test_drop_collection_removes_it_and_tolerates_absence(store: VectorStore) -> None:
+    store.drop_collection("c")
+    store.drop_collection("c")  # already gone: nothing happens
+    store.ensure_collection("c", DIM)
+    assert store.count("c") == 0
 
 
 def test_upsert_is_idempotent(store: VectorStore) -> None:

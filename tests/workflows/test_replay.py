@@ -17,6 +17,8 @@ import redis
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
+from app import backup as snapshots
+from app import index as migrations
 from app.delete import delete_document, erase_tenant
 from app.query import build_query, run_query
 from gateway.keys import ADMIN, INGEST, KeyStore
@@ -25,14 +27,34 @@ from keel.config import Settings
 from temporal.data_converter import DATA_CONVERTER, data_converter
 from tests.conftest import SAMPLES, TEST_CODEC_KEY
 from tests.helpers import ingest
+from workflows.backfill_index import BackfillIndexWorkflow
+from workflows.backup import BackupTenantWorkflow, RestoreTenantWorkflow
 from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
 from workflows.query import QueryWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
-WORKFLOWS = [IngestBatchWorkflow, IngestDocumentWorkflow, QueryWorkflow, DeleteDocumentWorkflow, EraseTenantWorkflow]
-TYPES = ("IngestBatch", "IngestDocument", "Query", "DeleteDocument", "EraseTenant")
+WORKFLOWS = [
+    IngestBatchWorkflow,
+    IngestDocumentWorkflow,
+    QueryWorkflow,
+    DeleteDocumentWorkflow,
+    EraseTenantWorkflow,
+    BackfillIndexWorkflow,
+    BackupTenantWorkflow,
+    RestoreTenantWorkflow,
+]
+TYPES = (
+    "IngestBatch",
+    "IngestDocument",
+    "Query",
+    "DeleteDocument",
+    "EraseTenant",
+    "BackfillIndex",
+    "BackupTenant",
+    "RestoreTenant",
+)
 
 
 def _history_files() -> list[Path]:
@@ -67,10 +89,17 @@ async def test_record_histories(
     inp = build_query(settings, redis_client, "record", tenant, [], "How do I retry failed files?")
     inp.budgets_ms = {"rerank": 1}
     await run_query(client, settings, inp)
+    # A migration that runs to its end: backfill, gate (forced), flip, a one-second retention.
+    _, migration = await migrations.start_migration(
+        client, settings, redis_client, tenant, "default-w128", shadow_wait_s=0, retention_s=1, force=True
+    )
+    await migration.result()
+    (backed_up,) = await snapshots.backup(client, settings, redis_client, [tenant], tmp_path / "backup")
     store = KeyStore(redis_client)
     writer = store.create(tenant=tenant, roles=[INGEST])[0].principal()
     await delete_document(client, settings, redis_client, writer, ids.document_id(tenant, str(SAMPLES / "faq.txt")))
     await erase_tenant(client, settings, redis_client, store.create(tenant=tenant, roles=[ADMIN])[0].principal())
+    await snapshots.restore(client, settings, redis_client, [(tenant, Path(backed_up.folder))])
     kinds = ", ".join(f"'{t}'" for t in TYPES)
     async for wf in client.list_workflows(f"WorkflowType IN ({kinds}) AND ExecutionStatus != 'Running'"):
         if tenant not in wf.id and not wf.id.startswith("ingest-batch/"):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from evaluation.beir import load_split, write_documents
-from evaluation.metrics import dedupe, mrr, ndcg, recall, summarise
+from retrieval.golden import document_name
+from retrieval.metrics import dedupe, mrr, ndcg, recall, summarise
 
 
 def test_metrics_match_hand_computed_values() -> None:
@@ -46,3 +47,9 @@ def test_both_qrels_layouts_load(tmp_path: Path) -> None:
 
     (path,) = write_documents(flat, tmp_path / "docs")
     assert path.name == "d1.md" and path.read_text() == "# T\n\nbody\n"
+
+
+def test_a_hit_is_named_the_way_the_golden_set_names_its_document() -> None:
+    assert document_name("samples/corpus/faq.txt", {"samples/corpus/faq.txt": 1}) == "samples/corpus/faq.txt"
+    assert document_name("samples/corpus/faq.txt", {"faq.txt": 1}) == "faq.txt"
+    assert document_name("corpus/4983.md", {"4983": 2}) == "4983"  # a BEIR corpus id

@@ -1,0 +1,139 @@
+"""Backup and restore: a tenant's snapshot brought back into an empty stack answers the same; a
+damaged, altered or foreign snapshot, or a tenant that already has data, is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import signal
+import stat
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from temporalio.client import Client
+
+from app import backup as snapshots
+from app.query import build_query, run_query
+from gateway.keys import QUERY, KeyStore
+from infra.services import free_port, start_redis
+from keel.config import Settings
+from keel.errors import BadInput, RestoreConflict
+from pipelines.backup import FILES, Snapshots, read_manifest
+from pipelines.deps import Deps
+from pipelines.migrate import Migrator
+from stores import redis as redis_store
+from temporal.client import connect
+from tests.conftest import SAMPLES, Services, make_settings
+from tests.helpers import ingest, start_keel_process
+
+pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
+
+QUESTIONS = [
+    "How do I retry failed files?",
+    "What is the latency budget for retrieval?",
+    "How are API keys stored?",
+]
+
+
+async def answers(client: Client, settings: Settings, r: redis.Redis, tenant: str) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for q in QUESTIONS:
+        got = await run_query(client, settings, build_query(settings, r, uuid.uuid4().hex, tenant, [], q))
+        out[q] = (
+            got.answer,
+            [(c.doc_id, c.version, c.source, c.section_path) for c in got.citations],
+            got.embedding_version,
+        )
+    return out
+
+
+@pytest.mark.slow
+async def test_a_snapshot_restored_into_an_empty_stack_answers_the_same(
+    client: Client, settings: Settings, redis_client: redis.Redis, services: Services, tenant: str, tmp_path: Path
+) -> None:
+    r = redis_client
+    counters, _ = await ingest(client, settings, r, [SAMPLES], tenant)
+    assert counters.ingested == 6
+    _, token = KeyStore(r).create(tenant=tenant, roles=[QUERY], name="reader")
+    before = await answers(client, settings, r, tenant)
+
+    (done,) = await snapshots.backup(client, settings, r, [tenant], tmp_path / "backups")
+    folder = Path(done.folder)
+    assert done.points > 0 and done.redis_keys > 0 and done.index == "default"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE((folder / f).stat().st_mode) == 0o600 for f in (*FILES, "manifest.json"))
+    assert not any(json.loads(line)["key"].startswith("keel:q:") for line in (folder / "redis.jsonl").open())
+
+    # An empty stack: its own Redis, data folder and worker (the same Temporal server).
+    red = start_redis(tmp_path / "stack2", port=free_port())
+    queue = uuid.uuid4().hex[:8]
+    other = make_settings(
+        services,
+        tmp_path / "data2",
+        redis_url=f"redis://127.0.0.1:{red.port}/0",
+        ingest_task_queue=f"restore-{queue}",
+        query_task_queue=f"restore-q-{queue}",
+    )
+    worker = start_keel_process("infra.worker", other, tmp_path / "worker2.log")
+    try:
+        r2 = redis_store.connect(other)
+        client2 = await connect(other)
+        (restored,) = await snapshots.restore(client2, other, r2, snapshots.snapshots_in(tmp_path / "backups", None))
+        assert (restored.tenant, restored.points, restored.generation) == (tenant, done.points, done.generation)
+        assert await answers(client2, other, r2, tenant) == before
+        assert KeyStore(r2).resolve(token).tenant == tenant  # its keys work there too
+        with pytest.raises(RestoreConflict):  # the tenant has data there now
+            await snapshots.restore(client2, other, r2, [(tenant, folder)])
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+        red.stop()
+
+
+async def test_damaged_altered_or_foreign_snapshots_are_refused(
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str, tmp_path: Path
+) -> None:
+    r = redis_client
+    await ingest(client, settings, r, [SAMPLES / "faq.txt"], tenant)
+    (done,) = await snapshots.backup(client, settings, r, [tenant], tmp_path / "b")
+    folder = Path(done.folder)
+    with pytest.raises(BadInput, match="tenant"):
+        read_manifest(folder, f"{tenant}x")  # a snapshot is restored as the tenant it is of
+
+    damaged = tmp_path / "damaged" / tenant
+    shutil.copytree(folder, damaged)
+    with (damaged / "points.jsonl").open("ab") as f:
+        f.write(b"\n")
+    with pytest.raises(BadInput, match="checksum"):
+        read_manifest(damaged, tenant)
+
+    # Altered with care (checksums made to match): a record of another tenant is still refused,
+    # and nothing of the snapshot is visible afterwards.
+    fresh = f"{tenant}r"
+    forged = tmp_path / "forged" / fresh
+    shutil.copytree(folder, forged)
+    manifest = json.loads((forged / "manifest.json").read_text())
+    manifest["tenant"] = fresh
+    renamed = re.compile(rf":{tenant}(?=:|$)")
+    rows = [json.loads(line) for line in (forged / "redis.jsonl").open()]
+    rows = [{**row, "key": renamed.sub(f":{fresh}", row["key"])} for row in rows]
+    rows.append({"key": "keel:limits:someone-else", "type": "string", "value": "{}", "ttl_ms": 0})
+    (forged / "redis.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    points = [json.loads(line) for line in (forged / "points.jsonl").open()]
+    for point in points:
+        point["payload"]["tenant"] = fresh
+    (forged / "points.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
+    for name in FILES:
+        manifest["sha256"][name] = hashlib.sha256((forged / name).read_bytes()).hexdigest()
+    (forged / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BadInput, match="someone-else"):
+        Snapshots(deps).restore(forged, fresh)
+    assert not r.exists("keel:limits:someone-else") and not r.exists(f"keel:gen:{fresh}")
+    assert Migrator(deps).count(deps.indexes.active(fresh), fresh) == 0  # refused before any write
+
+    with pytest.raises(RestoreConflict):  # the tenant it came from still has its data
+        Snapshots(deps).restore(folder, tenant)
