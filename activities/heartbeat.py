@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,7 +18,10 @@ from temporalio import activity
 
 
 @contextmanager
-def keep_alive(every_seconds: float = 5.0) -> Iterator[None]:
+def keep_alive(every_seconds: float = 5.0, details: Callable[[], tuple[Any, ...]] | None = None) -> Iterator[None]:
+    """Heartbeat on a timer while the block runs. `details` gives the progress to send each time:
+    a heartbeat replaces the last one's details, so a step that resumes from them must keep
+    sending them (a bare heartbeat would make a retry start over)."""
     stop = threading.Event()
     if activity.info().is_local:  # local activities have no heartbeat; the workflow task is kept alive
         yield
@@ -26,7 +29,7 @@ def keep_alive(every_seconds: float = 5.0) -> Iterator[None]:
 
     def beat() -> None:
         while not stop.wait(every_seconds):
-            activity.heartbeat()
+            activity.heartbeat(*(details() if details else ()))
 
     thread = threading.Thread(target=contextvars.copy_context().run, args=(beat,), daemon=True)
     thread.start()

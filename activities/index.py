@@ -85,17 +85,20 @@ class IndexActivities:
         after a worker loss resumes from the last finished page (a page redone rewrites the same ids)."""
         source, target = self.d.indexes.index(inp.source), self.d.indexes.index(inp.target)
         details: tuple[Any, ...] = tuple(activity.info().heartbeat_details)
-        offset, scanned, copied, seconds = details[0] if details else (None, 0, 0, 0.0)
-        if details and offset is None:  # the last attempt reported its final page
+        offset, scanned, copied, seconds, finished = details[0] if details else (None, 0, 0, 0.0, False)
+        if finished:  # the last attempt reported its final page
             return Backfilled(copied=copied, seconds=seconds, chunks_per_s=_rate(scanned, seconds))
+        done = [(offset, scanned, copied, seconds, False)]  # the last finished page, re-sent while one runs
         while True:
             started = time.monotonic()
-            page = self.migrator.copy_page(inp.tenant, source, target, offset, inp.page)
+            with keep_alive(details=lambda: (done[0],)):  # a page may take longer than the heartbeat timeout
+                page = self.migrator.copy_page(inp.tenant, source, target, offset, inp.page)
             scanned += page.scanned  # re-embedded; `copied` leaves out what was deleted meanwhile
             copied += page.copied
             seconds += time.monotonic() - started
             offset = page.next_offset
-            activity.heartbeat((offset, scanned, copied, seconds))
+            done[0] = (offset, scanned, copied, seconds, offset is None)
+            activity.heartbeat(done[0])
             rate = _rate(scanned, seconds)
             left = max(0, inp.chunks - scanned)
             self.lifecycle.note(

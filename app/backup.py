@@ -15,25 +15,15 @@ from pathlib import Path
 import redis
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
 
+from app.failures import reported
 from contracts.backup import BackupInput, BackupOutput, RestoreInput, RestoreOutput
 from gateway.audit import Audit
 from keel.config import Settings
-from keel.errors import BadInput, KeelError, from_code
+from keel.errors import BadInput, KeelError
 from keel.tenancy import check_tenant
 from stores.keys import TENANTS_KEY
 from workflows.backup import BackupTenantWorkflow, RestoreTenantWorkflow
-
-
-def failure(exc: WorkflowFailureError, what: str) -> KeelError:
-    """The error the workflow's activity reported, by its code; else one saying it can be rerun."""
-    cause: BaseException | None = exc.cause
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.__cause__
-    if isinstance(cause, ApplicationError) and cause.type:
-        return from_code(cause.type, cause.message)
-    return KeelError(f"the {what} failed: {exc.cause or exc}; it can be run again")
 
 
 def tenants_to_back_up(r: redis.Redis, tenant: str | None) -> list[str]:
@@ -59,7 +49,7 @@ async def backup(
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
         except WorkflowFailureError as exc:
-            raise failure(exc, f"backup of {tenant}") from exc
+            raise reported(exc, KeelError(f"the backup of {tenant} failed: {exc.cause or exc}; run it again")) from exc
         detail = {k: v for k, v in asdict(out).items() if k != "tenant"}
         await asyncio.to_thread(Audit(r).record, tenant, "tenant_backed_up", key_id=actor, **detail)
         done.append(out)
@@ -95,7 +85,7 @@ async def restore(
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
         except WorkflowFailureError as exc:
-            raise failure(exc, f"restore of {tenant}") from exc
+            raise reported(exc, KeelError(f"the restore of {tenant} failed: {exc.cause or exc}; run it again")) from exc
         detail = {k: v for k, v in asdict(out).items() if k != "tenant"}
         await asyncio.to_thread(Audit(r).record, tenant, "tenant_restored", key_id=actor, folder=str(folder), **detail)
         done.append(out)

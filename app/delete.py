@@ -14,13 +14,13 @@ from dataclasses import asdict
 import redis
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
 
+from app.failures import reported
 from contracts.delete import DeleteDocumentInput, DocumentRemoved, EraseTenantInput, TenantErased
 from gateway.audit import Audit
 from gateway.keys import Principal
 from keel.config import Settings
-from keel.errors import BadInput, DeleteFailed, KeelError, from_code
+from keel.errors import BadInput, DeleteFailed, KeelError
 from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
 
 _DOC_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -41,12 +41,7 @@ def check_doc_id(doc_id: str) -> str:
 
 
 def _failure(exc: WorkflowFailureError) -> KeelError:
-    cause: BaseException | None = exc.cause
-    while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.__cause__
-    if isinstance(cause, ApplicationError) and cause.type:
-        return from_code(cause.type, cause.message)
-    return DeleteFailed(f"the deletion failed: {exc.cause or exc}; it can be run again")
+    return reported(exc, DeleteFailed(f"the deletion failed: {exc.cause or exc}; it can be run again"))
 
 
 async def delete_document(

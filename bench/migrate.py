@@ -90,7 +90,7 @@ def reembed_speed(settings: Settings, target: str) -> tuple[int, float]:
     deps = build_deps(settings)
     try:
         migrator = Migrator(deps)
-        source, dest = deps.indexes.index(SOURCE), deps.indexes.index(target)
+        source, dest = deps.indexes.ensure(deps.indexes.index(SOURCE)), deps.indexes.index(target)
         pages, offset = [], None
         while True:
             hits, offset = deps.store.scroll(

@@ -9,6 +9,7 @@ need only access to Redis, which is already the whole of Keel's state.
 from __future__ import annotations
 
 import os
+import sys
 from typing import NoReturn
 
 import redis
@@ -21,7 +22,8 @@ from keel.config import Settings
 from keel.errors import Forbidden, KeelError, MissingKey, RedisUnavailable, RoleForbidden
 from stores import redis as redis_store
 
-console = Console()
+# Piped output (a log, a benchmark's) is not cut at 80 columns: tables keep their figures whole.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def connect_redis(settings: Settings) -> redis.Redis:

@@ -116,3 +116,28 @@ class VectorStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# -- what both backends' records turn into (their point classes share these attributes) ---------
+def hit_of(record: Any) -> Hit:
+    return Hit(id=str(record.id), score=float(getattr(record, "score", 0.0) or 0.0), payload=dict(record.payload or {}))
+
+
+def hits_of(records: Sequence[Any], with_vectors: bool = False) -> list[Hit]:
+    """Hits from a backend's records; with the vectors they carry when asked for them."""
+    hits = [hit_of(r) for r in records]
+    if with_vectors:
+        for hit, r in zip(hits, records, strict=True):
+            vectors = r.vector if isinstance(r.vector, dict) else {}
+            sparse = vectors.get(SPARSE)
+            if sparse is not None and hasattr(sparse, "indices"):
+                hit.sparse = Sparse(list(sparse.indices), list(sparse.values))
+            if (dense := vectors.get(DENSE)) is not None:
+                hit.dense = [float(x) for x in dense]
+    return hits
+
+
+def vector_names(with_sparse: bool, with_dense: bool) -> list[str] | bool:
+    """The `with_vector(s)` argument both clients take: the named vectors asked for, or none."""
+    names = [name for name, wanted in ((SPARSE, with_sparse), (DENSE, with_dense)) if wanted]
+    return names or False

@@ -29,6 +29,8 @@ from vectorstore.base import (
     Cond,
     Hit,
     Where,
+    hits_of,
+    vector_names,
 )
 
 
@@ -47,29 +49,6 @@ def to_filter(where: Where | None) -> qe.Filter | None:
         must=[_cond(c) for c in where.must] or None,
         must_not=[_cond(c) for c in where.must_not] or None,
     )
-
-
-def _hit(p: Any) -> Hit:
-    return Hit(id=str(p.id), score=float(getattr(p, "score", 0.0) or 0.0), payload=dict(p.payload or {}))
-
-
-def _with_vectors(records: Sequence[Any]) -> list[Hit]:
-    hits = []
-    for r in records:
-        hit = _hit(r)
-        vectors = r.vector if isinstance(r.vector, dict) else {}
-        vec = vectors.get(SPARSE)
-        if isinstance(vec, qe.SparseVector):
-            hit.sparse = Sparse(list(vec.indices), list(vec.values))
-        if (dense := vectors.get(DENSE)) is not None:
-            hit.dense = [float(x) for x in dense]
-        hits.append(hit)
-    return hits
-
-
-def _asked(with_sparse: bool, with_dense: bool) -> list[str] | bool:
-    names = [name for name, wanted in ((SPARSE, with_sparse), (DENSE, with_dense)) if wanted]
-    return names or False
 
 
 class EdgeStore:
@@ -149,7 +128,7 @@ class EdgeStore:
         req = qe.QueryRequest(
             limit=limit, query=qe.Query.Nearest(query, using=using), filter=to_filter(where), with_payload=True
         )
-        return [_hit(p) for p in self._shard(collection).query(req)]
+        return hits_of(self._shard(collection).query(req))
 
     def search_hybrid(
         self,
@@ -176,7 +155,7 @@ class EdgeStore:
             filter=flt,
             with_payload=True,
         )
-        return [_hit(p) for p in self._shard(collection).query(req)]
+        return hits_of(self._shard(collection).query(req))
 
     def scroll(
         self,
@@ -193,17 +172,17 @@ class EdgeStore:
                 limit=limit,
                 filter=to_filter(where),
                 with_payload=True,
-                with_vector=_asked(with_sparse, with_dense),
+                with_vector=vector_names(with_sparse, with_dense),
             )
         )
-        hits = _with_vectors(records) if with_sparse or with_dense else [_hit(r) for r in records]
+        hits = hits_of(records, with_sparse or with_dense)
         return hits, (str(nxt) if nxt is not None else None)
 
     def retrieve(self, collection: str, ids: Sequence[str], with_sparse: bool = False) -> list[Hit]:
         if not ids:
             return []
         records = self._shard(collection).retrieve(list(ids), True, [SPARSE] if with_sparse else False)
-        return _with_vectors(records) if with_sparse else [_hit(r) for r in records]
+        return hits_of(records, with_sparse)
 
     def drop_collection(self, collection: str) -> None:
         with self._lock:

@@ -25,6 +25,8 @@ from vectorstore.base import (
     Cond,
     Hit,
     Where,
+    hits_of,
+    vector_names,
 )
 
 
@@ -47,29 +49,6 @@ def to_filter(where: Where | None) -> models.Filter | None:
 
 def _sparse(v: Sparse) -> models.SparseVector:
     return models.SparseVector(indices=list(v.indices), values=list(v.values))
-
-
-def _hit(p: Any) -> Hit:
-    return Hit(id=str(p.id), score=float(getattr(p, "score", 0.0) or 0.0), payload=dict(p.payload or {}))
-
-
-def _with_vectors(records: Sequence[Any]) -> list[Hit]:
-    hits = []
-    for r in records:
-        hit = _hit(r)
-        vectors = r.vector if isinstance(r.vector, dict) else {}
-        vec = vectors.get(SPARSE)
-        if isinstance(vec, models.SparseVector):
-            hit.sparse = Sparse(list(vec.indices), list(vec.values))
-        if (dense := vectors.get(DENSE)) is not None:
-            hit.dense = [float(x) for x in dense]
-        hits.append(hit)
-    return hits
-
-
-def _asked(with_sparse: bool, with_dense: bool) -> list[str] | bool:
-    names = [name for name, wanted in ((SPARSE, with_sparse), (DENSE, with_dense)) if wanted]
-    return names or False
 
 
 @contextmanager
@@ -159,7 +138,7 @@ class ServerStore:
             res = self.client.query_points(
                 collection, query=query, using=using, query_filter=to_filter(where), limit=limit, with_payload=True
             )
-        return [_hit(p) for p in res.points]
+        return hits_of(res.points)
 
     def search_hybrid(
         self,
@@ -184,7 +163,7 @@ class ServerStore:
                 limit=limit,
                 with_payload=True,
             )
-        return [_hit(p) for p in res.points]
+        return hits_of(res.points)
 
     def scroll(
         self,
@@ -202,9 +181,9 @@ class ServerStore:
                 limit=limit,
                 offset=offset,
                 with_payload=True,
-                with_vectors=_asked(with_sparse, with_dense),
+                with_vectors=vector_names(with_sparse, with_dense),
             )
-        hits = _with_vectors(records) if with_sparse or with_dense else [_hit(r) for r in records]
+        hits = hits_of(records, with_sparse or with_dense)
         return hits, (str(nxt) if nxt is not None else None)
 
     def retrieve(self, collection: str, ids: Sequence[str], with_sparse: bool = False) -> list[Hit]:
@@ -214,7 +193,7 @@ class ServerStore:
             records = self.client.retrieve(
                 collection, list(ids), with_payload=True, with_vectors=[SPARSE] if with_sparse else False
             )
-        return _with_vectors(records) if with_sparse else [_hit(r) for r in records]
+        return hits_of(records, with_sparse)
 
     def drop_collection(self, collection: str) -> None:
         with _unavailable_as_error(self.where):

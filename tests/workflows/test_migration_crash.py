@@ -18,7 +18,7 @@ from contracts.index import CANCELLED, FAILED, FLIPPED
 from index.active import read_state
 from index.visibility import visible_at
 from stores import redis as redis_store
-from stores.keys import generation_key
+from stores.keys import generation_key, index_key
 from temporal.client import connect
 from tests.conftest import Services, make_settings
 from tests.helpers import start_keel_process
@@ -40,7 +40,7 @@ async def test_sigkill_mid_backfill_then_restart_copies_every_chunk_once(service
         query_task_queue=f"mig-crash-q-{uuid.uuid4().hex[:6]}",
         backfill_page=4,  # many small pages, so the kill lands between two of them
     )
-    tenant = "migcrash"
+    tenant = f"migcrash{uuid.uuid4().hex[:6]}"
     r = redis_store.connect(settings)
     _corpus(tmp_path / "corpus", 24)
     log = tmp_path / "worker.log"
@@ -91,3 +91,4 @@ async def test_sigkill_mid_backfill_then_restart_copies_every_chunk_once(service
     assert len(versions) == 1 and versions != {h.payload["embedding_version"] for h in old}
     assert {h.payload["text"] for h in new} == {h.payload["text"] for h in old}
     store.close()
+    r.delete(index_key(tenant))  # its worker is gone: the shared Redis should not say it uses the side index
