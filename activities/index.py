@@ -15,6 +15,8 @@ from contracts.index import (
     ENDED,
     FLIPPED,
     PREPARING,
+    RETIRED,
+    ROLLED_BACK,
     Backfilled,
     Ended,
     EndInput,
@@ -182,14 +184,17 @@ class IndexActivities:
         step = inp.step
         if inp.state not in ENDED:
             raise ValueError(f"a migration ends as one of {ENDED}, not {inp.state!r}")
+        final = inp.state
         with keep_alive():
-            if inp.state == "retired":
+            if inp.state == RETIRED:
+                if self.lifecycle.rolled_back(step.tenant, step.migration_id):
+                    final = ROLLED_BACK  # what the record says at the end: the tenant went back
                 name = self.lifecycle.release(step.tenant, step.migration_id)
             else:
                 name = self.lifecycle.abandon(step.tenant, step.migration_id) or _side_if_unused(self, step)
             points = self.migrator.drop_tenant(step.tenant, self.d.indexes.index(name)) if name else 0
         self.lifecycle.note(
-            step.tenant, step.migration_id, state=inp.state, ended_at=time.time(), error=inp.error, dropped=name
+            step.tenant, step.migration_id, state=final, ended_at=time.time(), error=inp.error, dropped=name
         )
         return Ended(dropped_index=name, points=points)
 

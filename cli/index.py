@@ -21,7 +21,7 @@ from cli.common import connect_redis, console, fail
 from contracts.index import GoldenQuery
 from index.active import encoder_catalog
 from keel.config import Settings, get_settings
-from keel.errors import KeelError
+from keel.errors import InvalidGolden, KeelError
 from keel.tenancy import check_tenant
 from temporal.client import connect
 
@@ -32,10 +32,14 @@ SETTLED = ("flipped", "awaiting_approval", "rolled_back", "retired", "cancelled"
 
 
 def golden_from_beir(folder: Path, split: str) -> list[GoldenQuery]:
-    """A BEIR folder's judged queries; its corpus ids name the ingested files by stem."""
-    from evaluation.beir import check_dataset, load_split
+    """A folder's judged queries (queries.jsonl and qrels, BEIR's layout; no corpus needed): its
+    document ids name the ingested files by source, file name or stem."""
+    from evaluation.beir import load_split
 
-    loaded = load_split(check_dataset(folder), split)
+    try:
+        loaded = load_split(folder, split)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InvalidGolden(f"{folder} is not a golden set (queries.jsonl and qrels): {exc}") from exc
     return [GoldenQuery(query=text, relevant=loaded.qrels[qid]) for qid, text in loaded.queries.items()]
 
 

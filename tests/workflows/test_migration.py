@@ -158,6 +158,8 @@ async def test_migrate_under_load_then_roll_back(
     assert deps.indexes.active(tenant).name == DEFAULT_ENCODER
     outcome = await asyncio.wait_for(handle.result(), timeout=120)
     assert outcome.state == "rolled_back"
+    ended = migrations.migration_record(settings, r, tenant, migration_id)
+    assert ended["state"] == "rolled_back" and ended["dropped"] == TARGET
     with pytest.raises(NothingToRollBack):
         await migrations.rollback(client, settings, r, tenant)
     assert migrator.count(deps.indexes.index(TARGET), tenant) == 0
