@@ -1,4 +1,4 @@
-"""The snapshot activities: a tenant's backup to a folder, and its restore (see pipelines.backup)."""
+"""The snapshot activities: a tenant's backup to a folder, and its restore (pipelines.backup, .restore)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from activities.heartbeat import keep_alive
 from contracts.backup import BackupInput, BackupOutput, RestoreInput, RestoreOutput
 from pipelines.backup import Snapshots
 from pipelines.deps import Deps
+from pipelines.restore import Restorer
 
 
 class BackupActivities:
     def __init__(self, deps: Deps) -> None:
         self.snapshots = Snapshots(deps)
+        self.restorer = Restorer(deps)
 
     @activity.defn(name="backup.tenant")
     @mapped
@@ -29,7 +31,7 @@ class BackupActivities:
     @mapped
     def restore(self, inp: RestoreInput) -> RestoreOutput:
         with keep_alive():
-            return self.snapshots.restore(Path(inp.folder), inp.tenant)
+            return self.restorer.restore(Path(inp.folder), inp.tenant)
 
     def all(self) -> Sequence[Any]:
         return [self.backup, self.restore]

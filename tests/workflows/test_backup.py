@@ -22,9 +22,10 @@ from gateway.keys import QUERY, KeyStore
 from infra.services import free_port, start_redis
 from keel.config import Settings
 from keel.errors import BadInput, RestoreConflict
-from pipelines.backup import FILES, Snapshots, read_manifest
+from pipelines.backup import FILES
 from pipelines.deps import Deps
 from pipelines.migrate import Migrator
+from pipelines.restore import Restorer, read_manifest
 from stores import redis as redis_store
 from temporal.client import connect
 from tests.conftest import SAMPLES, Services, make_settings
@@ -131,9 +132,9 @@ async def test_damaged_altered_or_foreign_snapshots_are_refused(
         manifest["sha256"][name] = hashlib.sha256((forged / name).read_bytes()).hexdigest()
     (forged / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BadInput, match="someone-else"):
-        Snapshots(deps).restore(forged, fresh)
+        Restorer(deps).restore(forged, fresh)
     assert not r.exists("keel:limits:someone-else") and not r.exists(f"keel:gen:{fresh}")
     assert Migrator(deps).count(deps.indexes.active(fresh), fresh) == 0  # refused before any write
 
     with pytest.raises(RestoreConflict):  # the tenant it came from still has its data
-        Snapshots(deps).restore(folder, tenant)
+        Restorer(deps).restore(folder, tenant)
