@@ -26,13 +26,25 @@ ALLOWED: dict[str, set[str]] = {
     "temporal": BASE | {"observability"},
     "gateway": BASE | {"observability", "stores"},
     "retrieval": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
+    "caches": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
     "generation": BASE | {"contracts", "observability", "stores"},
     "pipelines": BASE | {"contracts", "encoders", "ingestion", "index", "stores", "vectorstore"},
     "activities": BASE
-    | {"contracts", "generation", "index", "ingestion", "observability", "pipelines", "retrieval", "stores"},
+    | {"caches", "contracts", "generation", "index", "ingestion", "observability", "pipelines", "retrieval", "stores"},
     "workflows": BASE | {"contracts", "activities"},
     "app": BASE
-    | {"contracts", "gateway", "generation", "index", "ingestion", "retrieval", "stores", "temporal", "workflows"},
+    | {
+        "caches",
+        "contracts",
+        "gateway",
+        "generation",
+        "index",
+        "ingestion",
+        "retrieval",
+        "stores",
+        "temporal",
+        "workflows",
+    },
     "evaluation": BASE | {"app", "contracts", "index", "retrieval", "stores", "temporal"},
 }
 TOP = {"cli", "api", "infra", "bench"}  # entry points: they may import every room below them
