@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,8 @@ from fastapi import Depends, Header, Request
 from temporalio.client import Client
 
 from api.errors import request_id
+from app.query import answer_config
+from caches.exact import ExactCache
 from gateway.admission import Admission
 from gateway.audit import Audit
 from gateway.keys import ADMIN, INGEST, QUERY, KeyStore, Principal
@@ -30,6 +33,7 @@ from ingestion.redact import Redactor
 from keel.config import Settings, get_settings
 from keel.errors import Forbidden, InvalidKey, RoleForbidden, TemporalUnavailable, Unauthorized
 from stores.blobs import BlobStore
+from temporal.codec import load_key_ring
 
 
 def _temporal(request: Request) -> Client:
@@ -72,6 +76,26 @@ def _limiter(request: Request, settings: Annotated[Settings, Depends(get_setting
     if limiter is None:
         limiter = request.app.state.limiter = Limiter(request.app.state.redis, settings.limiter_fail_open)
     return limiter
+
+
+def exact_cache_of(app: Any, settings: Settings) -> ExactCache | None:
+    """The exact answer cache (one per app; None when caching is off). Its HMAC secret is derived
+    from the payload codec's active key, which every process of a deployment shares."""
+    if not settings.cache_enabled:
+        return None
+    cache: ExactCache | None = getattr(app.state, "exact_cache", None)
+    if cache is None:
+        ring = load_key_ring(settings)
+        secret = hashlib.sha256(b"keel answer cache\0" + ring.keys[ring.active]).digest()
+        cache = app.state.exact_cache = ExactCache(
+            app.state.redis, secret, ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries
+        )
+        app.state.answer_config = answer_config(settings)
+    return cache
+
+
+def _exact_cache(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> ExactCache | None:
+    return exact_cache_of(request.app, settings)
 
 
 def question_redactor(app: Any, settings: Settings) -> Redactor | None:
@@ -190,6 +214,7 @@ BlobsDep = Annotated[BlobStore, Depends(_blobs)]
 QuestionRedactorDep = Annotated[Redactor | None, Depends(_question_redactor)]
 AdmissionDep = Annotated[Admission, Depends(_admission)]
 LimiterDep = Annotated[Limiter, Depends(_limiter)]
+ExactCacheDep = Annotated[ExactCache | None, Depends(_exact_cache)]
 QueryCaller = Annotated[Principal, Depends(require(QUERY))]
 IngestCaller = Annotated[Principal, Depends(require(INGEST))]
 AdminCaller = Annotated[Principal, Depends(require(ADMIN))]

@@ -80,6 +80,7 @@ class QueryBody(BaseModel):
     json_schema: dict[str, Any] | None = None
     max_output_tokens: int | None = None
     route: str | None = None
+    cache: bool = True  # false: never answer from a cache (a fresh answer replaces the cached one)
 
 
 class CitationOut(BaseModel):
@@ -122,3 +123,6 @@ class QueryAnswer(BaseModel):
     clarifying: bool
     attempts: list[AttemptOut]
     question_pii: dict[str, int] = {}
+    generation: int = 0  # the tenant's index generation the answer was read at
+    cache: str = "miss"  # exact | semantic | snippet | miss
+    cached_question: str | None = None  # a semantic hit's question: re-ask with "cache": false for a fresh answer

@@ -5,6 +5,9 @@ Shared by the API and the CLI so both refuse the same bad input with the same co
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict, replace
 from typing import Any
 
 import redis
@@ -13,7 +16,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from contracts.query import QueryFilters, QueryInput, QueryOutput
+from contracts.query import Citation, ProviderAttempt, QueryFilters, QueryInput, QueryOutput
 from index.catalog import Catalog
 from ingestion.redact import Redactor
 from keel.config import Settings
@@ -31,6 +34,55 @@ from keel.tenancy import check_groups, check_tenant
 from keel.text import check_text
 from retrieval.filters import check_filters
 from retrieval.retriever import MODES
+
+
+def answer_config(settings: Settings) -> str:
+    """A fingerprint of everything that shapes an answer besides the index and the request: the
+    prompt templates, routes and providers, fusion and re-scoring, the budgets, the extractive
+    answerer's version. A change of any of them is a new cache scope (`caches.exact`)."""
+    from generation import prompts
+    from generation.extractive import ExtractiveAnswerer
+
+    material = {
+        "prompts": {pid: prompts.load(pid).template for pid in (prompts.TEXT_PROMPT, prompts.JSON_PROMPT)},
+        "routes": settings.routes,
+        "providers": [{k: p.get(k) for k in ("name", "base_url", "model")} for p in settings.providers],
+        "extractive": ExtractiveAnswerer.model,
+        "fusion": [settings.fusion_method, settings.fusion_dense_weight, settings.rerank_model_path],
+        "tokens": [settings.context_token_budget, settings.max_input_tokens, settings.max_output_tokens],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def answer_scope(inp: QueryInput, config: str) -> dict[str, Any]:
+    """What besides the question and the index an answer depends on (the exact cache's scope)."""
+    return {
+        "config": config,
+        "filters": asdict(inp.filters),
+        "mode": inp.mode,
+        "rerank": inp.rerank,
+        "format": inp.response_format,
+        "schema": inp.json_schema,
+        "route": inp.route,
+        "max_output_tokens": inp.max_output_tokens,
+    }
+
+
+def redact_question(inp: QueryInput, redactor: Redactor) -> QueryInput:
+    """The input with its question redacted (before a workflow, trace, log or provider sees it)."""
+    redacted = redactor.redact(inp.question)
+    return replace(inp, question=redacted.text, question_pii=redacted.counts)
+
+
+def output_from(fields: dict[str, Any]) -> QueryOutput:
+    """A QueryOutput from its `asdict` form (a cached answer)."""
+    return QueryOutput(
+        **{
+            **fields,
+            "citations": [Citation(**c) for c in fields.get("citations", [])],
+            "attempts": [ProviderAttempt(**a) for a in fields.get("attempts", [])],
+        }
+    )
 
 
 def query_workflow_id(tenant: str, request_id: str) -> str:

@@ -240,3 +240,6 @@ class QueryOutput:
     attempts: list[ProviderAttempt] = field(default_factory=list)
     ranking: str = ""  # the final ranking's name in the request's state (evaluation reads it)
     question_pii: dict[str, int] = field(default_factory=dict)  # redacted from the question, by type
+    generation: int = 0  # the tenant's index generation the answer was read at (what a cache keys on)
+    cache: str = "miss"  # exact | semantic | snippet | miss: where the answer came from
+    cached_question: str = ""  # on a semantic hit, the question whose answer this is

@@ -4,7 +4,9 @@ The index hash (`index.active`) moves through:
 
     begin     side = target, side_state = backfilling    writes now reach both indexes
     complete  side_state = shadowing                     the side index is whole; shadow queries start
-    flip      active = target, previous = old active     one HSET: a query reads one index or the other
+    flip      active = target, previous = old active     one transaction: a query reads one index or
+                                                         the other; the generation moves on, so
+                                                         nothing cached from the old index is served
     rollback  active = previous                          the same, back
     release   previous dropped from the hash             its points can go
     abandon   side dropped from the hash                 a cancelled or failed migration
@@ -28,7 +30,7 @@ from contracts.index import ROLLED_BACK
 from encoders.registry import EncoderSpec
 from index.active import BACKFILLING, SHADOWING, IndexState, read_state, spec_named
 from keel.errors import BadInput, MigrationConflict, MigrationNotFound, NothingToRollBack
-from stores.keys import index_key, migration_key, migrations_key, publish_lock_key, shadow_key
+from stores.keys import generation_key, index_key, migration_key, migrations_key, publish_lock_key, shadow_key
 
 
 class Lifecycle:
@@ -91,6 +93,7 @@ class Lifecycle:
                     },
                 )
                 pipe.hdel(index_key(tenant), "side", "side_state")
+                pipe.incr(generation_key(tenant))  # what was cached from the old index is unreachable now
                 pipe.execute()
             done = time.perf_counter()
         return (held - asked) * 1000, (done - held) * 1000
@@ -107,6 +110,7 @@ class Lifecycle:
             pipe.hset(
                 index_key(tenant), mapping={"active": state.previous, "previous": state.active, "rolled_back": "1"}
             )
+            pipe.incr(generation_key(tenant))
             pipe.execute()
             ms = (time.perf_counter() - started) * 1000
         self.note(tenant, state.migration, state=ROLLED_BACK, rollback_ms=round(ms, 3))

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     shadow_share: float = 0.2
     shadow_wait_s: float = 300.0
     backfill_page: int = 256  # chunks re-embedded per page (one heartbeat and progress record each)
+    # Answer caches (caches/): on by default; entries live this long, each tenant keeps at most
+    # this many (least recently used go first). A request may skip them with `"cache": false`.
+    cache_enabled: bool = True
+    cache_ttl_s: float = 24 * 3600
+    cache_max_entries: int = 10_000
     # BM25 (Lucene's, with each tenant's own statistics: encoders.sparse). Lucene's and bm25s'
     # defaults; a change applies to chunks indexed after it.
     bm25_k1: float = 1.5

@@ -36,6 +36,12 @@ CANCELLED_STEPS = Counter(
     "keel_activity_cancelled", "Activities stopped mid-run (timed out or cancelled)", ["activity"], registry=REGISTRY
 )
 DEGRADATIONS = Counter("keel_query_degradations", "Degraded answers by kind", ["kind"], registry=REGISTRY)
+CACHE = Counter(
+    "keel_cache_lookups",
+    "Answer-cache lookups by layer and outcome (hit, miss, skipped)",
+    ["layer", "outcome"],
+    registry=REGISTRY,
+)
 ADMISSION_REFUSALS = Counter(
     "keel_admission_refusals", "Queries refused at this process's capacity (503 overloaded)", registry=REGISTRY
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from caches.exact import forget_document
 from contracts.delete import DocumentRemoved, TenantErased
 from contracts.ingest import DocumentRef
 from keel.errors import DocumentForbidden
@@ -57,6 +58,7 @@ class Deleter:
             return stored
 
         withdrawn = self.steps.publisher.withdraw(tenant, doc_id, in_flight, before_flip=rehome)
+        forget_document(self.d.redis, tenant, doc_id)  # cached answers quoting it
         versions = sorted(self.catalog.versions(tenant, doc_id) - {in_flight})
         entries = sum(self.steps.deduper.forget(tenant, groups, doc_id, v, self._texts(tenant, v)) for v in versions)
         shared = self.catalog.versions_in_use(tenant, but=doc_id) | {in_flight}

@@ -81,7 +81,7 @@ TENANTS_KEY = "keel:tenants"  # set of tenants that have started at least one in
 def tenant_patterns(tenant: str) -> tuple[str, ...]:
     """SCAN patterns of every key holding the tenant's data (erasure). Tenant names are checked
     (`keel.tenancy`), so no name is a glob and `a` never matches `a-b`'s keys."""
-    scanned = tuple(f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q", "bm25", "mig"))
+    scanned = tuple(f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache"))
     singles = (tenant_docs_key(tenant), generation_key(tenant), index_key(tenant), migrations_key(tenant))
     return (*scanned, *singles, restoring_key(tenant))
 
@@ -90,7 +90,8 @@ def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
     """Keys of Keel's records of a tenant that a backup holds (`pipelines.backup`): what an erasure
     removes but the transient query state, and the index of its API keys, its audit log and its
     limits (an erasure keeps those)."""
-    kept = tuple(p for p in tenant_patterns(tenant) if not p.startswith("keel:q:") and p != restoring_key(tenant))
+    transient = (f"keel:q:{tenant}:*", f"keel:cache:{tenant}:*", restoring_key(tenant))  # queries' state, caches
+    kept = tuple(p for p in tenant_patterns(tenant) if p not in transient)
     return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), tenant_limits_key(tenant))
 
 
@@ -119,6 +120,27 @@ def shadow_key(tenant: str, migration_id: str) -> str:
 def migrations_key(tenant: str) -> str:
     """Sorted set: the tenant's migration ids by start time."""
     return f"keel:migs:{tenant}"
+
+
+# -- answer caches (caches/): per tenant; an entry's key carries its whole scope, hashed -------
+def exact_prefix(tenant: str) -> str:
+    """Strings under it: one exact-cache entry each (`<prefix><sha1 of scope digest and generation>`)."""
+    return f"keel:cache:{tenant}:x:"
+
+
+def cache_doc_key(tenant: str, doc_id: str) -> str:
+    """Set: the cache entries that cite a document (a deletion removes them with it)."""
+    return f"keel:cache:{tenant}:doc:{doc_id}"
+
+
+def cache_lru_key(tenant: str) -> str:
+    """Sorted set: the tenant's cache entries by last use (eviction, within the tenant only)."""
+    return f"keel:cache:{tenant}:lru"
+
+
+def cache_stats_key(tenant: str) -> str:
+    """Hash: hits and misses by layer, stores, evictions, purges, flagged entries."""
+    return f"keel:cache:{tenant}:stats"
 
 
 # -- the dedupe registry (index.dedupe): per tenant and access-group scope ---------------------

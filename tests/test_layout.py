@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "retrieval": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
     "caches": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
     "generation": BASE | {"contracts", "observability", "stores"},
-    "pipelines": BASE | {"contracts", "encoders", "ingestion", "index", "stores", "vectorstore"},
+    "pipelines": BASE | {"caches", "contracts", "encoders", "ingestion", "index", "stores", "vectorstore"},
     "activities": BASE
     | {"caches", "contracts", "generation", "index", "ingestion", "observability", "pipelines", "retrieval", "stores"},
     "workflows": BASE | {"contracts", "activities"},

@@ -167,6 +167,7 @@ class QueryWorkflow:
             clarifying=generated.clarifying,
             attempts=generated.attempts,
             question_pii=q.question_pii,
+            generation=retrieved.generation,
         )
 
 

@@ -22,6 +22,7 @@ from temporalio.client import Client
 
 from api.deps import (
     AdmissionDep,
+    ExactCacheDep,
     LimiterDep,
     QueryCaller,
     QuestionRedactorDep,
@@ -34,7 +35,8 @@ from api.deps import (
 from api.errors import correlation_id, request_id
 from api.metrics import record_answer
 from api.schemas import QueryAnswer, QueryBody
-from app.query import build_query, reserve_tokens, run_query
+from app.query import answer_scope, build_query, output_from, redact_question, reserve_tokens, run_query
+from caches.exact import ExactCache
 from contracts.query import QueryFilters, QueryInput, QueryOutput
 from gateway.admission import Admission
 from gateway.keys import Principal
@@ -61,6 +63,8 @@ class Caller:
     redactor: Redactor | None
     admission: Admission
     limiter: Limiter
+    cache: ExactCache | None
+    answer_config: str
 
     @property
     def tenant(self) -> str:
@@ -84,6 +88,36 @@ class Caller:
         metrics.LIMITER.labels(decision="admitted", policy="-" if not ticket.scopes else "limited").inc()
         return ticket
 
+    def cached(self, inp: QueryInput, wanted: bool) -> tuple[str, QueryOutput | None]:
+        """The question's exact-cache digest ("" with the cache off), and its cached answer when the
+        caller wants one and the cache holds one it may read. `inp` is not yet redacted: the digest
+        is an HMAC, and no redaction is spent on a hit."""
+        if self.cache is None:
+            return "", None
+        started = time.perf_counter()
+        digest = self.cache.digest(inp.tenant, inp.groups, answer_scope(inp, self.answer_config), inp.question)
+        hit = self.cache.get(inp.tenant, inp.groups, digest) if wanted else None
+        metrics.CACHE.labels(layer="exact", outcome="hit" if hit else ("miss" if wanted else "skipped")).inc()
+        if hit is None:
+            return digest, None
+        served = {  # what this request cost and took, not what the answer first did
+            "request_id": inp.request_id,
+            "cache": "exact",
+            "timings_ms": {"cache": round((time.perf_counter() - started) * 1000, 3)},
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "cost_usd": 0.0,
+        }
+        return digest, output_from({**hit.answer, **served})
+
+    def remember(self, digest: str, inp: QueryInput, out: QueryOutput) -> None:
+        """Keep a whole, undegraded answer for the next time the question is asked in this scope."""
+        if self.cache is not None and digest and cacheable(out):
+            answer = asdict(out)
+            for transient in ("request_id", "timings_ms", "attempts", "question_pii", "ranking", "json_error"):
+                answer.pop(transient, None)
+            self.cache.put(inp.tenant, digest, out.generation, inp.question, answer)
+
     def settle(self, ticket: Ticket, out: QueryOutput | None) -> None:
         used, cost = (out.tokens_in + out.tokens_out, out.cost_usd) if out is not None else (0, 0.0)
         self.limiter.settle(ticket, used, cost)
@@ -97,15 +131,24 @@ def _caller(
     redactor: QuestionRedactorDep,
     admission: AdmissionDep,
     limiter: LimiterDep,
+    cache: ExactCacheDep,
+    request: Request,
 ) -> Caller:
-    return Caller(settings, temporal, r, principal, redactor, admission, limiter)
+    config = getattr(request.app.state, "answer_config", "")
+    return Caller(settings, temporal, r, principal, redactor, admission, limiter, cache, config)
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
 
 
+def cacheable(out: QueryOutput) -> bool:
+    """Only a whole answer is kept: nothing degraded, failed or JSON-invalid."""
+    return not out.degradations and out.json_error is None and out.generation > 0 and out.cache == "miss"
+
+
 async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -> QueryInput:
-    """The checked workflow input; its tenant check reads Redis, so it runs in a thread."""
+    """The checked workflow input, its question not yet redacted (`_redacted`); its tenant check
+    reads Redis, so it runs in a thread."""
     filters = QueryFilters(**body.filters.model_dump()) if body.filters else None
     return await asyncio.to_thread(
         build_query,
@@ -122,8 +165,11 @@ async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -
         max_output_tokens=body.max_output_tokens,
         route=body.route,
         stream=stream,
-        redactor=who.redactor,
     )
+
+
+async def _redacted(inp: QueryInput, who: Caller) -> QueryInput:
+    return inp if who.redactor is None else await asyncio.to_thread(redact_question, inp, who.redactor)
 
 
 def _answer(out: QueryOutput, trace_id: str, correlation: str) -> QueryAnswer:
@@ -143,7 +189,12 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
         started = time.perf_counter()
         try:
             inp = await _input(body, request, who, stream=False)
-            out = await run_query(who.temporal, who.settings, inp)
+            digest, out = await on_edge(request, who.cached, inp, body.cache)
+            if out is None:
+                inp = await _redacted(inp, who)
+                out = await run_query(who.temporal, who.settings, inp)
+                # Kept on the edge's threads, after the answer: the caller does not wait for it.
+                asyncio.get_running_loop().run_in_executor(edge_pool(request.app), who.remember, digest, inp, out)
         finally:
             await on_edge(request, _finish, who, request_id(request), ticket, out)
     record_answer(inp.tenant, out, time.perf_counter() - started)
@@ -163,7 +214,7 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
         who.admission.release(taken_at)
         raise
     try:
-        inp = await _input(body, request, who, stream=True)
+        inp = await _redacted(await _input(body, request, who, stream=True), who)
     except Exception:
         who.admission.release(taken_at)
         await on_edge(request, who.settle, ticket, None)
