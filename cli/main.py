@@ -19,6 +19,7 @@ from temporalio.client import Client
 from app.ingest import follow, new_job_id, stage, start_batch
 from app.staging import StagedBatch
 from cli.backup import backup, restore
+from cli.cache import cache_app
 from cli.common import connect_redis as _redis
 from cli.common import console, principal
 from cli.common import fail as _fail
@@ -37,6 +38,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Keel: produc
 app.add_typer(keys_app, name="keys")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(index_app, name="index")
+app.add_typer(cache_app, name="cache")
 app.command()(audit)
 app.command()(backup)
 app.command()(restore)

@@ -79,3 +79,20 @@ def test_deleting_a_document_removes_the_entries_that_quote_it(redis_client: red
     assert forget_document(r, tenant, "d1") == 1
     assert not any("d1" in str(r.get(k) or "") for k in r.keys(f"keel:cache:{tenant}:x:*"))
     assert r.zcard(cache_lru_key(tenant)) == 1 and forget_document(r, tenant, "d1") == 0
+
+
+def test_an_operator_sees_and_empties_one_tenants_cache(redis_client: redis.Redis) -> None:
+    from caches import admin
+
+    r = redis_client
+    a, b = f"c{uuid.uuid4().hex[:8]}", f"c{uuid.uuid4().hex[:8]}"
+    cache = ExactCache(r, SECRET, ttl_s=60, max_entries=100)
+    for t in (a, b):
+        r.set(generation_key(t), 1)
+        r.hset(doc_key(t, "d1"), mapping={"version": "v1", "groups": '["all"]'})
+        assert cache.put(t, cache.digest(t, [], {}, "q"), 1, "q", _answer("d1", "v1"))
+    assert cache.get(a, [], cache.digest(a, [], {}, "q")) is not None
+    seen = admin.stats(r, a)
+    assert seen["entries"] == 1 and seen["bytes"] > 0 and seen["counters"]["exact_hit"] == 1
+    assert admin.purge(r, a) >= 2  # the entry, its LRU and per-document index
+    assert admin.stats(r, a)["entries"] == 0 and admin.stats(r, b)["entries"] == 1
