@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from caches.exact import forget_document
+from caches.entries import forget_document
 from contracts.delete import DocumentRemoved, TenantErased
 from contracts.ingest import DocumentRef
 from keel.errors import DocumentForbidden

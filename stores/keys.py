@@ -123,9 +123,10 @@ def migrations_key(tenant: str) -> str:
 
 
 # -- answer caches (caches/): per tenant; an entry's key carries its whole scope, hashed -------
-def exact_prefix(tenant: str) -> str:
-    """Strings under it: one exact-cache entry each (`<prefix><sha1 of scope digest and generation>`)."""
-    return f"keel:cache:{tenant}:x:"
+def cache_prefix(tenant: str, layer: str) -> str:
+    """Strings under it: one entry of a cache layer (exact, semantic) each, named by the SHA-1 of
+    its digest and generation (`caches.entries`)."""
+    return f"keel:cache:{tenant}:{layer}:"
 
 
 def cache_doc_key(tenant: str, doc_id: str) -> str:

@@ -68,7 +68,7 @@ def test_a_cache_whose_redis_is_gone_is_a_miss_not_an_error() -> None:
 
 
 def test_deleting_a_document_removes_the_entries_that_quote_it(redis_client: redis.Redis) -> None:
-    from caches.exact import forget_document
+    from caches.entries import forget_document
 
     r, tenant = redis_client, f"c{uuid.uuid4().hex[:8]}"
     cache = ExactCache(r, SECRET, ttl_s=60, max_entries=100)
