@@ -15,6 +15,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.errors import mapped
+from caches.semantic import semantic_cache
 from contracts.query import (
     ContextInput,
     ContextOutput,
@@ -66,6 +67,7 @@ class QueryActivities:
         self.retriever = HybridRetriever(deps.store, deps.sparse, deps.redis)
         lifecycle = Lifecycle(deps.redis, deps.indexes.catalog)
         self.shadow = ShadowQueries(self.s, deps.indexes, lifecycle, self.retriever, reranker)
+        self.semantic = semantic_cache(deps) if self.s.cache_enabled else None
         # The prompt as a whole must stay under max_input_tokens: the template (fixed, counted
         # once per tokenizer) and the question come off the context's share first.
         self._template = prompts.load(prompts.TEXT_PROMPT).template
@@ -100,12 +102,31 @@ class QueryActivities:
         found_count, top = 0, []
         if generation > 0:  # else nothing is published for this tenant yet
             index = self.d.indexes.open(q.tenant)
+            cached = self.semantic is not None and bool(q.cache_scope)
+            # Embedded once: for the cache's lookup and store, and for the dense search.
+            vector = index.embedder.embed_query(q.question) if cached or q.mode != "bm25" else None
+            if cached and q.cache_read and vector is not None and self.semantic is not None:
+                hit = self.semantic.lookup(index, q.tenant, q.groups, q.cache_scope, generation, q.question, vector)
+                if hit is not None:
+                    return RetrieveOutput(
+                        candidates_key=key,
+                        ranking=RETRIEVE,
+                        count=0,
+                        top=[],
+                        generation=generation,
+                        embedding_version=index.version.key,
+                        ms=_ms(started),
+                        cached_answer=hit.hit.answer,
+                        cached_question=hit.question,
+                    )
             where = query_where(q.tenant, generation, q.groups, q.filters)
             s = self.s
             found = self.retriever.retrieve(
-                index, q.tenant, q.question, where, q.mode, s.retrieve_candidates, s.retrieve_prefetch
+                index, q.tenant, q.question, where, q.mode, s.retrieve_candidates, s.retrieve_prefetch, vector
             )
-            query_state.save(self.d.redis, key, RETRIEVE, found.scored, found.candidates)
+            query_state.save(
+                self.d.redis, key, RETRIEVE, found.scored, found.candidates, vector=vector if cached else None
+            )
             found_count, top = len(found.scored), found.scored[: query_state.HISTORY_TOP]
             self.shadow.offer(q.tenant, q.question, q.mode, where, found)
         return RetrieveOutput(

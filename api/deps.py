@@ -24,7 +24,10 @@ from temporalio.client import Client
 
 from api.errors import request_id
 from app.query import answer_config
+from caches.entries import Entries
 from caches.exact import ExactCache
+from caches.guard import Guard
+from caches.semantic import SemanticCache
 from gateway.admission import Admission
 from gateway.audit import Audit
 from gateway.keys import ADMIN, INGEST, QUERY, KeyStore, Principal
@@ -92,6 +95,21 @@ def exact_cache_of(app: Any, settings: Settings) -> ExactCache | None:
         )
         app.state.answer_config = answer_config(settings)
     return cache
+
+
+def semantic_cache_of(app: Any, settings: Settings) -> SemanticCache | None:
+    """The semantic layer's writer: only where the API shares the workers' indexes (infra.server);
+    an API-only process leaves paraphrases to be found, not kept."""
+    indexes = getattr(app.state, "indexes", None)
+    if indexes is None or not settings.cache_enabled:
+        return None
+    semantic: SemanticCache | None = getattr(app.state, "semantic_cache", None)
+    if semantic is None:
+        entries = Entries(
+            app.state.redis, "semantic", ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries
+        )
+        semantic = app.state.semantic_cache = SemanticCache(indexes, entries, Guard.load())
+    return semantic
 
 
 def _exact_cache(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> ExactCache | None:

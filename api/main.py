@@ -20,6 +20,7 @@ from api.errors import error_response, install_error_handlers, request_id_middle
 from api.metrics import count_requests
 from api.routers import admin, codec, documents, jobs, query
 from gateway.admission import Admission
+from index.active import Indexes
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import get_settings
 from keel.errors import TemporalUnavailable
@@ -64,13 +65,15 @@ async def shed_load(request: Request, call_next: Callable[[Request], Awaitable[R
     return await call_next(request)
 
 
-def create_app(temporal: Client | None = None) -> FastAPI:
+def create_app(temporal: Client | None = None, indexes: Indexes | None = None) -> FastAPI:
     """The app; `temporal` is the client of workers in the same process (infra.server), whose
-    queries then start eagerly on them. Without one, the lifespan connects its own."""
+    queries then start eagerly on them. Without one, the lifespan connects its own. `indexes`
+    are theirs too: with them the API keeps paraphrases of answered questions (the semantic cache)."""
     settings = get_settings()
     docs = "/openapi.json" if settings.api_docs else None
     app = FastAPI(title="Keel", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=docs)
     app.state.temporal = temporal
+    app.state.indexes = indexes
     FastAPIInstrumentor.instrument_app(app)  # spans go to whichever provider is installed at start
     app.middleware("http")(shed_load)  # innermost of the three: its refusals are counted and carry the request id
     app.middleware("http")(count_requests)

@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from contracts.query import Citation, ProviderAttempt, QueryFilters, QueryInput, QueryOutput
+from contracts.query import QueryFilters, QueryInput, QueryOutput
 from index.catalog import Catalog
 from ingestion.redact import Redactor
 from keel.config import Settings
@@ -72,17 +72,6 @@ def redact_question(inp: QueryInput, redactor: Redactor) -> QueryInput:
     """The input with its question redacted (before a workflow, trace, log or provider sees it)."""
     redacted = redactor.redact(inp.question)
     return replace(inp, question=redacted.text, question_pii=redacted.counts)
-
-
-def output_from(fields: dict[str, Any]) -> QueryOutput:
-    """A QueryOutput from its `asdict` form (a cached answer)."""
-    return QueryOutput(
-        **{
-            **fields,
-            "citations": [Citation(**c) for c in fields.get("citations", [])],
-            "attempts": [ProviderAttempt(**a) for a in fields.get("attempts", [])],
-        }
-    )
 
 
 def query_workflow_id(tenant: str, request_id: str) -> str:

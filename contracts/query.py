@@ -41,6 +41,10 @@ class QueryInput:
     context_tokens: int | None = None  # None: Settings.context_token_budget
     budgets_ms: dict[str, float] = field(default_factory=dict)  # step -> deadline; defaults in policies
     question_pii: dict[str, int] = field(default_factory=dict)  # what was redacted from the question
+    # The answer cache (caches/): the scope's digest ("" : no semantic layer for this query), and
+    # whether a cached answer may be served (False: answer afresh; the fresh answer is kept).
+    cache_scope: str = ""
+    cache_read: bool = True
 
 
 @dataclass(kw_only=True)
@@ -85,6 +89,9 @@ class RetrieveOutput:
     generation: int
     embedding_version: str
     ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+    # A semantic-cache hit: the cached answer (a QueryOutput's fields) and the question it answered.
+    cached_answer: dict[str, Any] | None = None
+    cached_question: str = ""
 
 
 @dataclass(kw_only=True)
@@ -243,3 +250,14 @@ class QueryOutput:
     generation: int = 0  # the tenant's index generation the answer was read at (what a cache keys on)
     cache: str = "miss"  # exact | semantic | snippet | miss: where the answer came from
     cached_question: str = ""  # on a semantic hit, the question whose answer this is
+
+
+def query_output(fields: dict[str, Any]) -> QueryOutput:
+    """A QueryOutput from its `asdict` form (a cached answer)."""
+    return QueryOutput(
+        **{
+            **fields,
+            "citations": [Citation(**c) for c in fields.get("citations", [])],
+            "attempts": [ProviderAttempt(**a) for a in fields.get("attempts", [])],
+        }
+    )

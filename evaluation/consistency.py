@@ -8,13 +8,13 @@ version none of its candidates holds (its context came from elsewhere).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 import redis
 
 from contracts.query import QueryOutput
 from stores.keys import query_candidates_key
+from stores.query_state import all_candidates
 
 
 def mixed(r: redis.Redis, tenant: str, request_id: str, out: QueryOutput) -> str:
@@ -27,7 +27,7 @@ def mixed_reads(
 ) -> str:
     """`mixed` for an answer read off the wire: its embedding version and cited (doc id, version)s."""
     raw: dict[str, str] = r.hgetall(query_candidates_key(tenant, request_id))  # type: ignore[assignment]
-    candidates = [json.loads(v) for k, v in raw.items() if not k.startswith("ranking:")]
+    candidates = all_candidates(raw)
     cited = list(cited)
     if not candidates and cited:
         return "cites documents but recorded no candidates (its state is gone: it cannot be checked)"

@@ -152,11 +152,13 @@ def build_workers(
 
 
 @asynccontextmanager
-async def hosted(settings: Settings, service: str, queues: Sequence[str] = QUEUES) -> AsyncIterator[Client]:
+async def hosted(
+    settings: Settings, service: str, queues: Sequence[str] = QUEUES
+) -> AsyncIterator[tuple[Client, Deps]]:
     """Tracing, the models, the vector store and both Temporal workers, up for the block.
 
-    Yields the client the workers poll with: a workflow started through it can start eagerly
-    on them (see infra.server).
+    Yields the client the workers poll with (a workflow started through it can start eagerly on
+    them, see infra.server) and the workers' dependencies (an API in the process shares them).
     """
     setup_tracing(service, settings.data_dir)
     serve_metrics(settings.metrics_port)
@@ -173,7 +175,7 @@ async def hosted(settings: Settings, service: str, queues: Sequence[str] = QUEUE
         ):
             async with run_workers(build_workers(client, settings, deps, executor, query_executor, queues)):
                 log.info("workers ready for %s", ", ".join(queues))
-                yield client
+                yield client, deps
     finally:
         deps.close()
 

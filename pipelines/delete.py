@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 
 from caches.entries import forget_document
+from caches.semantic import semantic_cache
 from contracts.delete import DocumentRemoved, TenantErased
 from contracts.ingest import DocumentRef
 from keel.errors import DocumentForbidden
@@ -89,6 +90,7 @@ class Deleter:
         r = self.d.redis
         documents = self.catalog.document_count(tenant)
         points = self.steps.publisher.erase_points(tenant)
+        semantic_cache(self.d).purge(tenant)  # the questions it asked, kept beside its indexes
         keys = 0
         for pattern in tenant_patterns(tenant):
             batch: list[str] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import redis
 
 from contracts.query import Candidate, Scored
@@ -37,14 +38,23 @@ class HybridRetriever:
         self.r = r  # the tenants' BM25 statistics
 
     def retrieve(
-        self, index: ActiveIndex, tenant: str, question: str, where: Where, mode: str, limit: int, prefetch: int
+        self,
+        index: ActiveIndex,
+        tenant: str,
+        question: str,
+        where: Where,
+        mode: str,
+        limit: int,
+        prefetch: int,
+        vector: np.ndarray | None = None,
     ) -> Retrieved:
-        """From the tenant's index: its collection, its encoder for the question, its BM25 statistics."""
+        """From the tenant's index: its collection, its encoder for the question (or the question's
+        `vector` from that encoder, when the caller has it already), its BM25 statistics."""
         collection = index.collection
         dense_hits: list[Hit] = []
         sparse_hits: list[Hit] = []
         if mode in ("hybrid", "dense"):
-            dense_vec = index.embedder.embed_query(question).tolist()
+            dense_vec = (index.embedder.embed_query(question) if vector is None else vector).tolist()
             dense_hits = self.store.search_dense(collection, dense_vec, where, prefetch)
         if mode in ("hybrid", "bm25"):
             terms = self.sparse.terms(question)

@@ -1,29 +1,44 @@
 """One query's working state in Redis: its candidates and each step's ranking of them.
 
-A hash per request (`keel:q:<tenant>:<request id>:candidates`): point id -> candidate JSON, and
-`ranking:<step>` -> the step's order with every score. It expires after QUERY_STATE_TTL_S, long
+A hash per request (`keel:q:<tenant>:<request id>:candidates`): point id -> candidate JSON,
+`ranking:<step>` -> the step's order with every score, and `meta:vector` -> the question's
+embedding (float32, base64), which the answer cache keeps with the answer (it is computed once). It expires after QUERY_STATE_TTL_S, long
 enough for a retried step, short enough not to keep tenant text around; the edge drops it as
 soon as the answer is delivered (`drop`), so passage text does not outlive its request.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import redis
 
 from contracts.query import Candidate, Scored
 from stores.keys import QUERY_STATE_TTL_S, query_candidates_key, query_stream_key
 
 HISTORY_TOP = 5  # scores of the best few go into the workflow history too
+VECTOR = "meta:vector"
+_NOT_CANDIDATES = ("ranking:", "meta:")
 
 
-def save(r: redis.Redis, key: str, ranking: str, scored: Sequence[Scored], candidates: dict[str, Candidate]) -> None:
+def save(
+    r: redis.Redis,
+    key: str,
+    ranking: str,
+    scored: Sequence[Scored],
+    candidates: dict[str, Candidate],
+    vector: np.ndarray | None = None,
+) -> None:
     # Both are flat dataclasses of JSON types: their __dict__ is the record. dataclasses.asdict
     # deep-copies field by field and was the costliest part of a query's own CPU (~12 ms a query).
     fields = {pid: json.dumps(vars(c)) for pid, c in candidates.items()}
     fields[f"ranking:{ranking}"] = json.dumps([vars(s) for s in scored])
+    if vector is not None:
+        fields[VECTOR] = base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode()
     pipe = r.pipeline()
     pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # redis' Mapping is invariant
     pipe.expire(key, QUERY_STATE_TTL_S)
@@ -45,6 +60,16 @@ def candidates(r: redis.Redis, key: str, ids: Sequence[str]) -> dict[str, Candid
         return {}
     raw = r.hmget(key, list(ids))
     return {pid: Candidate(**json.loads(v)) for pid, v in zip(ids, raw, strict=True) if v is not None}
+
+
+def question_vector(r: redis.Redis, tenant: str, request_id: str) -> np.ndarray | None:
+    raw = r.hget(query_candidates_key(tenant, request_id), VECTOR)
+    return np.frombuffer(base64.b64decode(str(raw)), dtype=np.float32) if raw else None
+
+
+def all_candidates(raw: dict[str, str]) -> list[dict[str, Any]]:
+    """The candidate records of a request's whole state (`HGETALL`), without its rankings and meta."""
+    return [json.loads(v) for k, v in raw.items() if not k.startswith(_NOT_CANDIDATES)]
 
 
 def drop(r: redis.Redis, tenant: str, request_id: str) -> None:

@@ -1,5 +1,7 @@
 """QueryWorkflow: retrieve -> rerank -> context -> generate -> validate, each step on a budget.
 
+Retrieval looks in the semantic answer cache first (`caches.semantic`); a hit is the answer.
+
 Every step is a local activity with a deadline from `policies.QUERY_BUDGETS_MS`. A step that
 fails or runs out of time degrades the answer instead of failing the query, and the degradation
 is recorded on it: no retrieval is a "no sources" answer, a late rerank keeps the retrieval
@@ -36,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         RetrieveOutput,
         ValidateInput,
         ValidateOutput,
+        query_output,
     )
 
 STEP_GRACE_MS = 200  # rerank and generate stop themselves at their deadline; the timeout is the backstop
@@ -61,6 +64,9 @@ class QueryWorkflow:
         retrieved = await self._step(
             "retrieve", QueryActivities.retrieve, RetrieveInput(query=q), budget["retrieve"], _no_retrieval
         )
+        # A paraphrase of a question answered before, in the same scope (retrieve looked first).
+        if retrieved.cached_answer is not None and workflow.patched("semantic-cache"):
+            return self._cached(q, retrieved)
         ranking = await self._rerank(q, retrieved, budget["rerank"])
         if not q.answer:  # retrieval only (evaluation)
             return QueryOutput(
@@ -136,6 +142,21 @@ class QueryWorkflow:
             return retrieved.ranking
         self._timings["rerank"] = reranked.ms
         return reranked.ranking
+
+    def _cached(self, q: QueryInput, retrieved: RetrieveOutput) -> QueryOutput:
+        assert retrieved.cached_answer is not None
+        served = {  # what this request cost and took, not what the answer first did
+            "request_id": q.request_id,
+            "cache": "semantic",
+            "cached_question": retrieved.cached_question,
+            "timings_ms": self._timings,
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "cost_usd": 0.0,
+            "question_pii": q.question_pii,
+            "generation": retrieved.generation,
+        }
+        return query_output({**retrieved.cached_answer, **served})
 
     def _answer(
         self,

@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Annotated
 
 import redis
@@ -31,16 +31,20 @@ from api.deps import (
     TemporalDep,
     edge_pool,
     on_edge,
+    semantic_cache_of,
 )
 from api.errors import correlation_id, request_id
 from api.metrics import record_answer
 from api.schemas import QueryAnswer, QueryBody
-from app.query import answer_scope, build_query, output_from, redact_question, reserve_tokens, run_query
+from app.query import answer_scope, build_query, redact_question, reserve_tokens, run_query
+from caches.entries import entry_digest
 from caches.exact import ExactCache
-from contracts.query import QueryFilters, QueryInput, QueryOutput
+from caches.semantic import SemanticCache
+from contracts.query import QueryFilters, QueryInput, QueryOutput, query_output
 from gateway.admission import Admission
 from gateway.keys import Principal
 from gateway.limits import Limiter, Ticket
+from index.active import Indexes
 from ingestion.redact import Redactor
 from keel.config import Settings
 from keel.errors import JsonInvalid, KeelError, RateLimited
@@ -65,6 +69,8 @@ class Caller:
     limiter: Limiter
     cache: ExactCache | None
     answer_config: str
+    semantic: SemanticCache | None
+    indexes: Indexes | None
 
     @property
     def tenant(self) -> str:
@@ -88,18 +94,21 @@ class Caller:
         metrics.LIMITER.labels(decision="admitted", policy="-" if not ticket.scopes else "limited").inc()
         return ticket
 
-    def cached(self, inp: QueryInput, wanted: bool) -> tuple[str, QueryOutput | None]:
-        """The question's exact-cache digest ("" with the cache off), and its cached answer when the
-        caller wants one and the cache holds one it may read. `inp` is not yet redacted: the digest
-        is an HMAC, and no redaction is spent on a hit."""
+    def cached(self, inp: QueryInput, wanted: bool) -> tuple[QueryInput, str, QueryOutput | None]:
+        """The input with its cache scope set (the semantic layer searches within it), the
+        question's exact digest ("" with the cache off), and the cached answer when the caller
+        wants one and the cache holds one it may read. `inp` is not yet redacted: the digest is an
+        HMAC, and no redaction is spent on a hit."""
         if self.cache is None:
-            return "", None
+            return inp, "", None
         started = time.perf_counter()
-        digest = self.cache.digest(inp.tenant, inp.groups, answer_scope(inp, self.answer_config), inp.question)
+        scope = self.cache.scope(inp.tenant, inp.groups, answer_scope(inp, self.answer_config))
+        inp = replace(inp, cache_scope=scope, cache_read=wanted)
+        digest = entry_digest(scope, inp.question)
         hit = self.cache.get(inp.tenant, inp.groups, digest) if wanted else None
         metrics.CACHE.labels(layer="exact", outcome="hit" if hit else ("miss" if wanted else "skipped")).inc()
         if hit is None:
-            return digest, None
+            return inp, digest, None
         served = {  # what this request cost and took, not what the answer first did
             "request_id": inp.request_id,
             "cache": "exact",
@@ -108,15 +117,30 @@ class Caller:
             "tokens_out": 0,
             "cost_usd": 0.0,
         }
-        return digest, output_from({**hit.answer, **served})
+        return inp, digest, query_output({**hit.answer, **served})
 
-    def remember(self, digest: str, inp: QueryInput, out: QueryOutput) -> None:
-        """Keep a whole, undegraded answer for the next time the question is asked in this scope."""
-        if self.cache is not None and digest and cacheable(out):
-            answer = asdict(out)
-            for transient in ("request_id", "timings_ms", "attempts", "question_pii", "ranking", "json_error"):
-                answer.pop(transient, None)
-            self.cache.put(inp.tenant, digest, out.generation, inp.question, answer)
+    def wrap_up(self, digest: str, inp: QueryInput | None, out: QueryOutput | None) -> None:
+        """After the answer is sent: keep it if it is whole (the exact entry under the question as
+        asked, the semantic one under the redacted question and its embedding, which retrieval
+        left in the request's state), then drop that state."""
+        if inp is None:
+            return
+        try:
+            if out is not None and out.cache == "semantic":
+                metrics.CACHE.labels(layer="semantic", outcome="hit").inc()
+            if self.cache is not None and digest and out is not None and cacheable(out):
+                answer = asdict(out)
+                for transient in ("request_id", "timings_ms", "attempts", "question_pii", "ranking", "json_error"):
+                    answer.pop(transient, None)
+                self.cache.put(inp.tenant, digest, out.generation, inp.question, answer)
+                vector = query_state.question_vector(self.redis, inp.tenant, inp.request_id)
+                if self.semantic is not None and vector is not None and self.indexes is not None:
+                    index = self.indexes.by_version(inp.tenant, out.embedding_version)
+                    self.semantic.remember(
+                        index, inp.tenant, inp.cache_scope, out.generation, inp.question, vector, answer
+                    )
+        finally:
+            query_state.drop(self.redis, inp.tenant, inp.request_id)
 
     def settle(self, ticket: Ticket, out: QueryOutput | None) -> None:
         used, cost = (out.tokens_in + out.tokens_out, out.cost_usd) if out is not None else (0, 0.0)
@@ -135,7 +159,9 @@ def _caller(
     request: Request,
 ) -> Caller:
     config = getattr(request.app.state, "answer_config", "")
-    return Caller(settings, temporal, r, principal, redactor, admission, limiter, cache, config)
+    semantic = semantic_cache_of(request.app, settings) if cache is not None else None
+    indexes = request.app.state.indexes
+    return Caller(settings, temporal, r, principal, redactor, admission, limiter, cache, config, semantic, indexes)
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
@@ -187,16 +213,19 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
         out: QueryOutput | None = None
         inp: QueryInput | None = None
         started = time.perf_counter()
+        digest = ""
         try:
-            inp = await _input(body, request, who, stream=False)
-            digest, out = await on_edge(request, who.cached, inp, body.cache)
+            checked = await _input(body, request, who, stream=False)
+            scoped, digest, out = await on_edge(request, who.cached, checked, body.cache)
+            inp = scoped
             if out is None:
-                inp = await _redacted(inp, who)
+                inp = await _redacted(scoped, who)
                 out = await run_query(who.temporal, who.settings, inp)
-                # Kept on the edge's threads, after the answer: the caller does not wait for it.
-                asyncio.get_running_loop().run_in_executor(edge_pool(request.app), who.remember, digest, inp, out)
         finally:
-            await on_edge(request, _finish, who, request_id(request), ticket, out)
+            await on_edge(request, who.settle, ticket, out)
+            # On the edge's threads, after the answer: the caller does not wait for it.
+            asyncio.get_running_loop().run_in_executor(edge_pool(request.app), who.wrap_up, digest, inp, out)
+    assert inp is not None  # set whenever an answer came back
     record_answer(inp.tenant, out, time.perf_counter() - started)
     response.headers.update(ticket.headers)
     annotate(out, inp)

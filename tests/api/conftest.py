@@ -15,13 +15,16 @@ from temporalio.client import Client
 from api.main import create_app
 from gateway.keys import INGEST, QUERY, KeyStore
 from keel.config import Settings, get_settings
+from pipelines.deps import Deps
 from tests.conftest import SAMPLES
 from tests.helpers import ingest
 
 
 @pytest_asyncio.fixture
-async def api(client: Client, settings: Settings, redis_client: redis.Redis) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app()
+async def api(
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(indexes=deps.indexes)  # as infra.server builds it: beside the workers, with their indexes
     app.dependency_overrides[get_settings] = lambda: settings
     app.state.temporal = client
     app.state.redis = redis_client

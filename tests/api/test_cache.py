@@ -106,3 +106,24 @@ async def test_a_changed_or_deleted_document_is_never_answered_from_the_cache(
     assert (await api.delete(f"/v1/documents/{doc_id}", headers=writer)).status_code == 200
     gone = await ask(api, writer)
     assert gone["cache"] == "miss" and all(c["doc_id"] != doc_id for c in gone["citations"])
+
+
+async def test_a_paraphrase_is_served_from_the_semantic_cache_and_a_near_miss_is_not(
+    api: httpx.AsyncClient, sampled: str, auth: Auth
+) -> None:
+    reader = auth(sampled, roles=(QUERY,))
+    first = await ask(api, reader)
+    await until_cached(api, reader)  # kept (both layers) once the first answer was sent
+    para = await ask(api, reader, question="How can I retry files that failed?")
+    assert para["cache"] == "semantic", para
+    assert para["cached_question"] == QUESTION and para["answer"] == first["answer"]
+    assert cited(para) == cited(first) and para["tokens_in"] == 0
+    for near_miss in (
+        "How do I retry failed files from 2019?",  # a number the cached question does not have
+        "Why do failed files not retry?",  # another kind of question, and a negation
+        "How do I retry failed files on Kubernetes?",  # a name the cached question does not have
+    ):
+        assert (await ask(api, reader, question=near_miss))["cache"] == "miss", near_miss
+    assert (await ask(api, reader, question="How can I retry files that failed?", cache=False))["cache"] == "miss"
+    other_scope = auth(sampled, roles=(QUERY,), groups=("hr",))
+    assert (await ask(api, other_scope, question="How can I retry files that failed?"))["cache"] == "miss"

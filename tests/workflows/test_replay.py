@@ -10,6 +10,7 @@ the test suite's own key (`tests.conftest.TEST_CODEC_KEY`); the plain ones from 
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,13 @@ from temporalio.worker import Replayer
 from app import backup as snapshots
 from app import index as migrations
 from app.delete import delete_document, erase_tenant
-from app.query import build_query, run_query
+from app.query import build_query, query_workflow_id, run_query
+from caches.semantic import semantic_cache
 from gateway.keys import ADMIN, INGEST, KeyStore
 from keel import ids
 from keel.config import Settings
+from pipelines.deps import Deps
+from stores import query_state
 from temporal.data_converter import DATA_CONVERTER, data_converter
 from tests.conftest import SAMPLES, TEST_CODEC_KEY
 from tests.helpers import ingest
@@ -78,7 +82,7 @@ async def test_replay(path: Path) -> None:
 @pytest.mark.skipif(not os.environ.get("KEEL_RECORD_HISTORIES"), reason="set KEEL_RECORD_HISTORIES=1 to re-record")
 @pytest.mark.usefixtures("worker")
 async def test_record_histories(
-    client: Client, settings: Settings, redis_client: redis.Redis, tenant: str, tmp_path: Path
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str, tmp_path: Path
 ) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -89,6 +93,23 @@ async def test_record_histories(
     inp = build_query(settings, redis_client, "record", tenant, [], "How do I retry failed files?")
     inp.budgets_ms = {"rerank": 1}
     await run_query(client, settings, inp)
+    # A paraphrase answered from the semantic cache: the workflow's early return.
+    semantic = semantic_cache(deps)
+    asked = build_query(settings, redis_client, "record-asked", tenant, [], "How do I retry failed files?")
+    asked.cache_scope = "record"
+    first = await run_query(client, settings, asked)
+    vector = query_state.question_vector(redis_client, tenant, "record-asked")
+    assert vector is not None
+    answer = {k: v for k, v in asdict(first).items() if k not in ("request_id", "timings_ms", "attempts")}
+    index = deps.indexes.by_version(tenant, first.embedding_version)
+    assert semantic.remember(index, tenant, "record", first.generation, asked.question, vector, answer)
+    para = build_query(settings, redis_client, "record-hit", tenant, [], "How can I retry files that failed?")
+    para.cache_scope = "record"
+    assert (await run_query(client, settings, para)).cache == "semantic"
+    hit = HISTORIES / "Query.semantic-hit.sealed.json"
+    if not hit.exists():
+        handle = client.get_workflow_handle(query_workflow_id(tenant, "record-hit"))
+        hit.write_text((await handle.fetch_history()).to_json())
     # A migration that runs to its end: backfill, gate (forced), flip, a one-second retention.
     _, migration = await migrations.start_migration(
         client, settings, redis_client, tenant, "default-w128", shadow_wait_s=0, retention_s=1, force=True

@@ -1,0 +1,41 @@
+"""The semantic layer over the real index and Redis: a paraphrase in the same scope and generation
+hits; a near miss, another scope or a later generation does not; old generations' points go."""
+
+from __future__ import annotations
+
+import uuid
+
+import redis
+
+from caches.semantic import semantic_cache
+from index.active import DEFAULT_ENCODER
+from pipelines.deps import Deps
+from stores.keys import doc_key, generation_key
+from vectorstore.base import Cond, Where
+
+ASKED = "How do I rotate the API keys?"
+
+
+def test_paraphrases_hit_within_their_scope_and_generation(deps: Deps, redis_client: redis.Redis) -> None:
+    r, tenant = redis_client, f"s{uuid.uuid4().hex[:8]}"
+    cache = semantic_cache(deps)
+    index = deps.indexes.ensure(deps.indexes.index(DEFAULT_ENCODER))
+    embed = index.embedder.embed_query
+    r.set(generation_key(tenant), 1)
+    r.hset(doc_key(tenant, "d1"), mapping={"version": "v1", "groups": '["all"]'})
+    answer = {"answer": "Use keel keys create [1].", "citations": [{"doc_id": "d1", "version": "v1"}]}
+    assert cache.remember(index, tenant, "scope-a", 1, ASKED, embed(ASKED), answer)
+
+    para = "How can I rotate API keys?"
+    hit = cache.lookup(index, tenant, [], "scope-a", 1, para, embed(para))
+    assert hit is not None and hit.question == ASKED and hit.hit.answer["answer"] == answer["answer"]
+    near = "How do I rotate the API keys in 2019?"
+    assert cache.lookup(index, tenant, [], "scope-a", 1, near, embed(near)) is None
+    assert cache.lookup(index, tenant, [], "scope-b", 1, para, embed(para)) is None
+    assert cache.lookup(index, f"{tenant}x", [], "scope-a", 1, para, embed(para)) is None
+
+    r.set(generation_key(tenant), 2)  # a publish: the entry and its point are of the past
+    assert cache.lookup(index, tenant, [], "scope-a", 2, para, embed(para)) is None
+    assert cache.remember(index, tenant, "scope-a", 2, ASKED, embed(ASKED), answer)
+    points = deps.store.count(cache.collection(index), Where(must=(Cond("tenant", value=tenant),)))
+    assert points == 1  # the generation-1 point went when generation 2 stored one
