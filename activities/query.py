@@ -99,14 +99,16 @@ class QueryActivities:
         generation = self.catalog.generation(q.tenant)
         key = query_candidates_key(q.tenant, q.request_id)
         index = self.d.indexes.active(q.tenant)
-        found_count, top = 0, []
+        found_count, top, cache_ms = 0, [], 0.0
         if generation > 0:  # else nothing is published for this tenant yet
             index = self.d.indexes.open(q.tenant)
             cached = self.semantic is not None and bool(q.cache_scope)
             # Embedded once: for the cache's lookup and store, and for the dense search.
             vector = index.embedder.embed_query(q.question) if cached or q.mode != "bm25" else None
             if cached and q.cache_read and vector is not None and self.semantic is not None:
+                looked = time.monotonic()
                 hit = self.semantic.lookup(index, q.tenant, q.groups, q.cache_scope, generation, q.question, vector)
+                cache_ms = _ms(looked)
                 if hit is not None:
                     return RetrieveOutput(
                         candidates_key=key,
@@ -118,6 +120,7 @@ class QueryActivities:
                         ms=_ms(started),
                         cached_answer=hit.hit.answer,
                         cached_question=hit.question,
+                        cache_ms=cache_ms,
                     )
             where = query_where(q.tenant, generation, q.groups, q.filters)
             s = self.s
@@ -137,6 +140,7 @@ class QueryActivities:
             generation=generation,
             embedding_version=index.version.key,
             ms=_ms(started),
+            cache_ms=cache_ms,
         )
 
     @activity.defn(name="query.rerank")

@@ -176,11 +176,10 @@ def start_api(
         KEEL_DATA_DIR=str(settings.data_dir),
         KEEL_TEMPORAL_ADDRESS=settings.temporal_address,
         KEEL_REDIS_URL=settings.redis_url,
-        # The benchmarks ask the same questions again and again: they measure the query path,
-        # not the answer cache (bench-cache does), unless a benchmark says otherwise.
-        KEEL_CACHE_ENABLED="false",
-        **extra_env,
     )
+    # The benchmarks ask the same questions again and again: they measure the query path, not
+    # the answer cache (bench-cache does), unless a benchmark says otherwise.
+    env.update({"KEEL_CACHE_ENABLED": "false", **extra_env})
     work = work / f"run-{len(procs)}"  # a log of its own: readiness is read from it
     port = free_port()
     env["KEEL_API_PORT"] = str(port)

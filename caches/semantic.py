@@ -72,9 +72,11 @@ class SemanticCache:
         except KeelError as exc:  # the cache is never why a query fails
             log.warning("semantic cache lookup skipped: %s", exc.message)
             return None
-        asked = facts(question)
+        near = [c for c in near if c.score >= self.guard.min_cosine]  # the rest could never pass
+        asked = facts(question) if near else None
         for candidate in near:
             cached_question = str(candidate.payload.get("question", ""))
+            assert asked is not None
             ok, _why = self.guard.decide(asked, facts(cached_question), candidate.score)
             if not ok:
                 continue

@@ -92,6 +92,7 @@ class RetrieveOutput:
     # A semantic-cache hit: the cached answer (a QueryOutput's fields) and the question it answered.
     cached_answer: dict[str, Any] | None = None
     cached_question: str = ""
+    cache_ms: float = 0.0  # of `ms`, the semantic lookup's
 
 
 @dataclass(kw_only=True)

@@ -64,6 +64,8 @@ class QueryWorkflow:
         retrieved = await self._step(
             "retrieve", QueryActivities.retrieve, RetrieveInput(query=q), budget["retrieve"], _no_retrieval
         )
+        if retrieved.cache_ms:
+            self._timings["cache"] = retrieved.cache_ms  # of retrieve's time, the semantic lookup's
         # A paraphrase of a question answered before, in the same scope (retrieve looked first).
         if retrieved.cached_answer is not None and workflow.patched("semantic-cache"):
             return self._cached(q, retrieved)

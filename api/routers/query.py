@@ -94,13 +94,13 @@ class Caller:
         metrics.LIMITER.labels(decision="admitted", policy="-" if not ticket.scopes else "limited").inc()
         return ticket
 
-    def cached(self, inp: QueryInput, wanted: bool) -> tuple[QueryInput, str, QueryOutput | None]:
+    def cached(self, inp: QueryInput, wanted: bool) -> tuple[QueryInput, str, QueryOutput | None, float]:
         """The input with its cache scope set (the semantic layer searches within it), the
         question's exact digest ("" with the cache off), and the cached answer when the caller
-        wants one and the cache holds one it may read. `inp` is not yet redacted: the digest is an
-        HMAC, and no redaction is spent on a hit."""
+        wants one and the cache holds one it may read, and the ms the lookup took. `inp` is not yet
+        redacted: the digest is an HMAC, and no redaction is spent on a hit."""
         if self.cache is None:
-            return inp, "", None
+            return inp, "", None, 0.0
         started = time.perf_counter()
         scope = self.cache.scope(inp.tenant, inp.groups, answer_scope(inp, self.answer_config))
         inp = replace(inp, cache_scope=scope, cache_read=wanted)
@@ -108,7 +108,7 @@ class Caller:
         hit = self.cache.get(inp.tenant, inp.groups, digest) if wanted else None
         metrics.CACHE.labels(layer="exact", outcome="hit" if hit else ("miss" if wanted else "skipped")).inc()
         if hit is None:
-            return inp, digest, None
+            return inp, digest, None, (time.perf_counter() - started) * 1000
         served = {  # what this request cost and took, not what the answer first did
             "request_id": inp.request_id,
             "cache": "exact",
@@ -117,7 +117,7 @@ class Caller:
             "tokens_out": 0,
             "cost_usd": 0.0,
         }
-        return inp, digest, query_output({**hit.answer, **served})
+        return inp, digest, query_output({**hit.answer, **served}), 0.0
 
     def wrap_up(self, digest: str, inp: QueryInput | None, out: QueryOutput | None) -> None:
         """After the answer is sent: keep it if it is whole (the exact entry under the question as
@@ -216,11 +216,13 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
         digest = ""
         try:
             checked = await _input(body, request, who, stream=False)
-            scoped, digest, out = await on_edge(request, who.cached, checked, body.cache)
+            scoped, digest, out, lookup_ms = await on_edge(request, who.cached, checked, body.cache)
             inp = scoped
             if out is None:
                 inp = await _redacted(scoped, who)
                 out = await run_query(who.temporal, who.settings, inp)
+                if digest:  # what the exact lookup added to this miss, beside the semantic one's
+                    out.timings_ms["cache"] = round(out.timings_ms.get("cache", 0.0) + lookup_ms, 3)
         finally:
             await on_edge(request, who.settle, ticket, out)
             # On the edge's threads, after the answer: the caller does not wait for it.
