@@ -26,9 +26,7 @@ import argparse
 import asyncio
 import json
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,10 +36,9 @@ from typing import Any
 import httpx
 
 from app.ingest import stage, start_batch
-from bench.query import ingest, pct, stack_settings, start_api
+from bench.query import ingest, pct, private_stack, start_api
 from gateway.keys import QUERY, KeyStore
 from index.catalog import Catalog
-from infra.services import free_port, start_redis, start_temporal
 from keel import offline  # noqa: F401
 from stores import redis as redis_store
 from temporal.client import connect
@@ -179,22 +176,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
     parser.add_argument("--limit", type=int, default=2000, help="pairs to ask (0: all)")
-    parser.add_argument("--clients", type=int, default=4, help="pairs asked at once")
+    parser.add_argument("--clients", type=int, default=1, help="pairs asked at once (latencies are for 1)")
     args = parser.parse_args()
     pairs = load_pairs(args.pairs, args.limit)
 
-    work = Path(tempfile.mkdtemp(prefix="keel-bench-cache-"))
-    temporal = start_temporal(work / "services", port=free_port(), ui_port=None)
-    red = start_redis(work / "services", port=free_port())
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        settings = stack_settings(work, temporal.port, red.port)
+    with private_stack("cache") as stack:
+        settings, work = stack.settings, stack.work
         corpus = work / "corpus"
         shutil.copytree(SAMPLES, corpus)
         paths = sorted(p for p in corpus.iterdir() if p.is_file())
         ingest(settings, paths, tenant=TENANT)
         ingest(settings, paths, tenant=OTHER)
-        api = start_api(settings, work, procs, apart=False, KEEL_CACHE_ENABLED="true")
+        api = start_api(settings, work, stack.procs, apart=False, KEEL_CACHE_ENABLED="true")
         keys = KeyStore(redis_store.connect(settings))
         reader = keys.create(tenant=TENANT, roles=[QUERY], name="bench-cache")[1]
         other_groups = keys.create(tenant=TENANT, roles=[QUERY], groups=["bench-other"], name="other groups")[1]
@@ -205,13 +198,6 @@ def main() -> None:
         print(f"asked in {time.perf_counter() - started:.0f} s; second questions by layer: {dict(tally.layers)}")
         crossed = asyncio.run(cross_scope(api, [other_groups, other_tenant], tally))
         wrong, asked, changed = asyncio.run(stale(api, reader, settings, corpus, tally))
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=60)
-        temporal.stop()
-        red.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
     for e in tally.errors[:10]:
         print(f"  error: {e}")

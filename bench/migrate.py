@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -42,12 +39,11 @@ import redis
 from temporalio.client import Client
 
 from app.query import build_query, run_query
-from bench.query import ingest, stack_settings, start_api
+from bench.query import ingest, private_stack, start_api
 from cli.index import print_record
 from evaluation.beir import check_dataset, load_split, write_documents
 from evaluation.consistency import mixed
 from gateway.keys import ADMIN, KeyStore
-from infra.services import free_port, start_redis, start_temporal
 from keel import offline  # noqa: F401
 from keel.config import Settings
 from keel.errors import DatasetNotFound
@@ -233,26 +229,15 @@ def main() -> None:
     except DatasetNotFound as exc:
         sys.exit(exc.message)
 
-    work = Path(tempfile.mkdtemp(prefix="keel-bench-migrate-"))
-    temporal = start_temporal(work / "services", port=free_port(), ui_port=None)
-    red = start_redis(work / "services", port=free_port())
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        settings = stack_settings(work, temporal.port, red.port)
-        paths, golden = pick(args.dataset, write_documents(args.dataset, work / "corpus"), args.docs)
+    with private_stack("migrate") as stack:
+        settings = stack.settings
+        paths, golden = pick(args.dataset, write_documents(args.dataset, stack.work / "corpus"), args.docs)
         ingest(settings, paths, tenant=TENANT)
         chunks, args.reembed = reembed_speed(settings, args.to)
         print(f"plain re-embedding with {args.to}: {chunks} chunks at {args.reembed:.1f} chunks/s (this process)")
-        api = start_api(settings, work, procs, apart=False)
+        api = start_api(settings, stack.work, stack.procs, apart=False)
         print(f"dataset {args.dataset.name}: {len(paths)} documents, {len(golden)} test questions, {args.qps} q/s")
         asyncio.run(run(settings, api, args, golden))
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=60)
-        temporal.stop()
-        red.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -53,6 +56,31 @@ STEPS = ("retrieve", "rerank", "context", "generate", "validate")
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else 0.0
+
+
+@dataclass
+class PrivateStack:
+    work: Path
+    settings: Settings
+    procs: list[subprocess.Popen[bytes]]  # what start_api spawns; stopped with the stack
+
+
+@contextmanager
+def private_stack(name: str) -> Iterator[PrivateStack]:
+    """A benchmark's own Temporal dev server, Redis and data dir, gone after the block."""
+    work = Path(tempfile.mkdtemp(prefix=f"keel-bench-{name}-"))
+    temporal = start_temporal(work / "services", port=free_port(), ui_port=None)
+    red = start_redis(work / "services", port=free_port())
+    stack = PrivateStack(work=work, settings=stack_settings(work, temporal.port, red.port), procs=[])
+    try:
+        yield stack
+    finally:
+        for p in stack.procs:
+            p.terminate()
+            p.wait(timeout=60)
+        temporal.stop()
+        red.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def stack_settings(work: Path, temporal_port: int, redis_port: int) -> Settings:
