@@ -104,7 +104,9 @@ class QueryActivities:
             index = self.d.indexes.open(q.tenant)
             cached = self.semantic is not None and bool(q.cache_scope)
             # Embedded once: for the cache's lookup and store, and for the dense search.
-            vector = index.embedder.embed_query(q.question) if cached or q.mode != "bm25" else None
+            vector = query_state.question_vector(self.d.redis, q.tenant, q.request_id) if q.vector_ready else None
+            if vector is None and (cached or q.mode != "bm25"):
+                vector = index.embedder.embed_query(q.question)
             if cached and q.cache_read and vector is not None and self.semantic is not None:
                 looked = time.monotonic()
                 hit = self.semantic.lookup(index, q.tenant, q.groups, q.cache_scope, generation, q.question, vector)

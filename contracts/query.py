@@ -45,6 +45,9 @@ class QueryInput:
     # whether a cached answer may be served (False: answer afresh; the fresh answer is kept).
     cache_scope: str = ""
     cache_read: bool = True
+    # The edge embedded the question already (it looked in the semantic cache itself) and left
+    # the vector in the request's state: retrieval reads it instead of embedding again.
+    vector_ready: bool = False
 
 
 @dataclass(kw_only=True)

@@ -45,6 +45,7 @@ from gateway.admission import Admission
 from gateway.keys import Principal
 from gateway.limits import Limiter, Ticket
 from index.active import Indexes
+from index.catalog import Catalog
 from ingestion.redact import Redactor
 from keel.config import Settings
 from keel.errors import JsonInvalid, KeelError, RateLimited
@@ -118,6 +119,37 @@ class Caller:
             "cost_usd": 0.0,
         }
         return inp, digest, query_output({**hit.answer, **served}), 0.0
+
+    def paraphrased(self, inp: QueryInput) -> tuple[QueryInput, QueryOutput | None, float]:
+        """Where this process shares the workers' indexes: the semantic layer looked up here, on
+        the redacted question, before any workflow starts. The question's embedding is left in
+        the request's state for retrieval (embedded once either way), and the workflow does not
+        look again. Returns the input to run, the cached answer on a hit, and the ms it took."""
+        if self.semantic is None or self.indexes is None or not inp.cache_scope or not inp.cache_read:
+            return inp, None, 0.0
+        started = time.perf_counter()
+        generation = Catalog(self.redis).generation(inp.tenant)
+        if generation <= 0:
+            return inp, None, 0.0
+        index = self.indexes.open(inp.tenant)
+        vector = index.embedder.embed_query(inp.question)
+        embedded = time.perf_counter()
+        hit = self.semantic.lookup(index, inp.tenant, inp.groups, inp.cache_scope, generation, inp.question, vector)
+        if hit is None:
+            query_state.save_vector(self.redis, inp.tenant, inp.request_id, vector)
+            lookup_ms = (time.perf_counter() - embedded) * 1000  # the embedding is retrieval's, not the cache's
+            return replace(inp, vector_ready=True, cache_read=False), None, lookup_ms
+        served = {
+            "request_id": inp.request_id,
+            "cache": "semantic",
+            "cached_question": hit.question,
+            "timings_ms": {"cache": round((time.perf_counter() - started) * 1000, 3)},
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "cost_usd": 0.0,
+            "question_pii": inp.question_pii,
+        }
+        return inp, query_output({**hit.hit.answer, **served}), 0.0
 
     def wrap_up(self, digest: str, inp: QueryInput | None, out: QueryOutput | None) -> None:
         """After the answer is sent: keep it if it is whole (the exact entry under the question as
@@ -213,16 +245,20 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
         out: QueryOutput | None = None
         inp: QueryInput | None = None
         started = time.perf_counter()
-        digest = ""
+        digest, semantic_ms = "", 0.0
         try:
             checked = await _input(body, request, who, stream=False)
             scoped, digest, out, lookup_ms = await on_edge(request, who.cached, checked, body.cache)
             inp = scoped
             if out is None:
-                inp = await _redacted(scoped, who)
-                out = await run_query(who.temporal, who.settings, inp)
-                if digest:  # what the exact lookup added to this miss, beside the semantic one's
-                    out.timings_ms["cache"] = round(out.timings_ms.get("cache", 0.0) + lookup_ms, 3)
+                redacted = await _redacted(scoped, who)
+                ready, out, semantic_ms = await asyncio.to_thread(who.paraphrased, redacted)
+                inp = ready
+                if out is None:
+                    out = await run_query(who.temporal, who.settings, ready)
+                    if digest:  # what the lookups added to this miss (and the workflow's, if it looked)
+                        spent = out.timings_ms.get("cache", 0.0) + lookup_ms + semantic_ms
+                        out.timings_ms["cache"] = round(spent, 3)
         finally:
             await on_edge(request, who.settle, ticket, out)
             # On the edge's threads, after the answer: the caller does not wait for it.
