@@ -4,13 +4,21 @@ hits; a near miss, another scope or a later generation does not; old generations
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 
+import pytest
 import redis
+from temporalio.client import Client
 
+from app.query import build_query, run_query
 from caches.semantic import semantic_cache
 from index.active import DEFAULT_ENCODER
+from keel.config import Settings
 from pipelines.deps import Deps
+from stores import query_state
 from stores.keys import doc_key, generation_key
+from tests.conftest import SAMPLES
+from tests.helpers import ingest
 from vectorstore.base import Cond, Where
 
 ASKED = "How do I rotate the API keys?"
@@ -39,3 +47,29 @@ def test_paraphrases_hit_within_their_scope_and_generation(deps: Deps, redis_cli
     assert cache.remember(index, tenant, "scope-a", 2, ASKED, embed(ASKED), answer)
     points = deps.store.count(cache.collection(index), Where(must=(Cond("tenant", value=tenant),)))
     assert points == 1  # the generation-1 point went when generation 2 stored one
+
+
+@pytest.mark.stack
+@pytest.mark.usefixtures("worker")
+async def test_the_workflow_answers_a_paraphrase_itself_when_the_edge_did_not_look(
+    client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str
+) -> None:
+    """An API-only process has no indexes to look in: QueryWorkflow's retrieve step does."""
+    await ingest(client, settings, redis_client, [SAMPLES], tenant)
+    asked = build_query(settings, redis_client, uuid.uuid4().hex, tenant, [], "How do I retry failed files?")
+    asked.cache_scope = "workflow-scope"
+    first = await run_query(client, settings, asked)
+    vector = query_state.question_vector(redis_client, tenant, asked.request_id)
+    assert vector is not None and first.cache == "miss"
+    answer = {k: v for k, v in asdict(first).items() if k not in ("request_id", "timings_ms", "attempts")}
+    index = deps.indexes.by_version(tenant, first.embedding_version)
+    assert semantic_cache(deps).remember(
+        index, tenant, "workflow-scope", first.generation, asked.question, vector, answer
+    )
+
+    para = build_query(settings, redis_client, uuid.uuid4().hex, tenant, [], "How can I retry files that failed?")
+    para.cache_scope = "workflow-scope"
+    hit = await run_query(client, settings, para)
+    assert hit.cache == "semantic" and hit.cached_question == asked.question and hit.answer == first.answer
+    para.request_id, para.cache_read = uuid.uuid4().hex, False  # the caller wants a fresh answer
+    assert (await run_query(client, settings, para)).cache == "miss"
