@@ -12,10 +12,12 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
 from temporalio import activity
 
 from activities.errors import mapped
 from caches.semantic import semantic_cache
+from caches.snippets import Snippet, SnippetCache, decode_key, encode_key, snippet_key
 from contracts.query import (
     ContextInput,
     ContextOutput,
@@ -34,6 +36,7 @@ from generation.chain import ProviderChain
 from generation.providers import GenerationRequest
 from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
 from generation.validate import check_citations, check_json
+from index.active import ActiveIndex
 from index.catalog import Catalog
 from index.lifecycle import Lifecycle
 from keel.errors import KeelError, RerankTimeout
@@ -41,7 +44,7 @@ from pipelines.deps import Deps
 from retrieval.context import ContextConfig, confidence, pack
 from retrieval.filters import query_where
 from retrieval.rerank import Reranker
-from retrieval.retriever import HybridRetriever, neighbours
+from retrieval.retriever import HybridRetriever, candidate, neighbours
 from retrieval.shadow import ShadowQueries
 from stores import query_state
 from stores.keys import query_candidates_key
@@ -68,6 +71,11 @@ class QueryActivities:
         lifecycle = Lifecycle(deps.redis, deps.indexes.catalog)
         self.shadow = ShadowQueries(self.s, deps.indexes, lifecycle, self.retriever, reranker)
         self.semantic = semantic_cache(deps) if self.s.cache_enabled else None
+        self.snippets = (
+            SnippetCache(deps.redis, ttl_s=self.s.cache_ttl_s, max_entries=self.s.cache_max_entries)
+            if self.s.cache_enabled
+            else None
+        )
         # The prompt as a whole must stay under max_input_tokens: the template (fixed, counted
         # once per tokenizer) and the question come off the context's share first.
         self._template = prompts.load(prompts.TEXT_PROMPT).template
@@ -96,21 +104,28 @@ class QueryActivities:
     def retrieve(self, inp: RetrieveInput) -> RetrieveOutput:
         started = time.monotonic()
         q = inp.query
-        generation = self.catalog.generation(q.tenant)
         key = query_candidates_key(q.tenant, q.request_id)
+        snippets = self.snippets if q.snippet_scope else None
+        kept: Snippet | None = None
+        generation = -1
+        if snippets is not None:  # one script reads the generation and the snippet
+            generation, kept = snippets.find(q.tenant, q.groups, q.snippet_scope, q.question)
+        if generation < 0:  # no snippet layer, or Redis is down (this read then says so)
+            generation = self.catalog.generation(q.tenant)
+        cache_ms = _ms(started) if snippets is not None else 0.0
         index = self.d.indexes.active(q.tenant)
-        found_count, top, cache_ms = 0, [], 0.0
+        found_count, top = 0, []
         if generation > 0:  # else nothing is published for this tenant yet
             index = self.d.indexes.open(q.tenant)
             cached = self.semantic is not None and bool(q.cache_scope)
             # Embedded once: for the cache's lookup and store, and for the dense search.
             vector = query_state.question_vector(self.d.redis, q.tenant, q.request_id) if q.vector_ready else None
-            if vector is None and (cached or q.mode != "bm25"):
+            if vector is None and (cached or (q.mode != "bm25" and kept is None)):
                 vector = index.embedder.embed_query(q.question)
             if cached and q.cache_read and vector is not None and self.semantic is not None:
                 looked = time.monotonic()
                 hit = self.semantic.lookup(index, q.tenant, q.groups, q.cache_scope, generation, q.question, vector)
-                cache_ms = _ms(looked)
+                cache_ms += _ms(looked)
                 if hit is not None:
                     return RetrieveOutput(
                         candidates_key=key,
@@ -124,13 +139,37 @@ class QueryActivities:
                         cached_question=hit.question,
                         cache_ms=cache_ms,
                     )
+            saved_vector = vector if cached and not q.vector_ready else None
+            if kept is not None and self._restore(index, key, kept, saved_vector):
+                final = kept.reranked if kept.reranked is not None else kept.retrieved
+                return RetrieveOutput(
+                    candidates_key=key,
+                    ranking=RETRIEVE if kept.reranked is None else RERANK,
+                    count=len(kept.retrieved),
+                    top=final[: query_state.HISTORY_TOP],
+                    generation=generation,
+                    embedding_version=index.version.key,
+                    ms=_ms(started),
+                    cache_ms=cache_ms,
+                    snippet=True,
+                    reranked=kept.reranked is not None,
+                )
             where = query_where(q.tenant, generation, q.groups, q.filters)
             s = self.s
             found = self.retriever.retrieve(
                 index, q.tenant, q.question, where, q.mode, s.retrieve_candidates, s.retrieve_prefetch, vector
             )
+            to_keep = None
+            if snippets is not None:
+                snippet = snippet_key(q.tenant, q.snippet_scope, generation, q.question, found.candidates)
+                if q.rerank and len(found.scored) > 1:  # kept by the re-scorer, once it is done in time
+                    to_keep = encode_key(snippet)
+                else:
+                    keeping = time.monotonic()
+                    snippets.keep(snippet, found.scored, None)
+                    cache_ms += _ms(keeping)
             query_state.save(
-                self.d.redis, key, RETRIEVE, found.scored, found.candidates, vector=vector if cached else None
+                self.d.redis, key, RETRIEVE, found.scored, found.candidates, vector=saved_vector, snippet=to_keep
             )
             found_count, top = len(found.scored), found.scored[: query_state.HISTORY_TOP]
             self.shadow.offer(q.tenant, q.question, q.mode, where, found)
@@ -145,12 +184,23 @@ class QueryActivities:
             cache_ms=cache_ms,
         )
 
+    def _restore(self, index: ActiveIndex, key: str, kept: Snippet, vector: np.ndarray | None) -> bool:
+        """The request's state from a snippet: its rankings, and its candidates read back from
+        the index by id. False (retrieve afresh) when any of them is no longer there."""
+        ids = list(dict.fromkeys(s.point_id for s in kept.retrieved))
+        hits = self.d.store.retrieve(index.collection, ids)
+        if len(hits) != len(ids):
+            return False
+        rankings = {RETRIEVE: kept.retrieved} | ({} if kept.reranked is None else {RERANK: kept.reranked})
+        query_state.restore(self.d.redis, key, rankings, {h.id: candidate(h) for h in hits}, vector)
+        return True
+
     @activity.defn(name="query.rerank")
     @mapped
     def rerank(self, inp: RerankInput) -> RerankOutput:
         started = time.monotonic()
         deadline = started + inp.deadline_ms / 1000
-        ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
+        ranked, snippet = query_state.ranking_and_snippet(self.d.redis, inp.candidates_key, inp.ranking)
         head, tail = ranked[: self.s.rerank_depth], ranked[self.s.rerank_depth :]
         # The fusion re-scorer reads only scores: passages come out of Redis only for a model that reads them.
         ids = [s.point_id for s in head] if self.reranker.reads_text else []
@@ -159,8 +209,13 @@ class QueryActivities:
         if time.monotonic() > deadline:  # a late order is not used: the workflow keeps retrieval's
             raise RerankTimeout(f"rerank took {_ms(started):.0f} ms; its budget is {inp.deadline_ms:.0f} ms")
         query_state.save(self.d.redis, inp.candidates_key, RERANK, scored, {})
+        cache_ms = 0.0
+        if snippet is not None and self.snippets is not None:
+            keeping = time.monotonic()
+            self.snippets.keep(decode_key(snippet), ranked, scored)
+            cache_ms = _ms(keeping)
         top = scored[: query_state.HISTORY_TOP]
-        return RerankOutput(ranking=RERANK, top=top, reranker=self.reranker.name, ms=_ms(started))
+        return RerankOutput(ranking=RERANK, top=top, reranker=self.reranker.name, ms=_ms(started), cache_ms=cache_ms)
 
     @activity.defn(name="query.context")
     @mapped

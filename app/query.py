@@ -68,6 +68,18 @@ def answer_scope(inp: QueryInput, config: str) -> dict[str, Any]:
     }
 
 
+def retrieval_scope(inp: QueryInput, config: str) -> dict[str, Any]:
+    """What besides the question and the index retrieval and re-scoring depend on (the snippet
+    cache's scope: an answer's format or length does not change what is found)."""
+    return {
+        "layer": "snippet",
+        "config": config,
+        "filters": asdict(inp.filters),
+        "mode": inp.mode,
+        "rerank": inp.rerank,
+    }
+
+
 def redact_question(inp: QueryInput, redactor: Redactor) -> QueryInput:
     """The input with its question redacted (before a workflow, trace, log or provider sees it)."""
     redacted = redactor.redact(inp.question)

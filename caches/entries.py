@@ -1,4 +1,4 @@
-"""Cached answers in Redis, one layer's entries at a time (exact, semantic).
+"""Cached answers in Redis, one layer's entries at a time (exact, semantic, snippet).
 
 An entry's key is the tenant's prefix for its layer and a hash of (digest, generation): the
 digest names the scope and the question (`caches.exact`, `caches.semantic` make it), the
@@ -6,8 +6,8 @@ generation is the tenant's, which every publish, replacement, deletion, migratio
 rollback moves on, so what was cached before is unreachable at once. An answer is stored under
 the generation its retrieval read, and not at all when the tenant moved on while it was answered.
 
-A lookup is one script: the current generation, the entry, and the record of every document the
-entry cites. The answer is served only if each cited version is still the published one and the
+A lookup is one script: the current generation, the entry (a miss is counted there), and the
+record of every document the entry cites. The answer is served only if each cited version is still the published one and the
 caller's groups may read it: checked at lookup, not only through the key. Entries expire after a
 TTL and each tenant keeps at most `max_entries` across its layers, the least recently used going
 first (never another tenant's). Deleting a document removes the entries that cite it
@@ -36,7 +36,10 @@ _LOOKUP = """
 local gen = redis.call('GET', KEYS[1]) or '0'
 local key = ARGV[1] .. redis.sha1hex(ARGV[2] .. ':' .. gen)
 local entry = redis.call('GET', key)
-if not entry then return {'', gen} end
+if not entry then
+  redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
+  return {'', gen}
+end
 redis.call('ZADD', KEYS[2], ARGV[3], key)
 local out = {entry, gen}
 for _, cited in ipairs(cjson.decode(entry)['cited']) do
@@ -91,18 +94,21 @@ class Entries:
         self._store = r.register_script(_STORE)
 
     def get(self, tenant: str, groups: Sequence[str], digest: str) -> Hit | None:
+        return self.lookup(tenant, groups, digest)[1]
+
+    def lookup(self, tenant: str, groups: Sequence[str], digest: str) -> tuple[int, Hit | None]:
+        """The tenant's generation (-1: Redis is down) and the entry, if it stands for the caller."""
         try:
             reply: list[str] = self._lookup(
-                keys=[generation_key(tenant), cache_lru_key(tenant)],
-                args=[cache_prefix(tenant, self.layer), digest, time.time(), doc_key(tenant, "")],
+                keys=[generation_key(tenant), cache_lru_key(tenant), cache_stats_key(tenant)],
+                args=[cache_prefix(tenant, self.layer), digest, time.time(), doc_key(tenant, ""), f"{self.layer}_miss"],
             )
         except redis.exceptions.RedisError as exc:
             log.warning("%s cache lookup skipped (Redis: %s)", self.layer, exc)
-            return None
+            return -1, None
         entry, generation, records = reply[0], int(reply[1]), reply[2:]
-        if not entry:
-            self.count(tenant, f"{self.layer}_miss")
-            return None
+        if not entry:  # counted by the script: a miss costs one round trip
+            return generation, None
         stored = json.loads(entry)
         readable = set(reader_groups(groups))
         for (_doc_id, version), (published, doc_groups) in zip(
@@ -111,15 +117,25 @@ class Entries:
             # The key makes this unreachable after any change; the check makes sure of it.
             if published != version or not readable & set(json.loads(doc_groups or "[]")):
                 self.count(tenant, f"{self.layer}_refused")
-                return None
+                return generation, None
         self.count(tenant, f"{self.layer}_hit")
-        return Hit(answer=stored["answer"], question=stored["question"], generation=generation)
+        return generation, Hit(answer=stored["answer"], question=stored["question"], generation=generation)
 
-    def put(self, tenant: str, digest: str, generation: int, question: str, answer: dict[str, Any]) -> bool:
-        """Store an answer read at `generation` (it cites `answer["citations"]`). False when the
-        tenant's generation has moved on since (the answer may be stale) or Redis is down."""
-        cited = [[c["doc_id"], c["version"]] for c in answer.get("citations", [])]
-        entry = json.dumps({"answer": answer, "question": question, "cited": cited, "generation": generation})
+    def put(
+        self,
+        tenant: str,
+        digest: str,
+        generation: int,
+        question: str,
+        answer: dict[str, Any],
+        cited: Sequence[tuple[str, str]] | None = None,
+    ) -> bool:
+        """Store an answer read at `generation`, citing `cited` (doc id, version) pairs (by
+        default `answer["citations"]`'s). False when the tenant's generation has moved on since
+        (the answer may be stale) or Redis is down."""
+        if cited is None:
+            cited = [(c["doc_id"], c["version"]) for c in answer.get("citations", [])]
+        entry = json.dumps({"answer": answer, "question": question, "cited": list(cited), "generation": generation})
         try:
             evicted = int(
                 self._store(

@@ -48,6 +48,9 @@ class QueryInput:
     # The edge embedded the question already (it looked in the semantic cache itself) and left
     # the vector in the request's state: retrieval reads it instead of embedding again.
     vector_ready: bool = False
+    # The snippet cache's scope ("": none): what retrieval and re-scoring found for this question
+    # in it may stand in for both (`caches.snippets`).
+    snippet_scope: str = ""
 
 
 @dataclass(kw_only=True)
@@ -95,7 +98,11 @@ class RetrieveOutput:
     # A semantic-cache hit: the cached answer (a QueryOutput's fields) and the question it answered.
     cached_answer: dict[str, Any] | None = None
     cached_question: str = ""
-    cache_ms: float = 0.0  # of `ms`, the semantic lookup's
+    cache_ms: float = 0.0  # of `ms`, what the cache lookups (and a snippet's keeping) took
+    # The rankings came from the snippet cache (restored in the request's state); `reranked`:
+    # re-scored when kept, so the workflow does not re-score again.
+    snippet: bool = False
+    reranked: bool = False
 
 
 @dataclass(kw_only=True)
@@ -112,6 +119,7 @@ class RerankOutput:
     top: list[Scored]
     reranker: str
     ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+    cache_ms: float = 0.0  # of `ms`, keeping the snippet
 
 
 @dataclass(kw_only=True)

@@ -1,9 +1,10 @@
 """One query's working state in Redis: its candidates and each step's ranking of them.
 
 A hash per request (`keel:q:<tenant>:<request id>:candidates`): point id -> candidate JSON,
-`ranking:<step>` -> the step's order with every score, and `meta:vector` -> the question's
-embedding (float32, base64), which the answer cache keeps with the answer (it is computed once). It expires after QUERY_STATE_TTL_S, long
-enough for a retried step, short enough not to keep tenant text around; the edge drops it as
+`ranking:<step>` -> the step's order with every score, `meta:vector` -> the question's embedding
+(float32, base64), which the answer cache keeps with the answer (it is computed once), and
+`meta:snippet` -> where the snippet cache keeps the rankings. It expires after QUERY_STATE_TTL_S,
+long enough for a retried step, short enough not to keep tenant text around; the edge drops it as
 soon as the answer is delivered (`drop`), so passage text does not outlive its request.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from stores.keys import QUERY_STATE_TTL_S, query_candidates_key, query_stream_ke
 
 HISTORY_TOP = 5  # scores of the best few go into the workflow history too
 VECTOR = "meta:vector"
+SNIPPET = "meta:snippet"  # where the request's snippet is kept once re-scored (`caches.snippets`)
 _NOT_CANDIDATES = ("ranking:", "meta:")
 
 
@@ -32,13 +34,42 @@ def save(
     scored: Sequence[Scored],
     candidates: dict[str, Candidate],
     vector: np.ndarray | None = None,
+    snippet: str | None = None,
 ) -> None:
+    fields = {f"ranking:{ranking}": _ranking(scored)}
+    if vector is not None:
+        fields[VECTOR] = _vector(vector)
+    if snippet is not None:
+        fields[SNIPPET] = snippet
+    _write(r, key, fields, candidates)
+
+
+def restore(
+    r: redis.Redis,
+    key: str,
+    rankings: Mapping[str, Sequence[Scored]],
+    candidates: dict[str, Candidate],
+    vector: np.ndarray | None = None,
+) -> None:
+    """A request's state from the snippet cache: its rankings, and the candidates read back."""
+    fields = {f"ranking:{name}": _ranking(scored) for name, scored in rankings.items()}
+    if vector is not None:
+        fields[VECTOR] = _vector(vector)
+    _write(r, key, fields, candidates)
+
+
+def _vector(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode()
+
+
+def _ranking(scored: Sequence[Scored]) -> str:
+    return json.dumps([vars(s) for s in scored])
+
+
+def _write(r: redis.Redis, key: str, fields: dict[str, str], candidates: dict[str, Candidate]) -> None:
     # Both are flat dataclasses of JSON types: their __dict__ is the record. dataclasses.asdict
     # deep-copies field by field and was the costliest part of a query's own CPU (~12 ms a query).
-    fields = {pid: json.dumps(vars(c)) for pid, c in candidates.items()}
-    fields[f"ranking:{ranking}"] = json.dumps([vars(s) for s in scored])
-    if vector is not None:
-        fields[VECTOR] = base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode()
+    fields.update({pid: json.dumps(vars(c)) for pid, c in candidates.items()})
     pipe = r.pipeline()
     pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # redis' Mapping is invariant
     pipe.expire(key, QUERY_STATE_TTL_S)
@@ -48,6 +79,12 @@ def save(
 def ranking(r: redis.Redis, key: str, name: str) -> list[Scored]:
     raw = r.hget(key, f"ranking:{name}")
     return [Scored(**s) for s in json.loads(str(raw))] if raw else []
+
+
+def ranking_and_snippet(r: redis.Redis, key: str, name: str) -> tuple[list[Scored], str | None]:
+    """A ranking and where the request's snippet goes (None: it is not kept), in one round trip."""
+    raw, snippet = r.hmget(key, [f"ranking:{name}", SNIPPET])
+    return ([Scored(**s) for s in json.loads(str(raw))] if raw else []), (str(snippet) if snippet else None)
 
 
 def final_ranking(r: redis.Redis, tenant: str, request_id: str, name: str) -> list[Scored]:
@@ -66,7 +103,7 @@ def save_vector(r: redis.Redis, tenant: str, request_id: str, vector: np.ndarray
     """The question's embedding, before any step ran (the edge embedded it for the cache)."""
     key = query_candidates_key(tenant, request_id)
     pipe = r.pipeline()
-    pipe.hset(key, VECTOR, base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode())
+    pipe.hset(key, VECTOR, _vector(vector))
     pipe.expire(key, QUERY_STATE_TTL_S)
     pipe.execute()
 

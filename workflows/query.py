@@ -1,6 +1,8 @@
 """QueryWorkflow: retrieve -> rerank -> context -> generate -> validate, each step on a budget.
 
-Retrieval looks in the semantic answer cache first (`caches.semantic`); a hit is the answer.
+Retrieval looks in the semantic answer cache first (`caches.semantic`); a hit is the answer. It
+also looks in the snippet cache (`caches.snippets`): rankings kept for the same question and
+scope stand in for retrieval, and for re-scoring when they were re-scored.
 
 Every step is a local activity with a deadline from `policies.QUERY_BUDGETS_MS`. A step that
 fails or runs out of time degrades the answer instead of failing the query, and the degradation
@@ -69,7 +71,10 @@ class QueryWorkflow:
         # A paraphrase of a question answered before, in the same scope (retrieve looked first).
         if retrieved.cached_answer is not None and workflow.patched("semantic-cache"):
             return self._cached(q, retrieved)
-        ranking = await self._rerank(q, retrieved, budget["rerank"])
+        if retrieved.reranked and workflow.patched("snippet-cache"):
+            ranking = retrieved.ranking  # the snippet cache's, re-scored when it was kept
+        else:
+            ranking = await self._rerank(q, retrieved, budget["rerank"])
         if not q.answer:  # retrieval only (evaluation)
             return QueryOutput(
                 request_id=q.request_id,
@@ -143,6 +148,8 @@ class QueryWorkflow:
             self._degraded.append("rerank_skipped")
             return retrieved.ranking
         self._timings["rerank"] = reranked.ms
+        if reranked.cache_ms:
+            self._timings["cache"] = round(self._timings.get("cache", 0.0) + reranked.cache_ms, 3)
         return reranked.ranking
 
     def _cached(self, q: QueryInput, retrieved: RetrieveOutput) -> QueryOutput:
@@ -191,6 +198,7 @@ class QueryWorkflow:
             attempts=generated.attempts,
             question_pii=q.question_pii,
             generation=retrieved.generation,
+            cache="snippet" if retrieved.snippet else "miss",
         )
 
 

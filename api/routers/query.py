@@ -36,7 +36,7 @@ from api.deps import (
 from api.errors import correlation_id, request_id
 from api.metrics import record_answer
 from api.schemas import QueryAnswer, QueryBody
-from app.query import answer_scope, build_query, redact_question, reserve_tokens, run_query
+from app.query import answer_scope, build_query, redact_question, reserve_tokens, retrieval_scope, run_query
 from caches.entries import entry_digest
 from caches.exact import ExactCache
 from caches.semantic import SemanticCache
@@ -55,6 +55,17 @@ from stores import query_state
 from stores.streams import read_events
 
 router = APIRouter(prefix="/v1/query", tags=["query"])
+
+
+@dataclass(kw_only=True)
+class Looked:
+    """The exact cache's lookup at the edge."""
+
+    inp: QueryInput  # with its cache scopes set
+    digest: str = ""  # the question's exact entry ("": the cache is off)
+    answer: QueryOutput | None = None  # a hit
+    ms: float = 0.0  # what a miss's lookup took
+    generation: int = -1  # the tenant's, as the lookup read it (-1: not read)
 
 
 @dataclass
@@ -95,21 +106,22 @@ class Caller:
         metrics.LIMITER.labels(decision="admitted", policy="-" if not ticket.scopes else "limited").inc()
         return ticket
 
-    def cached(self, inp: QueryInput, wanted: bool) -> tuple[QueryInput, str, QueryOutput | None, float]:
-        """The input with its cache scope set (the semantic layer searches within it), the
-        question's exact digest ("" with the cache off), and the cached answer when the caller
-        wants one and the cache holds one it may read, and the ms the lookup took. `inp` is not yet
-        redacted: the digest is an HMAC, and no redaction is spent on a hit."""
+    def cached(self, inp: QueryInput, wanted: bool) -> Looked:
+        """The input with its cache scopes set (the semantic layer searches within one, the
+        snippet layer within the other), the question's exact digest ("" with the cache off), the
+        cached answer when the caller wants one and the cache holds one it may read, and the ms
+        the lookup took. `inp` is not yet redacted: the digest is an HMAC, and no redaction is
+        spent on a hit."""
         if self.cache is None:
-            return inp, "", None, 0.0
+            return Looked(inp=inp)
         started = time.perf_counter()
         scope = self.cache.scope(inp.tenant, inp.groups, answer_scope(inp, self.answer_config))
-        inp = replace(inp, cache_scope=scope, cache_read=wanted)
+        inp = replace(self.snippet_scoped(inp), cache_scope=scope, cache_read=wanted)
         digest = entry_digest(scope, inp.question)
-        hit = self.cache.get(inp.tenant, inp.groups, digest) if wanted else None
+        generation, hit = self.cache.lookup(inp.tenant, inp.groups, digest) if wanted else (-1, None)
         metrics.CACHE.labels(layer="exact", outcome="hit" if hit else ("miss" if wanted else "skipped")).inc()
         if hit is None:
-            return inp, digest, None, (time.perf_counter() - started) * 1000
+            return Looked(inp=inp, digest=digest, ms=(time.perf_counter() - started) * 1000, generation=generation)
         served = {  # what this request cost and took, not what the answer first did
             "request_id": inp.request_id,
             "cache": "exact",
@@ -118,24 +130,36 @@ class Caller:
             "tokens_out": 0,
             "cost_usd": 0.0,
         }
-        return inp, digest, query_output({**hit.answer, **served}), 0.0
+        return Looked(inp=inp, digest=digest, answer=query_output({**hit.answer, **served}))
 
-    def paraphrased(self, inp: QueryInput) -> tuple[QueryInput, QueryOutput | None, float]:
+    def snippet_scoped(self, inp: QueryInput) -> QueryInput:
+        """The input with its snippet scope set: what was found for the question in it before may
+        stand in for retrieval and re-scoring (streams too, whose answers are generated anew)."""
+        if self.cache is None:
+            return inp
+        scope = self.cache.scope(inp.tenant, inp.groups, retrieval_scope(inp, self.answer_config))
+        return replace(inp, snippet_scope=scope)
+
+    def paraphrased(self, inp: QueryInput, generation: int) -> tuple[QueryInput, QueryOutput | None, float]:
         """Where this process shares the workers' indexes: the semantic layer looked up here, on
         the redacted question, before any workflow starts. The question's embedding is left in
         the request's state for retrieval (embedded once either way), and the workflow does not
-        look again. Returns the input to run, the cached answer on a hit, and the ms it took."""
+        look again. `generation` is the tenant's as the exact lookup read it (-1: read it here).
+        Returns the input to run, the cached answer on a hit, and the ms it took."""
         if self.semantic is None or self.indexes is None or not inp.cache_scope or not inp.cache_read:
             return inp, None, 0.0
         started = time.perf_counter()
-        generation = Catalog(self.redis).generation(inp.tenant)
+        if generation < 0:
+            generation = Catalog(self.redis).generation(inp.tenant)
         if generation <= 0:
             return inp, None, 0.0
         index = self.indexes.open(inp.tenant)
         vector = index.embedder.embed_query(inp.question)
         embedded = time.perf_counter()
-        hit = self.semantic.lookup(index, inp.tenant, inp.groups, inp.cache_scope, generation, inp.question, vector)
-        if hit is None:
+        hit = self.semantic.lookup(
+            index, inp.tenant, inp.groups, inp.cache_scope, generation, inp.question, vector, count_miss=False
+        )
+        if hit is None:  # the miss is counted after the answer (`wrap_up`), off the caller's time
             query_state.save_vector(self.redis, inp.tenant, inp.request_id, vector)
             lookup_ms = (time.perf_counter() - embedded) * 1000  # the embedding is retrieval's, not the cache's
             return replace(inp, vector_ready=True, cache_read=False), None, lookup_ms
@@ -160,6 +184,8 @@ class Caller:
         try:
             if out is not None and out.cache == "semantic":
                 metrics.CACHE.labels(layer="semantic", outcome="hit").inc()
+            elif inp.vector_ready and self.semantic is not None:  # looked at the edge, and missed
+                self.semantic.entries.count(inp.tenant, "semantic_miss")
             if self.cache is not None and digest and out is not None and cacheable(out):
                 answer = asdict(out)
                 for transient in ("request_id", "timings_ms", "attempts", "question_pii", "ranking", "json_error"):
@@ -201,7 +227,8 @@ CallerDep = Annotated[Caller, Depends(_caller)]
 
 def cacheable(out: QueryOutput) -> bool:
     """Only a whole answer is kept: nothing degraded, failed or JSON-invalid."""
-    return not out.degradations and out.json_error is None and out.generation > 0 and out.cache == "miss"
+    fresh = out.cache in ("miss", "snippet")  # generated for this request
+    return fresh and not out.degradations and out.json_error is None and out.generation > 0
 
 
 async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -> QueryInput:
@@ -248,16 +275,16 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
         digest, semantic_ms = "", 0.0
         try:
             checked = await _input(body, request, who, stream=False)
-            scoped, digest, out, lookup_ms = await on_edge(request, who.cached, checked, body.cache)
-            inp = scoped
+            looked = await on_edge(request, who.cached, checked, body.cache)
+            inp, digest, out = looked.inp, looked.digest, looked.answer
             if out is None:
-                redacted = await _redacted(scoped, who)
-                ready, out, semantic_ms = await asyncio.to_thread(who.paraphrased, redacted)
+                redacted = await _redacted(inp, who)
+                ready, out, semantic_ms = await asyncio.to_thread(who.paraphrased, redacted, looked.generation)
                 inp = ready
                 if out is None:
                     out = await run_query(who.temporal, who.settings, ready)
                     if digest:  # what the lookups added to this miss (and the workflow's, if it looked)
-                        spent = out.timings_ms.get("cache", 0.0) + lookup_ms + semantic_ms
+                        spent = out.timings_ms.get("cache", 0.0) + looked.ms + semantic_ms
                         out.timings_ms["cache"] = round(spent, 3)
         finally:
             await on_edge(request, who.settle, ticket, out)
@@ -281,7 +308,7 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
         who.admission.release(taken_at)
         raise
     try:
-        inp = await _redacted(await _input(body, request, who, stream=True), who)
+        inp = who.snippet_scoped(await _redacted(await _input(body, request, who, stream=True), who))
     except Exception:
         who.admission.release(taken_at)
         await on_edge(request, who.settle, ticket, None)

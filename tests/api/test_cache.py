@@ -4,6 +4,7 @@ from Redis; another scope, another tenant or a changed document never is."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ async def test_the_same_question_in_the_same_scope_is_served_from_the_cache(
     assert hit["request_id"] != first["request_id"] and "cache" in hit["timings_ms"]
     assert hit["tokens_in"] == hit["tokens_out"] == 0 and hit["embedding_version"] == first["embedding_version"]
     fresh = await ask(api, reader, cache=False)  # the caller may always ask for a fresh answer
-    assert fresh["cache"] == "miss" and fresh["answer"] == first["answer"]
+    assert fresh["cache"] == "snippet" and fresh["answer"] == first["answer"]  # generated anew, retrieval kept
 
 
 async def test_another_scope_never_gets_the_answer(
@@ -127,3 +128,41 @@ async def test_a_paraphrase_is_served_from_the_semantic_cache_and_a_near_miss_is
     assert (await ask(api, reader, question="How can I retry files that failed?", cache=False))["cache"] == "miss"
     other_scope = auth(sampled, roles=(QUERY,), groups=("hr",))
     assert (await ask(api, other_scope, question="How can I retry files that failed?"))["cache"] == "miss"
+
+
+async def streamed(api: httpx.AsyncClient, headers: dict[str, str], question: str) -> list[tuple[str, Any]]:
+    events: list[tuple[str, Any]] = []
+    async with api.stream("POST", "/v1/query/stream", json={"question": question}, headers=headers) as resp:
+        assert resp.status_code == 200
+        event = ""
+        async for line in resp.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line[6:])))
+    return events
+
+
+async def test_a_repeated_question_is_answered_anew_on_the_rankings_kept_for_it(
+    api: httpx.AsyncClient, redis_client: redis.Redis, sampled: str, auth: Auth
+) -> None:
+    reader = auth(sampled, roles=(QUERY,))
+    question = QUESTION
+    first = await ask(api, reader, question=question)
+    assert first["cache"] == "miss" and "rerank" in first["timings_ms"]
+    # Generated again (the caller asked for a fresh answer), on retrieval's and re-scoring's kept results.
+    again = await ask(api, reader, question=question, cache=False)
+    assert again["cache"] == "snippet" and "rerank" not in again["timings_ms"]
+    assert again["answer"] == first["answer"] and cited(again) == cited(first)
+    # A stream generates its answer, and skips retrieval too; its sources come as before.
+    events = await streamed(api, reader, f"  {question.upper()} ")
+    kinds = [e for e, _ in events]
+    assert kinds[0] == "sources" and kinds[-1] == "done" and "token" in kinds
+    done = events[-1][1]
+    assert done["cache"] == "snippet" and cited(done) == cited(first)
+    # Kept as rankings only: no passage text stays in Redis once the requests are over.
+    kept = [k for k in redis_client.scan_iter(match=f"keel:cache:{sampled}:snippet:*")]
+    assert kept and all(first["citations"][0]["snippet"] not in str(redis_client.get(k)) for k in kept)
+    # Other groups are another scope.
+    other = auth(sampled, roles=(QUERY,), groups=("hr",))
+    assert (await ask(api, other, question=question, cache=False))["cache"] == "miss"

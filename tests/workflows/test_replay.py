@@ -110,6 +110,16 @@ async def test_record_histories(
     if not hit.exists():
         handle = client.get_workflow_handle(query_workflow_id(tenant, "record-hit"))
         hit.write_text((await handle.fetch_history()).to_json())
+    # The same question again in a snippet scope: the kept rankings stand in for retrieve and rerank.
+    for rid in ("record-snippet-kept", "record-snippet-hit"):
+        again = build_query(settings, redis_client, rid, tenant, [], "What formats does keel parse?")
+        again.snippet_scope = "record"
+        answered = await run_query(client, settings, again)
+    assert answered.cache == "snippet"
+    snippet_hit = HISTORIES / "Query.snippet-hit.sealed.json"
+    if not snippet_hit.exists():
+        handle = client.get_workflow_handle(query_workflow_id(tenant, "record-snippet-hit"))
+        snippet_hit.write_text((await handle.fetch_history()).to_json())
     # A migration that runs to its end: backfill, gate (forced), flip, a one-second retention.
     _, migration = await migrations.start_migration(
         client, settings, redis_client, tenant, "default-w128", shadow_wait_s=0, retention_s=1, force=True
