@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,8 @@ class QueryActivities:
             if self.s.cache_enabled
             else None
         )
+        # Snippets are kept off the query's time, in order, on a thread of their own.
+        self._keeping = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keel-snippet-keep")
         # The prompt as a whole must stay under max_input_tokens: the template (fixed, counted
         # once per tokenizer) and the question come off the context's share first.
         self._template = prompts.load(prompts.TEXT_PROMPT).template
@@ -165,9 +168,7 @@ class QueryActivities:
                 if q.rerank and len(found.scored) > 1:  # kept by the re-scorer, once it is done in time
                     to_keep = encode_key(snippet)
                 else:
-                    keeping = time.monotonic()
-                    snippets.keep(snippet, found.scored, None)
-                    cache_ms += _ms(keeping)
+                    self._keeping.submit(snippets.keep, snippet, found.scored, None)
             query_state.save(
                 self.d.redis, key, RETRIEVE, found.scored, found.candidates, vector=saved_vector, snippet=to_keep
             )
@@ -209,13 +210,10 @@ class QueryActivities:
         if time.monotonic() > deadline:  # a late order is not used: the workflow keeps retrieval's
             raise RerankTimeout(f"rerank took {_ms(started):.0f} ms; its budget is {inp.deadline_ms:.0f} ms")
         query_state.save(self.d.redis, inp.candidates_key, RERANK, scored, {})
-        cache_ms = 0.0
         if snippet is not None and self.snippets is not None:
-            keeping = time.monotonic()
-            self.snippets.keep(decode_key(snippet), ranked, scored)
-            cache_ms = _ms(keeping)
+            self._keeping.submit(self.snippets.keep, decode_key(snippet), ranked, scored)
         top = scored[: query_state.HISTORY_TOP]
-        return RerankOutput(ranking=RERANK, top=top, reranker=self.reranker.name, ms=_ms(started), cache_ms=cache_ms)
+        return RerankOutput(ranking=RERANK, top=top, reranker=self.reranker.name, ms=_ms(started))
 
     @activity.defn(name="query.context")
     @mapped

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class JobAccepted(BaseModel):
@@ -126,3 +126,17 @@ class QueryAnswer(BaseModel):
     generation: int = 0  # the tenant's index generation the answer was read at
     cache: str = "miss"  # exact | semantic | snippet | miss
     cached_question: str | None = None  # a semantic hit's question: re-ask with "cache": false for a fresh answer
+
+
+class FeedbackBody(BaseModel):
+    request_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")  # the answer's, as it was sent
+    rating: Literal["up", "down"]
+    reason: str = Field(default="", max_length=500)
+    correction: str = Field(default="", max_length=4000)
+
+
+class FeedbackOut(BaseModel):
+    request_id: str  # the answer's
+    rating: str
+    cache: str  # where the answer came from: exact | semantic | snippet | miss
+    purged: bool  # rated down: the cache entries that would serve the answer again are gone

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import redis
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-from stores.keys import cache_lru_key, cache_stats_key
+from stores.keys import TENANTS_KEY, cache_lru_key, cache_stats_key
 
 
 def stats(r: redis.Redis, tenant: str) -> dict[str, Any]:
-    """Entries, their bytes, and the counters (hits and misses by layer, stores, evictions)."""
-    entries = [str(k) for k in r.zrange(cache_lru_key(tenant), 0, -1)]
+    """Entries, their bytes (kept by the storage scripts), and the counters (hits and misses by
+    layer, stores, evictions, swept entries of older generations, entries flagged as wrong)."""
     pipe = r.pipeline(transaction=False)
-    for key in entries:
-        pipe.strlen(key)
-    sizes = [int(n) for n in pipe.execute()] if entries else []
-    counters = {k: int(v) for k, v in r.hgetall(cache_stats_key(tenant)).items()}
-    live = sum(1 for n in sizes if n)
-    return {"tenant": tenant, "entries": live, "bytes": sum(sizes), "counters": counters}
+    pipe.zcard(cache_lru_key(tenant))
+    pipe.hgetall(cache_stats_key(tenant))
+    entries, raw = pipe.execute()
+    counters = {k: int(v) for k, v in raw.items()}
+    return {"tenant": tenant, "entries": int(entries), "bytes": counters.pop("bytes", 0), "counters": counters}
 
 
 def purge(r: redis.Redis, tenant: str) -> int:
@@ -27,5 +29,34 @@ def purge(r: redis.Redis, tenant: str) -> int:
     keys = [str(k) for k in r.scan_iter(match=f"keel:cache:{tenant}:*", count=1000) if k != cache_stats_key(tenant)]
     for start in range(0, len(keys), 500):
         gone += int(r.unlink(*keys[start : start + 500]))
-    r.hincrby(cache_stats_key(tenant), "purged", 1)
+    pipe = r.pipeline()
+    pipe.hincrby(cache_stats_key(tenant), "purged", 1)
+    pipe.hset(cache_stats_key(tenant), "bytes", 0)
+    pipe.execute()
     return gone
+
+
+class CacheMemory(Collector):
+    """Each tenant's cache entries and bytes, read from Redis when the metrics are scraped (two
+    reads a tenant: the numbers are kept as entries come and go)."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        entries = GaugeMetricFamily("keel_cache_entries", "Answer-cache entries per tenant", labels=["tenant"])
+        size = GaugeMetricFamily("keel_cache_bytes", "Answer-cache bytes per tenant", labels=["tenant"])
+        try:
+            tenants = sorted(str(t) for t in self.r.smembers(TENANTS_KEY))
+            pipe = self.r.pipeline(transaction=False)
+            for tenant in tenants:
+                pipe.zcard(cache_lru_key(tenant))
+                pipe.hget(cache_stats_key(tenant), "bytes")
+            replies = pipe.execute() if tenants else []
+        except redis.exceptions.RedisError:
+            return  # nothing to report while Redis is down
+        for i, tenant in enumerate(tenants):
+            entries.add_metric([tenant], int(replies[2 * i]))
+            size.add_metric([tenant], int(replies[2 * i + 1] or 0))
+        yield entries
+        yield size

@@ -28,7 +28,17 @@ import redis
 
 from caches.question import exact_key
 from keel.tenancy import reader_groups
-from stores.keys import cache_doc_key, cache_lru_key, cache_prefix, cache_stats_key, doc_key, generation_key
+from stores.keys import (
+    cache_doc_key,
+    cache_generation_key,
+    cache_generations_key,
+    cache_lru_key,
+    cache_prefix,
+    cache_sizes_key,
+    cache_stats_key,
+    doc_key,
+    generation_key,
+)
 
 log = logging.getLogger("keel.cache")
 
@@ -50,29 +60,80 @@ end
 return out
 """
 
-_STORE = """
-local gen = redis.call('GET', KEYS[1]) or '0'
-if gen ~= ARGV[3] then return -1 end
+# Every removal goes through `drop`, so the tenant's byte count stays the sum of its entries.
+# KEYS: the LRU, the sizes, the stats; then the script's own.
+_DROP = """
+local function drop(key)
+  local n = tonumber(redis.call('HGET', KEYS[2], key) or '0')
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], key)
+  redis.call('HDEL', KEYS[2], key)
+  if n > 0 then redis.call('HINCRBY', KEYS[3], 'bytes', -n) end
+end
+"""
+
+# KEYS[4] the tenant's generation, KEYS[5] its generations with entries. ARGV: prefix, digest,
+# generation, entry, ttl ms, now, max entries, by-document prefix, by-generation prefix, sweep cap.
+_STORE = (
+    _DROP
+    + """
+local gen = redis.call('GET', KEYS[4]) or '0'
+if gen ~= ARGV[3] then return {-1, 0} end
 local key = ARGV[1] .. redis.sha1hex(ARGV[2] .. ':' .. gen)
+drop(key)
 redis.call('SET', key, ARGV[4], 'PX', ARGV[5])
+redis.call('HSET', KEYS[2], key, #ARGV[4])
+redis.call('HINCRBY', KEYS[3], 'bytes', #ARGV[4])
 for _, cited in ipairs(cjson.decode(ARGV[4])['cited']) do
   local by_doc = ARGV[8] .. cited[1]
   redis.call('SADD', by_doc, key)
   redis.call('PEXPIRE', by_doc, ARGV[5])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[6] - ARGV[5] / 1000)
-redis.call('ZADD', KEYS[2], ARGV[6], key)
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7])
+local in_gen = ARGV[9] .. gen
+redis.call('SADD', in_gen, key)
+redis.call('PEXPIRE', in_gen, ARGV[5])
+redis.call('ZADD', KEYS[5], gen, gen)
+for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[6] - ARGV[5] / 1000)) do
+  drop(old)  -- expired already: its bytes and its place go
+end
+local swept, cap = 0, tonumber(ARGV[10])
+for _, g in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. gen)) do
+  for _, old in ipairs(redis.call('SPOP', ARGV[9] .. g, cap - swept)) do
+    drop(old)
+    swept = swept + 1
+  end
+  if redis.call('SCARD', ARGV[9] .. g) == 0 then redis.call('ZREM', KEYS[5], g) end
+  if swept >= cap then break end
+end
+redis.call('ZADD', KEYS[1], ARGV[6], key)
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[7])
 local evicted = 0
 if over > 0 then
-  local oldest = redis.call('ZPOPMIN', KEYS[2], over)
-  for i = 1, #oldest, 2 do
-    redis.call('DEL', oldest[i])
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[1], 0, over - 1)) do
+    drop(old)
     evicted = evicted + 1
   end
 end
-return evicted
+return {evicted, swept}
 """
+)
+
+# ARGV: the entry keys to remove; KEYS[4] (optional): a set of entry keys, removed with them.
+_FORGET = (
+    _DROP
+    + """
+local gone = 0
+local keys = ARGV
+if KEYS[4] then keys = redis.call('SMEMBERS', KEYS[4]) end
+for _, key in ipairs(keys) do
+  if redis.call('EXISTS', key) == 1 then gone = gone + 1 end
+  drop(key)
+end
+if KEYS[4] then redis.call('DEL', KEYS[4]) end
+return gone
+"""
+)
+SWEEP_CAP = 500  # older generations' entries removed per store, at most (a store stays short)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,35 +198,37 @@ class Entries:
             cited = [(c["doc_id"], c["version"]) for c in answer.get("citations", [])]
         entry = json.dumps({"answer": answer, "question": question, "cited": list(cited), "generation": generation})
         try:
-            evicted = int(
-                self._store(
-                    keys=[generation_key(tenant), cache_lru_key(tenant)],
-                    args=[
-                        cache_prefix(tenant, self.layer),
-                        digest,
-                        generation,
-                        entry,
-                        self.ttl_ms,
-                        time.time(),
-                        self.max_entries,
-                        cache_doc_key(tenant, ""),
-                    ],
-                )
+            evicted, swept = self._store(
+                keys=[*_accounts(tenant), generation_key(tenant), cache_generations_key(tenant)],
+                args=[
+                    cache_prefix(tenant, self.layer),
+                    digest,
+                    generation,
+                    entry,
+                    self.ttl_ms,
+                    time.time(),
+                    self.max_entries,
+                    cache_doc_key(tenant, ""),
+                    cache_generation_key(tenant, ""),
+                    SWEEP_CAP,
+                ],
             )
         except redis.exceptions.RedisError as exc:
             log.warning("%s cache store skipped (Redis: %s)", self.layer, exc)
             return False
-        if evicted < 0:
+        if int(evicted) < 0:
             return False
-        self.count(tenant, f"{self.layer}_stored", evictions=evicted)
+        self.count(tenant, f"{self.layer}_stored", evictions=int(evicted), swept=int(swept))
         return True
 
-    def count(self, tenant: str, what: str, evictions: int = 0) -> None:
+    def count(self, tenant: str, what: str, evictions: int = 0, swept: int = 0) -> None:
         try:
             pipe = self.r.pipeline(transaction=False)
             pipe.hincrby(cache_stats_key(tenant), what, 1)
             if evictions:
                 pipe.hincrby(cache_stats_key(tenant), "evicted", evictions)
+            if swept:
+                pipe.hincrby(cache_stats_key(tenant), "swept", swept)
             pipe.execute()
         except redis.exceptions.RedisError:
             pass  # statistics are not worth an error
@@ -176,15 +239,24 @@ def entry_digest(scope: str, question: str) -> str:
     return hashlib.sha256(f"{scope}\n{exact_key(question)}".encode()).hexdigest()
 
 
+def entry_key(tenant: str, layer: str, digest: str, generation: int) -> str:
+    """The Redis key of an entry (as the scripts name it)."""
+    return cache_prefix(tenant, layer) + hashlib.sha1(f"{digest}:{generation}".encode()).hexdigest()
+
+
+def _accounts(tenant: str) -> list[str]:
+    """The keys every removal updates (`_DROP`'s KEYS)."""
+    return [cache_lru_key(tenant), cache_sizes_key(tenant), cache_stats_key(tenant)]
+
+
+def forget_entry(r: redis.Redis, tenant: str, key: str) -> bool:
+    """Remove one entry (a client flagged its answer as wrong); True when it was there."""
+    gone = int(r.register_script(_FORGET)(keys=_accounts(tenant), args=[key]))
+    r.hincrby(cache_stats_key(tenant), "flagged", 1)
+    return gone > 0
+
+
 def forget_document(r: redis.Redis, tenant: str, doc_id: str) -> int:
     """Remove every cache entry that cites the document (its deletion: no snippet of it may stay
     in Redis); returns how many went."""
-    by_doc = cache_doc_key(tenant, doc_id)
-    entries = [str(k) for k in r.smembers(by_doc)]
-    pipe = r.pipeline(transaction=True)
-    if entries:
-        pipe.delete(*entries)
-        pipe.zrem(cache_lru_key(tenant), *entries)
-    pipe.delete(by_doc)
-    pipe.execute()
-    return len(entries)
+    return int(r.register_script(_FORGET)(keys=[*_accounts(tenant), cache_doc_key(tenant, doc_id)]))

@@ -10,8 +10,9 @@ redacted question folded, and the tenant's generation, like the answer layers
 (`caches.entries`): any publish, replacement or deletion makes it unreachable, and a lookup
 checks that each cited version is still published and readable by the caller.
 
-Retrieval stores its ranking when no re-scoring follows; otherwise the re-scorer stores both
-once it finished in time (a late or failed one keeps nothing, as its order was not used). The
+Retrieval keeps its ranking when no re-scoring follows; otherwise the re-scorer keeps both once
+it finished in time (a late or failed one keeps nothing, as its order was not used). Either
+keeps it on a thread of its own, off the query's time. The
 question itself is not stored: only its digest names the entry.
 """
 

@@ -98,7 +98,7 @@ class RetrieveOutput:
     # A semantic-cache hit: the cached answer (a QueryOutput's fields) and the question it answered.
     cached_answer: dict[str, Any] | None = None
     cached_question: str = ""
-    cache_ms: float = 0.0  # of `ms`, what the cache lookups (and a snippet's keeping) took
+    cache_ms: float = 0.0  # of `ms`, what the cache lookups took
     # The rankings came from the snippet cache (restored in the request's state); `reranked`:
     # re-scored when kept, so the workflow does not re-score again.
     snippet: bool = False
@@ -119,7 +119,6 @@ class RerankOutput:
     top: list[Scored]
     reranker: str
     ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
-    cache_ms: float = 0.0  # of `ms`, keeping the snippet
 
 
 @dataclass(kw_only=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from activities.delete import DeleteActivities
 from activities.index import IndexActivities
 from activities.ingest import IngestActivities
 from activities.query import QueryActivities
+from caches.admin import CacheMemory
 from generation.breaker import Breaker, BreakerConfig
 from generation.chain import LinkPolicy, ProviderChain, RetryConfig
 from generation.extractive import ExtractiveAnswerer
@@ -54,6 +56,12 @@ def serve_metrics(port: int) -> None:
         metrics.serve(port)
     except OSError as exc:  # another Keel process on this box has the port: run on without
         log.warning("metrics are off: cannot serve them on 127.0.0.1:%s (%s)", port, exc)
+
+
+def watch_caches(deps: Deps) -> None:
+    """Each tenant's cache memory on the metrics port (read from Redis at each scrape)."""
+    with contextlib.suppress(ValueError):  # an earlier start in this process registered it
+        metrics.REGISTRY.register(CacheMemory(deps.redis))
 
 
 def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
@@ -163,6 +171,7 @@ async def hosted(
     setup_tracing(service, settings.data_dir)
     serve_metrics(settings.metrics_port)
     deps = build_deps(settings)
+    watch_caches(deps)
     try:
         client = await connect(settings, runtime=metrics_runtime(settings.temporal_metrics_port))
         with (

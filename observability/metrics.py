@@ -42,6 +42,12 @@ CACHE = Counter(
     ["layer", "outcome"],
     registry=REGISTRY,
 )
+FEEDBACK = Counter(
+    "keel_feedback",
+    "Feedback on answers by rating and where the answer came from",
+    ["rating", "cache"],
+    registry=REGISTRY,
+)
 ADMISSION_REFUSALS = Counter(
     "keel_admission_refusals", "Queries refused at this process's capacity (503 overloaded)", registry=REGISTRY
 )

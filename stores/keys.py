@@ -81,8 +81,14 @@ TENANTS_KEY = "keel:tenants"  # set of tenants that have started at least one in
 def tenant_patterns(tenant: str) -> tuple[str, ...]:
     """SCAN patterns of every key holding the tenant's data (erasure). Tenant names are checked
     (`keel.tenancy`), so no name is a glob and `a` never matches `a-b`'s keys."""
-    scanned = tuple(f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache"))
-    singles = (tenant_docs_key(tenant), generation_key(tenant), index_key(tenant), migrations_key(tenant))
+    scanned = tuple(f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache", "ans"))
+    singles = (
+        tenant_docs_key(tenant),
+        generation_key(tenant),
+        index_key(tenant),
+        migrations_key(tenant),
+        feedback_key(tenant),
+    )
     return (*scanned, *singles, restoring_key(tenant))
 
 
@@ -207,3 +213,29 @@ def tenant_limits_key(tenant: str) -> str:
 
 
 UNATTRIBUTED_AUDIT = "keel:audit:-"  # denied requests whose key names no tenant (operators read it)
+
+
+# -- answers and their feedback (stores.feedback): per tenant ----------------------------------
+def answer_key(tenant: str, request_id: str) -> str:
+    """String (JSON): what one answer was made of (no question, no answer text), for its feedback."""
+    return f"keel:ans:{tenant}:{request_id}"
+
+
+def feedback_key(tenant: str) -> str:
+    """Hash: request id -> the feedback on that answer (JSON; the last one given counts)."""
+    return f"keel:fb:{tenant}"
+
+
+def cache_sizes_key(tenant: str) -> str:
+    """Hash: entry key -> its bytes (the tenant's cache memory is their sum, kept in its stats)."""
+    return f"keel:cache:{tenant}:sizes"
+
+
+def cache_generations_key(tenant: str) -> str:
+    """Sorted set: the generations the tenant has entries of (older ones are swept)."""
+    return f"keel:cache:{tenant}:gens"
+
+
+def cache_generation_key(tenant: str, generation: int | str) -> str:
+    """Set: the tenant's entries stored at one generation (swept once it moved on)."""
+    return f"keel:cache:{tenant}:gen:{generation}"

@@ -148,8 +148,6 @@ class QueryWorkflow:
             self._degraded.append("rerank_skipped")
             return retrieved.ranking
         self._timings["rerank"] = reranked.ms
-        if reranked.cache_ms:
-            self._timings["cache"] = round(self._timings.get("cache", 0.0) + reranked.cache_ms, 3)
         return reranked.ranking
 
     def _cached(self, q: QueryInput, retrieved: RetrieveOutput) -> QueryOutput:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
@@ -36,6 +37,7 @@ from api.deps import (
 from api.errors import correlation_id, request_id
 from api.metrics import record_answer
 from api.schemas import QueryAnswer, QueryBody
+from app.feedback import answer_record
 from app.query import answer_scope, build_query, redact_question, reserve_tokens, retrieval_scope, run_query
 from caches.entries import entry_digest
 from caches.exact import ExactCache
@@ -51,10 +53,11 @@ from keel.config import Settings
 from keel.errors import JsonInvalid, KeelError, RateLimited
 from observability import metrics
 from observability.tracing import current_trace_id
-from stores import query_state
+from stores import feedback, query_state
 from stores.streams import read_events
 
 router = APIRouter(prefix="/v1/query", tags=["query"])
+log = logging.getLogger("keel.query")
 
 
 @dataclass(kw_only=True)
@@ -66,6 +69,7 @@ class Looked:
     answer: QueryOutput | None = None  # a hit
     ms: float = 0.0  # what a miss's lookup took
     generation: int = -1  # the tenant's, as the lookup read it (-1: not read)
+    question: str = ""  # a hit's: the (redacted) question it was kept under
 
 
 @dataclass
@@ -130,7 +134,7 @@ class Caller:
             "tokens_out": 0,
             "cost_usd": 0.0,
         }
-        return Looked(inp=inp, digest=digest, answer=query_output({**hit.answer, **served}))
+        return Looked(inp=inp, digest=digest, answer=query_output({**hit.answer, **served}), question=hit.question)
 
     def snippet_scoped(self, inp: QueryInput) -> QueryInput:
         """The input with its snippet scope set: what was found for the question in it before may
@@ -175,13 +179,16 @@ class Caller:
         }
         return inp, query_output({**hit.hit.answer, **served}), 0.0
 
-    def wrap_up(self, digest: str, inp: QueryInput | None, out: QueryOutput | None) -> None:
-        """After the answer is sent: keep it if it is whole (the exact entry under the question as
-        asked, the semantic one under the redacted question and its embedding, which retrieval
-        left in the request's state), then drop that state."""
-        if inp is None:
+    def wrap_up(self, looked: Looked | None, inp: QueryInput | None, out: QueryOutput | None, trace_id: str) -> None:
+        """After the answer is sent: record what it was made of (its feedback names it), keep it
+        if it is whole (the exact entry under the question as asked, the semantic one under the
+        redacted question and its embedding, which retrieval left in the request's state), then
+        drop that state."""
+        if inp is None or looked is None:
             return
+        digest = looked.digest
         try:
+            self.record(looked, inp, out, trace_id)
             if out is not None and out.cache == "semantic":
                 metrics.CACHE.labels(layer="semantic", outcome="hit").inc()
             elif inp.vector_ready and self.semantic is not None:  # looked at the edge, and missed
@@ -199,6 +206,23 @@ class Caller:
                     )
         finally:
             query_state.drop(self.redis, inp.tenant, inp.request_id)
+
+    def record(self, looked: Looked | None, inp: QueryInput, out: QueryOutput | None, trace_id: str) -> None:
+        if out is None:
+            return
+        record = answer_record(
+            inp,
+            out,
+            key_id=self.principal.key_id,
+            trace_id=trace_id,
+            exact_digest=looked.digest if looked else "",
+            served_question=looked.question if looked else "",
+            at=time.time(),
+        )
+        try:
+            feedback.record(self.redis, inp.tenant, record)
+        except redis.exceptions.RedisError as exc:  # the answer was sent; only its feedback is lost
+            log.warning("answer %s not recorded (Redis: %s)", inp.request_id, exc)
 
     def settle(self, ticket: Ticket, out: QueryOutput | None) -> None:
         used, cost = (out.tokens_in + out.tokens_out, out.cost_usd) if out is not None else (0, 0.0)
@@ -272,24 +296,26 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
         out: QueryOutput | None = None
         inp: QueryInput | None = None
         started = time.perf_counter()
-        digest, semantic_ms = "", 0.0
+        looked: Looked | None = None
+        semantic_ms = 0.0
         try:
             checked = await _input(body, request, who, stream=False)
             looked = await on_edge(request, who.cached, checked, body.cache)
-            inp, digest, out = looked.inp, looked.digest, looked.answer
+            inp, out = looked.inp, looked.answer
             if out is None:
                 redacted = await _redacted(inp, who)
                 ready, out, semantic_ms = await asyncio.to_thread(who.paraphrased, redacted, looked.generation)
                 inp = ready
                 if out is None:
                     out = await run_query(who.temporal, who.settings, ready)
-                    if digest:  # what the lookups added to this miss (and the workflow's, if it looked)
+                    if looked.digest:  # what the lookups added to this miss (and the workflow's, if it looked)
                         spent = out.timings_ms.get("cache", 0.0) + looked.ms + semantic_ms
                         out.timings_ms["cache"] = round(spent, 3)
         finally:
             await on_edge(request, who.settle, ticket, out)
             # On the edge's threads, after the answer: the caller does not wait for it.
-            asyncio.get_running_loop().run_in_executor(edge_pool(request.app), who.wrap_up, digest, inp, out)
+            pool = edge_pool(request.app)
+            asyncio.get_running_loop().run_in_executor(pool, who.wrap_up, looked, inp, out, current_trace_id())
     assert inp is not None  # set whenever an answer came back
     record_answer(inp.tenant, out, time.perf_counter() - started)
     response.headers.update(ticket.headers)
@@ -323,7 +349,7 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
         out = done.result() if not done.cancelled() and done.exception() is None else None
         if out is not None:
             record_answer(inp.tenant, out, time.perf_counter() - started)
-        loop.run_in_executor(edge_pool(request.app), _finish, who, inp.request_id, ticket, out)
+        loop.run_in_executor(edge_pool(request.app), _finish, who, inp, ticket, out, trace_id)
 
     task.add_done_callback(finished)
 
@@ -352,10 +378,13 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-def _finish(who: Caller, rid: str, ticket: Ticket, out: QueryOutput | None) -> None:
-    """The query is over: settle its limits and drop its working state (nothing reads it again)."""
-    who.settle(ticket, out)
-    query_state.drop(who.redis, who.tenant, rid)
+def _finish(who: Caller, inp: QueryInput, ticket: Ticket, out: QueryOutput | None, trace_id: str) -> None:
+    """The query is over: settle its limits, record the answer and drop its working state."""
+    try:
+        who.settle(ticket, out)
+        who.record(None, inp, out, trace_id)
+    finally:
+        query_state.drop(who.redis, who.tenant, inp.request_id)
 
 
 def annotate(out: QueryOutput, inp: QueryInput) -> None:

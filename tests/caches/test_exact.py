@@ -7,6 +7,8 @@ import uuid
 
 import redis
 
+from caches.admin import stats
+from caches.entries import entry_key, forget_document, forget_entry
 from caches.exact import ExactCache
 from infra.services import free_port
 from stores.keys import cache_lru_key, doc_key, generation_key
@@ -96,3 +98,32 @@ def test_an_operator_sees_and_empties_one_tenants_cache(redis_client: redis.Redi
     assert seen["entries"] == 1 and seen["bytes"] > 0 and seen["counters"]["exact_hit"] == 1
     assert admin.purge(r, a) >= 2  # the entry, its LRU and per-document index
     assert admin.stats(r, a)["entries"] == 0 and admin.stats(r, b)["entries"] == 1
+
+
+def _live_bytes(r: redis.Redis, tenant: str) -> int:
+    return sum(int(r.strlen(k)) for k in r.zrange(cache_lru_key(tenant), 0, -1))
+
+
+def test_older_generations_are_swept_and_the_byte_count_follows_every_removal(redis_client: redis.Redis) -> None:
+    r, tenant = redis_client, f"c{uuid.uuid4().hex[:8]}"
+    cache = ExactCache(r, SECRET, ttl_s=60, max_entries=4)
+    r.set(generation_key(tenant), 1)
+    r.hset(doc_key(tenant, "d1"), mapping={"version": "v1", "groups": '["all"]'})
+    old = [cache.digest(tenant, [], {}, f"old {i}") for i in range(3)]
+    for d in old:
+        assert cache.put(tenant, d, 1, "q", _answer("d1", "v1"))
+    assert stats(r, tenant)["bytes"] == _live_bytes(r, tenant) > 0
+    old_keys = [entry_key(tenant, "exact", d, 1) for d in old]
+    r.incr(generation_key(tenant))  # a publish: the old entries are unreachable, then swept
+    assert cache.put(tenant, cache.digest(tenant, [], {}, "new"), 2, "q", _answer("d1", "v1"))
+    assert not any(r.exists(k) for k in old_keys)
+    assert stats(r, tenant)["entries"] == 1 and stats(r, tenant)["counters"]["swept"] == 3
+    for i in range(6):  # past the cap: the least recently used go, their bytes with them
+        assert cache.put(tenant, cache.digest(tenant, [], {}, f"more {i}"), 2, "q", _answer("d1", "v1"))
+    assert stats(r, tenant)["entries"] == 4 and stats(r, tenant)["bytes"] == _live_bytes(r, tenant)
+    assert forget_document(r, tenant, "d1") == 4
+    assert stats(r, tenant)["entries"] == 0 and stats(r, tenant)["bytes"] == 0
+    kept = cache.digest(tenant, [], {}, "flagged")
+    assert cache.put(tenant, kept, 2, "q", _answer("d1", "v1"))
+    assert forget_entry(r, tenant, entry_key(tenant, "exact", kept, 2))  # named as the script names it
+    assert cache.get(tenant, [], kept) is None and stats(r, tenant)["bytes"] == 0
