@@ -101,7 +101,7 @@ def test_an_operator_sees_and_empties_one_tenants_cache(redis_client: redis.Redi
 
 
 def _live_bytes(r: redis.Redis, tenant: str) -> int:
-    return sum(int(r.strlen(k)) for k in r.zrange(cache_lru_key(tenant), 0, -1))
+    return sum(int(r.strlen(str(k))) for k in r.zrange(cache_lru_key(tenant), 0, -1))
 
 
 def test_older_generations_are_swept_and_the_byte_count_follows_every_removal(redis_client: redis.Redis) -> None:
