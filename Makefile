@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASET ?= ../shared/datasets/scifact
 PYTEST_ARGS ?=
-PACKAGES := keel contracts encoders ingestion index vectorstore stores observability temporal gateway retrieval caches generation \
+PACKAGES := keel contracts encoders ingestion index vectorstore stores observability temporal gateway retrieval caches guardrails generation \
             pipelines activities workflows app cli api infra evaluation bench
 
 export HF_HUB_OFFLINE=1

@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "contracts": BASE,
     "encoders": BASE,
     "observability": BASE,
+    "guardrails": BASE,  # detectors over text: nothing below them but the kernel
     "vectorstore": BASE | {"encoders"},
     "stores": BASE | {"contracts"},
     "ingestion": BASE | {"encoders"},

@@ -1,0 +1,197 @@
+"""Prompt-injection detection: instruction-like text aimed at the model, in a question or a chunk.
+
+Layered, offline, CPU only. The text is normalised (`guardrails.normalize`) and split into
+sentences; each sentence is matched against families of rules, each a kind of move an injection
+makes (override earlier instructions, switch the model's role, pull out its prompt, force an
+output, frame a new task, name a jailbreak), in English, German, French and Spanish. A sentence's
+score is the sum of its families' weights; a text's is its best sentence's, or its encoded
+payloads' (base64, rot13). A text is flagged at `threshold`. Weights and threshold are fitted by
+`python -m bench.tune_guard` on half of the development set with the false-positive rate as the
+constraint (`guardrails/injection.json`); single words ("ignore", "bypass") never flag alone, a
+family needs the move and its object together.
+
+An optional local classifier (`KEEL_INJECTION_MODEL`: a path to a sequence-classification model
+directory) adds its probability as one more family when a user has one; none ships.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from guardrails.normalize import decoded, normalize
+
+FITTED = Path(__file__).with_name("injection.json")
+
+_I = re.IGNORECASE | re.UNICODE
+_PRIOR = (
+    r"(?:all|any|every|the|your|my|these|those|of\s+the)?\s*(?:previous|prior|above|earlier|preceding|foregoing|"
+    r"former|initial|original|old|given|preset|system|last)?"
+)
+_GUIDANCE = (
+    r"(?:instructions?|prompts?|rules?|directions?|directives?|tasks?|context|guidelines?|commands?|orders?|"
+    r"programming|constraints?|restrictions?|information|conversation|messages?|text|input|everything|"
+    r"all|above)"
+)
+FAMILIES: dict[str, list[str]] = {
+    # Override what came before.
+    "override": [
+        rf"\b(?:ignore|disregard|forget|skip|overlook|neglect|abandon|drop|override|bypass|discard|erase|delete)\s+"
+        rf"(?:about\s+)?{_PRIOR}\s*{_GUIDANCE}",
+        r"\b(?:forget|ignore|disregard)\s+(?:about\s+)?(?:everything|all|anything)\b",
+        r"\b(?:vergiss|vergessen\s+sie|ignoriere|ignorieren\s+sie|missachte|missachten\s+sie|übergehe)\b.{0,40}?"
+        r"\b(?:alles|alle|vorherigen?|bisherigen?|obigen?|anweisungen|aufgaben|instruktionen|informationen|davor|zuvor)",
+        r"\b(?:alle|die)\s+(?:bisherigen|vorherigen|obigen)\s+\w+.{0,40}\b(?:irrelevant|unwichtig|ungültig|egal)",
+        r"\b(?:obigen|vorherigen|bisherigen|vorigen)\s+\w+\s+(?:ignorieren|vergessen|missachten)\b",
+        r"\b(?:lass|lassen\s+sie)\s+alle\s+(?:vorherigen|bisherigen)\s+\w+\s+hinter\s+sich",
+        r"\b(?:oubliez|oublie|ignorez|ignore)\s+(?:toutes?|tout|les)\b",
+        r"\b(?:olvida|ignora|olvide|ignore)\s+(?:todas?|todo|las|los)\b",
+        r"\bdespite\s+what\s+you(?:'ve|\s+have|\s+were)\s+(?:been\s+)?told\b",
+        r"\bnot\s+(?:by|from)\s+the\s+(?:articles?|context|documents?|sources?|texts?)\b",
+        rf"{_GUIDANCE}\s+(?:above|before|so\s+far)\s+(?:are|is)\s+(?:irrelevant|void|cancel+ed|obsolete|wrong)",
+    ],
+    # Switch the model's role or persona.
+    "role": [
+        r"\b(?:you\s+are\s+now|now\s+you\s+are|from\s+now\s+on,?\s+you|you\s+will\s+now\s+(?:act|be|play)|"
+        r"you\s+are\s+no\s+longer)\b",
+        r"\b(?:act|acting|behave|respond|function)\s+as\s+(?:a|an|the|if|my)\b",
+        r"\bpretend\s+(?:to\s+be|you\s+are|that\s+you)\b",
+        r"\b(?:i\s+want\s+you\s+to|you\s+(?:must|should|will|shall))\s+(?:act|be|become|play|pretend)\b",
+        r"\b(?:du\s+bist\s+(?:jetzt|nun|ab\s+jetzt)|jetzt\s+bist\s+du|ab\s+(?:jetzt|sofort)\s+bist\s+du|"
+        r"tu\s+so,?\s+als|stell\s+dir\s+vor,?\s+du\s+bist|als\s+\w+(?:\s+\w+)?\s+(?:fungieren|agieren|auftreten))\b",
+        r"\b(?:sie\s+sind\s+(?:jetzt|nun)|ich\s+möchte,?\s+dass\s+sie\s+als)\b",
+        r"\b(?:tu\s+es|vous\s+êtes)\s+(?:maintenant|désormais)\b",
+        # "You are <Name>." addressed to the model: a persona by name (a capital, case kept).
+        r"^(?:\W*(?:ok(?:ay)?|now|nun|jetzt)\W+)?(?:you\s+are|du\s+bist|bist\s+du)\s+"
+        r"(?:the\s+|der\s+|die\s+|das\s+)?(?-i:[A-Z])\w+",
+        r"\b(?:musst|sollst)\s+du\s+(?:auch\s+)?(?:so|wie)\s+\w+",
+        r"\b(?:answer|respond|reply|speak|talk|write|antworte|antworten\s+sie|beantworte)\b.{0,30}"
+        r"\b(?:in\s+the\s+style\s+of|im\s+stil(?:e)?\s+(?:eines|einer|von))\b",
+    ],
+    # Pull out the model's prompt or secrets.
+    "exfiltrate": [
+        r"\b(?:show|reveal|print|tell|give|output|repeat|display|list|write|share|leak|dump)\b.{0,30}?"
+        r"\b(?:your|the|all|initial|original|hidden|secret)\s+(?:system\s+|initial\s+|original\s+|hidden\s+)?"
+        r"(?:prompts?|instructions|rules|prompt\s+texts?|password|secret|guidelines|configuration)\b",
+        r"\bsystem\s*prompt\b",
+        r"\b(?:what\s+is\s+written|was\s+steht)\s+(?:above|oben|davor)\b",
+        r"\binformation\s+in\s+the\s+prompt\b",
+        r"\b(?:zeig|zeige|nenne|gib|verrate)\w*\b.{0,30}\b(?:prompt|anweisungen|passwort|geheim)",
+    ],
+    # Force a given output.
+    "force": [
+        r"\b(?:say|write|print|output|type|reply|respond|answer|return|repeat\s+after\s+me)\b[^.?!]{0,25}"
+        r"(?::|\"|“|„|'|\bexactly\b|\bwith\s+(?:only|just)\b)",
+        r"\b(?:stop|halt|end)\b\s*[:\-–—!,.]+\s*(?:write|say|print|answer|now)\b",
+        r"\b(?:attention|achtung|warning)\b\s*[:\-–—!,.]+\s*(?:stop|stopp|halt)\b",
+        r"^\W*(?:state|claim|assert|declare|behaupte|erkläre)\s+(?:that|dass)\b",
+        r"\binclude\s+that\b.{0,60}\b(?:in\s+your\s+(?:answer|response|reply))\b",
+        r"\bmake\s+(?:something|stuff|it|things)\s+up\b",
+        r"\b(?:formulate|write|create|invent)\b.{0,30}\b(?:untrue|false|fake|made-up)\b",
+        r"\b(?:sag|sage|sagen\s+sie|schreib|schreibe|schreiben\s+sie|antworte|antworten\s+sie|gib)\b[^.?!]{0,25}"
+        r"(?::|\"|“|„|')",
+        r"\b(?:dites|écrivez|dis|écris|di|escribe|responde)\b[^.?!]{0,25}(?::|\"|“|„|')",
+        r"\b(?:generate|create|write)\b.{0,30}\b(?:code|statement|headline|tweet|text)\b.{0,40}[\"“„'].+[\"”“']",
+        r"\b(?:formuliere|erstelle|generieren\s+sie|schreibe)\b.{0,40}\b(?:unwahre|falsche|gefälschte)\b",
+    ],
+    # Frame a new task, or pivot away from the one at hand.
+    "pivot": [
+        r"\b(?:new|next|real|actual|different|another|further)\s+(?:task|instructions?|assignment|mission|"
+        r"challenge)s?\b",
+        r"\b(?:neue|nächste|eigentliche|weitere|andere)n?\s+(?:aufgabe|anweisung|anweisungen|mission|"
+        r"herausforderung)(?:en)?\b",
+        r"\b(?:that\s+is|that's|that\s+was|this\s+is|das\s+ist|das\s+war|das\s+genügt|das\s+reicht)\s+"
+        r"(?:enough|done|ok|okay|erledigt|genug|schon\s+mal\s+ok)\b",
+        r"\bnow\s+(?:focus|concentrate|move\s+on|let'?s\s+(?:do|move)|do\s+the\s+following)\b",
+        r"\b(?:but|and)\s+then,?\s+(?:forget|ignore|tell|say|write)\b",
+        r"\b(?:well\s+done|great\s+job|fantastic|excellent|perfect|super|gut\s+gemacht|toll|prima)\b.{0,40}"
+        r"\b(?:now|next|jetzt|nun|but|aber)\b",
+        r"\b(?:jetzt|nun)\s+kommen\b.{0,30}\baufgaben\b",
+        r"\b(?:instead|stattdessen|vielmehr)\b.{0,30}\b(?:say|write|tell|sag|schreib|antworte)\w*",
+        r"\b(?:hör|hoer|hört)\s+(?:mal\s+)?(?:her|zu)\b",
+    ],
+    # Forge the prompt's own structure: context and question blocks, few-shot pairs, role tags.
+    "forge": [
+        r"\b(?:context|kontext|document\s+context|artikel|article)\b\s*[:{\"“„].{0,300}\b(?:question|frage)\b",
+        r"\b(?:input|eingabe)\s*:.{0,60}\b(?:output|ausgabe)\s*:",
+        r"(?:^|\s)(?:question|answer|frage|antwort|system|assistant|user)\s*:\s.{0,200}"
+        r"(?:^|\s)(?:question|answer|frage|antwort|system|assistant|user)\s*:",
+        r"<\s*/?\s*(?:system|source|sources|context|instructions?|document)\s*>",
+        r"\[/?(?:INST|SYS)\]|<<\s*SYS\s*>>|<\|im_(?:start|end)\|>",
+    ],
+    # Name a jailbreak or a world without rules.
+    "jailbreak": [
+        r"\b(?:jailbreak|jailbroken|DAN|developer\s+mode|god\s+mode|unfiltered|uncensored|do\s+anything\s+now)\b",
+        r"\b(?:no|without|free\s+of|ignore)\s+(?:any\s+)?(?:restrictions|limits|filters|censorship|rules|"
+        r"guidelines|ethics|morals)\b",
+        r"\b(?:hypothetical|theoretical|fictional|imaginary)\s+(?:world|scenario|universe)\b.{0,60}\b(?:you|du|sie)\b",
+        r"\b(?:ohne|keine)\s+(?:einschränkungen|regeln|zensur|filter|grenzen)\b",
+    ],
+}
+_COMPILED = {name: [re.compile(p, _I) for p in patterns] for name, patterns in FAMILIES.items()}
+_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    flagged: bool
+    score: float
+    families: list[str] = field(default_factory=list)  # the rules that matched, in the best sentence
+    sentence: str = ""  # the sentence that scored highest
+
+
+@dataclass(frozen=True, kw_only=True)
+class Weights:
+    families: dict[str, float]
+    pair_bonus: float  # two families in one sentence: an injection's signature
+    threshold: float
+
+    @staticmethod
+    def load(path: Path = FITTED) -> Weights:
+        data = json.loads(path.read_text())
+        return Weights(families=data["families"], pair_bonus=data["pair_bonus"], threshold=data["threshold"])
+
+
+def families_of(sentence: str) -> list[str]:
+    return [name for name, patterns in _COMPILED.items() if any(p.search(sentence) for p in patterns)]
+
+
+def sentences(text: str) -> list[str]:
+    whole = normalize(text)
+    parts = [s.strip() for s in _SENTENCE.split(whole) if s.strip()]
+    # A move split across two short sentences ("Forget everything. Now say ...") still counts.
+    pairs = [f"{a} {b}" for a, b in itertools.pairwise(parts)]
+    return [*parts, *pairs] or [whole]
+
+
+class InjectionDetector:
+    def __init__(self, weights: Weights) -> None:
+        self.weights = weights
+
+    def score_sentence(self, sentence: str) -> tuple[float, list[str]]:
+        found = families_of(sentence)
+        w = self.weights
+        score = sum(w.families.get(f, 0.0) for f in found) + (w.pair_bonus if len(found) >= 2 else 0.0)
+        return score, found
+
+    def check(self, text: str) -> Verdict:
+        best: tuple[float, list[str], str] = (0.0, [], "")
+        readings = [text, *decoded(normalize(text))]
+        for reading in readings:
+            for sentence in sentences(reading):
+                score, found = self.score_sentence(sentence)
+                if score > best[0]:
+                    best = (score, found, sentence)
+        score, found, sentence = best
+        return Verdict(
+            flagged=score >= self.weights.threshold, score=round(score, 4), families=found, sentence=sentence
+        )
+
+
+@lru_cache(maxsize=1)
+def shipped() -> InjectionDetector:
+    return InjectionDetector(Weights.load())
