@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 
-.PHONY: install run down status test test-fast lint bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache eval clean
+.PHONY: install run down status test test-fast lint bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard eval clean
 
 # One resolve with torch pinned to the CPU wheel on disk (never the CUDA build). The second step
 # adds unstructured-inference without its declared deps: unstructured's PDF module imports it,
@@ -69,6 +69,12 @@ bench-migrate: install
 PAIRS ?= ../shared/datasets/qqp_pairs_dev/pairs.jsonl
 bench-cache: install
 	$(BIN)/python -m bench.cache --pairs $(PAIRS) $(BENCH_ARGS)
+
+# DATASET= names the injection texts here when given (its default above is SciFact's, for retrieval).
+GUARD_DATASET := $(if $(filter command line environment,$(origin DATASET)),$(DATASET),../shared/datasets/prompt_injection_dev/prompts.jsonl)
+MODERATION ?= ../shared/datasets/moderation_dev/texts.jsonl
+bench-guard: install
+	$(BIN)/python -m bench.guard --dataset $(GUARD_DATASET) --moderation $(MODERATION) $(BENCH_ARGS)
 
 # The stack must be up (make run): the corpus is ingested once into its own tenant through the workflows.
 eval: run
