@@ -34,9 +34,10 @@ from contracts.query import (
 )
 from generation import prompts
 from generation.chain import ProviderChain
+from generation.instructions import contain
 from generation.providers import GenerationRequest
 from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
-from generation.validate import check_citations, check_json
+from generation.validate import WITHHELD, check_citations, check_json, moderate_answer, screen_output
 from index.active import ActiveIndex
 from index.catalog import Catalog
 from index.lifecycle import Lifecycle
@@ -157,7 +158,7 @@ class QueryActivities:
                     snippet=True,
                     reranked=kept.reranked is not None,
                 )
-            where = query_where(q.tenant, generation, q.groups, q.filters)
+            where = query_where(q.tenant, generation, q.groups, q.filters, exclude_flagged=q.guard_sources == "exclude")
             s = self.s
             found = self.retriever.retrieve(
                 index, q.tenant, q.question, where, q.mode, s.retrieve_candidates, s.retrieve_prefetch, vector
@@ -233,19 +234,20 @@ class QueryActivities:
             tok.truncate,
             lambda hit, window: neighbours(self.d.store, index.collection, inp.tenant, hit, window),
         )
+        passages, flagged = contain(packed.passages, inp.sources_policy)
         if inp.stream:
             sources = [
-                {"ref": p.ref, "doc_id": p.doc_id, "source": p.source, "section_path": p.section_path}
-                for p in packed.passages
+                {"ref": p.ref, "doc_id": p.doc_id, "source": p.source, "section_path": p.section_path} for p in passages
             ]
             EventSink(self.d.redis, inp.tenant, inp.request_id).emit("sources", sources)
         return ContextOutput(
-            passages=packed.passages,
+            passages=passages,
             tokens=packed.tokens,
             dropped_duplicates=packed.dropped_duplicates,
             dropped_over_budget=packed.dropped_over_budget,
             confidence=confidence(ranked),
             ms=_ms(started),
+            sources_flagged=flagged,
         )
 
     @activity.defn(name="query.generate")
@@ -273,6 +275,7 @@ class QueryActivities:
                 timeout_s=timeout_s,
                 json_schema=inp.json_schema,
                 first_token_timeout_s=first_token_timeout_s,
+                system=rendered.system,
             )
 
         result = self.chain.run(
@@ -284,7 +287,7 @@ class QueryActivities:
         )
         gen, provider = result.generation, result.provider
         tok = self.d.indexes.active(inp.tenant).embedder
-        tokens_in = gen.tokens_in or sum(tok.count_tokens([rendered.text]))
+        tokens_in = gen.tokens_in or sum(tok.count_tokens([rendered.system, rendered.text]))
         tokens_out = gen.tokens_out or sum(tok.count_tokens([gen.text]))
         cost = tokens_in / 1000 * provider.price_in_per_1k + tokens_out / 1000 * provider.price_out_per_1k
         return GenerateOutput(
@@ -307,6 +310,17 @@ class QueryActivities:
         started = time.monotonic()
         if inp.clarifying:
             return ValidateOutput(text=inp.text, citations=[], supported_rate=0.0, ms=_ms(started))
+        blocked = screen_output(inp.text, self._template)
+        if blocked is not None:  # never sent: not the text, not its citations
+            log.warning("answer withheld by the output screen (%s)", blocked)
+            return ValidateOutput(
+                text=WITHHELD, citations=[], supported_rate=0.0, flags=["output_blocked"], ms=_ms(started)
+            )
+        moderated, refused = moderate_answer(inp.text, inp.moderation, inp.severe)
+        if refused:
+            withheld = f"The answer was withheld: it was flagged as {', '.join(refused)} content."
+            flags = ["output_blocked", *moderated]
+            return ValidateOutput(text=withheld, citations=[], supported_rate=0.0, flags=flags, ms=_ms(started))
         checked = check_citations(inp.text, inp.passages)
         out = ValidateOutput(
             text=checked.text,
@@ -314,6 +328,7 @@ class QueryActivities:
             supported_rate=checked.supported_rate,
             unsupported=checked.unsupported,
             invalid_refs=checked.invalid_refs,
+            flags=moderated,
         )
         if inp.response_format == "json" and inp.json_schema is not None:
             js = check_json(inp.text, inp.json_schema)

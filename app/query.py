@@ -17,6 +17,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from contracts.query import QueryFilters, QueryInput, QueryOutput
+from guardrails import injection, moderation
 from index.catalog import Catalog
 from ingestion.redact import Redactor
 from keel.config import Settings
@@ -24,16 +25,20 @@ from keel.errors import (
     BadInput,
     EmptyQuestion,
     InvalidSchema,
+    PromptInjection,
     QueryFailed,
     QuestionTooLong,
     RetrievalUnavailable,
     TemporalUnavailable,
     UnknownTenant,
+    UnsafeContent,
 )
 from keel.tenancy import check_groups, check_tenant
 from keel.text import check_text
 from retrieval.filters import check_filters
 from retrieval.retriever import MODES
+from stores import guard_policy
+from stores.guard_policy import GuardPolicy
 
 
 def answer_config(settings: Settings) -> str:
@@ -65,6 +70,8 @@ def answer_scope(inp: QueryInput, config: str) -> dict[str, Any]:
         "schema": inp.json_schema,
         "route": inp.route,
         "max_output_tokens": inp.max_output_tokens,
+        "sources": inp.guard_sources,
+        "moderation": [inp.guard_moderation, inp.guard_severe],
     }
 
 
@@ -123,6 +130,8 @@ def build_query(
     checked = check_filters(filters or QueryFilters())
     if not Catalog(r).has_tenant(tenant):
         raise UnknownTenant(f"tenant {tenant!r} has never ingested a document")
+    policy = guard_policy.read(r, tenant, default_guard_policy(settings))
+    flags = screen_question(question, policy)
     question, pii = question.strip(), {}
     if redactor is not None:
         redacted = redactor.redact(question)
@@ -143,7 +152,67 @@ def build_query(
         stream=stream,
         max_output_tokens=max_output_tokens,
         budgets_ms=dict(settings.query_budgets_ms),
+        guard_sources=policy.sources,
+        guard_moderation=policy.moderation,
+        guard_severe=policy.severe,
+        flags=flags,
     )
+
+
+def default_guard_policy(settings: Settings) -> GuardPolicy:
+    return GuardPolicy(
+        questions=settings.guard_questions,
+        sources=settings.guard_sources,
+        moderation=settings.guard_moderation,
+        severe=settings.guard_severe,
+    )
+
+
+def screen_question(question: str, policy: GuardPolicy) -> list[str]:
+    """The question's guardrail flags; a question that reads as instructions to the model is
+    refused when the tenant's policy says so (before it is redacted, stored or run)."""
+    verdict = injection.shipped().check(question)
+    span = trace.get_current_span()
+    span.add_event(
+        "apply_guardrail",
+        {
+            "gen_ai.guardrail.name": "prompt_injection",
+            "gen_ai.guardrail.target": "question",
+            "gen_ai.guardrail.score": verdict.score,
+            "gen_ai.guardrail.decision": ("refuse" if policy.questions == "refuse" else "flag")
+            if verdict.flagged
+            else "pass",
+        },
+    )
+    flags = moderate(question, policy, "question")
+    if not verdict.flagged:
+        return flags
+    if policy.questions == "refuse":
+        raise PromptInjection(
+            "the question reads as instructions to the assistant rather than a question "
+            f"({', '.join(verdict.families)}); this tenant refuses such questions"
+        )
+    return ["question_injection", *flags]
+
+
+def moderate(text: str, policy: GuardPolicy, target: str) -> list[str]:
+    """`moderation:<category>` flags for a question, or an UnsafeContent refusal when the tenant's
+    policy refuses one of its categories (the severe ones and the rest each have an action)."""
+    found = moderation.shipped().check(text).flagged
+    acted = {c: policy.severe if c in moderation.SEVERE else policy.moderation for c in found}
+    refused = sorted(c for c, action in acted.items() if action == "refuse")
+    trace.get_current_span().add_event(
+        "apply_guardrail",
+        {
+            "gen_ai.guardrail.name": "moderation",
+            "gen_ai.guardrail.target": target,
+            "gen_ai.guardrail.categories": found,
+            "gen_ai.guardrail.decision": "refuse" if refused else ("flag" if found else "pass"),
+        },
+    )
+    if refused:
+        raise UnsafeContent(f"this question can't be answered here: it was flagged as {', '.join(refused)} content")
+    return [f"moderation:{c}" for c, action in acted.items() if action == "flag"]
 
 
 PROMPT_OVERHEAD_TOKENS = 200  # instructions and citation markers around the question and passages

@@ -39,6 +39,7 @@ from contracts.query import (
 )
 from gateway.keys import QUERY, KeyStore
 from gateway.limits import Limiter, Limits
+from generation import prompts
 from infra.services import free_port, start_redis
 from ingestion.redact import Redactor
 from keel import offline  # noqa: F401
@@ -73,7 +74,7 @@ def query_payloads() -> list[Any]:
     ctx = ContextOutput(passages=passages, tokens=1400, dropped_duplicates=1, dropped_over_budget=2, confidence=0.7)
     gen_in = GenerateInput(request_id="r", tenant="acme", question=QUESTION, passages=passages, confidence=0.7)
     gen = GenerateOutput(text="Refunds are issued within thirty days [1].", route="cheap", provider="extractive")
-    val_in = ValidateInput(question=QUESTION, text=gen.text, passages=passages, prompt_id="answer.v1")
+    val_in = ValidateInput(question=QUESTION, text=gen.text, passages=passages, prompt_id=prompts.TEXT_PROMPT)
     val = ValidateOutput(text=gen.text, citations=[], supported_rate=1.0)
     out = QueryOutput(request_id="r", answer=gen.text, citations=[], degradations=[], timings_ms={"retrieve": 30.0})
     return [q, RetrieveInput(query=q), retrieved, ctx_in, ctx, gen_in, gen, val_in, val, out]

@@ -51,6 +51,12 @@ class QueryInput:
     # The snippet cache's scope ("": none): what retrieval and re-scoring found for this question
     # in it may stand in for both (`caches.snippets`).
     snippet_scope: str = ""
+    # Guardrails: what the tenant's policy lets a flagged source chunk do (quote | exclude | allow),
+    # and what was flagged on the question before the workflow (e.g. "question_injection").
+    guard_sources: str = "quote"
+    guard_moderation: str = "flag"  # unsafe content in the answer: allow | flag | refuse
+    guard_severe: str = "refuse"  # its severe forms
+    flags: list[str] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -79,6 +85,7 @@ class Candidate:
     text: str
     token_count: int
     embedding_version: str
+    injection_flag: bool | None = None  # reads as instructions to the model (None: not checked at ingest)
 
 
 @dataclass(kw_only=True)
@@ -133,6 +140,7 @@ class ContextInput:
     # The index retrieval read (its embedding version): neighbours come from the same one, even
     # when the tenant's active index flipped in between. "": the active one (older histories).
     embedding_version: str = ""
+    sources_policy: str = "quote"  # what a passage that reads as instructions may be (guard_sources)
 
 
 @dataclass(kw_only=True)
@@ -148,6 +156,8 @@ class ContextPassage:
     chunk_indexes: list[int]
     text: str
     score: float
+    # A chunk of it reads as instructions to the model (None: some were not checked at ingest).
+    flagged: bool | None = None
 
 
 @dataclass(kw_only=True)
@@ -158,6 +168,7 @@ class ContextOutput:
     dropped_over_budget: int
     confidence: float  # 0..1, from the best candidate's scores: what routing decides on
     ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+    sources_flagged: int = 0  # passages that read as instructions (contained or left out by policy)
 
 
 @dataclass(kw_only=True)
@@ -209,6 +220,8 @@ class ValidateInput:
     response_format: str = "text"
     json_schema: dict[str, Any] | None = None
     clarifying: bool = False
+    moderation: str = "flag"  # the tenant's actions on unsafe content in the answer
+    severe: str = "refuse"
 
 
 @dataclass(kw_only=True)
@@ -232,6 +245,7 @@ class ValidateOutput:
     json_error: str | None = None
     repaired: bool = False
     ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+    flags: list[str] = field(default_factory=list)  # output_blocked: withheld by the output screen
 
 
 @dataclass(kw_only=True)
@@ -261,6 +275,8 @@ class QueryOutput:
     generation: int = 0  # the tenant's index generation the answer was read at (what a cache keys on)
     cache: str = "miss"  # exact | semantic | snippet | miss: where the answer came from
     cached_question: str = ""  # on a semantic hit, the question whose answer this is
+    # Guardrail findings: question_injection, sources_injection, output_blocked, moderation:<category>
+    flags: list[str] = field(default_factory=list)
 
 
 def query_output(fields: dict[str, Any]) -> QueryOutput:

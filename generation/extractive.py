@@ -113,8 +113,10 @@ def pick(
         ]
     scored = []
     for order, (p, i, s) in enumerate(units):
-        if s.rstrip().endswith("?") or aimed_at_model(s):
-            continue  # a question is not an answer; an order to the assistant is never quoted as one
+        if s.rstrip().endswith("?") or (p.flagged is not False and aimed_at_model(s)):
+            # A question is not an answer; an order to the assistant is never quoted as one
+            # (a passage checked at ingest and not flagged holds none).
+            continue
         score = overlap[order]
         prev = units[order - 1] if order else None
         if prev is not None and prev[0] is p and prev[1] == i - 1 and prev[2].rstrip().endswith("?"):

@@ -52,7 +52,10 @@ class OpenAICompatProvider:
     def generate(self, req: GenerationRequest, on_token: OnToken | None = None) -> Generation:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": "user", "content": req.prompt}],
+            "messages": [
+                *([{"role": "system", "content": req.system}] if req.system else []),
+                {"role": "user", "content": req.prompt},
+            ],
             "max_tokens": req.max_output_tokens,
             "temperature": 0,
         }

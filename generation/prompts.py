@@ -1,13 +1,17 @@
 """Prompt templates are files under prompts/ with ids; every answer records the id and the hash.
 
 A template's first lines are `# id: <id>` and comments; the rest is the text, with `{question}`,
-`{context}` and (for JSON answers) `{schema}`. Changing a prompt means a new file with a new id,
-so answers made with the old one can still be traced to exactly what the model was shown.
+`{context}` and (for JSON answers) `{schema}`. A line `===` parts the system message (the rules)
+from the user's (sources and question); a template without one is all user message. From v2 on,
+sources are `<source id=n>` blocks with their text escaped, so a document cannot close its block,
+forge another, or pass as the rules. Changing a prompt means a new file with a new id, so answers
+made with the old one can still be traced to exactly what the model was shown.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 from dataclasses import dataclass
@@ -18,8 +22,9 @@ from typing import Any
 from contracts.query import ContextPassage
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
-TEXT_PROMPT = "answer.v1"
-JSON_PROMPT = "answer-json.v1"
+TEXT_PROMPT = "answer.v2"
+JSON_PROMPT = "answer-json.v2"
+SYSTEM_BREAK = "\n===\n"
 _SLOT = re.compile(r"\{(question|context|schema)\}")
 
 
@@ -32,11 +37,13 @@ class Prompt:
 @dataclass(frozen=True)
 class Rendered:
     prompt_id: str
-    text: str
+    text: str  # the user message
+    system: str = ""  # the system message ("": none)
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+        whole = f"{self.system}{SYSTEM_BREAK}{self.text}" if self.system else self.text
+        return hashlib.sha256(whole.encode()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=32)
@@ -52,6 +59,7 @@ def load(prompt_id: str, directory: Path = PROMPTS_DIR) -> Prompt:
 
 
 def format_context(passages: list[ContextPassage]) -> str:
+    """v1: `[n] (where)` and the text, as it is."""
     parts = []
     for p in passages:
         where = " > ".join(s for s in p.section_path if s) or p.title or p.source
@@ -59,9 +67,21 @@ def format_context(passages: list[ContextPassage]) -> str:
     return "\n\n".join(parts)
 
 
+def source_blocks(passages: list[ContextPassage]) -> str:
+    """v2: each passage a `<source id=n title="...">` block, its text and title escaped (no `<`,
+    `>` or `&` of its own), so nothing in a document can end its block or open another."""
+    return "\n".join(
+        f'<source id="{p.ref}" title="{html.escape(" > ".join(s for s in p.section_path if s) or p.title or p.source)}">'
+        f"\n{html.escape(p.text, quote=False)}\n</source>"
+        for p in passages
+    )
+
+
 def render(question: str, passages: list[ContextPassage], json_schema: dict[str, Any] | None = None) -> Rendered:
     prompt = load(JSON_PROMPT if json_schema is not None else TEXT_PROMPT)
-    values = {"question": question, "context": format_context(passages), "schema": json.dumps(json_schema or {})}
+    system, _, user = prompt.template.rpartition(SYSTEM_BREAK)
+    context = source_blocks(passages) if system else format_context(passages)
+    values = {"question": question, "context": context, "schema": json.dumps(json_schema or {})}
     # One pass, not str.format: sources and questions may hold braces or "{context}" themselves.
-    text = _SLOT.sub(lambda m: values[m.group(1)], prompt.template)
-    return Rendered(prompt.id, text)
+    fill = lambda text: _SLOT.sub(lambda m: values[m.group(1)], text)  # noqa: E731
+    return Rendered(prompt.id, fill(user), fill(system).strip())

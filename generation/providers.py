@@ -35,6 +35,7 @@ class GenerationRequest:
     timeout_s: float  # the whole attempt, first token to last
     json_schema: dict[str, object] | None = None
     first_token_timeout_s: float | None = None  # streaming: the wait for the first byte of the answer
+    system: str = ""  # the system message: the rules, apart from the sources and the question
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.query import Citation, ContextPassage
+from generation.instructions import aimed_at_model
 from generation.terms import stems
+from guardrails import moderation
 
 _REF = re.compile(r"\[(\d{1,3})\]")
 # A sentence ends at . ! ? (or after a citation) before a capital; "[n]" right after a full stop
@@ -123,3 +125,31 @@ def check_schema(schema: dict[str, Any]) -> None:
     import jsonschema
 
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+WITHHELD = "The answer was withheld: it repeated instructions found in the sources, not facts from them."
+_WORDS = re.compile(r"\w+")
+LEAK_RUN = 8  # words in a row from the prompt's own text: the answer is quoting the prompt
+
+
+def screen_output(text: str, prompt_template: str) -> str | None:
+    """Why the answer must not be sent, or None: a sentence of it reads as an order to the model
+    (a source's injection repeated), or it repeats a run of the prompt's own instructions."""
+    for sentence in _SENTENCE.split(text):
+        if sentence.strip() and aimed_at_model(_REF.sub("", sentence)):
+            return "instruction"
+    template = [w.lower() for w in _WORDS.findall(prompt_template) if w not in ("question", "context", "schema")]
+    runs = {tuple(template[i : i + LEAK_RUN]) for i in range(len(template) - LEAK_RUN + 1)}
+    words = [w.lower() for w in _WORDS.findall(text)]
+    if any(tuple(words[i : i + LEAK_RUN]) in runs for i in range(len(words) - LEAK_RUN + 1)):
+        return "prompt_leak"
+    return None
+
+
+def moderate_answer(text: str, action: str, severe_action: str) -> tuple[list[str], list[str]]:
+    """The answer's `moderation:<category>` flags, and the categories the policy refuses (the
+    answer is then withheld)."""
+    found = moderation.shipped().check(text).flagged
+    acted = {c: severe_action if c in moderation.SEVERE else action for c in found}
+    flags = [f"moderation:{c}" for c, a in acted.items() if a != "allow"]
+    return flags, sorted(c for c, a in acted.items() if a == "refuse")

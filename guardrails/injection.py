@@ -56,14 +56,19 @@ FAMILIES: dict[str, list[str]] = {
     ],
     # Switch the model's role or persona.
     "role": [
-        r"\b(?:you\s+are\s+now|now\s+you\s+are|from\s+now\s+on,?\s+you|you\s+will\s+now\s+(?:act|be|play)|"
-        r"you\s+are\s+no\s+longer)\b",
-        r"\b(?:act|acting|behave|respond|function)\s+as\s+(?:a|an|the|if|my)\b",
+        r"\b(?:you\s+are\s+now|now\s+you\s+are)\s+(?:a|an|the|my|in|called|named|known\s+as|(?-i:[A-Z]))\b",
+        r"\b(?:from\s+now\s+on,?\s+you\s+(?:are|will|must|act|respond|answer|reply|behave|only)|"
+        r"you\s+will\s+now\s+(?:act|be|play)|you\s+are\s+no\s+longer)\b",
+        # "act as a ..." given as an order ("X can act as a tumour suppressor" is a description).
+        r"(?:^\W*(?:please\s+|now\s+|and\s+)?|\byou\s+(?:will|must|should|shall|to|now|are\s+to)\s+|"
+        r"\b(?:please|now|then)\s+)(?:act|behave|respond|function)\s+as\s+(?:a|an|the|if|my)\b",
         r"\bpretend\s+(?:to\s+be|you\s+are|that\s+you)\b",
         r"\b(?:i\s+want\s+you\s+to|you\s+(?:must|should|will|shall))\s+(?:act|be|become|play|pretend)\b",
         r"\b(?:du\s+bist\s+(?:jetzt|nun|ab\s+jetzt)|jetzt\s+bist\s+du|ab\s+(?:jetzt|sofort)\s+bist\s+du|"
         r"tu\s+so,?\s+als|stell\s+dir\s+vor,?\s+du\s+bist|als\s+\w+(?:\s+\w+)?\s+(?:fungieren|agieren|auftreten))\b",
-        r"\b(?:sie\s+sind\s+(?:jetzt|nun)|ich\s+möchte,?\s+dass\s+sie\s+als)\b",
+        r"\b(?:sie\s+sind\s+(?:jetzt|nun)|ich\s+möchte,?\s+dass\s+(?:sie|du)\b)",
+        r"\bi\s+(?:want|need|would\s+like)\s+you\s+to\s+(?:act|be|play|pretend|only|reply|respond|answer|"
+        r"write|say|output|ignore|forget|become|behave|imagine|generate)\b",
         r"\b(?:tu\s+es|vous\s+êtes)\s+(?:maintenant|désormais)\b",
         # "You are <Name>." addressed to the model: a persona by name (a capital, case kept).
         r"^(?:\W*(?:ok(?:ay)?|now|nun|jetzt)\W+)?(?:you\s+are|du\s+bist|bist\s+du)\s+"
@@ -84,9 +89,20 @@ FAMILIES: dict[str, list[str]] = {
     ],
     # Force a given output.
     "force": [
-        r"\b(?:say|write|print|output|type|reply|respond|answer|return|repeat\s+after\s+me)\b[^.?!]{0,25}"
-        r"(?::|\"|“|„|'|\bexactly\b|\bwith\s+(?:only|just)\b)",
+        # An order to produce given words: the verb in command position (a sentence's start, or
+        # after "and", "then", "now", "just"), not "Answer: ..." or "the answer: ..." in a document.
+        r"(?:^\W*|\b(?:and|then|now|just|simply|only|please)\s+)(?:say|write|print|output|"
+        r"repeat\s+after\s+me)\b[^.?!]{0,25}(?::|\"|“|„|'|\bexactly\b|\bwith\s+(?:only|just)\b)",
+        r"(?:^\W*|\b(?:and|then|now|just|simply|only|please)\s+)(?:reply|respond|answer|return)\b[^.?!:]{1,25}"
+        r"(?:\"|“|„|'|\bexactly\b|\bwith\s+(?:only|just)\b)",
         r"\b(?:stop|halt|end)\b\s*[:\-–—!,.]+\s*(?:write|say|print|answer|now)\b",
+        r"^(?:please\s+)?(?:now\s+)?(?:respond|reply|answer|output|print|say|repeat|reveal)\b[^.!?]{0,40}"
+        r"\b(?:only|exactly|verbatim|word\s+for\s+word)\b",
+        r"\b(?:only|just|solely)\s+(?:reply|respond|answer|output|write|say|print)\s+(?:with|in|using|by)\b",
+        r"\byou\s+(?:will|must|should|shall)\s+(?:only\s+)?(?:reply|respond|answer|output|say|write)\b",
+        r"\bmy\s+first\s+(?:request|command|sentence|task|question|prompt|instruction)\s+is\b",
+        r"\b(?:answer|respond|reply)\s+(?:to\s+)?(?:every|all|each|any)\s+(?:further\s+)?(?:questions?|requests?|"
+        r"quer(?:y|ies)|messages?|prompts?)\s+(?:with|by)\b",
         r"\b(?:attention|achtung|warning)\b\s*[:\-–—!,.]+\s*(?:stop|stopp|halt)\b",
         r"^\W*(?:state|claim|assert|declare|behaupte|erkläre)\s+(?:that|dass)\b",
         r"\binclude\s+that\b.{0,60}\b(?:in\s+your\s+(?:answer|response|reply))\b",
@@ -104,7 +120,7 @@ FAMILIES: dict[str, list[str]] = {
         r"challenge)s?\b",
         r"\b(?:neue|nächste|eigentliche|weitere|andere)n?\s+(?:aufgabe|anweisung|anweisungen|mission|"
         r"herausforderung)(?:en)?\b",
-        r"\b(?:that\s+is|that's|that\s+was|this\s+is|das\s+ist|das\s+war|das\s+genügt|das\s+reicht)\s+"
+        r"^\W*(?:that\s+is|that's|that\s+was|this\s+is|das\s+ist|das\s+war|das\s+genügt|das\s+reicht)\s+"
         r"(?:enough|done|ok|okay|erledigt|genug|schon\s+mal\s+ok)\b",
         r"\bnow\s+(?:focus|concentrate|move\s+on|let'?s\s+(?:do|move)|do\s+the\s+following)\b",
         r"\b(?:but|and)\s+then,?\s+(?:forget|ignore|tell|say|write)\b",
@@ -118,21 +134,25 @@ FAMILIES: dict[str, list[str]] = {
     "forge": [
         r"\b(?:context|kontext|document\s+context|artikel|article)\b\s*[:{\"“„].{0,300}\b(?:question|frage)\b",
         r"\b(?:input|eingabe)\s*:.{0,60}\b(?:output|ausgabe)\s*:",
-        r"(?:^|\s)(?:question|answer|frage|antwort|system|assistant|user)\s*:\s.{0,200}"
-        r"(?:^|\s)(?:question|answer|frage|antwort|system|assistant|user)\s*:",
+        # Chat-role lines (an FAQ's "Question:" and "Answer:" lines are left to the prompt's
+        # escaped source blocks: documents have them for good reasons).
+        r"(?:^|\n)\s*(?:system|assistant|user)\s*:\s.{0,200}(?:^|\n|\s)(?:system|assistant|user)\s*:",
         r"<\s*/?\s*(?:system|source|sources|context|instructions?|document)\s*>",
         r"\[/?(?:INST|SYS)\]|<<\s*SYS\s*>>|<\|im_(?:start|end)\|>",
     ],
     # Name a jailbreak or a world without rules.
     "jailbreak": [
-        r"\b(?:jailbreak|jailbroken|DAN|developer\s+mode|god\s+mode|unfiltered|uncensored|do\s+anything\s+now)\b",
+        # The names of jailbreaks, not the words around them ("an unfiltered list" is a request).
+        r"\b(?:(?-i:DAN)|developer\s+mode|god\s+mode|jailbr(?:oken|eak\s+mode)|do\s+anything\s+now)\b",
         r"\b(?:no|without|free\s+of|ignore)\s+(?:any\s+)?(?:restrictions|limits|filters|censorship|rules|"
         r"guidelines|ethics|morals)\b",
         r"\b(?:hypothetical|theoretical|fictional|imaginary)\s+(?:world|scenario|universe)\b.{0,60}\b(?:you|du|sie)\b",
         r"\b(?:ohne|keine)\s+(?:einschränkungen|regeln|zensur|filter|grenzen)\b",
     ],
 }
-_COMPILED = {name: [re.compile(p, _I) for p in patterns] for name, patterns in FAMILIES.items()}
+_COMPILED = {name: re.compile("|".join(f"(?:{p})" for p in patterns), _I) for name, patterns in FAMILIES.items()}
+# One pass over a sentence says whether any family could match: most sentences stop here.
+_ANY = re.compile("|".join(f"(?:{p})" for patterns in FAMILIES.values() for p in patterns), _I)
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 
 
@@ -157,7 +177,9 @@ class Weights:
 
 
 def families_of(sentence: str) -> list[str]:
-    return [name for name, patterns in _COMPILED.items() if any(p.search(sentence) for p in patterns)]
+    if _ANY.search(sentence) is None:
+        return []
+    return [name for name, pattern in _COMPILED.items() if pattern.search(sentence)]
 
 
 def sentences(text: str) -> list[str]:

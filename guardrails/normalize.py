@@ -34,6 +34,8 @@ _ESCAPED = re.compile(r"\\\s*[nrt]")
 
 
 def normalize(text: str) -> str:
+    if text.isascii():  # nothing to fold, hide or disguise (the common case, kept cheap)
+        return _ESCAPED.sub(" ", text)
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     text = _ESCAPED.sub(" ", text)
     return _WORD.sub(_unmix, text)
@@ -58,5 +60,69 @@ def decoded(text: str) -> list[str]:
         plain = raw.decode("utf-8", errors="ignore")
         if plain and sum(c.isprintable() for c in plain) / len(plain) > 0.9 and _WORD.search(plain):
             found.append(plain)
-    found.append(codecs.decode(text, "rot13"))
+    if _reads_as_language(text) is False:  # rot13 is only worth reading in text that is not plain
+        found.append(codecs.decode(text, "rot13"))
     return found
+
+
+_COMMON = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "is",
+        "are",
+        "you",
+        "your",
+        "i",
+        "it",
+        "for",
+        "on",
+        "with",
+        "this",
+        "that",
+        "be",
+        "not",
+        "der",
+        "die",
+        "das",
+        "und",
+        "ist",
+        "ein",
+        "eine",
+        "zu",
+        "nicht",
+        "sie",
+        "du",
+        "ich",
+        "le",
+        "la",
+        "les",
+        "et",
+        "est",
+        "un",
+        "une",
+        "de",
+        "des",
+        "el",
+        "los",
+        "las",
+        "y",
+        "es",
+        "en",
+    ]
+)
+
+
+def _reads_as_language(text: str) -> bool | None:
+    """True when common words make up a fair share of the text, False when none do (a code or
+    an encoding), None when it is too short to say."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if len(words) < 4:
+        return None if not words else any(w in _COMMON for w in words) or None
+    return sum(w in _COMMON for w in words) / len(words) >= 0.08

@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     metrics_port: int = 9465
     temporal_metrics_port: int = 9466
     redact_questions: bool = True  # PII out of a question before anything stores or forwards it
+    # Guardrails (guardrails/, stores.guard_policy): what a question or a source chunk that reads as
+    # instructions to the model may do, unless the tenant's policy says otherwise.
+    guard_questions: str = "flag"  # flag | refuse
+    guard_sources: str = "quote"  # quote | exclude | allow
+    guard_moderation: str = "flag"  # unsafe content in a question or answer: allow | flag | refuse
+    guard_severe: str = "refuse"  # its severe forms (sexual/minors, hate/threatening, violence/graphic)
     retrieve_candidates: int = 100  # fused candidates kept for the request (ids and scores in the history)
     retrieve_prefetch: int = 100  # per dense / BM25 list before fusion
     rerank_model_path: str | None = None  # a local CrossEncoder; unset: the offline fusion re-scorer

@@ -107,6 +107,14 @@ class EmptyQuestion(BadInput):
     code = "empty_question"
 
 
+class PromptInjection(BadInput):
+    code = "prompt_injection"  # the tenant's policy refuses questions that read as instructions to the model
+
+
+class UnsafeContent(BadInput):
+    code = "unsafe_content"  # the tenant's moderation policy refuses the question
+
+
 class QuestionTooLong(BadInput):
     code = "question_too_long"
     http_status = 413

@@ -19,6 +19,7 @@ import numpy as np
 
 from contracts.ingest import BeginOutput, DocumentRef, StageOutput
 from encoders.dense import embedding_text
+from guardrails import injection
 from index.active import ActiveIndex
 from index.catalog import Catalog, staged_record
 from index.dedupe import Deduper
@@ -189,6 +190,9 @@ class IngestSteps:
         # BM25's length normalisation uses the tenant's mean chunk length now (this document's
         # own before anything of the tenant is published).
         avg_len = term_stats.avg_len(self.d.redis, doc.tenant) or sum(map(len, terms)) / max(1, len(terms))
+        # Indirect injection: a chunk that reads as instructions to the model is stored flagged,
+        # and the tenant's policy decides at query time what a flagged chunk may be used for.
+        verdicts = [injection.shipped().check(c.text) for c in chunks]
         return [
             ChunkPoint(
                 id=ids.point_id(doc.tenant, doc_id, doc.version, c.index, version.key),
@@ -211,11 +215,13 @@ class IngestSteps:
                     "embedding_version": version.key,
                     "embedding": embedding,
                     "ingested_at": now,
+                    "injection": verdict.score,
+                    "injection_flag": verdict.flagged,
                     "visible_from": NEVER,
                     "visible_until": NEVER,
                 },
             )
-            for c, v, t in zip(chunks, vectors, terms, strict=True)
+            for c, v, t, verdict in zip(chunks, vectors, terms, verdicts, strict=True)
         ]
 
     def publish(self, doc: DocumentRef, doc_id: str, record: dict[str, Any], run_id: str = "") -> Published:

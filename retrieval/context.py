@@ -104,7 +104,13 @@ def _passage(ref: int, s: Scored, hit: Candidate, chunks: Sequence[Candidate], t
         chunk_indexes=[c.chunk_index for c in chunks],
         text=text,
         score=s.rerank if s.rerank is not None else s.fused,
+        flagged=_flagged([c.injection_flag for c in chunks]),
     )
+
+
+def _flagged(flags: Sequence[bool | None]) -> bool | None:
+    """True when a chunk is flagged, None when one was never checked, else False."""
+    return True if any(flags) else (None if None in flags else False)
 
 
 def confidence(scored: Sequence[Scored]) -> float:

@@ -29,9 +29,14 @@ def check_filters(f: QueryFilters) -> QueryFilters:
     return f
 
 
-def query_where(tenant: str, generation: int, groups: list[str], f: QueryFilters) -> Where:
-    """Tenant, access groups and the published generation always; the request's filters on top."""
+def query_where(
+    tenant: str, generation: int, groups: list[str], f: QueryFilters, *, exclude_flagged: bool = False
+) -> Where:
+    """Tenant, access groups and the published generation always; the request's filters on top;
+    with `exclude_flagged`, no chunk that reads as instructions to the model (the tenant's policy)."""
     where = visible_at(tenant, generation, groups)
+    if exclude_flagged:
+        where = Where(must=where.must, must_not=(*where.must_not, Cond("injection_flag", value=True)))
     extra: list[Cond] = []
     if f.sources:
         extra.append(Cond("source", any=tuple(f.sources)))

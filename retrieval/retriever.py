@@ -94,6 +94,7 @@ def candidate(hit: Hit) -> Candidate:
         text=str(p.get("text", "")),
         token_count=int(p.get("token_count", 0)),
         embedding_version=str(p.get("embedding_version", "")),
+        injection_flag=None if p.get("injection_flag") is None else bool(p["injection_flag"]),
     )
 
 

@@ -94,11 +94,11 @@ def tenant_patterns(tenant: str) -> tuple[str, ...]:
 
 def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
     """Keys of Keel's records of a tenant that a backup holds (`pipelines.backup`): what an erasure
-    removes but the transient query state, and the index of its API keys, its audit log and its
-    limits (an erasure keeps those)."""
+    removes but the transient query state, and the index of its API keys, its audit log, its
+    limits and its guardrail policy (an erasure keeps those)."""
     transient = (f"keel:q:{tenant}:*", f"keel:cache:{tenant}:*", restoring_key(tenant))  # queries' state, caches
     kept = tuple(p for p in tenant_patterns(tenant) if p not in transient)
-    return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), tenant_limits_key(tenant))
+    return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), tenant_limits_key(tenant), guard_key(tenant))
 
 
 def restoring_key(tenant: str) -> str:
@@ -239,3 +239,8 @@ def cache_generations_key(tenant: str) -> str:
 def cache_generation_key(tenant: str, generation: int | str) -> str:
     """Set: the tenant's entries stored at one generation (swept once it moved on)."""
     return f"keel:cache:{tenant}:gen:{generation}"
+
+
+def guard_key(tenant: str) -> str:
+    """Hash: the tenant's guardrail policy (`stores.guard_policy`)."""
+    return f"keel:guard:{tenant}"

@@ -28,8 +28,9 @@ ALLOWED: dict[str, set[str]] = {
     "gateway": BASE | {"observability", "stores"},
     "retrieval": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
     "caches": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
-    "generation": BASE | {"contracts", "observability", "stores"},
-    "pipelines": BASE | {"caches", "contracts", "encoders", "ingestion", "index", "stores", "vectorstore"},
+    "generation": BASE | {"contracts", "guardrails", "observability", "stores"},
+    "pipelines": BASE
+    | {"caches", "contracts", "encoders", "guardrails", "ingestion", "index", "stores", "vectorstore"},
     "activities": BASE
     | {"caches", "contracts", "generation", "index", "ingestion", "observability", "pipelines", "retrieval", "stores"},
     "workflows": BASE | {"contracts", "activities"},
@@ -39,6 +40,7 @@ ALLOWED: dict[str, set[str]] = {
         "contracts",
         "gateway",
         "generation",
+        "guardrails",
         "index",
         "ingestion",
         "retrieval",

@@ -197,6 +197,7 @@ class QueryWorkflow:
             question_pii=q.question_pii,
             generation=retrieved.generation,
             cache="snippet" if retrieved.snippet else "miss",
+            flags=[*q.flags, *(["sources_injection"] if context.sources_flagged else []), *validated.flags],
         )
 
 
@@ -210,6 +211,7 @@ def _context_input(q: QueryInput, retrieved: RetrieveOutput, ranking: str) -> Co
         request_id=q.request_id,
         stream=q.stream,
         embedding_version=retrieved.embedding_version,
+        sources_policy=q.guard_sources,
     )
 
 
@@ -238,6 +240,8 @@ def _validate_input(q: QueryInput, context: ContextOutput, generated: GenerateOu
         response_format=q.response_format,
         json_schema=q.json_schema,
         clarifying=generated.clarifying,
+        moderation=q.guard_moderation,
+        severe=q.guard_severe,
     )
 
 

@@ -1,10 +1,11 @@
-"""A tenant admin's routes: its API keys, its audit log, its erasure. An admin manages its own tenant only."""
+"""A tenant admin's routes: its API keys, its audit log, its guardrail policy, its erasure. An
+admin manages its own tenant only."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
@@ -14,11 +15,13 @@ from api.errors import request_id
 from api.schemas import TenantErasedOut
 from app import index as migrations
 from app.delete import erase_tenant, erase_workflow_id
+from app.query import default_guard_policy
 from contracts.index import GoldenQuery
 from gateway.audit import Audit
 from gateway.keys import KeyRecord, KeyStore
 from gateway.limits import Limits
 from keel.errors import BadInput
+from stores import guard_policy
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -206,3 +209,42 @@ async def migration_action(
         raise BadInput(f"unknown action {action!r}; one of approve, cancel, rollback, release")
     await actions[action](temporal, r, admin.tenant, admin.key_id, rid)
     return {"action": action, "request_id": rid}
+
+
+class GuardBody(BaseModel):
+    questions: Literal["flag", "refuse"] | None = None  # a question that reads as instructions to the model
+    sources: Literal["quote", "exclude", "allow"] | None = None  # a source chunk that does
+    moderation: Literal["allow", "flag", "refuse"] | None = None  # unsafe content in a question or answer
+    severe: Literal["allow", "flag", "refuse"] | None = None  # its severe forms
+
+
+class GuardOut(BaseModel):
+    tenant: str
+    questions: str
+    sources: str
+    moderation: str
+    severe: str
+
+
+@router.get("/guard", response_model=GuardOut)
+async def read_guard(r: RedisDep, settings: SettingsDep, admin: AdminCaller) -> GuardOut:
+    policy = await asyncio.to_thread(guard_policy.read, r, admin.tenant, default_guard_policy(settings))
+    return GuardOut(tenant=admin.tenant, **asdict(policy))
+
+
+@router.put("/guard", response_model=GuardOut)
+async def set_guard(
+    body: GuardBody, request: Request, r: RedisDep, settings: SettingsDep, admin: AdminCaller
+) -> GuardOut:
+    """The tenant's guardrail policy; in force on every process within a few seconds."""
+    changes = {k: v for k, v in body.model_dump().items() if v is not None}
+    policy = await asyncio.to_thread(guard_policy.write, r, admin.tenant, default_guard_policy(settings), **changes)
+    await asyncio.to_thread(
+        Audit(r).record,
+        admin.tenant,
+        "guard_policy_set",
+        key_id=admin.key_id,
+        request_id=request_id(request),
+        **changes,
+    )
+    return GuardOut(tenant=admin.tenant, **asdict(policy))

@@ -250,9 +250,10 @@ CallerDep = Annotated[Caller, Depends(_caller)]
 
 
 def cacheable(out: QueryOutput) -> bool:
-    """Only a whole answer is kept: nothing degraded, failed or JSON-invalid."""
+    """Only a whole answer is kept: nothing degraded, failed, flagged by a guardrail or JSON-invalid."""
     fresh = out.cache in ("miss", "snippet")  # generated for this request
-    return fresh and not out.degradations and out.json_error is None and out.generation > 0
+    whole = not out.degradations and not out.flags and out.json_error is None
+    return fresh and whole and out.generation > 0
 
 
 async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -> QueryInput:
@@ -406,6 +407,7 @@ def annotate(out: QueryOutput, inp: QueryInput) -> None:
             "keel.degradations": out.degradations,
             "keel.citations": len(out.citations),
             "keel.supported_rate": out.supported_rate,
+            "keel.guard.flags": out.flags,
             **{f"keel.question_pii.{k}": v for k, v in inp.question_pii.items()},
             **{f"keel.ms.{k}": v for k, v in out.timings_ms.items()},
         }

@@ -57,7 +57,7 @@ async def test_answer_cites_the_passage_that_holds_it(
     assert out.citations, out.answer
     assert any(c.source.endswith("faq.txt") for c in out.citations)
     assert "keel ingest" in out.answer.lower()
-    assert out.provider == "extractive" and out.prompt_id == "answer.v1" and len(out.prompt_hash) == 16
+    assert out.provider == "extractive" and out.prompt_id == "answer.v2" and len(out.prompt_hash) == 16
     assert out.embedding_version.startswith("all-MiniLM-L6-v2")
     assert out.supported_rate == 1.0  # extractive sentences are copied from the passage they cite
     assert set(out.timings_ms) == {"retrieve", "rerank", "context", "generate", "validate"}
