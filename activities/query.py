@@ -263,7 +263,7 @@ class QueryActivities:
                 sink.token(text)
             return GenerateOutput(text=text, route=route, clarifying=True, ms=_ms(started))
 
-        rendered = prompts.render(inp.question, inp.passages, inp.json_schema)
+        rendered = prompts.render(inp.question, inp.passages, inp.json_schema, inp.prompt_id)
         max_out = min(inp.max_output_tokens or self.s.max_output_tokens, self.s.max_output_tokens)
 
         def request(timeout_s: float, first_token_timeout_s: float | None = None) -> GenerationRequest:
@@ -310,7 +310,8 @@ class QueryActivities:
         started = time.monotonic()
         if inp.clarifying:
             return ValidateOutput(text=inp.text, citations=[], supported_rate=0.0, ms=_ms(started))
-        blocked = screen_output(inp.text, self._template)
+        template = prompts.load(inp.prompt_id).template if inp.prompt_id else self._template
+        blocked = screen_output(inp.text, template)
         if blocked is not None:  # never sent: not the text, not its citations
             log.warning("answer withheld by the output screen (%s)", blocked)
             return ValidateOutput(

@@ -29,6 +29,7 @@ def answer_record(
     exact_digest: str,
     served_question: str,
     at: float,
+    ms: float = 0.0,
 ) -> AnswerRecord:
     """The record of an answer as sent, with the cache entries that would serve it again, named
     the way the layers name them: a paraphrase's, the semantic entry it matched; any other
@@ -56,6 +57,7 @@ def answer_record(
         cache_entries=entries,
         prompt_id=out.prompt_id,
         prompt_hash=out.prompt_hash,
+        prompt_label=out.prompt_label,
         route=out.route,
         provider=out.provider,
         model=out.model,
@@ -64,6 +66,11 @@ def answer_record(
         trace_id=trace_id,
         degraded=bool(out.degradations),
         at=at,
+        answered=not (out.clarifying or out.no_sources) and "output_blocked" not in out.flags,
+        ms=ms,
+        cost_usd=out.cost_usd,
+        json_error=out.json_error is not None,
+        flags=list(out.flags),
     )
 
 

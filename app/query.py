@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from app import prompts as prompt_release
 from contracts.query import QueryFilters, QueryInput, QueryOutput
 from guardrails import injection, moderation
 from index.catalog import Catalog
@@ -72,6 +73,7 @@ def answer_scope(inp: QueryInput, config: str) -> dict[str, Any]:
         "max_output_tokens": inp.max_output_tokens,
         "sources": inp.guard_sources,
         "moderation": [inp.guard_moderation, inp.guard_severe],
+        "prompt": inp.prompt_id,
     }
 
 
@@ -114,6 +116,7 @@ def build_query(
     route: str | None = None,
     stream: bool = False,
     redactor: Redactor | None = None,
+    key_id: str = "",
 ) -> QueryInput:
     """The checked workflow input. With a `redactor` (the API's and the CLI's, by default) the
     question is redacted here, before the workflow input, traces, logs or a provider see it."""
@@ -132,6 +135,7 @@ def build_query(
         raise UnknownTenant(f"tenant {tenant!r} has never ingested a document")
     policy = guard_policy.read(r, tenant, default_guard_policy(settings))
     flags = screen_question(question, policy)
+    release = prompt_release.assign(r, tenant, key_id, json_answer=json_schema is not None)
     question, pii = question.strip(), {}
     if redactor is not None:
         redacted = redactor.redact(question)
@@ -156,6 +160,8 @@ def build_query(
         guard_moderation=policy.moderation,
         guard_severe=policy.severe,
         flags=flags,
+        prompt_id=release.prompt_id,
+        prompt_label=release.label,
     )
 
 

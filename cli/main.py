@@ -26,6 +26,7 @@ from cli.common import fail as _fail
 from cli.documents import delete, erase
 from cli.index import index_app
 from cli.keys import audit, keys_app, tenants_app
+from cli.prompts import prompts_app, report_app
 from gateway.keys import INGEST, QUERY, Principal
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import Settings, get_settings
@@ -39,6 +40,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(index_app, name="index")
 app.add_typer(cache_app, name="cache")
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(report_app, name="report")
 app.command()(audit)
 app.command()(backup)
 app.command()(restore)

@@ -57,6 +57,9 @@ class QueryInput:
     guard_moderation: str = "flag"  # unsafe content in the answer: allow | flag | refuse
     guard_severe: str = "refuse"  # its severe forms
     flags: list[str] = field(default_factory=list)
+    # The prompt release the caller was assigned (stores.prompt_releases): a version and its label.
+    prompt_id: str = ""
+    prompt_label: str = ""
 
 
 @dataclass(kw_only=True)
@@ -184,6 +187,7 @@ class GenerateInput:
     stream: bool = False
     max_output_tokens: int | None = None
     deadline_ms: float = 0.0
+    prompt_id: str = ""  # the prompt version the caller was assigned ("": the shipped default)
 
 
 @dataclass(kw_only=True)
@@ -277,6 +281,7 @@ class QueryOutput:
     cached_question: str = ""  # on a semantic hit, the question whose answer this is
     # Guardrail findings: question_injection, sources_injection, output_blocked, moderation:<category>
     flags: list[str] = field(default_factory=list)
+    prompt_label: str = ""  # production | canary | default: how the prompt version was chosen
 
 
 def query_output(fields: dict[str, Any]) -> QueryOutput:

@@ -77,8 +77,11 @@ def source_blocks(passages: list[ContextPassage]) -> str:
     )
 
 
-def render(question: str, passages: list[ContextPassage], json_schema: dict[str, Any] | None = None) -> Rendered:
-    prompt = load(JSON_PROMPT if json_schema is not None else TEXT_PROMPT)
+def render(
+    question: str, passages: list[ContextPassage], json_schema: dict[str, Any] | None = None, prompt_id: str = ""
+) -> Rendered:
+    """The prompt `prompt_id` (a release's version; "" the shipped default for the answer's kind)."""
+    prompt = load(prompt_id or (JSON_PROMPT if json_schema is not None else TEXT_PROMPT))
     system, _, user = prompt.template.rpartition(SYSTEM_BREAK)
     context = source_blocks(passages) if system else format_context(passages)
     values = {"question": question, "context": context, "schema": json.dumps(json_schema or {})}

@@ -10,8 +10,9 @@ payloads' (base64, rot13). A text is flagged at `threshold`. Weights and thresho
 constraint (`guardrails/injection.json`); single words ("ignore", "bypass") never flag alone, a
 family needs the move and its object together.
 
-An optional local classifier (`KEEL_INJECTION_MODEL`: a path to a sequence-classification model
-directory) adds its probability as one more family when a user has one; none ships.
+An optional local classifier (`KEEL_INJECTION_MODEL`: a sequence-classification model directory,
+`guardrails.classifier`) flags a text on its own when its probability clears
+`KEEL_INJECTION_MODEL_THRESHOLD`; none ships, and without one the rules decide alone.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from guardrails.classifier import LocalClassifier
 from guardrails.normalize import decoded, normalize
+from keel.config import get_settings
 
 FITTED = Path(__file__).with_name("injection.json")
 
@@ -191,8 +194,9 @@ def sentences(text: str) -> list[str]:
 
 
 class InjectionDetector:
-    def __init__(self, weights: Weights) -> None:
+    def __init__(self, weights: Weights, classifier: LocalClassifier | None = None) -> None:
         self.weights = weights
+        self.classifier = classifier
 
     def score_sentence(self, sentence: str) -> tuple[float, list[str]]:
         found = families_of(sentence)
@@ -209,11 +213,15 @@ class InjectionDetector:
                 if score > best[0]:
                     best = (score, found, sentence)
         score, found, sentence = best
-        return Verdict(
-            flagged=score >= self.weights.threshold, score=round(score, 4), families=found, sentence=sentence
-        )
+        flagged = score >= self.weights.threshold
+        if not flagged and self.classifier is not None and self.classifier.flags(text):
+            flagged, found = True, [*found, "classifier"]
+        return Verdict(flagged=flagged, score=round(score, 4), families=found, sentence=sentence)
 
 
 @lru_cache(maxsize=1)
 def shipped() -> InjectionDetector:
-    return InjectionDetector(Weights.load())
+    """The fitted rules, with the operator's local classifier when one is configured."""
+    s = get_settings()
+    model = LocalClassifier(s.injection_model, s.injection_model_threshold) if s.injection_model else None
+    return InjectionDetector(Weights.load(), model)

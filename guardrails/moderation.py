@@ -6,8 +6,9 @@ takes endings) and a few rules that need two things together (a threat and a tar
 a sexual term, a method and a self-reference). A text's score for a category is the sum of its
 matched weights, squashed to 0..1; the category is flagged at its threshold. The thresholds are
 fitted by `python -m bench.tune_guard --moderation` on half of the development set under a
-false-positive constraint (`guardrails/moderation.json`). An optional local classifier can be
-added by path in the same way as the injection detector's; none ships.
+false-positive constraint (`guardrails/moderation.json`). An optional local classifier
+(`KEEL_MODERATION_MODEL`, `guardrails.classifier`) flags a text as `unsafe` on its own when its
+probability clears `KEEL_MODERATION_MODEL_THRESHOLD`; none ships.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from guardrails.classifier import LocalClassifier
 from guardrails.normalize import normalize
+from keel.config import get_settings
 
 FITTED = Path(__file__).with_name("moderation.json")
 CATEGORIES = (
@@ -163,16 +166,22 @@ class Thresholds:
 
 
 class Moderator:
-    def __init__(self, thresholds: Thresholds) -> None:
+    def __init__(self, thresholds: Thresholds, classifier: LocalClassifier | None = None) -> None:
         self.thresholds = thresholds
+        self.classifier = classifier
 
     def check(self, text: str) -> Moderation:
         words = len(text.split())
         scores = {c: squash(v, words) for c, v in raw_scores(text).items()}
         flagged = [c for c in CATEGORIES if scores.get(c, 0.0) >= self.thresholds.by_category.get(c, 1.01)]
+        if not flagged and self.classifier is not None and self.classifier.flags(text):
+            flagged = ["unsafe"]  # the model's verdict has no category of ours
         return Moderation(flagged=flagged, scores=scores)
 
 
 @lru_cache(maxsize=1)
 def shipped() -> Moderator:
-    return Moderator(Thresholds.load())
+    """The fitted lexicons, with the operator's local classifier when one is configured."""
+    s = get_settings()
+    model = LocalClassifier(s.moderation_model, s.moderation_model_threshold) if s.moderation_model else None
+    return Moderator(Thresholds.load(), model)

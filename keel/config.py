@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     guard_sources: str = "quote"  # quote | exclude | allow
     guard_moderation: str = "flag"  # unsafe content in a question or answer: allow | flag | refuse
     guard_severe: str = "refuse"  # its severe forms (sexual/minors, hate/threatening, violence/graphic)
+    # Optional local classifiers (a sequence-classification model directory each; none ships): a
+    # text is flagged when the rules or the model say so.
+    injection_model: str | None = None
+    injection_model_threshold: float = 0.9
+    moderation_model: str | None = None
+    moderation_model_threshold: float = 0.9
     retrieve_candidates: int = 100  # fused candidates kept for the request (ids and scores in the history)
     retrieve_prefetch: int = 100  # per dense / BM25 list before fusion
     rerank_model_path: str | None = None  # a local CrossEncoder; unset: the offline fusion re-scorer

@@ -11,7 +11,7 @@ that made the answer. Records expire after ANSWER_TTL_S; feedback stays until th
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
@@ -29,6 +29,7 @@ class AnswerRecord:
     cache_entries: list[str]  # the Redis keys of the cache entries that would serve it again
     prompt_id: str
     prompt_hash: str
+    prompt_label: str
     route: str
     provider: str
     model: str
@@ -37,6 +38,13 @@ class AnswerRecord:
     trace_id: str
     degraded: bool
     at: float
+    # What `keel report ab` compares: an answer given (not a decline or a clarifying question),
+    # its latency through the edge, its cost, and whether its JSON failed.
+    answered: bool = True
+    ms: float = 0.0
+    cost_usd: float = 0.0
+    json_error: bool = False
+    flags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

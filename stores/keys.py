@@ -95,10 +95,11 @@ def tenant_patterns(tenant: str) -> tuple[str, ...]:
 def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
     """Keys of Keel's records of a tenant that a backup holds (`pipelines.backup`): what an erasure
     removes but the transient query state, and the index of its API keys, its audit log, its
-    limits and its guardrail policy (an erasure keeps those)."""
+    limits, its guardrail policy and its prompt releases (an erasure keeps those)."""
     transient = (f"keel:q:{tenant}:*", f"keel:cache:{tenant}:*", restoring_key(tenant))  # queries' state, caches
     kept = tuple(p for p in tenant_patterns(tenant) if p not in transient)
-    return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), tenant_limits_key(tenant), guard_key(tenant))
+    configured = (tenant_limits_key(tenant), guard_key(tenant), prompt_releases_key(tenant))
+    return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), *configured)
 
 
 def restoring_key(tenant: str) -> str:
@@ -244,3 +245,8 @@ def cache_generation_key(tenant: str, generation: int | str) -> str:
 def guard_key(tenant: str) -> str:
     """Hash: the tenant's guardrail policy (`stores.guard_policy`)."""
     return f"keel:guard:{tenant}"
+
+
+def prompt_releases_key(scope: str) -> str:
+    """Hash: `<family>:<label>` -> prompt version, for a tenant or "*" (`stores.prompt_releases`)."""
+    return f"keel:prompts:{scope}"

@@ -197,6 +197,7 @@ class QueryWorkflow:
             question_pii=q.question_pii,
             generation=retrieved.generation,
             cache="snippet" if retrieved.snippet else "miss",
+            prompt_label=q.prompt_label,
             flags=[*q.flags, *(["sources_injection"] if context.sources_flagged else []), *validated.flags],
         )
 
@@ -228,6 +229,7 @@ def _generate_input(q: QueryInput, context: ContextOutput, budget_ms: float) -> 
         stream=q.stream,
         max_output_tokens=q.max_output_tokens,
         deadline_ms=budget_ms,
+        prompt_id=q.prompt_id,
     )
 
 

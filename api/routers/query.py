@@ -179,7 +179,9 @@ class Caller:
         }
         return inp, query_output({**hit.hit.answer, **served}), 0.0
 
-    def wrap_up(self, looked: Looked | None, inp: QueryInput | None, out: QueryOutput | None, trace_id: str) -> None:
+    def wrap_up(
+        self, looked: Looked | None, inp: QueryInput | None, out: QueryOutput | None, trace_id: str, ms: float
+    ) -> None:
         """After the answer is sent: record what it was made of (its feedback names it), keep it
         if it is whole (the exact entry under the question as asked, the semantic one under the
         redacted question and its embedding, which retrieval left in the request's state), then
@@ -188,7 +190,7 @@ class Caller:
             return
         digest = looked.digest
         try:
-            self.record(looked, inp, out, trace_id)
+            self.record(looked, inp, out, trace_id, ms)
             if out is not None and out.cache == "semantic":
                 metrics.CACHE.labels(layer="semantic", outcome="hit").inc()
             elif inp.vector_ready and self.semantic is not None:  # looked at the edge, and missed
@@ -207,7 +209,7 @@ class Caller:
         finally:
             query_state.drop(self.redis, inp.tenant, inp.request_id)
 
-    def record(self, looked: Looked | None, inp: QueryInput, out: QueryOutput | None, trace_id: str) -> None:
+    def record(self, looked: Looked | None, inp: QueryInput, out: QueryOutput | None, trace_id: str, ms: float) -> None:
         if out is None:
             return
         record = answer_record(
@@ -218,6 +220,7 @@ class Caller:
             exact_digest=looked.digest if looked else "",
             served_question=looked.question if looked else "",
             at=time.time(),
+            ms=round(ms, 2),
         )
         try:
             feedback.record(self.redis, inp.tenant, record)
@@ -275,6 +278,7 @@ async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -
         max_output_tokens=body.max_output_tokens,
         route=body.route,
         stream=stream,
+        key_id=who.principal.key_id,
     )
 
 
@@ -315,8 +319,8 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
         finally:
             await on_edge(request, who.settle, ticket, out)
             # On the edge's threads, after the answer: the caller does not wait for it.
-            pool = edge_pool(request.app)
-            asyncio.get_running_loop().run_in_executor(pool, who.wrap_up, looked, inp, out, current_trace_id())
+            pool, ms = edge_pool(request.app), (time.perf_counter() - started) * 1000
+            asyncio.get_running_loop().run_in_executor(pool, who.wrap_up, looked, inp, out, current_trace_id(), ms)
     assert inp is not None  # set whenever an answer came back
     record_answer(inp.tenant, out, time.perf_counter() - started)
     response.headers.update(ticket.headers)
@@ -350,7 +354,8 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
         out = done.result() if not done.cancelled() and done.exception() is None else None
         if out is not None:
             record_answer(inp.tenant, out, time.perf_counter() - started)
-        loop.run_in_executor(edge_pool(request.app), _finish, who, inp, ticket, out, trace_id)
+        ms = (time.perf_counter() - started) * 1000
+        loop.run_in_executor(edge_pool(request.app), _finish, who, inp, ticket, out, trace_id, ms)
 
     task.add_done_callback(finished)
 
@@ -379,11 +384,11 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-def _finish(who: Caller, inp: QueryInput, ticket: Ticket, out: QueryOutput | None, trace_id: str) -> None:
+def _finish(who: Caller, inp: QueryInput, ticket: Ticket, out: QueryOutput | None, trace_id: str, ms: float) -> None:
     """The query is over: settle its limits, record the answer and drop its working state."""
     try:
         who.settle(ticket, out)
-        who.record(None, inp, out, trace_id)
+        who.record(None, inp, out, trace_id, ms)
     finally:
         query_state.drop(who.redis, who.tenant, inp.request_id)
 
@@ -397,6 +402,7 @@ def annotate(out: QueryOutput, inp: QueryInput) -> None:
             "keel.request_id": inp.request_id,
             "keel.prompt_id": out.prompt_id,
             "keel.prompt_hash": out.prompt_hash,
+            "keel.prompt_label": out.prompt_label,
             "keel.provider": out.provider,
             "keel.model": out.model,
             "keel.route": out.route,

@@ -4,14 +4,17 @@ source or question may do."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
 from temporalio.client import Client
 
+from app import prompts
 from gateway.keys import ADMIN, QUERY
 from keel.config import Settings
 from pipelines.deps import Deps
@@ -92,3 +95,27 @@ async def test_a_question_that_gives_orders_is_flagged_or_refused_by_policy(
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["code"] == "prompt_injection" and refused.json()["error"]["request_id"]
     assert (await ask(api, reader, question="How do I retry failed files?"))["answer"]
+
+
+async def until_prompt(api: httpx.AsyncClient, headers: dict[str, str], prompt_id: str) -> dict[str, Any]:
+    """Releases reach every process within seconds (each reads the registry through a short cache)."""
+    for _ in range(40):
+        body = await ask(api, headers, question="How do I retry failed files?", cache=False)
+        if body["prompt_id"] == prompt_id:
+            return body
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{prompt_id} never answered")
+
+
+async def test_answers_carry_the_release_that_made_them_and_the_kill_switch_works(
+    api: httpx.AsyncClient, redis_client: redis.Redis, sampled: str, auth: Auth
+) -> None:
+    reader = auth(sampled, roles=(QUERY,))
+    first = await ask(api, reader, question="How do I retry failed files?")
+    assert (first["prompt_id"], first["prompt_label"]) == ("answer.v2", "default")
+    prompts.promote(redis_client, sampled, "answer.v1", None)
+    promoted = await until_prompt(api, reader, "answer.v1")
+    assert promoted["prompt_label"] == "production" and promoted["prompt_hash"] != first["prompt_hash"]
+    prompts.rollback(redis_client, sampled, "answer")
+    back = await until_prompt(api, reader, "answer.v2")
+    assert back["prompt_label"] == "default"
