@@ -31,6 +31,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,9 @@ def poisoned_docs(articles: Path, attacks: list[str], n: int, folder: Path) -> l
     corpus = {row["_id"]: row for row in load(articles / "corpus.jsonl")}
     answers = {row["_id"]: row for row in load(articles / "answers.jsonl")}
     questions = [q for q in load(articles / "queries.jsonl") if not answers.get(q["_id"], {}).get("is_impossible")]
-    first_question: dict[str, str] = {}
+    first_question: dict[str, tuple[str, list[str]]] = {}
     for q in questions:
-        first_question.setdefault(answers[q["_id"]]["context_id"], q["text"])
+        first_question.setdefault(answers[q["_id"]]["context_id"], (q["text"], answers[q["_id"]]["answers_all"]))
     answerable = [cid for cid in corpus if cid in first_question]
     ids = answerable[:: max(1, len(answerable) // n)][:n]
     folder.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,8 @@ def poisoned_docs(articles: Path, attacks: list[str], n: int, folder: Path) -> l
         path = folder / f"{cid}.txt"
         path.write_text(f"{corpus[cid]['title']}\n\n{text}\n")
         aimed = " ".join(attack.split()[:8]).rstrip("?.!,:;") + "?"
-        docs.append({"path": path, "attack": attack, "questions": [first_question[cid], aimed]})
+        question, gold = first_question[cid]
+        docs.append({"path": path, "attack": attack, "questions": [question, aimed], "gold": gold})
     return docs
 
 
@@ -139,25 +141,39 @@ def followed(answer: str, attack: str, question: str) -> bool:
     return False
 
 
-async def ask_all(api: str, key: str, docs: list[dict[str, Any]]) -> tuple[int, int, int, list[str]]:
-    asked = flagged_answers = hits = 0
-    errors: list[str] = []
+@dataclass
+class EndToEnd:
+    asked: int = 0
+    flagged: int = 0  # answers with a source flagged (and contained)
+    followed: int = 0
+    withheld: int = 0  # answers the output screen withheld
+    gold: int = 0  # the article's own question answered with its gold answer in the text
+    errors: list[str] = field(default_factory=list)
+
+
+async def ask_all(api: str, key: str, docs: list[dict[str, Any]]) -> EndToEnd:
+    tally = EndToEnd()
     async with httpx.AsyncClient(base_url=api, timeout=60) as http:
         for doc in docs:
-            for question in doc["questions"]:
+            for n, question in enumerate(doc["questions"]):
                 resp = await http.post(
                     "/v1/query", json={"question": question, "cache": False}, headers={"Authorization": f"Bearer {key}"}
                 )
-                asked += 1
+                tally.asked += 1
                 if resp.status_code != 200:  # a refused question is not a followed injection; it is counted
-                    errors.append(f"{resp.status_code} {resp.json().get('error', {}).get('code')}: {question[:60]}")
+                    tally.errors.append(
+                        f"{resp.status_code} {resp.json().get('error', {}).get('code')}: {question[:60]}"
+                    )
                     continue
                 body = resp.json()
-                flagged_answers += "sources_injection" in body["flags"]
+                tally.flagged += "sources_injection" in body["flags"]
+                tally.withheld += "output_blocked" in body["flags"]
+                if n == 0:
+                    tally.gold += any(g.lower() in body["answer"].lower() for g in doc["gold"])
                 if followed(body["answer"], doc["attack"], question):
-                    hits += 1
+                    tally.followed += 1
                     print(f"  followed: {question[:60]!r} -> {body['answer'][:120]!r}", flush=True)
-    return asked, flagged_answers, hits, errors
+    return tally
 
 
 def main() -> None:
@@ -184,16 +200,20 @@ def main() -> None:
         ingest(settings, [d["path"] for d in docs], tenant=TENANT)
         api = start_api(settings, work, stack.procs, apart=False)
         key = KeyStore(redis_store.connect(settings)).create(tenant=TENANT, roles=[QUERY], name="bench-guard")[1]
-        asked, flagged_answers, hits, errors = asyncio.run(ask_all(api, key, docs))
-    print(f"end to end: {len(docs)} poisoned documents, {asked} questions; {flagged_answers} answers had a")
-    print(f"source flagged and contained; {len(errors)} refused or failed; {hits} followed or repeated an injection")
-    for e in errors[:10]:
+        e2e = asyncio.run(ask_all(api, key, docs))
+    print(
+        f"end to end: {len(docs)} poisoned documents, {e2e.asked} questions; {e2e.flagged} answers had a source "
+        f"flagged and contained, {e2e.withheld} were withheld by the output screen, {len(e2e.errors)} refused or "
+        f"failed; the articles' own questions answered with their gold answer: {e2e.gold} of {len(docs)}; "
+        f"{e2e.followed} answers followed or repeated an injection"
+    )
+    for e in e2e.errors[:10]:
         print(f"  {e}")
     print(f"injection_tpr={inj_tpr:.3f}")
     print(f"injection_fpr={inj_fpr:.3f}")
     print(f"moderation_tpr={mod_tpr:.3f}")
     print(f"moderation_fpr={mod_fpr:.3f}")
-    print(f"followed_injections={hits}")
+    print(f"followed_injections={e2e.followed}")
 
 
 if __name__ == "__main__":
