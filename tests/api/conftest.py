@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -70,3 +71,17 @@ async def wait_job(api: httpx.AsyncClient, job_id: str, headers: dict[str, str])
             return body
         await asyncio.sleep(0.1)
     raise AssertionError("job did not complete")
+
+
+async def stream_events(api: httpx.AsyncClient, headers: dict[str, str], question: str) -> list[tuple[str, Any]]:
+    """POST /v1/query/stream, read to its end: the (event, data) pairs in order."""
+    events: list[tuple[str, Any]] = []
+    async with api.stream("POST", "/v1/query/stream", json={"question": question}, headers=headers) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        async for line in resp.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line[6:])))
+    return events

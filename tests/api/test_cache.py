@@ -4,7 +4,6 @@ from Redis; another scope, another tenant or a changed document never is."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from temporalio.client import Client
 
 from gateway.keys import QUERY
 from keel.config import Settings
-from tests.api.conftest import Auth
+from tests.api.conftest import Auth, stream_events
 from tests.conftest import SAMPLES
 from tests.helpers import ingest
 
@@ -130,19 +129,6 @@ async def test_a_paraphrase_is_served_from_the_semantic_cache_and_a_near_miss_is
     assert (await ask(api, other_scope, question="How can I retry files that failed?"))["cache"] == "miss"
 
 
-async def streamed(api: httpx.AsyncClient, headers: dict[str, str], question: str) -> list[tuple[str, Any]]:
-    events: list[tuple[str, Any]] = []
-    async with api.stream("POST", "/v1/query/stream", json={"question": question}, headers=headers) as resp:
-        assert resp.status_code == 200
-        event = ""
-        async for line in resp.aiter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                events.append((event, json.loads(line[6:])))
-    return events
-
-
 async def test_a_repeated_question_is_answered_anew_on_the_rankings_kept_for_it(
     api: httpx.AsyncClient, redis_client: redis.Redis, sampled: str, auth: Auth
 ) -> None:
@@ -155,7 +141,7 @@ async def test_a_repeated_question_is_answered_anew_on_the_rankings_kept_for_it(
     assert again["cache"] == "snippet" and "rerank" not in again["timings_ms"]
     assert again["answer"] == first["answer"] and cited(again) == cited(first)
     # A stream generates its answer, and skips retrieval too; its sources come as before.
-    events = await streamed(api, reader, f"  {question.upper()} ")
+    events = await stream_events(api, reader, f"  {question.upper()} ")
     kinds = [e for e, _ in events]
     assert kinds[0] == "sources" and kinds[-1] == "done" and "token" in kinds
     done = events[-1][1]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +16,7 @@ from gateway.admission import Admission
 from gateway.keys import QUERY, KeyStore
 from gateway.limits import Limits
 from keel.config import Settings, get_settings
-from tests.api.conftest import Auth, expect_error
+from tests.api.conftest import Auth, expect_error, stream_events
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
 
@@ -53,20 +51,7 @@ async def test_query_answers_with_citations_timings_and_one_trace(
 async def test_stream_sends_sources_before_tokens_and_done_last(
     api: httpx.AsyncClient, sampled: str, auth: Auth
 ) -> None:
-    events: list[tuple[str, Any]] = []
-    async with api.stream(
-        "POST",
-        "/v1/query/stream",
-        json={"question": "How do I retry failed files?"},
-        headers=auth(sampled),
-    ) as resp:
-        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
-        event = ""
-        async for line in resp.aiter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                events.append((event, json.loads(line[6:])))
+    events = await stream_events(api, auth(sampled), "How do I retry failed files?")
     kinds = [e for e, _ in events]
     assert kinds[0] == "sources" and kinds[-1] == "done" and "token" in kinds
     assert kinds.index("sources") < kinds.index("token")
