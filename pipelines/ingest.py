@@ -30,6 +30,7 @@ from ingestion.parse import Element, ParsedDocument, parse_document
 from ingestion.redact import redact_chunks
 from keel import ids
 from keel.tenancy import EVERYONE
+from pipelines.clock import StepClock
 from pipelines.deps import Deps
 from stores import term_stats
 from stores.blobs import work_key
@@ -51,6 +52,7 @@ class IngestSteps:
         self.deduper = Deduper(deps.redis, s.dedupe_threshold)
         self.publisher = Publisher(deps.redis, deps.indexes, s)
         self.chunk_config = ChunkConfig(s.chunk_min_tokens, s.chunk_max_tokens, s.chunk_overlap_tokens)
+        self.clock = StepClock()  # where the time goes (the ingest benchmark turns it on)
 
     def index(self, tenant: str) -> ActiveIndex:
         """The tenant's index: the encoder (and tokenizer) its chunks are sized and embedded with."""
@@ -86,13 +88,23 @@ class IngestSteps:
     def stage(self, doc: DocumentRef, doc_id: str, data: bytes) -> StageOutput:
         """parse -> chunk -> redact -> dedupe -> embed -> upsert in one call: points written, invisible."""
         index = self.index(doc.tenant)
-        parsed = self.parse(doc, data)
-        title, chunks, pii = self.redact(parsed.title, self.chunk(doc, parsed.elements))
+        clock = self.clock
+        with clock("parse"):
+            parsed = self.parse(doc, data)
+        with clock("chunk"):
+            chunked = self.chunk(doc, parsed.elements)
+        with clock("redact"):
+            title, chunks, pii = self.redact(parsed.title, chunked)
         with self.gil_gate:
             # kept for re-homing duplicates if this document's copy of a paragraph is later retired
-            self.d.blobs.put_json(work_key(doc.tenant, doc.version, "redacted.json"), [c.to_dict() for c in chunks])
-            kept, duplicates = self.dedupe(doc, doc_id, chunks)
-        vectors = index.embedder.embed(self.embedding_texts(title, kept))
+            with clock("work files"):
+                self.d.blobs.put_json(work_key(doc.tenant, doc.version, "redacted.json"), [c.to_dict() for c in chunks])
+            with clock("dedupe"):
+                kept, duplicates = self.dedupe(doc, doc_id, chunks)
+        texts = self.embedding_texts(title, kept)
+        clock.texts(texts)
+        with clock("embed"):
+            vectors = index.embedder.embed(texts)
         self.store_points(doc, doc_id, title, kept, index, vectors)
         return StageOutput(
             title=title,
@@ -161,11 +173,12 @@ class IngestSteps:
             for index in pending:
                 same = index.name == embedded_by.name
                 vecs = vectors if same else index.embedder.embed(self.embedding_texts(title, chunks))
-                points = self.points(doc, doc_id, title, chunks, vecs, index)
+                with self.clock("points (bm25, guard)"):
+                    points = self.points(doc, doc_id, title, chunks, vecs, index)
                 if visible_from is not None:
                     for p in points:
                         p.payload["visible_from"] = visible_from
-                with self.gil_gate:
+                with self.gil_gate, self.clock("upsert"):
                     self.d.store.upsert(index.collection, points)
                 written[index.name] = points
         if embedded_by.name in written:
@@ -284,9 +297,11 @@ def local_document(tenant: str, path: Path, data: bytes, groups: Sequence[str] =
 
 def ingest_plain(steps: IngestSteps, doc: DocumentRef, data: bytes) -> int:
     """One document through every step in-process: the no-orchestration baseline. Returns chunks stored."""
-    begun = steps.begin(doc)
+    with steps.clock("begin"):
+        begun = steps.begin(doc)
     if begun.unchanged:
         return 0
     staged = steps.stage(doc, begun.doc_id, data)
-    steps.publish(doc, begun.doc_id, staged_record(doc, staged))
+    with steps.clock("publish"):
+        steps.publish(doc, begun.doc_id, staged_record(doc, staged))
     return staged.chunks
