@@ -24,8 +24,10 @@ def family_of(version: str) -> str:
         raise BadInput(f"{version!r} is not a version of a prompt family ({', '.join(FAMILIES)})")
     try:
         prompts.load(version)
+    except FileNotFoundError as exc:
+        raise BadInput(f"no prompt {version!r}: there is no prompts/{version}.txt") from exc
     except (OSError, ValueError) as exc:
-        raise BadInput(f"no prompt {version!r} under prompts/: {exc}") from exc
+        raise BadInput(f"the prompt {version!r} cannot be used: {exc}") from exc
     return family
 
 
