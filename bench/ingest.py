@@ -75,6 +75,27 @@ def write_corpus(dataset: Path, out: Path, limit: int | None) -> list[Path]:
     return paths
 
 
+def check_fast_parse(paths: list[Path]) -> None:
+    """The Markdown fast path against unstructured on every file of the run: how many it takes,
+    and that each of those gives exactly unstructured's elements (a difference fails the bench)."""
+    from ingestion import parse
+    from ingestion.simple_md import partition_simple_md
+
+    parse._ensure_offline()
+    taken = same = 0
+    for path in paths:
+        text = path.read_text()
+        fast = partition_simple_md(text)
+        if fast is None:
+            continue
+        taken += 1
+        slow = [parse._to_element(e) for e in parse._partition_text_kind("md", text)]
+        same += fast == [e for e in slow if e.text.strip()]
+    print(f"markdown fast path: {taken} of {len(paths)} files, {same} of them equal to unstructured's elements")
+    if same != taken:
+        sys.exit("the markdown fast path differs from unstructured: see ingestion/simple_md.py")
+
+
 def run_plain(settings: Settings, paths: list[Path]) -> tuple[Run, Run]:
     """The plain loop with its per-step profile, then the model alone on the texts it embedded
     (the same batches, one document's chunks at a time, the same threads): the limit."""
@@ -227,6 +248,7 @@ def main() -> None:
         plain_settings = base.model_copy(
             update={**common, "data_dir": work / "plain", "torch_threads": os.cpu_count() or 1}
         )
+        check_fast_parse(paths)
         plain, limit = run_plain(plain_settings, paths)
         print(plain.line(), flush=True)
         print(limit.line(), flush=True)

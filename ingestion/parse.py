@@ -52,6 +52,7 @@ def parse_document(data: bytes, filename: str, max_bytes: int, decode_legacy: bo
     _ensure_offline()
     kind = classify(filename, len(data), max_bytes).kind
     encoding = None
+    simple: list[Element] | None = None  # the fast path's elements (simple Markdown)
     if kind == "pdf":
         raw = _partition_pdf(data)
     elif kind == "docx":
@@ -59,8 +60,9 @@ def parse_document(data: bytes, filename: str, max_bytes: int, decode_legacy: bo
     else:
         assert kind in TEXT_KINDS
         text, encoding = decode_text(data, allow_legacy=decode_legacy)
-        raw = _partition_text_kind(kind, text)
-    elements = [_to_element(e) for e in raw]
+        simple = _simple_md(text) if kind == "md" else None
+        raw = [] if simple is not None else _partition_text_kind(kind, text)
+    elements = simple if simple is not None else [_to_element(e) for e in raw]
     elements = [e for e in elements if e.text.strip()]
     if not elements:
         raise NoContent(
@@ -70,6 +72,13 @@ def parse_document(data: bytes, filename: str, max_bytes: int, decode_legacy: bo
         )
     title = next((e.text for e in elements if e.kind == "Title"), None) or filename
     return ParsedDocument(elements=elements, title=title[:300], encoding=encoding)
+
+
+def _simple_md(text: str) -> list[Element] | None:
+    """Headings and plain paragraphs: the same elements without a full partition (`simple_md`)."""
+    from ingestion.simple_md import partition_simple_md
+
+    return partition_simple_md(text)
 
 
 def _to_element(e: Any) -> Element:
