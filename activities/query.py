@@ -258,7 +258,7 @@ class QueryActivities:
         sink = EventSink(self.d.redis, inp.tenant, inp.request_id) if inp.stream else None
         route = inp.route or choose_route(inp.question, inp.confidence, len(inp.passages), self.routing)
         if route in (NO_SOURCES, CLARIFY):
-            text = no_sources_answer() if route == NO_SOURCES else clarifying_answer(inp.question)
+            text = no_sources_answer() if route == NO_SOURCES else clarifying_answer(inp.question, inp.quote_question)
             if sink is not None:
                 sink.token(text)
             return GenerateOutput(text=text, route=route, clarifying=True, ms=_ms(started))

@@ -188,6 +188,7 @@ class GenerateInput:
     max_output_tokens: int | None = None
     deadline_ms: float = 0.0
     prompt_id: str = ""  # the prompt version the caller was assigned ("": the shipped default)
+    quote_question: bool = True  # False: the question was flagged, and an answer never repeats it
 
 
 @dataclass(kw_only=True)

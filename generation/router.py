@@ -36,8 +36,8 @@ def no_sources_answer() -> str:
     return "No sources: none of the documents you can see match this question, so there is nothing to answer from."
 
 
-def clarifying_answer(question: str) -> str:
-    return (
-        f"I could not find sources that clearly answer “{question.strip()[:200]}”. "
-        "Could you rephrase it, or name the document, product or time period you mean?"
-    )
+def clarifying_answer(question: str, quote: bool = True) -> str:
+    """Asks the caller to narrow the question, quoting it unless it was flagged (a question that
+    reads as orders to the model is not repeated back as the answer)."""
+    asked = f"answer “{question.strip()[:200]}”" if quote else "answer this question"
+    return f"I could not find sources that clearly {asked}. Could you rephrase it, or name the document, product or time period you mean?"

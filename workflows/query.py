@@ -230,6 +230,7 @@ def _generate_input(q: QueryInput, context: ContextOutput, budget_ms: float) -> 
         max_output_tokens=q.max_output_tokens,
         deadline_ms=budget_ms,
         prompt_id=q.prompt_id,
+        quote_question="question_injection" not in q.flags,
     )
 
 

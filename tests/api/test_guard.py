@@ -87,6 +87,7 @@ async def test_a_question_that_gives_orders_is_flagged_or_refused_by_policy(
     flagged = await ask(api, reader, question=attack)
     assert "question_injection" in flagged["flags"]
     assert "You answer questions" not in flagged["answer"]  # the prompt's own text is never an answer
+    assert "Ignore all previous" not in flagged["answer"]  # nor the flagged question, quoted back
     ordinary = await ask(api, reader, question="How do I retry failed files?")
     assert "question_injection" not in ordinary["flags"]
     admin = auth(sampled, roles=(ADMIN,))
