@@ -205,7 +205,7 @@ def moderate(text: str, policy: GuardPolicy, target: str) -> list[str]:
     """`moderation:<category>` flags for a question, or an UnsafeContent refusal when the tenant's
     policy refuses one of its categories (the severe ones and the rest each have an action)."""
     found = moderation.shipped().check(text).flagged
-    acted = {c: policy.severe if c in moderation.SEVERE else policy.moderation for c in found}
+    acted = moderation.actions(found, policy.moderation, policy.severe)
     refused = sorted(c for c, action in acted.items() if action == "refuse")
     trace.get_current_span().add_event(
         "apply_guardrail",

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -38,25 +36,17 @@ from typing import Any
 import httpx
 
 from bench.query import ingest, pct, private_stack, start_api
+from bench.tune_guard import DEFAULT_DATASET, DEFAULT_MODERATION, load
 from gateway.keys import QUERY, KeyStore
 from guardrails import injection, moderation
 from keel import offline  # noqa: F401
 from stores import redis as redis_store
 
-DEFAULT_DATASET = Path("../shared/datasets/prompt_injection_dev/prompts.jsonl")
-DEFAULT_MODERATION = Path("../shared/datasets/moderation_dev/texts.jsonl")
 DEFAULT_ARTICLES = Path("../shared/datasets/squad2_dev_part")
 TENANT = "bench-guard"
 _WORD = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
 _QUOTED = re.compile(r"[\"“„'‘]([^\"“”„'‘’]{3,40})[\"”'’]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-
-
-def load(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        sys.exit(f"no texts at {path}")
-    with path.open() as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def detector_figures(name: str, rows: list[dict[str, Any]], flags: Callable[[str], bool]) -> tuple[float, float]:

@@ -28,6 +28,7 @@ import itertools
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from guardrails import moderation
 from guardrails.injection import FAMILIES, FITTED, families_of, sentences
@@ -40,9 +41,9 @@ SEVERE_PRIOR = 0.8
 LEVELS = (0.0, 0.5, 1.0)  # left out, needs a second family, flags alone (threshold 1.0)
 
 
-def load(path: Path) -> list[dict[str, object]]:
+def load(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
-        sys.exit(f"no texts at {path}: pass --dataset FILE.jsonl")
+        sys.exit(f"no texts at {path}: pass a JSONL file of labelled texts")
     with path.open() as f:
         return [json.loads(line) for line in f if line.strip()]
 

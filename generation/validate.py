@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from contracts.query import Citation, ContextPassage
@@ -138,18 +139,23 @@ def screen_output(text: str, prompt_template: str) -> str | None:
     for sentence in _SENTENCE.split(text):
         if sentence.strip() and aimed_at_model(_REF.sub("", sentence)):
             return "instruction"
-    template = [w.lower() for w in _WORDS.findall(prompt_template) if w not in ("question", "context", "schema")]
-    runs = {tuple(template[i : i + LEAK_RUN]) for i in range(len(template) - LEAK_RUN + 1)}
+    runs = _runs(prompt_template)
     words = [w.lower() for w in _WORDS.findall(text)]
     if any(tuple(words[i : i + LEAK_RUN]) in runs for i in range(len(words) - LEAK_RUN + 1)):
         return "prompt_leak"
     return None
 
 
+@lru_cache(maxsize=16)
+def _runs(prompt_template: str) -> frozenset[tuple[str, ...]]:
+    """Every LEAK_RUN words in a row of a prompt's own text (once per template, not per answer)."""
+    words = [w.lower() for w in _WORDS.findall(prompt_template) if w not in ("question", "context", "schema")]
+    return frozenset(tuple(words[i : i + LEAK_RUN]) for i in range(len(words) - LEAK_RUN + 1))
+
+
 def moderate_answer(text: str, action: str, severe_action: str) -> tuple[list[str], list[str]]:
     """The answer's `moderation:<category>` flags, and the categories the policy refuses (the
     answer is then withheld)."""
-    found = moderation.shipped().check(text).flagged
-    acted = {c: severe_action if c in moderation.SEVERE else action for c in found}
+    acted = moderation.actions(moderation.shipped().check(text).flagged, action, severe_action)
     flags = [f"moderation:{c}" for c, a in acted.items() if a != "allow"]
     return flags, sorted(c for c, a in acted.items() if a == "refuse")

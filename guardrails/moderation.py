@@ -179,6 +179,12 @@ class Moderator:
         return Moderation(flagged=flagged, scores=scores)
 
 
+def actions(flagged: list[str], action: str, severe_action: str) -> dict[str, str]:
+    """Each flagged category with what the tenant's policy does with it (allow | flag | refuse):
+    `severe_action` for the severe forms, `action` for the rest."""
+    return {c: severe_action if c in SEVERE else action for c in flagged}
+
+
 @lru_cache(maxsize=1)
 def shipped() -> Moderator:
     """The fitted lexicons, with the operator's local classifier when one is configured."""

@@ -10,13 +10,12 @@ a cache of a few seconds, so a change takes effect within GUARD_POLICY_TTL_S eve
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, replace
 
 import redis
 
 from stores.keys import guard_key
+from stores.recent import Recent
 
 QUESTION_ACTIONS = ("flag", "refuse")
 SOURCE_ACTIONS = ("quote", "exclude", "allow")
@@ -45,22 +44,17 @@ class GuardPolicy:
         return self
 
 
-_cache: dict[tuple[int, str], tuple[float, GuardPolicy]] = {}
-_lock = threading.Lock()
+_recent: Recent[GuardPolicy] = Recent(GUARD_POLICY_TTL_S)
 
 
 def read(r: redis.Redis, tenant: str, default: GuardPolicy) -> GuardPolicy:
     """The tenant's policy (its overrides on `default`), at most GUARD_POLICY_TTL_S old."""
-    now = time.monotonic()
-    with _lock:
-        cached = _cache.get((id(r), tenant))
-    if cached is not None and now - cached[0] < GUARD_POLICY_TTL_S:
-        return cached[1]
-    fields = {k: str(v) for k, v in r.hgetall(guard_key(tenant)).items() if k in FIELDS}
-    policy = replace(default, **fields)
-    with _lock:
-        _cache[(id(r), tenant)] = (now, policy)
-    return policy
+
+    def load() -> GuardPolicy:
+        fields = {k: str(v) for k, v in r.hgetall(guard_key(tenant)).items() if k in FIELDS}
+        return replace(default, **fields)
+
+    return _recent.get(r, tenant, load)
 
 
 def write(r: redis.Redis, tenant: str, default: GuardPolicy, **changes: str) -> GuardPolicy:
@@ -68,6 +62,5 @@ def write(r: redis.Redis, tenant: str, default: GuardPolicy, **changes: str) -> 
     current = read(r, tenant, default)
     policy = replace(current, **changes).check()
     r.hset(guard_key(tenant), mapping={k: getattr(policy, k) for k in FIELDS})
-    with _lock:
-        _cache.pop((id(r), tenant), None)
+    _recent.forget(r, tenant)
     return policy

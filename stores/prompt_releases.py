@@ -14,13 +14,12 @@ written to the audit log by the caller (`app.prompts`).
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from dataclasses import dataclass
 
 import redis
 
 from stores.keys import prompt_releases_key
+from stores.recent import Recent
 
 GLOBAL = "*"
 RELEASES_TTL_S = 2.0
@@ -43,23 +42,20 @@ class Assignment:
     scope: str  # the tenant whose registry decided, "*" for the global one, "" for the default
 
 
-_cache: dict[tuple[int, str], tuple[float, dict[str, Release]]] = {}
-_lock = threading.Lock()
+_recent: Recent[dict[str, Release]] = Recent(RELEASES_TTL_S)
 
 
 def releases(r: redis.Redis, scope: str, *, fresh: bool = False) -> dict[str, Release]:
     """A scope's families and their labels (cached for RELEASES_TTL_S unless `fresh`)."""
-    now = time.monotonic()
-    with _lock:
-        cached = _cache.get((id(r), scope))
-    if not fresh and cached is not None and now - cached[0] < RELEASES_TTL_S:
-        return cached[1]
-    raw = {str(k): str(v) for k, v in r.hgetall(prompt_releases_key(scope)).items()}
+    return _recent.get(r, scope, lambda: _read(r, scope), fresh=fresh)
+
+
+def _read(r: redis.Redis, scope: str) -> dict[str, Release]:
     families: dict[str, dict[str, str]] = {}
-    for field, value in raw.items():
-        family, _, label = field.rpartition(":")
-        families.setdefault(family, {})[label] = value
-    parsed = {
+    for field, value in r.hgetall(prompt_releases_key(scope)).items():
+        family, _, label = str(field).rpartition(":")
+        families.setdefault(family, {})[label] = str(value)
+    return {
         family: Release(
             production=labels.get("production", ""),
             canary=labels.get("canary", ""),
@@ -68,9 +64,6 @@ def releases(r: redis.Redis, scope: str, *, fresh: bool = False) -> dict[str, Re
         )
         for family, labels in families.items()
     }
-    with _lock:
-        _cache[(id(r), scope)] = (now, parsed)
-    return parsed
 
 
 def in_canary(tenant: str, key_id: str, share: float) -> bool:
@@ -127,6 +120,5 @@ def rollback(r: redis.Redis, scope: str, family: str) -> Release:
 
 
 def _forget(r: redis.Redis, scope: str, family: str) -> Release:
-    with _lock:
-        _cache.pop((id(r), scope), None)
+    _recent.forget(r, scope)
     return releases(r, scope, fresh=True).get(family, Release())
