@@ -14,6 +14,7 @@ from contracts.query import QueryInput, QueryOutput
 from gateway.keys import Principal
 from ingestion.redact import Redactor
 from keel.errors import NotFound
+from keel.text import check_text
 from stores import feedback
 from stores.feedback import AnswerRecord, Feedback
 
@@ -98,7 +99,9 @@ def give_feedback(
     about = feedback.answer(r, who.tenant, request_id)
     if about is None or about.key_id != who.key_id:
         raise NotFound(f"no answer {request_id!r} for this key (answers can be rated for 30 days)")
-    if redactor is not None:  # free text from a user is stored like a question: redacted
+    check_text(reason, "the reason")  # free text from a user is checked and stored like a question
+    check_text(correction, "the correction")
+    if redactor is not None:
         reason, correction = redactor.redact(reason).text, redactor.redact(correction).text
     given = Feedback(request_id=request_id, rating=rating, reason=reason, correction=correction, at=at)
     feedback.give(r, who.tenant, given, about)

@@ -59,6 +59,8 @@ async def test_only_the_key_that_asked_may_rate_an_answer(api: httpx.AsyncClient
         assert resp.json()["error"]["request_id"]
     bad = await api.post("/v1/feedback", json={"request_id": answered["request_id"], "rating": "meh"}, headers=reader)
     assert bad.status_code == 422 and bad.json()["error"]["code"]
+    nul = await rate(api, reader, answered["request_id"], reason="wrong\x00answer")
+    assert nul.status_code == 400 and nul.json()["error"]["code"] == "invalid_text"
     up = await api.post("/v1/feedback", json={"request_id": answered["request_id"], "rating": "up"}, headers=reader)
     assert up.status_code == 200 and up.json()["purged"] is False and up.json()["cache"] == "miss"
     down = await rate(api, reader, answered["request_id"])  # a fresh answer rated down: what was kept of it goes
