@@ -17,6 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ingestion.chunk import Chunk
@@ -29,14 +30,46 @@ class Redaction:
     counts: dict[str, int]
 
 
+# What Presidio reads of a spaCy doc: entities (the NER component) and lemmas (its context
+# words). The tagger, attribute ruler and lemmatizer exist only to make lemmas, and the context
+# words match as substrings ("phone" in "phones"), so the lower-cased token does as well at a
+# fraction of the cost; the parser's output is read by nothing.
+_UNUSED = ["parser", "tagger", "attribute_ruler", "lemmatizer", "senter"]
+LOWER_LEMMA = "keel_lower_lemma"
+
+
+def _lower_lemma(doc: Any) -> Any:
+    for token in doc:
+        token.lemma_ = token.lower_
+    return doc
+
+
+def _blank_pipeline() -> Any:
+    """English tokenization and the lower-case lemma, no model: what the pattern recognizers need."""
+    import spacy
+    from spacy.language import Language
+
+    if LOWER_LEMMA not in Language.factories:
+        Language.component(LOWER_LEMMA, func=_lower_lemma)
+    nlp = spacy.blank("en")
+    nlp.add_pipe(LOWER_LEMMA)
+    return nlp
+
+
 def _load_pipeline(use_ner: bool) -> tuple[Any, bool]:
     import spacy
 
+    blank = _blank_pipeline()
     model_dir = offline.spacy_model_dir() if use_ner else None
     if model_dir is None:
-        return spacy.blank("en"), False
-    # The dependency parser is the slowest component and Presidio needs none of its output.
-    return spacy.load(model_dir, exclude=["parser"]), True
+        return blank, False
+    # The shared tok2vec feeds the tagger and parser; it goes too when NER has an encoder of its
+    # own (en_core_web_sm's does), which leaves NER's output unchanged (tests/ingestion/test_redact.py).
+    ner = spacy.util.load_config(Path(model_dir) / "config.cfg")["components"]["ner"]["model"]["tok2vec"]
+    listens = "Listener" in str(ner.get("@architectures", ""))
+    nlp = spacy.load(model_dir, exclude=_UNUSED if listens else [*_UNUSED, "tok2vec"])
+    nlp.add_pipe(LOWER_LEMMA)
+    return nlp, True
 
 
 class Redactor:
@@ -52,45 +85,79 @@ class Redactor:
         nlp, self.has_ner = _load_pipeline(use_ner)
 
         class _PreloadedSpacy(SpacyNlpEngine):
-            def load(self) -> None:  # never spacy.cli.download
-                self.nlp = {"en": nlp}  # type: ignore[assignment]
+            def __init__(self, pipeline: Any) -> None:
+                self._pipeline = pipeline
+                super().__init__(models=[{"lang_code": "en", "model_name": "preloaded"}])
+                self.load()
 
-        engine = _PreloadedSpacy(models=[{"lang_code": "en", "model_name": "preloaded"}])
-        engine.load()
-        self._analyzer = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
+            def load(self) -> None:  # never spacy.cli.download
+                self.nlp = {"en": self._pipeline}  # type: ignore[assignment]
+
+        self._engine = _PreloadedSpacy(nlp)
+        self._analyzer = AnalyzerEngine(nlp_engine=self._engine, supported_languages=["en"])
         self._analyzer.registry.remove_recognizer("EmailRecognizer")
         self._analyzer.registry.add_recognizer(_any_domain_email())
         self._anonymizer = AnonymizerEngine()
         self.entities = [e for e in entities if self.has_ner or e not in _NER_ONLY]
         self.names = "PERSON" in entities  # addressed names are found by pattern, with or without NER
+        # NER is the costly part, and PERSON its only entity by default: a text in which no person
+        # `_plausible_person` would keep can stand (`could_name_a_person`) is tokenized without it.
+        ner_entities = set(self.entities) & _NER_ONLY
+        self._tokens_only = _PreloadedSpacy(_blank_pipeline()) if ner_entities == {"PERSON"} else None
         self.score_threshold = score_threshold
         # spaCy pipelines are not documented as thread-safe; the lock costs little on 2 cores.
         self._lock = threading.Lock()
 
     def redact(self, text: str) -> Redaction:
-        spans = self.find(text)
-        if not spans:
-            return Redaction(text, {})
+        return self.redact_many([text])[0]
+
+    def redact_many(self, texts: Sequence[str]) -> list[Redaction]:
+        """Each text with its PII replaced, analysed in one batch (`find_many`)."""
         from presidio_analyzer import RecognizerResult
 
-        results = [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]
-        anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results)  # type: ignore[arg-type]
-        counts = Counter(item.entity_type for item in anonymized.items)
-        return Redaction(anonymized.text, dict(counts))
+        out = []
+        for text, spans in zip(texts, self.find_many(texts), strict=True):
+            if not spans:
+                out.append(Redaction(text, {}))
+                continue
+            results = [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]
+            anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results)  # type: ignore[arg-type]
+            out.append(Redaction(anonymized.text, dict(Counter(item.entity_type for item in anonymized.items))))
+        return out
 
     def find(self, text: str) -> list[Span]:
         """The PII spans of `text`, non-overlapping, in order (what `redact` replaces)."""
-        if not text.strip():
-            return []
-        found: dict[tuple[int, int, str], float] = {}
-        for start, window in windows(text, WINDOW_CHARS, WINDOW_OVERLAP_CHARS):
-            with self._lock:
-                results = self._analyzer.analyze(
-                    window, language="en", entities=self.entities, score_threshold=self.score_threshold
-                )
-            for r in results:  # found again in an overlap: the same key
-                key = (r.start + start, r.end + start, r.entity_type)
-                found[key] = max(found.get(key, 0.0), r.score)
+        return self.find_many([text])[0]
+
+    def find_many(self, texts: Sequence[str]) -> list[list[Span]]:
+        """`find` for each text. spaCy reads them all in one `nlp.pipe` (a document's title,
+        chunks and headings; the windows of a long text), then the recognizers run per text."""
+        pieces = [(i, start, window) for i, t in enumerate(texts) if t.strip() for start, window in windows(t)]
+        found: list[dict[tuple[int, int, str], float]] = [{} for _ in texts]
+        with self._lock:
+            for engine, share in self._engines(pieces):
+                docs = engine.process_batch([w for _, _, w in share], language="en", batch_size=PIPE_BATCH)
+                for (i, start, window), (_, artifacts, *_) in zip(share, docs, strict=True):
+                    results = self._analyzer.analyze(
+                        window,
+                        language="en",
+                        entities=self.entities,
+                        score_threshold=self.score_threshold,
+                        nlp_artifacts=artifacts,
+                    )
+                    for r in results:  # found again in an overlap: the same key
+                        key = (r.start + start, r.end + start, r.entity_type)
+                        found[i][key] = max(found[i].get(key, 0.0), r.score)
+        return [self._kept(text, hits) for text, hits in zip(texts, found, strict=True)]
+
+    def _engines(self, pieces: list[tuple[int, int, str]]) -> list[tuple[Any, list[tuple[int, int, str]]]]:
+        """The pieces NER must read, and those tokenization alone serves."""
+        if self._tokens_only is None:
+            return [(self._engine, pieces)]
+        named = [p for p in pieces if could_name_a_person(p[2])]
+        return [(self._engine, named), (self._tokens_only, [p for p in pieces if not could_name_a_person(p[2])])]
+
+    def _kept(self, text: str, found: dict[tuple[int, int, str], float]) -> list[Span]:
         spans = [Span(start=a, end=b, entity=e, score=sc) for (a, b, e), sc in found.items()]
         lower = _lower_case_words(text)  # once per text, not per detection
         spans = [s for s in spans if _plausible(text, s, lower)]
@@ -122,9 +189,10 @@ def _resolve(spans: Sequence[Span]) -> list[Span]:
 # the anonymizer merges the spans found twice.
 WINDOW_CHARS = 20_000
 WINDOW_OVERLAP_CHARS = 500
+PIPE_BATCH = 16  # texts a spaCy batch: a document's pieces, rarely more
 
 
-def windows(text: str, size: int, overlap: int) -> list[tuple[int, str]]:
+def windows(text: str, size: int = WINDOW_CHARS, overlap: int = WINDOW_OVERLAP_CHARS) -> list[tuple[int, str]]:
     """(offset, piece) windows of at most `size` characters covering `text`, each starting
     `overlap` characters before the previous one ended (at whitespace where there is some)."""
     if len(text) <= size:
@@ -142,20 +210,16 @@ def windows(text: str, size: int, overlap: int) -> list[tuple[int, str]]:
 
 
 def redact_chunks(redactor: Redactor, title: str, chunks: list[Chunk]) -> tuple[str, list[Chunk], dict[str, int]]:
-    """Chunk text, section titles and the document title: names hide in headings too."""
-    red_title = redactor.redact(title)
-    counts = [red_title.counts]
-    headings: dict[str, str] = {}  # each heading is redacted (and counted) once, not per chunk
-    for c in chunks:
-        body = redactor.redact(c.text)
-        counts.append(body.counts)
-        for heading in c.section_path:
-            if heading not in headings:
-                red = redactor.redact(heading)
-                headings[heading] = red.text
-                counts.append(red.counts)
-        c.text, c.section_path = body.text, [headings[h] for h in c.section_path]
-    return red_title.text, chunks, merge_counts(counts)
+    """Chunk text, section titles and the document title: names hide in headings too. All of a
+    document's texts go through the redactor in one batch; each heading once, however many
+    chunks it heads (and is counted once)."""
+    headings = list(dict.fromkeys(h for c in chunks for h in c.section_path))
+    done = redactor.redact_many([title, *headings, *(c.text for c in chunks)])
+    red_title, red_headings, bodies = done[0], done[1 : 1 + len(headings)], done[1 + len(headings) :]
+    by_heading = {h: r.text for h, r in zip(headings, red_headings, strict=True)}
+    for c, body in zip(chunks, bodies, strict=True):
+        c.text, c.section_path = body.text, [by_heading[h] for h in c.section_path]
+    return red_title.text, chunks, merge_counts([r.counts for r in done])
 
 
 _NER_ONLY = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION", "DATE_TIME"})
@@ -257,6 +321,32 @@ def _plausible_person(text: str, s: Span, span: str, lower: set[str]) -> bool:
     if len(others) >= 2 and sum(w[0].isupper() for w in others) / len(others) >= 0.6:
         return cue
     return True
+
+
+_PIECE = re.compile(r"[^\W\d_]+")  # a run of letters: a word, or one part of O'Brien or Jean-Luc
+
+
+def could_name_a_person(text: str) -> bool:
+    """Whether NER could find a PERSON in `text` that `_plausible_person` would keep.
+
+    A kept person looks like a name (`_looks_like_name`: capitalised words, the rest lower case)
+    and is either two or more words, so two capitalised letter runs with only whitespace (or one
+    hyphen or apostrophe, which split words there) between them, or stands after a person cue (`_PERSON_CUE`). A text with neither holds no person the
+    filters would keep, so NER's output there would be thrown away: it is not computed. Checked
+    against running NER on everything by tests/ingestion/test_redact.py and `make bench-pii`.
+    """
+    prev_end, prev_title = -1, False
+    for m in _PIECE.finditer(text):
+        piece = m.group()
+        title = piece[0].isupper() and (len(piece) == 1 or piece[1:].islower())
+        if title:
+            gap = text[prev_end : m.start()]
+            if prev_title and (gap.isspace() or gap in ("-", "'")):  # "Ada Lovelace", "Jean-Luc"
+                return True
+            if _PERSON_CUE.search(text[max(0, m.start() - 30) : m.start()]):
+                return True
+        prev_end, prev_title = m.end(), title
+    return False
 
 
 def _looks_like_name(span: str) -> bool:

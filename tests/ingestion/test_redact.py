@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ingestion.redact import WINDOW_CHARS, WINDOW_OVERLAP_CHARS, Redactor, windows
+from ingestion.redact import WINDOW_CHARS, WINDOW_OVERLAP_CHARS, Redactor, could_name_a_person, windows
 from keel.config import Settings
 
 
@@ -100,3 +100,76 @@ def test_the_labelled_set_keeps_its_measured_quality(redactor: Redactor) -> None
     fp = sum(c["fp"] for c in tally.values())
     assert tp / (tp + fn) >= 0.95
     assert tp / (tp + fp) >= 0.99
+
+
+SAMPLES = [
+    "Dr. Amara Okafor of Lagos University Hospital presented the trial in Geneva on 3 May 2021.",
+    "Patients in Boston and Chicago were followed by Jonathan Miller for twelve weeks.",
+    "BRCA1 carriers from Norway were compared with controls; Maria Keller analysed the data.",
+    "No names here: the kinase binds ATP in the cleft.",
+]
+
+
+def test_the_trimmed_pipeline_finds_what_the_full_one_does(redactor: Redactor) -> None:
+    """Only NER and a lower-case lemma run (no tagger, lemmatizer, parser or shared tok2vec):
+    the entities are the full pipeline's."""
+    import spacy
+
+    from keel import offline
+
+    model_dir = offline.spacy_model_dir()
+    if model_dir is None:
+        pytest.skip("the spaCy model package is not installed")
+    trimmed = redactor._engine.nlp["en"]  # type: ignore[index]
+    assert "tagger" not in trimmed.pipe_names and "lemmatizer" not in trimmed.pipe_names
+    full = spacy.load(model_dir)
+    for text in SAMPLES:
+        got = [(e.start_char, e.end_char, e.label_) for e in trimmed(text).ents]
+        assert got == [(e.start_char, e.end_char, e.label_) for e in full(text).ents]
+        assert [t.lemma_ for t in trimmed(text)] == [t.lower_ for t in trimmed(text)]
+
+
+def test_a_batch_finds_what_each_text_alone_does(redactor: Redactor) -> None:
+    texts = [*SAMPLES, "", "Call me on +44 20 7946 0958 or write to a.b@example.org."]
+    assert redactor.find_many(texts) == [redactor.find(t) for t in texts]
+    assert redactor.find_many(texts)[4] == []
+    redacted = redactor.redact_many(texts)
+    assert redacted[-1].counts == {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1}
+    assert redacted[1].counts == {"PERSON": 1}
+
+
+def test_phone_context_still_counts_without_the_lemmatizer(redactor: Redactor) -> None:
+    """Presidio's context words are matched against lemmas; lower-cased tokens still carry them."""
+    with_context, bare = redactor.find("Her phones: 212 555 0198."), redactor.find("Room 4: 212 555 0198.")
+    assert [s.entity for s in with_context] == [s.entity for s in bare] == ["PHONE_NUMBER"]
+    assert with_context[0].score > bare[0].score  # "phones" raised it, as the lemma "phone" did
+
+
+@pytest.mark.parametrize(
+    ("text", "could"),
+    [
+        ("Contact Maria Gonzalez today.", True),  # two capitalised words
+        ("signed off by Jean-Luc", True),  # a hyphen splits one word into two names
+        ("the patient Okafor was discharged", True),  # one word after a person cue
+        ("The kinase binds ATP in the cleft. Results were robust.", False),
+        ("IRF7 and TRF2 bind RNA in SiO2 particles.", False),
+        ("", False),
+    ],
+)
+def test_where_ner_is_needed(text: str, could: bool) -> None:
+    assert could_name_a_person(text) is could
+
+
+def test_skipping_ner_where_no_person_can_be_kept_changes_nothing(redactor: Redactor) -> None:
+    texts = [
+        *SAMPLES,
+        "Results: the Kaplan-Meier estimate fell. Hazard ratios were 0.7. Dear Okafor, thanks.",
+        "In Vivo and In Vitro assays of Factor V Leiden agreed; call 212 555 0198.",
+        "the study was led by professor alan turing at manchester",
+    ]
+    gated = redactor.find_many(texts)
+    tokens_only, redactor._tokens_only = redactor._tokens_only, None
+    try:
+        assert gated == redactor.find_many(texts)
+    finally:
+        redactor._tokens_only = tokens_only
