@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 
-.PHONY: install run down status test test-fast lint bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard eval clean
+.PHONY: install run down status test test-fast lint bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 eval clean
 
 # One resolve with torch pinned to the CPU wheel on disk (never the CUDA build). The second step
 # adds unstructured-inference without its declared deps: unstructured's PDF module imports it,
@@ -56,6 +56,9 @@ bench-edge: install
 
 bench-load: install
 	$(BIN)/python -m bench.load --dataset $(DATASET) $(BENCH_ARGS)
+
+bench-int8: install
+	$(BIN)/python -m bench.int8 $(BENCH_ARGS)
 
 bench-pii: install
 	$(BIN)/python -m bench.pii --dataset $(DATASET) $(BENCH_ARGS)

@@ -26,7 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.ingest import stage, start_batch
+from bench.shapes import KINDS, large_pdf, mixed_folder
+from encoders.int8 import build
 from evaluation.beir import check_dataset
+from index.active import DEFAULT_ENCODER, encoder_catalog, start_on
 from infra.services import free_port, start_redis, start_temporal
 from keel import offline  # noqa: F401
 from keel.config import Settings
@@ -96,13 +99,13 @@ def check_fast_parse(paths: list[Path]) -> None:
         sys.exit("the markdown fast path differs from unstructured: see ingestion/simple_md.py")
 
 
-def run_plain(settings: Settings, paths: list[Path]) -> tuple[Run, Run]:
+def run_plain(settings: Settings, paths: list[Path], encoder: str, tenant: str) -> tuple[Run, Run]:
     """The plain loop with its per-step profile, then the model alone on the texts it embedded
     (the same batches, one document's chunks at a time, the same threads): the limit."""
     deps = build_deps(settings)
     steps = IngestSteps(deps)
     steps.clock.on = True
-    tenant = "bench-plain"
+    start_on(deps.redis, tenant, encoder)
     cpu = time.process_time()
     start = time.perf_counter()
     chunks = 0
@@ -158,7 +161,9 @@ def _print_threads(pid: int) -> None:
     print("  worker threads: " + ", ".join(f"{n} {v:.1f}" for n, v in by_name.most_common(12)))
 
 
-async def run_workflows(settings: Settings, corpus: Path, service_pids: dict[str, int]) -> Run:
+async def run_workflows(
+    settings: Settings, corpus: Path, service_pids: dict[str, int], encoder: str, tenant: str
+) -> Run:
     log = settings.data_dir / "worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
@@ -172,6 +177,7 @@ async def run_workflows(settings: Settings, corpus: Path, service_pids: dict[str
             await asyncio.sleep(0.2)
         client = await connect(settings)
         r = redis_store.connect(settings)
+        start_on(r, tenant, encoder)
         pids = {**service_pids, "worker": worker.pid}
         profiler = None
         if os.environ.get("KEEL_BENCH_PROFILE"):  # py-spy the worker: where does orchestration spend time?
@@ -194,8 +200,8 @@ async def run_workflows(settings: Settings, corpus: Path, service_pids: dict[str
         cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
         cpu_client = time.process_time()
         start = time.perf_counter()
-        staged = stage(settings, [corpus], "bench-wf")
-        handle = await start_batch(client, settings, r, staged, "bench-wf", [])
+        staged = stage(settings, [corpus], tenant)
+        handle = await start_batch(client, settings, r, staged, tenant, [])
         counters = await handle.result()
         elapsed = time.perf_counter() - start
         if profiler is not None:
@@ -214,11 +220,49 @@ async def run_workflows(settings: Settings, corpus: Path, service_pids: dict[str
         worker.wait(timeout=60)
 
 
+@dataclass
+class Measured:
+    plain: Run
+    limit: Run
+    flows: Run
+
+
+def measure(
+    name: str, paths: list[Path], folder: Path, base: Settings, work: Path, encoder: str, services: dict[str, int]
+) -> Measured:
+    """The plain loop, the model alone and the workflows over the same files, each in a data
+    directory of its own. The plain loop at its best: one forward pass at a time using every core
+    (measured faster than 1 thread for a sequential loop); the worker uses the configured settings."""
+    plain_settings = base.model_copy(update={"data_dir": work / f"plain-{name}", "torch_threads": os.cpu_count() or 1})
+    plain, limit = run_plain(plain_settings, paths, encoder, f"bench-plain-{name}")
+    print(plain.line(), flush=True)
+    print(limit.line(), flush=True)
+    wf_settings = base.model_copy(update={"data_dir": work / f"wf-{name}"})
+    spec = encoder_catalog(base)[encoder]
+    if spec.runtime == "onnx-int8":  # built before the clock starts, as a first start does
+        build(Path(spec.path), wf_settings.data_dir / "models")
+    flows = asyncio.run(run_workflows(wf_settings, folder, services, encoder, f"bench-wf-{name}"))
+    print(flows.line(), flush=True)
+    return Measured(plain, limit, flows)
+
+
+def shape_line(name: str, m: Measured) -> str:
+    """A shape's ratios by chunks: a large PDF is one document of many chunks."""
+    return (
+        f"{name}: workflows {m.flows.chunks_per_s:.1f} chunks/s, model alone {m.limit.chunks_per_s:.1f}, "
+        f"plain loop {m.plain.chunks_per_s:.1f}: limit_ratio {m.flows.chunks_per_s / m.limit.chunks_per_s:.3f}, "
+        f"ingest_ratio {m.flows.chunks_per_s / m.plain.chunks_per_s:.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/scifact"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N documents")
     parser.add_argument("--window", type=int, default=None, help="documents in flight (default: settings)")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="the encoder both tenants start on (`default-int8`)")
+    parser.add_argument("--pdf-pages", type=int, default=120, help="pages of the large PDF (0: not timed)")
+    parser.add_argument("--mixed-files", type=int, default=250, help="files of the mixed folder (0: not timed)")
     args = parser.parse_args()
     try:
         check_dataset(args.dataset)
@@ -232,42 +276,48 @@ def main() -> None:
         corpus = work / "corpus"
         paths = write_corpus(args.dataset, corpus, args.limit)
         base = Settings()
-        common = {
-            "temporal_address": f"127.0.0.1:{temporal.port}",
-            "redis_url": f"redis://127.0.0.1:{red.port}/0",
-            "batch_window": args.window or base.batch_window,
-        }
+        base = base.model_copy(
+            update={
+                "temporal_address": f"127.0.0.1:{temporal.port}",
+                "redis_url": f"redis://127.0.0.1:{red.port}/0",
+                "batch_window": args.window or base.batch_window,
+            }
+        )
+        services = {"temporal": temporal.proc.pid, "redis": red.proc.pid}
         print(
-            f"dataset {args.dataset.name}: {len(paths)} documents; plain loop torch threads {os.cpu_count()}; "
-            f"worker torch threads {base.torch_threads}, window {common['batch_window']}, "
-            f"local activity slots {base.max_concurrent_local_activities}",
+            f"dataset {args.dataset.name}: {len(paths)} documents; encoder {args.encoder}; "
+            f"plain loop torch threads {os.cpu_count()}; worker torch threads {base.torch_threads}, "
+            f"window {base.batch_window}, local activity slots {base.max_concurrent_local_activities}",
             flush=True,
         )
-        # The baseline at its best: one forward pass at a time using every core (measured faster
-        # than 1 thread for a sequential loop). The worker uses the configured settings.
-        plain_settings = base.model_copy(
-            update={**common, "data_dir": work / "plain", "torch_threads": os.cpu_count() or 1}
-        )
         check_fast_parse(paths)
-        plain, limit = run_plain(plain_settings, paths)
-        print(plain.line(), flush=True)
-        print(limit.line(), flush=True)
-        wf_settings = base.model_copy(update={**common, "data_dir": work / "wf"})
-        service_pids = {"temporal": temporal.proc.pid, "redis": red.proc.pid}
-        flows = asyncio.run(run_workflows(wf_settings, corpus, service_pids))
-        print(flows.line(), flush=True)
+        main_run = measure(args.dataset.name, paths, corpus, base, work, args.encoder, services)
+        plain, limit, flows = main_run.plain, main_run.limit, main_run.flows
+        shapes: dict[str, Measured] = {}
+        if args.pdf_pages:
+            pdf = large_pdf(args.dataset, work / "large-pdf", args.pdf_pages)
+            print(f"large PDF: {args.pdf_pages} pages, {pdf.stat().st_size / 1e6:.1f} MB", flush=True)
+            shapes["large-pdf"] = measure("large-pdf", [pdf], pdf.parent, base, work, args.encoder, services)
+        if args.mixed_files:
+            mixed = mixed_folder(args.dataset, work / "mixed", args.mixed_files)
+            print(f"mixed folder: {len(mixed)} files ({', '.join(KINDS)} in turn)", flush=True)
+            shapes["mixed"] = measure("mixed", mixed, mixed[0].parent, base, work, args.encoder, services)
         results = {
             "dataset": args.dataset.name,
+            "encoder": args.encoder,
             "documents": len(paths),
             "plain": vars(plain) | {"docs_per_s": plain.docs_per_s, "chunks_per_s": plain.chunks_per_s},
             "workflows": vars(flows) | {"docs_per_s": flows.docs_per_s, "chunks_per_s": flows.chunks_per_s},
             "ingest_ratio": flows.docs_per_s / plain.docs_per_s,
             "embed_limit_docs_per_s": limit.docs_per_s,
             "limit_ratio": flows.docs_per_s / limit.docs_per_s,
+            "shapes": {name: {k: vars(v) for k, v in vars(m).items()} for name, m in shapes.items()},
         }
         out = Path("bench/results")
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"ingest-{args.dataset.name}-{len(paths)}.json").write_text(json.dumps(results, indent=2))
+        (out / f"ingest-{args.dataset.name}-{len(paths)}-{args.encoder}.json").write_text(json.dumps(results, indent=2))
+        for name, m in shapes.items():
+            print(shape_line(name, m))
         print(f"ingest_docs_per_s={flows.docs_per_s:.2f}")
         print(f"embed_limit_docs_per_s={limit.docs_per_s:.2f}")
         print(f"limit_ratio={flows.docs_per_s / limit.docs_per_s:.3f}")

