@@ -79,21 +79,24 @@ class Int8Embedder(Embedder):
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Unit vectors, in the order given; batches are formed by length, as sentence-transformers
         does, so short texts are not padded to a long neighbour's length."""
-        out = np.empty((len(texts), 0), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        pooled: list[np.ndarray] = []
         for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
             batch = self.tokenizer(
-                [texts[i] for i in rows], padding=True, truncation=True, max_length=self.window, return_tensors="np"
+                [texts[i] for i in order[start : start + self.batch_size]],
+                padding=True,
+                truncation=True,
+                max_length=self.window,
+                return_tensors="np",
             )
             feed = {name: np.asarray(batch[name], dtype=np.int64) for name in _INPUTS if name in batch}
             hidden = self.session.run(None, feed)[0]
             mask = feed["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            if out.shape[1] == 0:
-                out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
-            out[rows] = pooled
+            pooled.append((hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9))
+        vectors = np.vstack(pooled).astype(np.float32)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        out = np.empty_like(vectors)
+        out[order] = vectors
         return out
 
 

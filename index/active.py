@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import redis
@@ -174,10 +174,11 @@ class Indexes:
     def state(self, tenant: str) -> IndexState:
         return read_state(self.r, tenant)
 
-    def settle(self, tenant: str, documents: int) -> None:
+    def settle(self, tenant: str, documents: Callable[[], int]) -> None:
         """Before a tenant's write: one with no documents and no index yet starts on the
-        configured encoder for new tenants (`start_on`); any other keeps its own."""
-        if self.new_tenant_encoder != DEFAULT_ENCODER and documents == 0:
+        configured encoder for new tenants (`start_on`); any other keeps its own. `documents`
+        is asked only when a new tenant would start elsewhere than the default."""
+        if self.new_tenant_encoder != DEFAULT_ENCODER and documents() == 0:
             start_on(self.r, tenant, self.new_tenant_encoder)
 
     def active(self, tenant: str) -> ActiveIndex:

@@ -44,13 +44,18 @@ def _lower_lemma(doc: Any) -> Any:
     return doc
 
 
-def _blank_pipeline() -> Any:
-    """English tokenization and the lower-case lemma, no model: what the pattern recognizers need."""
-    import spacy
+def _register_lower_lemma() -> None:
     from spacy.language import Language
 
     if LOWER_LEMMA not in Language.factories:
         Language.component(LOWER_LEMMA, func=_lower_lemma)
+
+
+def _blank_pipeline() -> Any:
+    """English tokenization and the lower-case lemma, no model: what the pattern recognizers need."""
+    import spacy
+
+    _register_lower_lemma()
     nlp = spacy.blank("en")
     nlp.add_pipe(LOWER_LEMMA)
     return nlp
@@ -59,10 +64,10 @@ def _blank_pipeline() -> Any:
 def _load_pipeline(use_ner: bool) -> tuple[Any, bool]:
     import spacy
 
-    blank = _blank_pipeline()
     model_dir = offline.spacy_model_dir() if use_ner else None
     if model_dir is None:
-        return blank, False
+        return _blank_pipeline(), False
+    _register_lower_lemma()
     # The shared tok2vec feeds the tagger and parser; it goes too when NER has an encoder of its
     # own (en_core_web_sm's does), which leaves NER's output unchanged (tests/ingestion/test_redact.py).
     ner = spacy.util.load_config(Path(model_dir) / "config.cfg")["components"]["ner"]["model"]["tok2vec"]
@@ -154,8 +159,11 @@ class Redactor:
         """The pieces NER must read, and those tokenization alone serves."""
         if self._tokens_only is None:
             return [(self._engine, pieces)]
-        named = [p for p in pieces if could_name_a_person(p[2])]
-        return [(self._engine, named), (self._tokens_only, [p for p in pieces if not could_name_a_person(p[2])])]
+        named: list[tuple[int, int, str]] = []
+        unnamed: list[tuple[int, int, str]] = []
+        for p in pieces:
+            (named if could_name_a_person(p[2]) else unnamed).append(p)
+        return [(self._engine, named), (self._tokens_only, unnamed)]
 
     def _kept(self, text: str, found: dict[tuple[int, int, str], float]) -> list[Span]:
         spans = [Span(start=a, end=b, entity=e, score=sc) for (a, b, e), sc in found.items()]

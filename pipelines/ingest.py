@@ -59,7 +59,7 @@ class IngestSteps:
         return self.d.indexes.active(tenant)
 
     def begin(self, doc: DocumentRef, run_id: str = "") -> BeginOutput:
-        self.d.indexes.settle(doc.tenant, self.catalog.document_count(doc.tenant))
+        self.d.indexes.settle(doc.tenant, lambda: self.catalog.document_count(doc.tenant))
         return self.catalog.begin(doc, run_id)
 
     def parse(self, doc: DocumentRef, data: bytes) -> ParsedDocument:
