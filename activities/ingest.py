@@ -18,7 +18,9 @@ from temporalio import activity
 
 from activities.errors import mapped
 from activities.heartbeat import keep_alive, progress, resume_from
+from contracts.batch import FileOutcome
 from contracts.ingest import (
+    BeginGroupOutput,
     BeginInput,
     BeginOutput,
     ChunkInput,
@@ -29,12 +31,16 @@ from contracts.ingest import (
     DiscardOutput,
     EmbedInput,
     EmbedOutput,
+    GroupInput,
+    IngestGroupInput,
     ParseInput,
     ParseOutput,
+    PublishGroupInput,
     PublishInput,
     PublishOutput,
     RedactInput,
     RedactOutput,
+    StageGroupOutput,
     StageInput,
     StageOutput,
     UpsertInput,
@@ -45,6 +51,7 @@ from ingestion.chunk import Chunk
 from ingestion.parse import Element
 from pipelines.deps import Deps
 from pipelines.ingest import IngestSteps
+from pipelines.ingest_group import GroupRun, GroupSteps
 from stores.blobs import work_key
 
 __all__ = ["IngestActivities"]
@@ -93,6 +100,7 @@ class IngestActivities:
         self.d = deps
         self._gil_steps = StepGate(deps.settings.gil_step_slots)
         self.steps = IngestSteps(deps, gil_gate=self._gil_steps)
+        self.group = GroupSteps(self.steps, self.d.blobs.get)
 
     @activity.defn(name="ingest.begin")
     @mapped
@@ -206,7 +214,31 @@ class IngestActivities:
     @mapped
     def discard(self, inp: DiscardInput) -> DiscardOutput:
         """The document failed: nothing it went through is kept (see IngestSteps.discard)."""
-        return DiscardOutput(removed=self.steps.discard(inp.doc, inp.doc_id))
+        return DiscardOutput(removed=self.steps.discard(inp.doc, inp.doc_id, activity.info().workflow_run_id or ""))
+
+    # -- a group of small documents (IngestGroupWorkflow; see pipelines.ingest_group) ------------
+    @activity.defn(name="ingest.begin_group")
+    @mapped
+    def begin_group(self, inp: IngestGroupInput) -> BeginGroupOutput:
+        members, settled = self.group.begin(inp.docs, _group_run())
+        return BeginGroupOutput(members=members, settled=settled)
+
+    @activity.defn(name="ingest.stage_group")
+    @mapped
+    def stage_group(self, inp: GroupInput) -> StageGroupOutput:
+        staged, failed = self.group.stage(inp.members, _group_run())
+        return StageGroupOutput(staged=staged, failed=failed)
+
+    @activity.defn(name="ingest.publish_group")
+    @mapped
+    @gil_bound
+    def publish_group(self, inp: PublishGroupInput) -> list[FileOutcome]:
+        return self.group.publish(inp.staged, _group_run())
+
+    @activity.defn(name="ingest.discard_group")
+    @mapped
+    def discard_group(self, inp: GroupInput) -> DiscardOutput:
+        return DiscardOutput(removed=self.group.discard(inp.members, _group_run()))
 
     def _chunks(self, key: str) -> list[Chunk]:
         return [Chunk.from_dict(c) for c in self.d.blobs.get_json(key)]
@@ -226,7 +258,16 @@ class IngestActivities:
             self.upsert,
             self.publish,
             self.discard,
+            self.begin_group,
+            self.stage_group,
+            self.publish_group,
+            self.discard_group,
         ]
+
+
+def _group_run() -> GroupRun:
+    info = activity.info()
+    return GroupRun(workflow_id=info.workflow_id or "", run_id=info.workflow_run_id or "")
 
 
 def _dump_npy(a: np.ndarray) -> bytes:

@@ -69,6 +69,7 @@ async def start_batch(
             pages=staged.pages,
             total=staged.total,
             window=settings.batch_window,
+            group_size=settings.ingest_group_size,
             continue_every=settings.batch_continue_every,
             writer_groups=list(writer_groups) if writer_groups is not None else None,
         ),

@@ -58,6 +58,9 @@ class IngestBatchInput:
     window: int = 16
     continue_every: int = 500
     writer_groups: list[str] | None = None  # see DocumentRef.writer_groups
+    # Small documents per IngestGroupWorkflow (Settings.ingest_group_size); 1: each its own
+    # IngestDocumentWorkflow, as every batch started before groups did.
+    group_size: int = 1
 
 
 @dataclass(kw_only=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from contracts.batch import FileOutcome
+
 
 @dataclass(kw_only=True)
 class DocumentRef:
@@ -53,6 +55,9 @@ class BeginOutput:
     # This very run published the version already: a crash lost the record of that, and the
     # re-run begin (local activities run again on replay) hands back the run's own outcome.
     published_here: IngestDocumentOutput | None = None
+    # Another run is ingesting the same bytes right now (`unchanged` is set too, so runs of
+    # IngestDocument recorded before this field end the same way).
+    busy: bool = False
 
 
 @dataclass(kw_only=True)
@@ -183,3 +188,49 @@ class DiscardInput:
 @dataclass(kw_only=True)
 class DiscardOutput:
     removed: int  # staged points and files
+
+
+# -- group workflow: several small documents at once (IngestGroupWorkflow) -----------------------
+@dataclass(kw_only=True)
+class IngestGroupInput:
+    docs: list[DocumentRef]  # one tenant's, each small (workflows.policies.is_small)
+
+
+@dataclass(kw_only=True)
+class GroupMember:
+    doc: DocumentRef
+    doc_id: str
+
+
+@dataclass(kw_only=True)
+class GroupInput:
+    members: list[GroupMember]
+
+
+@dataclass(kw_only=True)
+class BeginGroupOutput:
+    members: list[GroupMember]  # begun: to stage
+    settled: list[FileOutcome]  # ended at begin: unchanged, being ingested by another run, or refused
+
+
+@dataclass(kw_only=True)
+class StagedMember:
+    doc: DocumentRef
+    doc_id: str
+    staged: StageOutput
+
+
+@dataclass(kw_only=True)
+class StageGroupOutput:
+    staged: list[StagedMember]
+    failed: list[FileOutcome]  # failed for good, and cleaned up
+
+
+@dataclass(kw_only=True)
+class PublishGroupInput:
+    staged: list[StagedMember]
+
+
+@dataclass(kw_only=True)
+class IngestGroupOutput:
+    outcomes: list[FileOutcome]  # one per document of the input

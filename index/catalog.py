@@ -18,7 +18,13 @@ import redis
 from contracts.ingest import BeginOutput, DocumentRef, IngestDocumentOutput, StageOutput
 from keel import ids
 from keel.tenancy import check_replacement
-from stores.keys import TENANTS_KEY, doc_key, doc_versions_key, generation_key, tenant_docs_key
+from stores.keys import TENANTS_KEY, doc_key, doc_versions_key, generation_key, ingesting_key, tenant_docs_key
+
+# How long a run's claim on a version outlives the run if it never releases it (a terminated run):
+# longer than any small document's stage and publish with their retries.
+CLAIM_TTL_S = 3600
+# Delete the claim only if it is still this run's: an expired one may have been taken since.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 class Catalog:
@@ -54,12 +60,28 @@ class Catalog:
                 here = published_output(doc_id, doc.version, record)
                 return BeginOutput(doc_id=doc_id, unchanged=True, published_here=here)
             return BeginOutput(doc_id=doc_id, unchanged=True)
+        if run_id and not self.claim(doc.tenant, doc.version, run_id):
+            return BeginOutput(doc_id=doc_id, unchanged=True, busy=True)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(doc_key(doc.tenant, doc_id), mapping={"staging": doc.version, "source": doc.source})
         pipe.sadd(doc_versions_key(doc.tenant, doc_id), doc.version)
         pipe.sadd(tenant_docs_key(doc.tenant), doc_id)
         pipe.execute()
         return BeginOutput(doc_id=doc_id, unchanged=False)
+
+    def claim(self, tenant: str, version: str, run_id: str) -> bool:
+        """Take these bytes for this workflow run, or find them taken by it already (a re-run
+        step). False: another run is ingesting the same bytes right now. Runs of one document are
+        kept apart by their workflow id; a group of documents (`IngestGroupWorkflow`) by this."""
+        key = ingesting_key(tenant, version)
+        if self.r.set(key, run_id, nx=True, ex=CLAIM_TTL_S):
+            return True
+        return self.r.get(key) == run_id
+
+    def release(self, tenant: str, version: str, run_id: str) -> None:
+        """The run published or gave up these bytes: another may take them."""
+        if run_id:
+            self.r.eval(_RELEASE, 1, ingesting_key(tenant, version), run_id)
 
     def abandon(self, tenant: str, doc_id: str, version: str) -> None:
         """An ingest of `version` failed: it is no longer in flight (a document that has no other

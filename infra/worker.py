@@ -46,6 +46,7 @@ from workflows.backup import BackupTenantWorkflow, RestoreTenantWorkflow
 from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
+from workflows.ingest_group import IngestGroupWorkflow
 from workflows.query import QueryWorkflow
 
 log = logging.getLogger("keel.worker")
@@ -144,6 +145,7 @@ def build_workers(
                 workflows=[
                     IngestBatchWorkflow,
                     IngestDocumentWorkflow,
+                    IngestGroupWorkflow,
                     DeleteDocumentWorkflow,
                     EraseTenantWorkflow,
                     BackfillIndexWorkflow,

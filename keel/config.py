@@ -61,7 +61,11 @@ class Settings(BaseSettings):
     chunk_min_tokens: int = 400
     chunk_max_tokens: int = 800
     chunk_overlap_tokens: int = 80
-    batch_window: int = 8  # documents in flight per batch job (sliding window)
+    batch_window: int = 8  # child workflows (documents or groups) in flight per batch job (sliding window)
+    # Small documents (workflows.policies.is_small) staged and published together in one
+    # IngestGroupWorkflow, their texts embedded in one pass: the orchestration's cost is shared.
+    # 1: each document in a workflow of its own.
+    ingest_group_size: int = 8
     batch_continue_every: int = 500  # children per run before continue-as-new
     pii_entities: list[str] = [
         "EMAIL_ADDRESS",

@@ -348,6 +348,8 @@ def _subclasses(cls: type[KeelError]) -> list[type[KeelError]]:
 # Codes that mean "trying again will not help": the batch records them and moves on. Derived
 # from the tree, so a new error class cannot be forgotten here.
 NON_RETRYABLE_CODES = frozenset(cls.code for cls in _subclasses(KeelError) if not cls.retryable)
+# Codes of a dependency every step shares being away: trying the same work another way won't help.
+OUTAGE_CODES = frozenset(cls.code for cls in _subclasses(DependencyUnavailable))
 
 
 def from_code(code: str, message: str) -> KeelError:

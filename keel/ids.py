@@ -24,3 +24,8 @@ def point_id(tenant: str, doc_id: str, version: str, chunk_index: int, embedding
 
 def ingest_workflow_id(tenant: str, version: str) -> str:
     return f"ingest/{tenant}/{version}"
+
+
+def ingest_group_workflow_id(job_id: str, page: int, index: int) -> str:
+    """A group of a batch's documents, named by where its first one is in the job's manifest."""
+    return f"ingest-group/{job_id}/{page}-{index}"

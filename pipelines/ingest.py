@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,28 @@ from vectorstore.base import BM25_LEN, ChunkPoint, Cond, Where
 
 # Intermediate files of a document's steps: none is needed once it is published or has failed.
 TRANSIENT_WORK_FILES = ("elements.json", "chunks.json", "kept.json", "vectors.npy", "vectors.partial.npy")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """A document redacted and deduplicated, waiting for the model."""
+
+    title: str
+    kept: list[Chunk]
+    duplicates: int
+    pii: dict[str, int]
+    encoding: str | None
+    texts: list[str]  # one per kept chunk: what the model embeds
+
+    def staged(self, index: ActiveIndex) -> StageOutput:
+        return StageOutput(
+            title=self.title,
+            chunks=len(self.kept),
+            duplicates=self.duplicates,
+            embedding_version=index.version.key,
+            pii=self.pii,
+            encoding=self.encoding,
+        )
 
 
 class IngestSteps:
@@ -89,6 +112,15 @@ class IngestSteps:
     def stage(self, doc: DocumentRef, doc_id: str, data: bytes) -> StageOutput:
         """parse -> chunk -> redact -> dedupe -> embed -> upsert in one call: points written, invisible."""
         index = self.index(doc.tenant)
+        prepared = self.prepare(doc, doc_id, data)
+        self.clock.texts(prepared.texts)
+        with self.clock("embed"):
+            vectors = index.embedder.embed(prepared.texts)
+        self.store_points(doc, doc_id, prepared.title, prepared.kept, index, vectors)
+        return prepared.staged(index)
+
+    def prepare(self, doc: DocumentRef, doc_id: str, data: bytes) -> Prepared:
+        """Every step before the model: parse -> chunk -> redact -> dedupe, and the texts to embed."""
         clock = self.clock
         with clock("parse"):
             parsed = self.parse(doc, data)
@@ -102,26 +134,28 @@ class IngestSteps:
                 self.d.blobs.put_json(work_key(doc.tenant, doc.version, "redacted.json"), [c.to_dict() for c in chunks])
             with clock("dedupe"):
                 kept, duplicates = self.dedupe(doc, doc_id, chunks)
-        texts = self.embedding_texts(title, kept)
-        clock.texts(texts)
-        with clock("embed"):
-            vectors = index.embedder.embed(texts)
-        self.store_points(doc, doc_id, title, kept, index, vectors)
-        return StageOutput(
+        return Prepared(
             title=title,
-            chunks=len(kept),
+            kept=kept,
             duplicates=duplicates,
-            embedding_version=index.version.key,
             pii=pii,
             encoding=parsed.encoding,
+            texts=self.embedding_texts(title, kept),
         )
 
-    def discard(self, doc: DocumentRef, doc_id: str) -> int:
+    def discard(self, doc: DocumentRef, doc_id: str, run_id: str = "", *, keep_raw: bool = False) -> int:
         """An ingest of this version failed: remove what it left. Its staged points (never made
         visible), its work files (the unredacted chunks among them; the redacted ones too unless
         another document with the same bytes still needs them), its raw bytes unless
-        `keep_raw_uploads` (a retry stages the file again), and its claim on the record.
-        Returns how many points and files went."""
+        `keep_raw_uploads` (a retry stages the file again), its claim on the record, and then
+        `run_id`'s claim on the bytes. `keep_raw`: the raw bytes stay for a run that tries the
+        document again now. Returns how many points and files went."""
+        try:
+            return self._discard(doc, doc_id, keep_raw)
+        finally:
+            self.catalog.release(doc.tenant, doc.version, run_id)
+
+    def _discard(self, doc: DocumentRef, doc_id: str, keep_raw: bool) -> int:
         if self.catalog.published_version(doc.tenant, doc_id) == doc.version:
             return 0  # it failed after its publish went through (a crash): nothing is left over
         staged = Where(
@@ -137,16 +171,16 @@ class IngestSteps:
         for index in targets:
             self.d.store.delete(index.collection, staged)
         shared = doc.version in self.catalog.versions_in_use(doc.tenant, but=doc_id)
-        removed += self.drop_files(doc, redacted=not shared)
+        removed += self.drop_files(doc, redacted=not shared, keep_raw=keep_raw)
         self.catalog.abandon(doc.tenant, doc_id, doc.version)
         return removed
 
-    def drop_files(self, doc: DocumentRef, *, redacted: bool) -> int:
+    def drop_files(self, doc: DocumentRef, *, redacted: bool, keep_raw: bool = False) -> int:
         """Delete the document's work files (the unredacted chunks among them), its redacted chunks
         too when `redacted`, and its raw bytes unless `keep_raw_uploads`. Returns the files gone."""
         names = [*TRANSIENT_WORK_FILES, "redacted.json"] if redacted else list(TRANSIENT_WORK_FILES)
         removed = sum(self.d.blobs.delete(work_key(doc.tenant, doc.version, n)) for n in names)
-        if not self.d.settings.keep_raw_uploads and doc.blob_key:
+        if not (keep_raw or self.d.settings.keep_raw_uploads) and doc.blob_key:
             removed += self.d.blobs.delete(doc.blob_key)
         return removed
 
@@ -244,7 +278,9 @@ class IngestSteps:
         def rehome(old: str, generation: int) -> Contribution:
             return self.rehome_holders(doc, doc_id, old, generation)
 
-        return self.publisher.publish(doc, doc_id, record, run_id, before_flip=rehome)
+        published = self.publisher.publish(doc, doc_id, record, run_id, before_flip=rehome)
+        self.catalog.release(doc.tenant, doc.version, run_id)
+        return published
 
     def rehome_holders(self, doc: DocumentRef, doc_id: str, old: str, generation: int) -> Contribution:
         """Documents that skipped a paragraph because the retiring version stored it get it back.

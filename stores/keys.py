@@ -21,6 +21,11 @@ def doc_versions_key(tenant: str, doc_id: str) -> str:
     return f"keel:docv:{tenant}:{doc_id}"
 
 
+def ingesting_key(tenant: str, version: str) -> str:
+    """String with a TTL: the workflow run that is ingesting these bytes now (`Catalog.claim`)."""
+    return f"keel:ingesting:{tenant}:{version}"
+
+
 def generation_key(tenant: str) -> str:
     """Integer: the tenant's index generation; readers see points visible at this generation."""
     return f"keel:gen:{tenant}"
@@ -81,7 +86,9 @@ TENANTS_KEY = "keel:tenants"  # set of tenants that have started at least one in
 def tenant_patterns(tenant: str) -> tuple[str, ...]:
     """SCAN patterns of every key holding the tenant's data (erasure). Tenant names are checked
     (`keel.tenancy`), so no name is a glob and `a` never matches `a-b`'s keys."""
-    scanned = tuple(f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache", "ans"))
+    scanned = tuple(
+        f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache", "ans", "ingesting")
+    )
     singles = (
         tenant_docs_key(tenant),
         generation_key(tenant),
@@ -96,7 +103,8 @@ def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
     """Keys of Keel's records of a tenant that a backup holds (`pipelines.backup`): what an erasure
     removes but the transient query state, and the index of its API keys, its audit log, its
     limits, its guardrail policy and its prompt releases (an erasure keeps those)."""
-    transient = (f"keel:q:{tenant}:*", f"keel:cache:{tenant}:*", restoring_key(tenant))  # queries' state, caches
+    # queries' state, caches, ingests in flight
+    transient = (f"keel:q:{tenant}:*", f"keel:cache:{tenant}:*", f"keel:ingesting:{tenant}:*", restoring_key(tenant))
     kept = tuple(p for p in tenant_patterns(tenant) if p not in transient)
     configured = (tenant_limits_key(tenant), guard_key(tenant), prompt_releases_key(tenant))
     return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), *configured)

@@ -9,6 +9,9 @@ the CLI polls, and per-file outcomes are flushed to Redis in small batches. Afte
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
@@ -33,17 +36,42 @@ with workflow.unsafe.imports_passed_through():
         ManifestPageInput,
         RecordOutcomesInput,
     )
-    from contracts.ingest import DocumentRef, IngestDocumentInput
-    from keel.ids import ingest_workflow_id
+    from contracts.ingest import DocumentRef, IngestDocumentInput, IngestGroupInput
+    from keel.errors import OUTAGE_CODES
+    from keel.ids import ingest_group_workflow_id, ingest_workflow_id
     from workflows.ingest_document import IngestDocumentWorkflow
+    from workflows.ingest_group import IngestGroupWorkflow
 
 FLUSH_EVERY = 50
+# Histories of batches recorded before groups: small documents each in a workflow of their own.
+GROUP_SMALL_DOCUMENTS = "group-small-documents"
+
+
+@dataclass
+class _Group:
+    """Small documents gathered for one IngestGroupWorkflow: at most `size` of them, and no more
+    bytes in all than one small document may have, so the group's steps keep a small one's limits."""
+
+    entries: list[ManifestEntry] = field(default_factory=list)
+    page: int = 0  # where its first entry is in the manifest: the group's workflow id
+    index: int = 0
+    size_bytes: int = 0
+
+    def fits(self, entry: ManifestEntry, size: int) -> bool:
+        return not self.entries or (len(self.entries) < size and policies.is_small(self.size_bytes + entry.size))
+
+    def add(self, entry: ManifestEntry, page: int, index: int) -> None:
+        if not self.entries:
+            self.page, self.index = page, index
+        self.entries.append(entry)
+        self.size_bytes += entry.size
 
 
 @workflow.defn(name="IngestBatch")
 class IngestBatchWorkflow:
     def __init__(self) -> None:
         self._job_id = ""
+        self._window = 1
         self._status = "running"
         self._counters = BatchCounters()
         self._pending: set[asyncio.Task[None]] = set()
@@ -58,8 +86,12 @@ class IngestBatchWorkflow:
     @workflow.run
     async def run(self, inp: IngestBatchInput) -> BatchCounters:
         self._job_id = inp.job_id
+        self._window = inp.window
         self._counters = inp.counters
         self._counters.total = inp.total
+        # Batches started before groups (group_size 1) keep one child workflow per document.
+        grouping = inp.group_size > 1 and workflow.patched(GROUP_SMALL_DOCUMENTS)
+        group = _Group()
         started = 0
         page, index = inp.next_page, inp.next_index
         while page < inp.pages:
@@ -80,12 +112,17 @@ class IngestBatchWorkflow:
                         )
                     )
                     continue
-                while len(self._pending) >= inp.window:
-                    await self._wait_one()
-                self._pending.add(asyncio.create_task(self._ingest(inp, entry)))
                 started += 1
-                if len(self._outcomes) >= FLUSH_EVERY:
-                    await self._flush()
+                if grouping and policies.is_small(entry.size):
+                    if not group.fits(entry, inp.group_size):
+                        await self._start(self._ingest_group(inp, group))
+                        group = _Group()
+                    group.add(entry, page, index - 1)
+                    continue
+                await self._start(self._ingest(inp, entry))
+            if group.entries:  # a page's last group, or the last before continuing as new
+                await self._start(self._ingest_group(inp, group))
+                group = _Group()
             if index >= len(entries):
                 page, index = page + 1, 0
             if started >= inp.continue_every and page < inp.pages:
@@ -103,6 +140,7 @@ class IngestBatchWorkflow:
                         window=inp.window,
                         continue_every=inp.continue_every,
                         writer_groups=inp.writer_groups,
+                        group_size=inp.group_size,
                     )
                 )
         await self._drain()
@@ -110,9 +148,17 @@ class IngestBatchWorkflow:
         await self._flush()
         return self._counters
 
-    async def _ingest(self, inp: IngestBatchInput, entry: ManifestEntry) -> None:
+    async def _start(self, child: Coroutine[Any, Any, None]) -> None:
+        """Run a child workflow (a document's or a group's) once the window has room."""
+        while len(self._pending) >= self._window:
+            await self._wait_one()
+        self._pending.add(asyncio.create_task(child))
+        if len(self._outcomes) >= FLUSH_EVERY:
+            await self._flush()
+
+    def _document(self, inp: IngestBatchInput, entry: ManifestEntry) -> DocumentRef:
         assert entry.version is not None and entry.blob_key is not None
-        doc = DocumentRef(
+        return DocumentRef(
             tenant=inp.tenant,
             groups=inp.groups,
             source=entry.source,
@@ -122,7 +168,46 @@ class IngestBatchWorkflow:
             size=entry.size,
             writer_groups=inp.writer_groups,
         )
-        wf_id = ingest_workflow_id(inp.tenant, entry.version)
+
+    async def _ingest_group(self, inp: IngestBatchInput, group: _Group) -> None:
+        wf_id = ingest_group_workflow_id(inp.job_id, group.page, group.index)
+        try:
+            out = await workflow.execute_child_workflow(
+                IngestGroupWorkflow.run,
+                IngestGroupInput(docs=[self._document(inp, e) for e in group.entries]),
+                id=wf_id,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            )
+        except ChildWorkflowError as err:
+            code, message = _reason(err)
+            if code in OUTAGE_CODES:  # Redis or the vector store away: each document would fail alike
+                for entry in group.entries:
+                    self._finish(
+                        FileOutcome(
+                            source=entry.source,
+                            status="failed",
+                            version=entry.version,
+                            code=code,
+                            message=message,
+                            workflow_id=err.workflow_id,
+                            run_id=err.run_id,
+                        )
+                    )
+                return
+            # The group failed as a whole for another reason: each document in a workflow of
+            # its own, so one that broke the group fails alone and the others go in.
+            await asyncio.gather(*(self._ingest(inp, entry) for entry in group.entries))
+            return
+        except WorkflowAlreadyStartedError:  # cannot happen: group ids are unique within a job
+            await asyncio.gather(*(self._ingest(inp, entry) for entry in group.entries))
+            return
+        for outcome in out.outcomes:
+            outcome.workflow_id = outcome.workflow_id or wf_id
+            self._finish(outcome)
+
+    async def _ingest(self, inp: IngestBatchInput, entry: ManifestEntry) -> None:
+        doc = self._document(inp, entry)
+        wf_id = ingest_workflow_id(inp.tenant, doc.version)
         try:
             out = await workflow.execute_child_workflow(
                 IngestDocumentWorkflow.run,

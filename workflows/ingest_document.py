@@ -15,10 +15,9 @@ ingested twice at once, and `begin` turns a repeat of the published version into
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 from workflows import policies
-from workflows.policies import Runner, local_step
+from workflows.policies import STEP_FAILED, Runner, local_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.ingest import IngestActivities
@@ -58,7 +57,7 @@ class IngestDocumentWorkflow:
 
         try:
             return await self.stage_and_publish(doc, begin.doc_id)
-        except ActivityError:
+        except STEP_FAILED:
             if workflow.patched(DISCARD_ON_FAILURE):
                 await local_step(IngestActivities.discard, DiscardInput(doc=doc, doc_id=begin.doc_id), policies.DISCARD)
             raise

@@ -15,10 +15,15 @@ from typing import Any, Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from keel.errors import NON_RETRYABLE_CODES
 
 HEARTBEAT = timedelta(seconds=20)
+
+# What a step that failed for good raises in the workflow: a regular activity's failure comes
+# wrapped in ActivityError, a local activity's as its cause itself (the error, or its timeout).
+STEP_FAILED = (ActivityError, ApplicationError, TimeoutError)
 
 TRANSIENT = RetryPolicy(
     initial_interval=timedelta(seconds=1),

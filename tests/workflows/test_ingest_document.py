@@ -95,13 +95,16 @@ def test_a_run_that_published_before_a_crash_reports_its_own_outcome(deps: Deps,
     assert steps.publish(doc, begun.doc_id, record, "run-2").already_published
 
 
+@pytest.mark.parametrize("size", [200_000, 2_000], ids=["large", "small"])
 async def test_a_failed_document_leaves_nothing_behind(
-    client: Client, settings: Settings, redis_client: redis.Redis, tenant: str, tmp_path: Path
+    client: Client, settings: Settings, redis_client: redis.Redis, tenant: str, tmp_path: Path, size: int
 ) -> None:
-    """A large document that fails for good is cleaned up by its own run: no raw bytes, no work
-    files, no record (a retry stages the file again)."""
+    """A document that fails for good is cleaned up by its own run: no raw bytes, no work files,
+    no record (a retry stages the file again). Over LOCAL_MAX_BYTES it fails in a regular
+    activity, under it in the local one that stages it."""
+    settings = settings.model_copy(update={"ingest_group_size": 1})  # a workflow of its own
     bad = tmp_path / "scan.pdf"
-    bad.write_bytes(b"%PDF-1.7\n" + os.urandom(200_000))  # over LOCAL_MAX_BYTES: the step-by-step path
+    bad.write_bytes(b"%PDF-1.7\n" + os.urandom(size))
     counters, files = await ingest(client, settings, redis_client, [bad], tenant)
     assert counters.failed == 1 and files["scan.pdf"].code == "corrupt_file"
     leftovers = [p for p in Path(settings.blob_dir).rglob("*") if p.is_file() and f"/{tenant}/" in str(p)]

@@ -36,12 +36,14 @@ from workflows.backup import BackupTenantWorkflow, RestoreTenantWorkflow
 from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
+from workflows.ingest_group import IngestGroupWorkflow
 from workflows.query import QueryWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 WORKFLOWS = [
     IngestBatchWorkflow,
     IngestDocumentWorkflow,
+    IngestGroupWorkflow,
     QueryWorkflow,
     DeleteDocumentWorkflow,
     EraseTenantWorkflow,
@@ -52,6 +54,7 @@ WORKFLOWS = [
 TYPES = (
     "IngestBatch",
     "IngestDocument",
+    "IngestGroup",
     "Query",
     "DeleteDocument",
     "EraseTenant",
@@ -133,10 +136,15 @@ async def test_record_histories(
     await snapshots.restore(client, settings, redis_client, [(tenant, Path(backed_up.folder))])
     kinds = ", ".join(f"'{t}'" for t in TYPES)
     async for wf in client.list_workflows(f"WorkflowType IN ({kinds}) AND ExecutionStatus != 'Running'"):
-        if tenant not in wf.id and not wf.id.startswith("ingest-batch/"):
+        if tenant not in wf.id and not wf.id.startswith(("ingest-batch/", "ingest-group/")):
             continue
         history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
         status = wf.status.name.lower() if wf.status else "unknown"
-        target = HISTORIES / f"{wf.workflow_type}.{status}.sealed.json"
+        grouped = any(  # a batch since small documents go in groups
+            e.start_child_workflow_execution_initiated_event_attributes.workflow_type.name == "IngestGroup"
+            for e in history.events
+        )
+        variant = ".grouped" if grouped and wf.workflow_type == "IngestBatch" else ""
+        target = HISTORIES / f"{wf.workflow_type}.{status}{variant}.sealed.json"
         if not target.exists():
             target.write_text(history.to_json())
