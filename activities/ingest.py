@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -164,9 +166,16 @@ class IngestActivities:
         if resume_from(0) and self.d.blobs.exists(partial_key):
             parts = [_load_npy(self.d.blobs.get(partial_key))]
             done = len(parts[0])
-        for start in range(done, len(texts), EMBED_BATCH):
-            parts.append(index.embedder.embed(texts[start : start + EMBED_BATCH]))
-            done = min(start + EMBED_BATCH, len(texts))
+        # A round of batches side by side, one per forward pass the embedder allows at once: a large
+        # document alone on the worker uses every core, as the plain loop's one wide pass does.
+        passes = max(1, (os.cpu_count() or 1) // max(1, self.d.settings.torch_threads))
+        for start in range(done, len(texts), EMBED_BATCH * passes):
+            batches = [
+                texts[s : s + EMBED_BATCH]
+                for s in range(start, min(len(texts), start + EMBED_BATCH * passes), EMBED_BATCH)
+            ]
+            parts.extend(self._embed_side_by_side(index.embedder.embed, batches))
+            done = min(start + EMBED_BATCH * passes, len(texts))
             if done < len(texts):
                 self.d.blobs.put(partial_key, _dump_npy(np.concatenate(parts)))
             progress(done)
@@ -175,6 +184,14 @@ class IngestActivities:
         self.d.blobs.put(key, _dump_npy(vectors))
         self.d.blobs.delete(partial_key)
         return EmbedOutput(vectors_key=key, count=len(vectors), embedding_version=index.version.key)
+
+    def _embed_side_by_side(
+        self, embed: Callable[[list[str]], np.ndarray], batches: list[list[str]]
+    ) -> list[np.ndarray]:
+        if len(batches) == 1:
+            return [embed(batches[0])]
+        with ThreadPoolExecutor(max_workers=len(batches), thread_name_prefix="embed-round") as pool:
+            return list(pool.map(embed, batches))
 
     @activity.defn(name="ingest.upsert")
     @mapped
