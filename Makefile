@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 
-.PHONY: install run down status test test-fast lint bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 eval clean
+.PHONY: install run down status test test-fast lint bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding llm eval clean
 
 # One resolve with torch pinned to the CPU wheel on disk (never the CUDA build). The second step
 # adds unstructured-inference without its declared deps: unstructured's PDF module imports it,
@@ -27,6 +27,14 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/python -m infra.stack up
+
+# A local model beside the stack (infra/llm.py): llama.cpp's OpenAI-compatible server from its
+# PyPI wheel, installed here on first use; the weights are yours (Keel ships and fetches none).
+LLM_RUNTIME ?= xllamacpp==2026.10.11549
+llm: install
+	@test -n "$(MODEL)" || { echo "usage: make llm MODEL=/path/to/model.gguf"; exit 2; }
+	$(BIN)/python -c "import xllamacpp" 2>/dev/null || $(BIN)/pip install --quiet "$(LLM_RUNTIME)"
+	$(BIN)/python -m infra.llm up "$(MODEL)"
 
 down:
 	$(BIN)/python -m infra.stack down
@@ -59,6 +67,9 @@ bench-load: install
 
 bench-int8: install
 	$(BIN)/python -m bench.int8 $(BENCH_ARGS)
+
+bench-grounding: install
+	$(BIN)/python -m bench.grounding $(BENCH_ARGS)
 
 bench-pii: install
 	$(BIN)/python -m bench.pii --dataset $(DATASET) $(BENCH_ARGS)

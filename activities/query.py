@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from opentelemetry import trace
 from temporalio import activity
 
 from activities.errors import mapped
@@ -33,8 +34,11 @@ from contracts.query import (
     ValidateOutput,
 )
 from generation import prompts
-from generation.chain import ProviderChain
+from generation.chain import ChainResult, ProviderChain
+from generation.extractive import ExtractiveAnswerer
+from generation.grounding import Grounder
 from generation.instructions import contain
+from generation.prompts import STRICT_PROMPT
 from generation.providers import GenerationRequest
 from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
 from generation.validate import WITHHELD, check_citations, check_json, moderate_answer, screen_output
@@ -263,46 +267,83 @@ class QueryActivities:
                 sink.token(text)
             return GenerateOutput(text=text, route=route, clarifying=True, ms=_ms(started))
 
+        route_chain = self.routes.get(route, [])
+        first_token: list[float] = []
+
+        def relay(token: str) -> None:
+            # Every answer is streamed from its provider, asked for or not: the first token's time
+            # is measured, and a provider's first-token deadline holds only on a stream.
+            if not first_token:
+                first_token.append(time.monotonic())
+            if sink is not None:
+                sink.token(token)
+
+        def answer(rendered: prompts.Rendered, strict: bool = False) -> ChainResult:
+            max_out = min(inp.max_output_tokens or self.s.max_output_tokens, self.s.max_output_tokens)
+
+            def request(timeout_s: float, first_token_timeout_s: float | None = None) -> GenerationRequest:
+                return GenerationRequest(
+                    prompt=rendered.text,
+                    question=inp.question,
+                    passages=inp.passages,
+                    max_output_tokens=max_out,
+                    timeout_s=timeout_s,
+                    json_schema=inp.json_schema,
+                    first_token_timeout_s=first_token_timeout_s,
+                    system=rendered.system,
+                    prompt_id=rendered.prompt_id,
+                    strict=strict,
+                )
+
+            return self.chain.run(route_chain, request, deadline, relay, sink.reset if sink is not None else None)
+
         rendered = prompts.render(inp.question, inp.passages, inp.json_schema, inp.prompt_id)
-        max_out = min(inp.max_output_tokens or self.s.max_output_tokens, self.s.max_output_tokens)
-
-        def request(timeout_s: float, first_token_timeout_s: float | None = None) -> GenerationRequest:
-            return GenerationRequest(
-                prompt=rendered.text,
-                question=inp.question,
-                passages=inp.passages,
-                max_output_tokens=max_out,
-                timeout_s=timeout_s,
-                json_schema=inp.json_schema,
-                first_token_timeout_s=first_token_timeout_s,
-                system=rendered.system,
-            )
-
-        result = self.chain.run(
-            self.routes.get(route, []),
-            request,
-            deadline,
-            sink.token if sink is not None else None,
-            sink.reset if sink is not None else None,
-        )
+        results = [answer(rendered)]
+        regrounded = ""
+        if self._needs_regrounding(inp, results[0]):
+            if sink is not None:
+                sink.reset("ungrounded")  # the streamed answer is void: another one follows
+            first_token.clear()
+            if inp.grounding == "retry":
+                rendered = prompts.render(inp.question, inp.passages, None, STRICT_PROMPT)
+                results.append(answer(rendered, strict=True))
+                regrounded = "retried"
+            else:
+                route_chain = []  # the chain's last resort alone: the extractive answerer
+                results.append(answer(rendered))
+                regrounded = "extractive"
+        result = results[-1]
         gen, provider = result.generation, result.provider
         tok = self.d.indexes.active(inp.tenant).embedder
-        tokens_in = gen.tokens_in or sum(tok.count_tokens([rendered.system, rendered.text]))
-        tokens_out = gen.tokens_out or sum(tok.count_tokens([gen.text]))
-        cost = tokens_in / 1000 * provider.price_in_per_1k + tokens_out / 1000 * provider.price_out_per_1k
+        tokens_in = tokens_out = 0
+        cost = 0.0
+        for r in results:  # every call this answer took is paid for
+            t_in = r.generation.tokens_in or sum(tok.count_tokens([rendered.system, rendered.text]))
+            t_out = r.generation.tokens_out or sum(tok.count_tokens([r.generation.text]))
+            tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
+            cost += t_in / 1000 * r.provider.price_in_per_1k + t_out / 1000 * r.provider.price_out_per_1k
         return GenerateOutput(
             text=gen.text,
             route=route,
             provider=provider.name,
             model=gen.model,
-            prompt_id=rendered.prompt_id,
-            prompt_hash=rendered.hash,
+            prompt_id=gen.prompt_id or rendered.prompt_id,
+            prompt_hash=gen.prompt_hash or rendered.hash,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             cost_usd=round(cost, 6),
-            attempts=result.attempts,
+            attempts=[a for r in results for a in r.attempts],
             ms=_ms(started),
+            first_token_ms=round((first_token[0] - started) * 1000, 2) if first_token else 0.0,
+            regrounded=regrounded,
         )
+
+    def _needs_regrounding(self, inp: GenerateInput, result: ChainResult) -> bool:
+        """A model's text answer with claims no passage supports, under a policy that acts on it."""
+        if inp.grounding == "flag" or inp.json_schema is not None or result.provider is self.chain.last_resort:
+            return False
+        grounder = self._grounder(inp.tenant, result.provider.name)
+        return grounder.ground(result.generation.text, inp.passages, inp.question).ungrounded
 
     @activity.defn(name="query.validate")
     @mapped
@@ -322,14 +363,25 @@ class QueryActivities:
             withheld = f"The answer was withheld: it was flagged as {', '.join(refused)} content."
             flags = ["output_blocked", *moderated]
             return ValidateOutput(text=withheld, citations=[], supported_rate=0.0, flags=flags, ms=_ms(started))
-        checked = check_citations(inp.text, inp.passages)
+        checked = check_citations(inp.text, inp.passages, self._grounder(inp.tenant, inp.provider), inp.question)
+        trace.get_current_span().add_event(
+            "apply_guardrail",
+            {
+                "gen_ai.guardrail.name": "grounding",
+                "gen_ai.guardrail.target": "answer",
+                "gen_ai.guardrail.decision": "flag" if checked.ungrounded else "pass",
+                "keel.citations_from": checked.source,
+                "keel.unsupported_claims": len(checked.unsupported),
+            },
+        )
         out = ValidateOutput(
             text=checked.text,
             citations=checked.citations,
             supported_rate=checked.supported_rate,
             unsupported=checked.unsupported,
             invalid_refs=checked.invalid_refs,
-            flags=moderated,
+            flags=[*moderated, *(["ungrounded"] if checked.ungrounded else [])],
+            citations_from=checked.source,
         )
         if inp.response_format == "json" and inp.json_schema is not None:
             js = check_json(inp.text, inp.json_schema)
@@ -337,6 +389,14 @@ class QueryActivities:
             count_json_answer(self.d.redis, inp.prompt_id, error=js.error is not None, repaired=js.repaired)
         out.ms = _ms(started)
         return out
+
+    def _grounder(self, tenant: str, provider: str) -> Grounder:
+        """Words and meaning for a model's answer; words alone for the extractive answerer's,
+        whose sentences are the passages' own."""
+        if not tenant or provider in ("", ExtractiveAnswerer.name):
+            return Grounder(None)
+        embedder = self.d.indexes.active(tenant).embedder
+        return Grounder(lambda texts: embedder.embed(texts, interactive=True))
 
     def all(self) -> list[Any]:
         return [self.retrieve, self.rerank, self.context, self.generate, self.validate]

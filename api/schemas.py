@@ -127,7 +127,11 @@ class QueryAnswer(BaseModel):
     cache: str = "miss"  # exact | semantic | snippet | miss
     cached_question: str | None = None  # a semantic hit's question: re-ask with "cache": false for a fresh answer
     prompt_label: str = ""  # how the prompt version was chosen: production | canary | default
-    flags: list[str] = []  # guardrail findings (question_injection, sources_injection, output_blocked, ...)
+    flags: list[str] = []  # guardrail findings (question_injection, sources_injection, output_blocked, ungrounded, ...)
+    # where the citations came from: model (its own, checked), attributed (added by validation),
+    # mixed, none
+    citations_from: str = ""
+    first_token_ms: float = 0.0  # from the generate step's start to the answer's first text
 
 
 class FeedbackBody(BaseModel):

@@ -159,6 +159,7 @@ def build_query(
         guard_sources=policy.sources,
         guard_moderation=policy.moderation,
         guard_severe=policy.severe,
+        guard_grounding=policy.grounding,
         flags=flags,
         prompt_id=release.prompt_id,
         prompt_label=release.label,
@@ -171,6 +172,7 @@ def default_guard_policy(settings: Settings) -> GuardPolicy:
         sources=settings.guard_sources,
         moderation=settings.guard_moderation,
         severe=settings.guard_severe,
+        grounding=settings.guard_grounding,
     )
 
 

@@ -234,6 +234,10 @@ def eval_(
     out: Annotated[Path, typer.Option(help="where the report goes")] = Path("bench/results"),
     answers: Annotated[bool, typer.Option(help="also score the answers (a dataset with answers.jsonl)")] = False,
     retrieval: Annotated[bool, typer.Option(help="score retrieval in each mode")] = True,
+    limit: Annotated[
+        int | None, typer.Option(help="answers: a fixed sample of this many questions (a slow local model)")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="answers: questions in flight at once")] = 8,
     golden: Annotated[
         bool, typer.Option(help="only the golden set over the sample corpus, against its committed baseline")
     ] = False,
@@ -254,7 +258,7 @@ def eval_(
     async def run() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
         client, r = await connect(settings), _redis(settings)
         found = await evaluate(client, settings, r, dataset, split, out) if retrieval else {}
-        said = await evaluate_answers(client, settings, r, dataset, out) if answers else {}
+        said = await evaluate_answers(client, settings, r, dataset, out, limit, concurrency) if answers else {}
         return found, said
 
     try:
@@ -272,6 +276,14 @@ def eval_(
         print(f"{name}_answer_f1={m['answer_f1']:.4f}")
         print(f"{name}_abstain_unanswerable={m['abstain_unanswerable']:.4f}")
         print(f"{name}_abstain_answerable={m['abstain_answerable']:.4f}")
+        print(f"{name}_model_citations={m['model_citations']:.4f}")
+        print(f"{name}_attributed_citations={m['attributed_citations']:.4f}")
+        print(f"{name}_first_token_p50_ms={m['first_token_p50_ms']:.0f}")
+        print(f"{name}_first_token_p95_ms={m['first_token_p95_ms']:.0f}")
+        print(f"{name}_total_p50_ms={m['total_p50_ms']:.0f}")
+        print(f"{name}_total_p95_ms={m['total_p95_ms']:.0f}")
+        print(f"{name}_ungrounded={m['ungrounded']:.4f}")
+        print(f"{name}_silent_uncited={m['silent_uncited']:.0f}")
 
 
 def _golden(settings: Settings) -> None:

@@ -56,6 +56,7 @@ class QueryInput:
     guard_sources: str = "quote"
     guard_moderation: str = "flag"  # unsafe content in the answer: allow | flag | refuse
     guard_severe: str = "refuse"  # its severe forms
+    guard_grounding: str = "flag"  # an answer with claims no passage supports: flag | retry | extractive
     flags: list[str] = field(default_factory=list)
     # The prompt release the caller was assigned (stores.prompt_releases): a version and its label.
     prompt_id: str = ""
@@ -189,6 +190,10 @@ class GenerateInput:
     deadline_ms: float = 0.0
     prompt_id: str = ""  # the prompt version the caller was assigned ("": the shipped default)
     quote_question: bool = True  # False: the question was flagged, and an answer never repeats it
+    # The tenant's policy for a model's answer with claims no passage supports
+    # (stores.guard_policy.GROUNDING_ACTIONS): flag it, retry once with a stricter prompt, or
+    # answer extractively instead.
+    grounding: str = "flag"
 
 
 @dataclass(kw_only=True)
@@ -214,6 +219,10 @@ class GenerateOutput:
     attempts: list[ProviderAttempt] = field(default_factory=list)
     clarifying: bool = False  # no answer was attempted: retrieval found too little
     ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+    first_token_ms: float = 0.0  # from the step's start to the answer's first text (0: not measured)
+    # What the grounding policy did to an ungrounded answer: "" nothing, "retried" (a stricter
+    # prompt), "extractive" (the extractive answerer's answer instead)
+    regrounded: str = ""
 
 
 @dataclass(kw_only=True)
@@ -227,6 +236,8 @@ class ValidateInput:
     clarifying: bool = False
     moderation: str = "flag"  # the tenant's actions on unsafe content in the answer
     severe: str = "refuse"
+    tenant: str = ""  # whose encoder checks meaning (attribution); "": words alone
+    provider: str = ""  # who wrote the text: the extractive answerer's sentences are the passages' own
 
 
 @dataclass(kw_only=True)
@@ -251,6 +262,7 @@ class ValidateOutput:
     repaired: bool = False
     ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
     flags: list[str] = field(default_factory=list)  # output_blocked: withheld by the output screen
+    citations_from: str = ""  # model | attributed | mixed | none (generation.grounding)
 
 
 @dataclass(kw_only=True)
@@ -283,6 +295,10 @@ class QueryOutput:
     # Guardrail findings: question_injection, sources_injection, output_blocked, moderation:<category>
     flags: list[str] = field(default_factory=list)
     prompt_label: str = ""  # production | canary | default: how the prompt version was chosen
+    # Where the citations came from: the model's own (model), added by validation because the
+    # model's were missing or wrong (attributed), both (mixed), or none at all
+    citations_from: str = ""
+    first_token_ms: float = 0.0  # from the generate step's start to the answer's first text
 
 
 def query_output(fields: dict[str, Any]) -> QueryOutput:

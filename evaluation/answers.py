@@ -13,6 +13,7 @@ prompt id. Citation markers ("[2]") are taken out of an answer before it is scor
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import string
@@ -29,6 +30,7 @@ from temporalio.client import Client
 from app.query import build_query, run_query
 from contracts.query import QueryOutput
 from evaluation.beir import load_queries
+from generation.grounding import REF, SENTENCE
 from keel.config import Settings
 from keel.errors import DatasetNotFound
 
@@ -61,6 +63,11 @@ class Scored:
     route: str
     provider: str
     prompt_id: str
+    citations_from: str = ""  # model | attributed | mixed | none
+    ungrounded: bool = False  # flagged: a claim no passage supports
+    silent_uncited: bool = False  # an answer with no accepted citation and no flag saying so
+    first_token_ms: float = 0.0
+    total_ms: float = 0.0  # the question's whole round trip, as the caller saw it
 
 
 def normalize(text: str) -> str:
@@ -82,10 +89,11 @@ def declined(out: QueryOutput) -> bool:
     return out.no_sources or out.clarifying or bool(_DECLINE.search(out.answer))
 
 
-def score(gold: Gold, out: QueryOutput, beir_id_of: dict[str, str]) -> Scored:
+def score(gold: Gold, out: QueryOutput, beir_id_of: dict[str, str], total_ms: float = 0.0) -> Scored:
     text = _CITATION.sub("", out.answer)
     said_no = declined(out)
     answered = not said_no
+    ungrounded = "ungrounded" in out.flags
     norm = normalize(text)
     return Scored(
         question_id=gold.question_id,
@@ -98,6 +106,11 @@ def score(gold: Gold, out: QueryOutput, beir_id_of: dict[str, str]) -> Scored:
         route=out.route,
         provider=out.provider,
         prompt_id=out.prompt_id,
+        citations_from=out.citations_from,
+        ungrounded=ungrounded,
+        silent_uncited=answered and not out.citations and not ungrounded,
+        first_token_ms=out.first_token_ms,
+        total_ms=total_ms,
     )
 
 
@@ -138,23 +151,54 @@ def summary(rows: Iterable[Scored]) -> dict[str, float]:
         "abstain_answerable": share(ans, "declined"),
         "abstain_unanswerable": share(imp, "declined"),
         "supported": share(answered, "supported_rate"),
+        "model_citations": _share_from(answered, ("model", "mixed")),
+        "attributed_citations": _share_from(answered, ("attributed", "mixed")),
+        "ungrounded": share(answered, "ungrounded"),
+        "silent_uncited": float(sum(r.silent_uncited for r in rows)),
+        "first_token_p50_ms": _quantile([r.first_token_ms for r in rows if r.first_token_ms], 0.5),
+        "first_token_p95_ms": _quantile([r.first_token_ms for r in rows if r.first_token_ms], 0.95),
+        "total_p50_ms": _quantile([r.total_ms for r in rows if r.total_ms], 0.5),
+        "total_p95_ms": _quantile([r.total_ms for r in rows if r.total_ms], 0.95),
     }
 
 
+def _share_from(rows: list[Scored], sources: tuple[str, ...]) -> float:
+    return sum(r.citations_from in sources for r in rows) / len(rows) if rows else 0.0
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 async def run_answers(
-    client: Client, settings: Settings, r: redis.Redis, tenant: str, folder: Path, concurrency: int = 8
-) -> list[tuple[Gold, QueryOutput]]:
+    client: Client,
+    settings: Settings,
+    r: redis.Redis,
+    tenant: str,
+    folder: Path,
+    concurrency: int = 8,
+    limit: int | None = None,
+) -> list[tuple[Gold, QueryOutput, float]]:
+    """Every question (or a fixed sample of `limit`: the same ones each run, by a hash of their
+    ids), each answer with the milliseconds its round trip took."""
     questions = load_queries(folder)
     gold = [g for g in load_gold(folder) if g.question_id in questions]
     if not gold:
         raise DatasetNotFound(f"{folder}/answers.jsonl holds no gold answers (SQuAD's shape: answers, is_impossible)")
+    if limit is not None:
+        gold = sorted(gold, key=lambda g: hashlib.sha256(g.question_id.encode()).hexdigest())[:limit]
     gate = asyncio.Semaphore(concurrency)
-    results: list[tuple[Gold, QueryOutput]] = []
+    results: list[tuple[Gold, QueryOutput, float]] = []
 
     async def one(g: Gold) -> None:
         inp = build_query(settings, r, uuid.uuid4().hex, tenant, [], questions[g.question_id])
         async with gate:
-            results.append((g, await run_query(client, settings, inp)))
+            asked = time.monotonic()
+            out = await run_query(client, settings, inp)
+            results.append((g, out, (time.monotonic() - asked) * 1000))
 
     started = time.monotonic()
     await asyncio.gather(*(one(g) for g in gold))
@@ -190,6 +234,35 @@ def report(scored: list[Scored], name: str, out_dir: Path) -> dict[str, dict[str
     return table
 
 
+def write_citations(answered: list[tuple[Gold, QueryOutput, float]], beir_id_of: dict[str, str], path: Path) -> None:
+    """Each cited sentence of each answer with the paragraph it cites and where the citation came
+    from: the sample a person labels (does the paragraph support the sentence?) for the
+    citation precision `make bench-grounding --labels` reports."""
+    with path.open("w") as f:
+        for gold, out, _ in answered:
+            for sentence, ref in cited_sentences(out.answer):
+                cited = next((c for c in out.citations if c.ref == ref), None)
+                if cited is None:
+                    continue
+                row = {
+                    "question_id": gold.question_id,
+                    "sentence": sentence,
+                    "paragraph": beir_id_of.get(cited.doc_id, cited.doc_id),
+                    "citations_from": out.citations_from,
+                    "provider": out.provider,
+                }
+                f.write(json.dumps(row) + "\n")
+
+
+def cited_sentences(answer: str) -> list[tuple[str, int]]:
+    """(sentence without its markers, cited ref) for every citation in the answer."""
+    out = []
+    for piece in SENTENCE.split(answer):
+        for ref in dict.fromkeys(int(r) for r in REF.findall(piece)):
+            out.append((" ".join(REF.sub("", piece).split()), ref))
+    return out
+
+
 def _chart(m: dict[str, float], name: str, path: Path) -> None:
     import matplotlib
 
@@ -208,19 +281,30 @@ def _chart(m: dict[str, float], name: str, path: Path) -> None:
 
 
 async def evaluate_answers(
-    client: Client, settings: Settings, r: redis.Redis, folder: Path, out_dir: Path
+    client: Client,
+    settings: Settings,
+    r: redis.Redis,
+    folder: Path,
+    out_dir: Path,
+    limit: int | None = None,
+    concurrency: int = 8,
 ) -> dict[str, dict[str, float]]:
     from evaluation.run import ensure_ingested, eval_tenant
 
     tenant = eval_tenant(folder)
     mapping = await ensure_ingested(client, settings, r, folder, tenant)
-    answered = await run_answers(client, settings, r, tenant, folder)
-    scored = [score(g, out, mapping) for g, out in answered]
+    answered = await run_answers(client, settings, r, tenant, folder, concurrency, limit)
+    scored = [score(g, out, mapping, ms) for g, out, ms in answered]
     table = report(scored, folder.resolve().name, out_dir)
+    write_citations(answered, mapping, out_dir / f"answers-{folder.resolve().name}.citations.jsonl")
     for key, m in table.items():
         print(
             f"{key:<40} n {m['questions']:>5.0f}  contains {m['answer_contains']:.3f}  F1 {m['answer_f1']:.3f}  "
             f"cites gold {m['cited_gold']:.3f}  declines unanswerable {m['abstain_unanswerable']:.3f}  "
-            f"declines answerable {m['abstain_answerable']:.3f}  supported {m['supported']:.3f}"
+            f"declines answerable {m['abstain_answerable']:.3f}  supported {m['supported']:.3f}  "
+            f"model citations {m['model_citations']:.3f}  attributed {m['attributed_citations']:.3f}  "
+            f"ungrounded {m['ungrounded']:.3f}  silent uncited {m['silent_uncited']:.0f}  "
+            f"first token p50/p95 {m['first_token_p50_ms']:.0f}/{m['first_token_p95_ms']:.0f} ms  "
+            f"total p50/p95 {m['total_p50_ms']:.0f}/{m['total_p95_ms']:.0f} ms"
         )
     return table

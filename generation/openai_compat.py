@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
+from generation import prompts
 from generation.providers import Generation, GenerationRequest, OnToken, ProviderError
 
 
@@ -33,6 +34,10 @@ class ProviderConfig:
     attempt_timeout_s: float | None = None
     first_token_timeout_s: float | None = None
     max_in_flight: int | None = None
+    # The prompt version this model is asked with (text answers; "" the release's): small
+    # instruct models follow `answer-small.v1` better. Its stop sequences end an answer early.
+    prompt: str = ""
+    stop: tuple[str, ...] = ()
 
 
 class OpenAICompatProvider:
@@ -49,16 +54,20 @@ class OpenAICompatProvider:
     def close(self) -> None:
         self._client.close()
 
-    def generate(self, req: GenerationRequest, on_token: OnToken | None = None) -> Generation:
+    def _generate(self, req: GenerationRequest, on_token: OnToken | None = None) -> Generation:
+        own = self._own_prompt(req)
+        system, user = (own.system, own.text) if own is not None else (req.system, req.prompt)
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [
-                *([{"role": "system", "content": req.system}] if req.system else []),
-                {"role": "user", "content": req.prompt},
+                *([{"role": "system", "content": system}] if system else []),
+                {"role": "user", "content": user},
             ],
             "max_tokens": req.max_output_tokens,
             "temperature": 0,
         }
+        if self.config.stop:
+            body["stop"] = list(self.config.stop)
         if req.json_schema is not None:
             body["response_format"] = {"type": "json_object"}
         stream = self.config.stream and on_token is not None
@@ -77,6 +86,19 @@ class OpenAICompatProvider:
             raise ProviderError("timeout", f"no answer within {req.timeout_s:.1f}s") from exc
         except httpx.HTTPError as exc:
             raise ProviderError("connection_error", str(exc)[:200]) from exc
+
+    def generate(self, req: GenerationRequest, on_token: OnToken | None = None) -> Generation:
+        gen = self._generate(req, on_token)
+        if not gen.text.strip():  # nothing said is no answer: the chain moves on to the next link
+            raise ProviderError("empty_answer", f"{gen.tokens_out} tokens, no text")
+        own = self._own_prompt(req)
+        return gen if own is None else replace(gen, prompt_id=own.prompt_id, prompt_hash=own.hash)
+
+    def _own_prompt(self, req: GenerationRequest) -> prompts.Rendered | None:
+        """This model's own prompt for a text answer, unless the request is a strict retry."""
+        if not self.config.prompt or req.strict or req.json_schema is not None:
+            return None
+        return prompts.render(req.question, req.passages, None, self.config.prompt)
 
     def _parse(self, resp: httpx.Response) -> Generation:
         try:

@@ -24,6 +24,7 @@ from contracts.query import ContextPassage
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 TEXT_PROMPT = "answer.v2"
 JSON_PROMPT = "answer-json.v2"
+STRICT_PROMPT = "answer-strict.v1"  # the retry of an answer with unsupported claims
 SYSTEM_BREAK = "\n===\n"
 _SLOT = re.compile(r"\{(question|context|schema)\}")
 
@@ -32,6 +33,7 @@ _SLOT = re.compile(r"\{(question|context|schema)\}")
 class Prompt:
     id: str
     template: str
+    sources: str = "blocks"  # how the passages are laid out: blocks (v2) or numbered (small models)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,10 @@ def load(prompt_id: str, directory: Path = PROMPTS_DIR) -> Prompt:
     if declared != prompt_id:
         raise ValueError(f"{path} declares id {declared!r}; the file name says {prompt_id!r}")
     body = "\n".join(ln for ln in lines if not ln.startswith("#")).strip() + "\n"
-    return Prompt(prompt_id, body)
+    layout = next((ln.split(":", 1)[1].strip() for ln in header if ln.startswith("# sources:")), "blocks")
+    if layout not in ("blocks", "numbered"):
+        raise ValueError(f"{path}: sources layout {layout!r} is not blocks or numbered")
+    return Prompt(prompt_id, body, layout)
 
 
 def format_context(passages: list[ContextPassage]) -> str:
@@ -77,13 +82,26 @@ def source_blocks(passages: list[ContextPassage]) -> str:
     )
 
 
+def numbered_sources(passages: list[ContextPassage]) -> str:
+    """`[n] title` and the text under it, escaped as in blocks: the layout small models cite
+    best (they copy the `[n]` they see), still with nothing a document can forge."""
+    return "\n\n".join(
+        f"[{p.ref}] {html.escape(' > '.join(s for s in p.section_path if s) or p.title or p.source)}\n"
+        f"{html.escape(p.text, quote=False)}"
+        for p in passages
+    )
+
+
 def render(
     question: str, passages: list[ContextPassage], json_schema: dict[str, Any] | None = None, prompt_id: str = ""
 ) -> Rendered:
     """The prompt `prompt_id` (a release's version; "" the shipped default for the answer's kind)."""
     prompt = load(prompt_id or (JSON_PROMPT if json_schema is not None else TEXT_PROMPT))
     system, _, user = prompt.template.rpartition(SYSTEM_BREAK)
-    context = source_blocks(passages) if system else format_context(passages)
+    if prompt.sources == "numbered":
+        context = numbered_sources(passages)
+    else:
+        context = source_blocks(passages) if system else format_context(passages)
     values = {"question": question, "context": context, "schema": json.dumps(json_schema or {})}
     # One pass, not str.format: sources and questions may hold braces or "{context}" themselves.
     fill = lambda text: _SLOT.sub(lambda m: values[m.group(1)], text)  # noqa: E731

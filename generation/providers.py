@@ -36,6 +36,10 @@ class GenerationRequest:
     json_schema: dict[str, object] | None = None
     first_token_timeout_s: float | None = None  # streaming: the wait for the first byte of the answer
     system: str = ""  # the system message: the rules, apart from the sources and the question
+    prompt_id: str = ""  # the prompt `prompt` and `system` were rendered from
+    # A retry of an answer with unsupported claims: the strict prompt it carries is used as it is
+    # (a provider's own prompt, `ProviderConfig.prompt`, is not put in its place).
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Generation:
     tokens_in: int
     tokens_out: int
     model: str
+    prompt_id: str = ""  # the prompt the provider sent, when it chose its own (ProviderConfig.prompt)
+    prompt_hash: str = ""
 
 
 class Provider(Protocol):

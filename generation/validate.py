@@ -1,9 +1,10 @@
 """Output validation: grounded citations, and JSON that matches the caller's schema.
 
 Citations: every `[n]` must name a passage that was in the context; unknown ones are removed and
-recorded. Each sentence that cites is checked against the passages it cites: it is supported when
-most of its content words (stemmed) occur in them. The share of supported cited sentences is
-recorded on the answer (a lexical check: cheap, explainable, and strict with paraphrase).
+recorded. Every claim of the answer is checked against the passages, cited or not: a model's
+citation stays where its passage supports the sentence, a missing or wrong one is replaced by the
+passage that does, and a claim no passage supports is listed (`generation.grounding`). The share
+of supported claims is recorded on the answer.
 
 JSON: the text is parsed and validated against the schema; if that fails it is repaired once
 (code fences and prose around the value stripped, trailing commas removed) and validated again;
@@ -19,50 +20,44 @@ from functools import lru_cache
 from typing import Any
 
 from contracts.query import Citation, ContextPassage
+from generation.grounding import REF, SENTENCE, Grounder
 from generation.instructions import aimed_at_model
-from generation.terms import stems
 from guardrails import moderation
 
-_REF = re.compile(r"\[(\d{1,3})\]")
-# A sentence ends at . ! ? (or after a citation) before a capital; "[n]" right after a full stop
-# still belongs to the sentence before it.
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?!\[)|(?<=\])\s+(?=[A-Z])")
-SUPPORT_THRESHOLD = 0.6
+_REF = REF
+_SENTENCE = SENTENCE
 SNIPPET_CHARS = 240
 
 
 @dataclass
 class CitationCheck:
-    text: str
+    text: str  # the answer with the citations kept and added
     citations: list[Citation]
-    supported_rate: float
-    unsupported: list[str] = field(default_factory=list)
-    invalid_refs: list[int] = field(default_factory=list)
+    supported_rate: float  # share of its claims a passage supports
+    unsupported: list[str] = field(default_factory=list)  # claims no passage supports
+    invalid_refs: list[int] = field(default_factory=list)  # citations of passages not in the context
+    source: str = "none"  # model | attributed | mixed | none: where the kept citations came from
+
+    @property
+    def ungrounded(self) -> bool:
+        return bool(self.unsupported)
 
 
-def check_citations(text: str, passages: list[ContextPassage]) -> CitationCheck:
+def check_citations(
+    text: str, passages: list[ContextPassage], grounder: Grounder | None = None, question: str = ""
+) -> CitationCheck:
+    """Every claim of the answer checked against the passages, the model's citations kept where
+    they hold and added where they are missing or wrong (`generation.grounding`)."""
+    grounded = (grounder or Grounder(None)).ground(text, passages, question)
     by_ref = {p.ref: p for p in passages}
-    invalid = sorted({int(m) for m in _REF.findall(text) if int(m) not in by_ref})
-    if invalid:
-        text = _REF.sub(lambda m: m.group(0) if int(m.group(1)) in by_ref else "", text)
-    cited_refs: list[int] = []
-    supported = total = 0
-    unsupported: list[str] = []
-    for sentence in (s for s in _SENTENCE.split(text) if s.strip()):
-        refs = [int(r) for r in _REF.findall(sentence)]
-        if not refs:
-            continue
-        total += 1
-        cited_refs.extend(r for r in refs if r not in cited_refs)
-        words = stems(_REF.sub("", sentence))
-        source = set().union(*(stems(by_ref[r].text) for r in refs))
-        if words and len(words & source) / len(words) >= SUPPORT_THRESHOLD:
-            supported += 1
-        else:
-            unsupported.append(sentence.strip()[:300])
-    citations = [_citation(by_ref[r]) for r in cited_refs]
-    rate = supported / total if total else 0.0
-    return CitationCheck(text.strip(), citations, rate, unsupported, invalid)
+    return CitationCheck(
+        text=grounded.text,
+        citations=[_citation(by_ref[r]) for r in grounded.refs],
+        supported_rate=grounded.supported_rate,
+        unsupported=[u[:300] for u in grounded.unsupported],
+        invalid_refs=grounded.invalid_refs,
+        source=grounded.source,
+    )
 
 
 def _citation(p: ContextPassage) -> Citation:

@@ -49,7 +49,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _running(settings: Settings, name: str) -> int | None:
+def running(settings: Settings, name: str) -> int | None:
     path = _pid_file(settings, name)
     if path.exists():
         pid = int(path.read_text().strip() or 0)
@@ -70,7 +70,7 @@ def _host_port(address: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def _spawn_python(settings: Settings, name: str, args: list[str]) -> int:
+def spawn_python(settings: Settings, name: str, args: list[str]) -> int:
     log = settings.data_dir / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
@@ -85,7 +85,7 @@ def _spawn_python(settings: Settings, name: str, args: list[str]) -> int:
     return proc.pid
 
 
-def _wait_for_line(log: Path, needle: str, pid: int, timeout: float) -> None:
+def wait_for_line(log: Path, needle: str, pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if log.exists() and needle in log.read_text(errors="replace"):
@@ -100,7 +100,7 @@ def up(settings: Settings) -> None:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     t_host, t_port = _host_port(settings.temporal_address)
-    if _running(settings, "temporal") is None and not port_open(t_host, t_port):
+    if running(settings, "temporal") is None and not port_open(t_host, t_port):
         svc = start_temporal(
             data,
             port=t_port,
@@ -113,18 +113,15 @@ def up(settings: Settings) -> None:
     print(f"temporal  {settings.temporal_address}  (UI {settings.temporal_ui_url})")
 
     r_port = int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])
-    if _running(settings, "redis") is None and not port_open("127.0.0.1", r_port):
+    if running(settings, "redis") is None and not port_open("127.0.0.1", r_port):
         svc = start_redis(data, port=r_port, detach=True)  # returns once Redis has loaded its data
         _record(settings, "redis", svc.proc.pid)
     else:
         wait_redis_ready(r_port, REDIS_LOAD_TIMEOUT_S)  # one started earlier may still be loading its data
     print(f"redis     {settings.redis_url}")
 
-    if (pid := _running(settings, "server")) is None:
-        pid = _spawn_python(settings, "server", ["-m", "infra.server"])
-        print("server    starting (loads the models)...", flush=True)
-        _wait_for_line(data / "logs" / "server.log", "worker ready", pid, timeout=300)
-        wait_port(settings.api_host, settings.api_port, timeout=60)
+    if (pid := running(settings, "server")) is None:
+        pid = start_server(settings)
     print(f"server    pid {pid}: workers and API  (log {data / 'logs' / 'server.log'})")
     print(
         f"api       http://{settings.api_host}:{settings.api_port}  (docs http://{settings.api_host}:{settings.api_port}/docs)"
@@ -144,8 +141,23 @@ def up(settings: Settings) -> None:
         f"  Temporal UI  {settings.temporal_ui_url}\n"
         f"  API keys     {settings.keys_file} (`set -a; . {settings.keys_file}` for the CLI and curl)\n"
         f"  logs         {data / 'logs'}\n"
+        "  a local LLM  make llm MODEL=/path/to/model.gguf  (llama.cpp on loopback; Keel ships no weights)\n"
         "  stop with    make down"
     )
+
+
+def start_server(settings: Settings) -> int:
+    pid = spawn_python(settings, "server", ["-m", "infra.server"])
+    print("server    starting (loads the models)...", flush=True)
+    wait_for_line(settings.data_dir / "logs" / "server.log", "worker ready", pid, timeout=300)
+    wait_port(settings.api_host, settings.api_port, timeout=60)
+    return pid
+
+
+def restart_server(settings: Settings) -> int:
+    """Stop the server process and start it again (it reads its providers at start)."""
+    stop(settings, "server")
+    return start_server(settings)
 
 
 def ensure_sample_keys(settings: Settings) -> dict[str, str]:
@@ -169,26 +181,33 @@ def ensure_sample_keys(settings: Settings) -> dict[str, str]:
 
 
 def down(settings: Settings) -> None:
-    for name in ("server", "redis", "temporal"):  # reverse start order
-        pid = _running(settings, name)
-        if pid is None:
-            continue
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + 20
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-        _pid_file(settings, name).unlink(missing_ok=True)
-        print(f"stopped {name} (pid {pid})")
+    from infra import llm
+
+    llm.down(settings)  # a local model is unwired first: the next start does without it
+    for name in ("llm", "server", "redis", "temporal"):  # reverse start order
+        stop(settings, name)
+
+
+def stop(settings: Settings, name: str) -> None:
+    pid = running(settings, name)
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 20
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    _pid_file(settings, name).unlink(missing_ok=True)
+    print(f"stopped {name} (pid {pid})")
 
 
 def status(settings: Settings) -> None:
-    for name in ("temporal", "redis", "server"):
-        pid = _running(settings, name)
+    for name in ("temporal", "redis", "server", "llm"):
+        pid = running(settings, name)
         print(f"{name:9} {'running, pid ' + str(pid) if pid else 'stopped'}")
 
 

@@ -33,6 +33,7 @@ from generation.chain import LinkPolicy, ProviderChain, RetryConfig
 from generation.extractive import ExtractiveAnswerer
 from generation.openai_compat import OpenAICompatProvider, ProviderConfig
 from generation.providers import Provider
+from infra.llm import local_providers
 from keel import offline  # noqa: F401 - sets the offline environment before any model import
 from keel.config import Settings, get_settings
 from observability import metrics
@@ -68,8 +69,9 @@ def watch_caches(deps: Deps) -> None:
 def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
     providers: dict[str, Provider] = {}
     links: dict[str, LinkPolicy] = {}
-    for raw in settings.providers:
-        config = ProviderConfig(**raw)
+    local, local_routes = local_providers(settings)  # a model `make llm` wired in
+    for raw in [*settings.providers, *local]:
+        config = ProviderConfig(**{**raw, "stop": tuple(raw.get("stop", ()))})
         providers[config.name] = OpenAICompatProvider(config)
         links[config.name] = LinkPolicy(
             attempt_timeout_s=config.attempt_timeout_s,
@@ -83,7 +85,7 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
         RetryConfig(max_attempts=settings.provider_max_attempts),
         links=links,
     )
-    return QueryActivities(deps, build_reranker_for(settings), chain, settings.routes)
+    return QueryActivities(deps, build_reranker_for(settings), chain, {**local_routes, **settings.routes})
 
 
 def build_reranker_for(settings: Settings) -> Reranker:

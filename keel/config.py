@@ -6,6 +6,7 @@ Redis, Qdrant Edge) lives under `data_dir`.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -158,6 +159,15 @@ class Settings(BaseSettings):
     guard_sources: str = "quote"  # quote | exclude | allow
     guard_moderation: str = "flag"  # unsafe content in a question or answer: allow | flag | refuse
     guard_severe: str = "refuse"  # its severe forms (sexual/minors, hate/threatening, violence/graphic)
+    guard_grounding: str = "flag"  # a model's answer with unsupported claims: flag | retry | extractive
+
+    # A local model (`make llm MODEL=...`, infra/llm.py): llama.cpp's server on loopback, and the
+    # deadlines that let a CPU answer or fall through to the extractive answer in time.
+    llm_port: int = 8093
+    llm_threads: int = max(1, os.cpu_count() or 1)
+    llm_context_tokens: int = 4096
+    llm_first_token_s: float = 20.0
+    llm_answer_s: float = 45.0
     # Optional local classifiers (a sequence-classification model directory each; none ships): a
     # text is flagged when the rules or the model say so.
     injection_model: str | None = None

@@ -4,7 +4,8 @@ A hash per tenant (`keel:guard:<tenant>`) overrides the process defaults (`Setti
 `questions` (flag: answer and record it; refuse: a 400 `prompt_injection`) and `sources` (quote:
 a flagged chunk is a source, its instruction-like sentences are not shown to the model; exclude:
 flagged chunks are not retrieved; allow: used as they are, recorded), `moderation` and `severe`
-(unsafe content in a question or an answer: allow, flag, or refuse with a safe message). Read on every query through
+(unsafe content in a question or an answer: allow, flag, or refuse with a safe message), and
+`grounding` (a model's answer with unsupported claims: flag, retry, extractive). Read on every query through
 a cache of a few seconds, so a change takes effect within GUARD_POLICY_TTL_S everywhere.
 """
 
@@ -20,7 +21,8 @@ from stores.recent import Recent
 QUESTION_ACTIONS = ("flag", "refuse")
 SOURCE_ACTIONS = ("quote", "exclude", "allow")
 MODERATION_ACTIONS = ("allow", "flag", "refuse")
-FIELDS = ("questions", "sources", "moderation", "severe")
+GROUNDING_ACTIONS = ("flag", "retry", "extractive")
+FIELDS = ("questions", "sources", "moderation", "severe", "grounding")
 GUARD_POLICY_TTL_S = 5.0
 
 
@@ -32,6 +34,9 @@ class GuardPolicy:
     # categories, `severe` for their severe forms (sexual/minors, hate/threatening, violence/graphic).
     moderation: str = "flag"
     severe: str = "refuse"
+    # A model's answer with claims no passage supports (generation.grounding): flag it and return
+    # it, retry once with a stricter prompt, or give the extractive answer instead.
+    grounding: str = "flag"
 
     def check(self) -> GuardPolicy:
         if self.questions not in QUESTION_ACTIONS:
@@ -41,6 +46,8 @@ class GuardPolicy:
         for name in ("moderation", "severe"):
             if getattr(self, name) not in MODERATION_ACTIONS:
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not one of {', '.join(MODERATION_ACTIONS)}")
+        if self.grounding not in GROUNDING_ACTIONS:
+            raise ValueError(f"grounding: {self.grounding!r} is not one of {', '.join(GROUNDING_ACTIONS)}")
         return self
 
 

@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
         "temporal",
         "workflows",
     },
-    "evaluation": BASE | {"app", "contracts", "index", "retrieval", "stores", "temporal"},
+    "evaluation": BASE | {"app", "contracts", "generation", "index", "retrieval", "stores", "temporal"},
 }
 TOP = {"cli", "api", "infra", "bench"}  # entry points: they may import every room below them
 ROOMS = set(ALLOWED) | TOP

@@ -98,6 +98,8 @@ class QueryWorkflow:
         )
         if any(a.outcome != "ok" for a in generated.attempts):
             self._degraded.append("provider_fallback")
+        if generated.regrounded:  # the tenant's grounding policy replaced an ungrounded answer
+            self._degraded.append(f"ungrounded_{generated.regrounded}")
         validated = await self._step(
             "validate",
             QueryActivities.validate,
@@ -106,6 +108,10 @@ class QueryWorkflow:
             lambda: ValidateOutput(text=generated.text, citations=[], supported_rate=0.0),
             degraded_as="validate_skipped",
         )
+        if validated.citations_from in ("attributed", "mixed"):  # the model's own were missing or wrong
+            self._degraded.append("citations_attributed")
+        if "ungrounded" in validated.flags:
+            self._degraded.append("ungrounded")
         return self._answer(q, retrieved, context, generated, validated)
 
     async def _step(
@@ -198,6 +204,8 @@ class QueryWorkflow:
             generation=retrieved.generation,
             cache="snippet" if retrieved.snippet else "miss",
             prompt_label=q.prompt_label,
+            citations_from=validated.citations_from,
+            first_token_ms=generated.first_token_ms,
             flags=[*q.flags, *(["sources_injection"] if context.sources_flagged else []), *validated.flags],
         )
 
@@ -231,6 +239,7 @@ def _generate_input(q: QueryInput, context: ContextOutput, budget_ms: float) -> 
         deadline_ms=budget_ms,
         prompt_id=q.prompt_id,
         quote_question="question_injection" not in q.flags,
+        grounding=q.guard_grounding,
     )
 
 
@@ -245,6 +254,8 @@ def _validate_input(q: QueryInput, context: ContextOutput, generated: GenerateOu
         clarifying=generated.clarifying,
         moderation=q.guard_moderation,
         severe=q.guard_severe,
+        tenant=q.tenant,
+        provider=generated.provider,
     )
 
 

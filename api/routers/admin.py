@@ -216,6 +216,7 @@ class GuardBody(BaseModel):
     sources: Literal["quote", "exclude", "allow"] | None = None  # a source chunk that does
     moderation: Literal["allow", "flag", "refuse"] | None = None  # unsafe content in a question or answer
     severe: Literal["allow", "flag", "refuse"] | None = None  # its severe forms
+    grounding: Literal["flag", "retry", "extractive"] | None = None  # a model's answer with unsupported claims
 
 
 class GuardOut(BaseModel):
@@ -224,6 +225,7 @@ class GuardOut(BaseModel):
     sources: str
     moderation: str
     severe: str
+    grounding: str
 
 
 @router.get("/guard", response_model=GuardOut)

@@ -197,7 +197,15 @@ class Caller:
                 self.semantic.entries.count(inp.tenant, "semantic_miss")
             if self.cache is not None and digest and out is not None and cacheable(out):
                 answer = asdict(out)
-                for transient in ("request_id", "timings_ms", "attempts", "question_pii", "ranking", "json_error"):
+                for transient in (
+                    "request_id",
+                    "timings_ms",
+                    "attempts",
+                    "question_pii",
+                    "ranking",
+                    "json_error",
+                    "first_token_ms",
+                ):
                     answer.pop(transient, None)
                 self.cache.put(inp.tenant, digest, out.generation, inp.question, answer)
                 vector = query_state.question_vector(self.redis, inp.tenant, inp.request_id)

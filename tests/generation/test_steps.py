@@ -92,8 +92,9 @@ def test_citations_are_checked_against_the_passages() -> None:
     text = "Failed files are retried by running keel ingest again [2]. Keel runs on the moon [1]. Extra [7]."
     checked = check_citations(text, _passages())
     assert checked.invalid_refs == [7] and "[7]" not in checked.text
-    assert [c.ref for c in checked.citations] == [2, 1]
-    assert checked.supported_rate == 0.5 and checked.unsupported == ["Keel runs on the moon [1]."]
+    assert [c.ref for c in checked.citations] == [2]  # [1] does not hold "on the moon": it goes
+    assert checked.supported_rate == 0.5 and checked.unsupported == ["Keel runs on the moon."]
+    assert checked.ungrounded and checked.source == "model"
 
 
 def test_json_is_validated_and_repaired_once() -> None:

@@ -1,0 +1,106 @@
+"""Grounding: every claim of an answer is sourced, whoever wrote (or forgot) the citations."""
+
+from __future__ import annotations
+
+import pytest
+
+from contracts.query import ContextPassage
+from encoders.registry import Encoders
+from generation.grounding import Grounder
+from generation.validate import check_citations
+from index.active import DEFAULT_ENCODER, encoder_catalog
+from keel.config import Settings
+
+
+def _passage(ref: int, text: str) -> ContextPassage:
+    return ContextPassage(
+        ref=ref,
+        doc_id=f"d{ref}",
+        version="v",
+        source=f"doc{ref}.md",
+        title=f"Doc {ref}",
+        section_path=[],
+        chunk_indexes=[0],
+        text=text,
+        score=1.0,
+    )
+
+
+PASSAGES = [
+    _passage(
+        1,
+        "The Eiffel Tower was finished in 1889 for the World's Fair. It was designed by the engineering "
+        "company of Gustave Eiffel and is 330 metres tall.",
+    ),
+    _passage(
+        2,
+        "Failed files are retried by running keel ingest again on the same paths. Files that were "
+        "already ingested are skipped, so only the failures run again.",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def embed() -> object:
+    settings = Settings()
+    encoder = Encoders(threads=1, batch_size=32).get(encoder_catalog(settings)[DEFAULT_ENCODER])
+    return lambda texts: encoder.embed(texts)
+
+
+def test_an_answer_without_citations_gets_them_from_the_passages_that_support_it() -> None:
+    text = "Run keel ingest again on the same paths to retry failed files. The Eiffel Tower is 330 metres tall."
+    g = Grounder(None).ground(text, PASSAGES)
+    assert g.source == "attributed" and not g.ungrounded
+    assert g.text == (
+        "Run keel ingest again on the same paths to retry failed files [2]. The Eiffel Tower is 330 metres tall [1]."
+    )
+    assert g.refs == [2, 1] and g.supported_rate == 1.0
+
+
+def test_a_right_citation_stays_a_wrong_one_is_replaced() -> None:
+    right = Grounder(None).ground("The Eiffel Tower was finished in 1889 for the World's Fair [1].", PASSAGES)
+    assert right.source == "model" and right.refs == [1]
+    wrong = Grounder(None).ground("The Eiffel Tower was finished in 1889 for the World's Fair [2].", PASSAGES)
+    assert wrong.source == "attributed" and wrong.refs == [1] and "[2]" not in wrong.text
+    both = Grounder(None).ground(
+        "The Eiffel Tower was finished in 1889 [1]. Failed files are retried by running keel ingest again.", PASSAGES
+    )
+    assert both.source == "mixed" and both.refs == [1, 2]
+
+
+def test_a_claim_no_passage_supports_is_listed_and_the_answer_is_ungrounded() -> None:
+    text = "The Eiffel Tower was finished in 1889 [1]. It was painted gold by astronauts during the moon landing [1]."
+    g = Grounder(None).ground(text, PASSAGES)
+    assert g.ungrounded and g.unsupported == ["It was painted gold by astronauts during the moon landing."]
+    assert g.refs == [1] and g.supported_rate == 0.5
+    assert g.text.endswith("during the moon landing.")  # its wrong citation is gone, none put in its place
+
+
+def test_a_decline_needs_no_citation_and_is_not_ungrounded() -> None:
+    g = Grounder(None).ground("The sources do not say.", PASSAGES)
+    assert not g.ungrounded and g.refs == [] and g.source == "none"
+
+
+def test_a_bare_answer_is_sourced_with_the_question_it_answers() -> None:
+    g = Grounder(None).ground("1889.", PASSAGES, question="When was the Eiffel Tower finished?")
+    assert g.refs == [1] and not g.ungrounded
+    bare = Grounder(None).ground("In 1492.", PASSAGES, question="When did Columbus sail?")
+    assert bare.ungrounded and bare.refs == []
+
+
+def test_citations_of_passages_not_in_the_context_are_removed_and_the_layout_kept() -> None:
+    text = "Steps:\nRun keel ingest again on the same paths [7].\nAlready ingested files are skipped [2]."
+    checked = check_citations(text, PASSAGES)
+    assert checked.invalid_refs == [7] and "[7]" not in checked.text
+    assert checked.text.count("\n") == 2 and [c.ref for c in checked.citations] == [2]
+
+
+def test_meaning_supports_a_paraphrase_that_shares_few_words(embed: object) -> None:
+    text = "Failures get retried: just run keel ingest once more on those folders."
+    words_only = Grounder(None).ground(text, PASSAGES)
+    assert words_only.ungrounded  # too few of its words are the passage's
+    with_meaning = Grounder(embed).ground(text, PASSAGES)  # type: ignore[arg-type]
+    assert not with_meaning.ungrounded and with_meaning.refs == [2]
+    # ... but a fluent sentence on another topic is not supported by meaning alone
+    off = Grounder(embed).ground("Gustave Eiffel also built bridges across Portugal.", PASSAGES)  # type: ignore[arg-type]
+    assert off.ungrounded
