@@ -65,7 +65,7 @@ class Scored:
     prompt_id: str
     citations_from: str = ""  # model | attributed | mixed | none
     ungrounded: bool = False  # flagged: a claim no passage supports
-    silent_uncited: bool = False  # an answer with no accepted citation and no flag saying so
+    silent_uncited: bool = False  # an answer with no accepted citation and no flag (ungrounded, unverified) saying so
     first_token_ms: float = 0.0
     total_ms: float = 0.0  # the question's whole round trip, as the caller saw it
 
@@ -94,6 +94,7 @@ def score(gold: Gold, out: QueryOutput, beir_id_of: dict[str, str], total_ms: fl
     said_no = declined(out)
     answered = not said_no
     ungrounded = "ungrounded" in out.flags
+    flagged = ungrounded or "unverified" in out.flags
     norm = normalize(text)
     return Scored(
         question_id=gold.question_id,
@@ -108,7 +109,7 @@ def score(gold: Gold, out: QueryOutput, beir_id_of: dict[str, str], total_ms: fl
         prompt_id=out.prompt_id,
         citations_from=out.citations_from,
         ungrounded=ungrounded,
-        silent_uncited=answered and not out.citations and not ungrounded,
+        silent_uncited=answered and not out.citations and not flagged,
         first_token_ms=out.first_token_ms,
         total_ms=total_ms,
     )

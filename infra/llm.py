@@ -63,7 +63,7 @@ def provider_config(settings: Settings, port: int, model: Path) -> dict[str, Any
                 "max_in_flight": 1,
             }
         ],
-        # Both answer routes; an operator's own KEEL_ROUTES still name their own chains first.
+        # Both answer routes; a route an operator set in KEEL_ROUTES keeps its links first.
         "routes": {"cheap": [LOCAL], "strong": [LOCAL]},
     }
 
@@ -86,7 +86,7 @@ def up(settings: Settings, model: Path) -> None:
     if stack.running(settings, "server") is not None:
         print("server    restarting so its workers use the model...", flush=True)
         stack.restart_server(settings)
-    print("ask away: keel ask \"...\" (answers name provider 'local'); stop with make down")
+    print("ask away: keel query \"...\" (answers name provider 'local'); stop with make down")
 
 
 def down(settings: Settings) -> None:
@@ -102,8 +102,9 @@ def serve(settings: Settings, model: Path) -> None:
     params.n_parallel = 1
     params.cpuparams.n_threads = settings.llm_threads
     params.cpuparams_batch.n_threads = settings.llm_threads
-    params.hostname = "127.0.0.1"  # loopback only: the model has no key
+    params.hostnames = ["127.0.0.1"]  # loopback only: the model has no key
     params.port = settings.llm_port
+    params.cache_prompt = True  # the system message and the example are the same every time
     server = xlc.Server(params)
     print(f"llm ready {server.listening_address}", flush=True)
     stopped = False

@@ -40,6 +40,11 @@ def _pid_file(settings: Settings, name: str) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    try:  # a child of this process that exited is a zombie until reaped: signal 0 still reaches it
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:  # not our child (started by an earlier `make run`)
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

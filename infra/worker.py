@@ -85,7 +85,15 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
         RetryConfig(max_attempts=settings.provider_max_attempts),
         links=links,
     )
-    return QueryActivities(deps, build_reranker_for(settings), chain, {**local_routes, **settings.routes})
+    # An operator's own chain for a route comes first; the local model joins it as a later link.
+    routes = {
+        name: [
+            *settings.routes.get(name, []),
+            *(p for p in local_routes.get(name, []) if p not in settings.routes.get(name, [])),
+        ]
+        for name in {*settings.routes, *local_routes}
+    }
+    return QueryActivities(deps, build_reranker_for(settings), chain, routes)
 
 
 def build_reranker_for(settings: Settings) -> Reranker:

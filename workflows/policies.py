@@ -142,7 +142,7 @@ QUERY_BUDGETS_MS: dict[str, float] = {
     "rerank": 800,
     "context": 1000,
     "generate": 30000,
-    "validate": 1000,
+    "validate": 4000,  # a model's answer is checked claim by claim, with the encoder: seconds on a busy CPU
 }
 QUERY_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=50),

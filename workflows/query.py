@@ -105,7 +105,8 @@ class QueryWorkflow:
             QueryActivities.validate,
             _validate_input(q, context, generated),
             budget["validate"],
-            lambda: ValidateOutput(text=generated.text, citations=[], supported_rate=0.0),
+            # Out of time or failed: the answer goes out unchecked, and says so (never silently uncited).
+            lambda: ValidateOutput(text=generated.text, citations=[], supported_rate=0.0, flags=["unverified"]),
             degraded_as="validate_skipped",
         )
         if validated.citations_from in ("attributed", "mixed"):  # the model's own were missing or wrong

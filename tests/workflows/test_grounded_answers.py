@@ -14,6 +14,7 @@ import pytest
 import redis
 from temporalio.client import Client
 
+from activities import query as query_activities
 from app.query import build_query, run_query
 from contracts.query import QueryOutput
 from infra.worker import build_workers, run_workers
@@ -122,5 +123,19 @@ async def test_a_provider_asks_with_its_own_prompt_and_stop_sequences(
         out = await _ask(client, custom, redis_client, tenant, "How do I retry failed files?")
     sent = llm.requests[-1]
     assert sent["stop"] == ["\nQuestion:"]
-    assert "Example." in sent["messages"][0]["content"] and sent["messages"][1]["content"].startswith("Sources:\n[1] ")
+    assert "finished in 1889 [1]." in sent["messages"][0]["content"]  # its worked example
+    assert sent["messages"][1]["content"].startswith("[1] ")  # the sources numbered as it is to cite them
     assert out.prompt_id == "answer-small.v1" and len(out.prompt_hash) == 16
+
+
+async def test_an_answer_validation_could_not_check_says_so(
+    client: Client, settings: Settings, redis_client: redis.Redis, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("validation broke")
+
+    monkeypatch.setattr(query_activities, "check_citations", broken)
+    await ingest(client, settings, redis_client, [SAMPLES / "faq.txt"], tenant)
+    inp = build_query(settings, redis_client, uuid.uuid4().hex, tenant, [], "How do I retry failed files?")
+    out = await run_query(client, settings, inp)
+    assert "validate_skipped" in out.degradations and "unverified" in out.flags

@@ -1,0 +1,32 @@
+"""`make llm`: the local model's provider and routes, as the workers read them (no model is run here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from infra import llm
+from infra.worker import build_query_activities
+from keel.config import Settings
+from pipelines.deps import Deps
+
+
+def test_a_local_model_joins_each_route_after_the_operators_own_links(
+    settings: Settings, deps: Deps, tmp_path: Path
+) -> None:
+    hosted = {"name": "hosted", "base_url": "http://127.0.0.1:9/v1", "model": "big"}
+    mine = settings.model_copy(
+        update={"data_dir": tmp_path, "providers": [hosted], "routes": {"cheap": [], "strong": ["hosted"]}}
+    )
+    assert llm.local_providers(mine) == ([], {})  # nothing wired in: nothing changes
+    config = llm.provider_config(mine, 8093, Path("/models/qwen.gguf"))
+    llm.config_path(mine).write_text(json.dumps(config))
+
+    activities = build_query_activities(mine, deps)
+    assert activities.routes == {"cheap": ["local"], "strong": ["hosted", "local"]}
+    local = activities.chain.providers["local"]
+    assert local.config.prompt == "answer-small.v1" and local.config.stop == ("\nQuestion:", "\nSources:")  # type: ignore[attr-defined]
+    assert local.config.base_url == "http://127.0.0.1:8093/v1" and local.config.max_in_flight == 1  # type: ignore[attr-defined]
+
+    llm.down(mine)  # `make down` unwires it
+    assert llm.local_providers(mine) == ([], {})
