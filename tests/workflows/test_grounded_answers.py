@@ -33,7 +33,10 @@ UNGROUNDED = "Failed files are retried automatically every night by the schedule
 
 @asynccontextmanager
 async def _query_worker(client: Client, settings: Settings, deps: Deps) -> AsyncIterator[None]:
-    with ThreadPoolExecutor(max_workers=4) as executor, ThreadPoolExecutor(max_workers=4) as queries:
+    with (
+        ThreadPoolExecutor(max_workers=settings.max_concurrent_activities + 4) as executor,
+        ThreadPoolExecutor(max_workers=settings.max_concurrent_query_activities) as queries,
+    ):
         async with run_workers(build_workers(client, settings, deps, executor, queries, queues=("query",))):
             yield
 
