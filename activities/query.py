@@ -298,27 +298,27 @@ class QueryActivities:
             return self.chain.run(route_chain, request, deadline, relay, sink.reset if sink is not None else None)
 
         rendered = prompts.render(inp.question, inp.passages, inp.json_schema, inp.prompt_id)
-        results = [answer(rendered)]
+        calls = [(rendered, answer(rendered))]  # each prompt sent, with what the chain made of it
         regrounded = ""
-        if self._needs_regrounding(inp, results[0]):
+        if self._needs_regrounding(inp, calls[0][1]):
             if sink is not None:
                 sink.reset("ungrounded")  # the streamed answer is void: another one follows
             first_token.clear()
             if inp.grounding == "retry":
                 rendered = prompts.render(inp.question, inp.passages, None, STRICT_PROMPT)
-                results.append(answer(rendered, strict=True))
+                calls.append((rendered, answer(rendered, strict=True)))
                 regrounded = "retried"
             else:
                 route_chain = []  # the chain's last resort alone: the extractive answerer
-                results.append(answer(rendered))
+                calls.append((rendered, answer(rendered)))
                 regrounded = "extractive"
-        result = results[-1]
+        result = calls[-1][1]
         gen, provider = result.generation, result.provider
         tok = self.d.indexes.active(inp.tenant).embedder
         tokens_in = tokens_out = 0
         cost = 0.0
-        for r in results:  # every call this answer took is paid for
-            t_in = r.generation.tokens_in or sum(tok.count_tokens([rendered.system, rendered.text]))
+        for asked, r in calls:  # every call this answer took is paid for
+            t_in = r.generation.tokens_in or sum(tok.count_tokens([asked.system, asked.text]))
             t_out = r.generation.tokens_out or sum(tok.count_tokens([r.generation.text]))
             tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
             cost += t_in / 1000 * r.provider.price_in_per_1k + t_out / 1000 * r.provider.price_out_per_1k
@@ -332,7 +332,7 @@ class QueryActivities:
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             cost_usd=round(cost, 6),
-            attempts=[a for r in results for a in r.attempts],
+            attempts=[a for _, r in calls for a in r.attempts],
             ms=_ms(started),
             first_token_ms=round((first_token[0] - started) * 1000, 2) if first_token else 0.0,
             regrounded=regrounded,

@@ -95,8 +95,11 @@ class Grounding:
 
 
 def lexical_support(claim: str, passage: str) -> float:
-    words = stems(claim)
-    return len(words & stems(passage)) / len(words) if words else 0.0
+    return _covered(stems(claim), stems(passage))
+
+
+def _covered(words: set[str], source: set[str]) -> float:
+    return len(words & source) / len(words) if words else 0.0
 
 
 def passage_sentences(text: str) -> list[str]:
@@ -119,7 +122,8 @@ class Grounder:
                 s.claim = bool(stems(s.text)) and not DECLINE.search(s.text)
         claims = [s for s in sentences if s.claim]
         read = [s.text if len(stems(s.text)) >= MIN_CLAIM_STEMS else f"{question} {s.text}".strip() for s in claims]
-        lexical = {(i, ref): lexical_support(c, by_ref[ref].text) for i, c in enumerate(read) for ref in by_ref}
+        source = {ref: stems(p.text) for ref, p in by_ref.items()}  # each passage's words, once
+        lexical = {(i, ref): _covered(stems(c), source[ref]) for i, c in enumerate(read) for ref in by_ref}
         dense = self._dense(read, passages) if claims else {}
         for i, s in enumerate(claims):
             supports = {

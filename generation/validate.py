@@ -24,8 +24,6 @@ from generation.grounding import REF, SENTENCE, Grounder
 from generation.instructions import aimed_at_model
 from guardrails import moderation
 
-_REF = REF
-_SENTENCE = SENTENCE
 SNIPPET_CHARS = 240
 
 
@@ -131,8 +129,8 @@ LEAK_RUN = 8  # words in a row from the prompt's own text: the answer is quoting
 def screen_output(text: str, prompt_template: str) -> str | None:
     """Why the answer must not be sent, or None: a sentence of it reads as an order to the model
     (a source's injection repeated), or it repeats a run of the prompt's own instructions."""
-    for sentence in _SENTENCE.split(text):
-        if sentence.strip() and aimed_at_model(_REF.sub("", sentence)):
+    for sentence in SENTENCE.split(text):
+        if sentence.strip() and aimed_at_model(REF.sub("", sentence)):
             return "instruction"
     runs = _runs(prompt_template)
     words = [w.lower() for w in _WORDS.findall(text)]

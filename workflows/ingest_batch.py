@@ -178,27 +178,14 @@ class IngestBatchWorkflow:
                 id=wf_id,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             )
-        except ChildWorkflowError as err:
-            code, message = _reason(err)
-            if code in OUTAGE_CODES:  # Redis or the vector store away: each document would fail alike
+        except (ChildWorkflowError, WorkflowAlreadyStartedError) as err:  # (ids are unique within a job)
+            if isinstance(err, ChildWorkflowError) and _reason(err)[0] in OUTAGE_CODES:
+                # Redis or the vector store away: each document would fail alike.
                 for entry in group.entries:
-                    self._finish(
-                        FileOutcome(
-                            source=entry.source,
-                            status="failed",
-                            version=entry.version,
-                            code=code,
-                            message=message,
-                            workflow_id=err.workflow_id,
-                            run_id=err.run_id,
-                        )
-                    )
+                    self._finish(_failed(entry, err))
                 return
             # The group failed as a whole for another reason: each document in a workflow of
             # its own, so one that broke the group fails alone and the others go in.
-            await asyncio.gather(*(self._ingest(inp, entry) for entry in group.entries))
-            return
-        except WorkflowAlreadyStartedError:  # cannot happen: group ids are unique within a job
             await asyncio.gather(*(self._ingest(inp, entry) for entry in group.entries))
             return
         for outcome in out.outcomes:
@@ -223,18 +210,7 @@ class IngestBatchWorkflow:
             )
             return
         except ChildWorkflowError as err:
-            code, message = _reason(err)
-            self._finish(
-                FileOutcome(
-                    source=entry.source,
-                    status="failed",
-                    version=entry.version,
-                    code=code,
-                    message=message,
-                    workflow_id=err.workflow_id,
-                    run_id=err.run_id,
-                )
-            )
+            self._finish(_failed(entry, err))
             return
         self._finish(
             FileOutcome(
@@ -279,6 +255,20 @@ class IngestBatchWorkflow:
             RecordOutcomesInput(job_id=self._job_id, outcomes=outcomes, counters=self._counters, status=self._status),
             policies.RECORD_OUTCOMES,
         )
+
+
+def _failed(entry: ManifestEntry, err: ChildWorkflowError) -> FileOutcome:
+    """The entry failed with the child's innermost error, pointing at the child's run."""
+    code, message = _reason(err)
+    return FileOutcome(
+        source=entry.source,
+        status="failed",
+        version=entry.version,
+        code=code,
+        message=message,
+        workflow_id=err.workflow_id,
+        run_id=err.run_id,
+    )
 
 
 def _reason(err: FailureError) -> tuple[str, str]:
