@@ -42,6 +42,7 @@ from generation.prompts import STRICT_PROMPT
 from generation.providers import GenerationRequest
 from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
 from generation.validate import WITHHELD, check_citations, check_json, moderate_answer, screen_output
+from generation.verify import Verifier
 from index.active import ActiveIndex
 from index.catalog import Catalog
 from index.lifecycle import Lifecycle
@@ -65,8 +66,16 @@ RETRIEVE, RERANK = "retrieve", "rerank"  # rankings kept in the request's state
 
 
 class QueryActivities:
-    def __init__(self, deps: Deps, reranker: Reranker, chain: ProviderChain, routes: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        reranker: Reranker,
+        chain: ProviderChain,
+        routes: dict[str, list[str]],
+        verifier: Verifier | None = None,
+    ) -> None:
         self.d = deps
+        self.verifier = verifier  # reads a model's citations back before they stand (validate)
         self.s = deps.settings
         self.reranker = reranker
         self.chain = chain
@@ -363,7 +372,8 @@ class QueryActivities:
             withheld = f"The answer was withheld: it was flagged as {', '.join(refused)} content."
             flags = ["output_blocked", *moderated]
             return ValidateOutput(text=withheld, citations=[], supported_rate=0.0, flags=flags, ms=_ms(started))
-        checked = check_citations(inp.text, inp.passages, self._grounder(inp.tenant, inp.provider), inp.question)
+        grounder = self._grounder(inp.tenant, inp.provider, verify=True)
+        checked = check_citations(inp.text, inp.passages, grounder, inp.question)
         trace.get_current_span().add_event(
             "apply_guardrail",
             {
@@ -372,6 +382,7 @@ class QueryActivities:
                 "gen_ai.guardrail.decision": "flag" if checked.ungrounded else "pass",
                 "keel.citations_from": checked.source,
                 "keel.unsupported_claims": len(checked.unsupported),
+                "keel.citations_unverified": checked.unverified,
             },
         )
         out = ValidateOutput(
@@ -380,7 +391,11 @@ class QueryActivities:
             supported_rate=checked.supported_rate,
             unsupported=checked.unsupported,
             invalid_refs=checked.invalid_refs,
-            flags=[*moderated, *(["ungrounded"] if checked.ungrounded else [])],
+            flags=[
+                *moderated,
+                *(["ungrounded"] if checked.ungrounded else []),
+                *(["unverified"] if checked.unverified else []),
+            ],
             citations_from=checked.source,
         )
         if inp.response_format == "json" and inp.json_schema is not None:
@@ -390,13 +405,16 @@ class QueryActivities:
         out.ms = _ms(started)
         return out
 
-    def _grounder(self, tenant: str, provider: str) -> Grounder:
-        """Words and meaning for a model's answer; words alone for the extractive answerer's,
-        whose sentences are the passages' own."""
+    def _grounder(self, tenant: str, provider: str, verify: bool = False) -> Grounder:
+        """Words and meaning for a model's answer, and the verifier's reading when `verify` (the
+        final check; the generate step's retry decision does without it); words alone for the
+        extractive answerer's, whose sentences are the passages' own."""
         if not tenant or provider in ("", ExtractiveAnswerer.name):
             return Grounder(None)
         embedder = self.d.indexes.active(tenant).embedder
-        return Grounder(lambda texts: embedder.embed(texts, interactive=True))
+        return Grounder(
+            lambda texts: embedder.embed(texts, interactive=True), verifier=self.verifier if verify else None
+        )
 
     def all(self) -> list[Any]:
         return [self.retrieve, self.rerank, self.context, self.generate, self.validate]

@@ -238,6 +238,9 @@ def eval_(
         int | None, typer.Option(help="answers: a fixed sample of this many questions (a slow local model)")
     ] = None,
     concurrency: Annotated[int, typer.Option(help="answers: questions in flight at once")] = 8,
+    offset: Annotated[
+        int, typer.Option(help="answers: skip this many of the fixed sample's order (a fresh sample to label)")
+    ] = 0,
     golden: Annotated[
         bool, typer.Option(help="only the golden set over the sample corpus, against its committed baseline")
     ] = False,
@@ -258,7 +261,7 @@ def eval_(
     async def run() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
         client, r = await connect(settings), _redis(settings)
         found = await evaluate(client, settings, r, dataset, split, out) if retrieval else {}
-        said = await evaluate_answers(client, settings, r, dataset, out, limit, concurrency) if answers else {}
+        said = await evaluate_answers(client, settings, r, dataset, out, limit, concurrency, offset) if answers else {}
         return found, said
 
     try:

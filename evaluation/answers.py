@@ -182,15 +182,17 @@ async def run_answers(
     folder: Path,
     concurrency: int = 8,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[tuple[Gold, QueryOutput, float]]:
     """Every question (or a fixed sample of `limit`: the same ones each run, by a hash of their
-    ids), each answer with the milliseconds its round trip took."""
+    ids, after the first `offset` of that order: a fresh sample to label), each answer with the
+    milliseconds its round trip took."""
     questions = load_queries(folder)
     gold = [g for g in load_gold(folder) if g.question_id in questions]
     if not gold:
         raise DatasetNotFound(f"{folder}/answers.jsonl holds no gold answers (SQuAD's shape: answers, is_impossible)")
     if limit is not None:
-        gold = sorted(gold, key=lambda g: hashlib.sha256(g.question_id.encode()).hexdigest())[:limit]
+        gold = sorted(gold, key=lambda g: hashlib.sha256(g.question_id.encode()).hexdigest())[offset : offset + limit]
     gate = asyncio.Semaphore(concurrency)
     results: list[tuple[Gold, QueryOutput, float]] = []
 
@@ -289,12 +291,13 @@ async def evaluate_answers(
     out_dir: Path,
     limit: int | None = None,
     concurrency: int = 8,
+    offset: int = 0,
 ) -> dict[str, dict[str, float]]:
     from evaluation.run import ensure_ingested, eval_tenant
 
     tenant = eval_tenant(folder)
     mapping = await ensure_ingested(client, settings, r, folder, tenant)
-    answered = await run_answers(client, settings, r, tenant, folder, concurrency, limit)
+    answered = await run_answers(client, settings, r, tenant, folder, concurrency, limit, offset)
     scored = [score(g, out, mapping, ms) for g, out, ms in answered]
     table = report(scored, folder.resolve().name, out_dir)
     write_citations(answered, mapping, out_dir / f"answers-{folder.resolve().name}.citations.jsonl")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
+STOP_WORDS = frozenset(
     [
         "a",
         "an",
@@ -58,7 +58,7 @@ _STOP = frozenset(
 
 
 def terms(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1]
+    return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS and len(w) > 1]
 
 
 def stem(w: str) -> str:

@@ -35,6 +35,7 @@ class CitationCheck:
     unsupported: list[str] = field(default_factory=list)  # claims no passage supports
     invalid_refs: list[int] = field(default_factory=list)  # citations of passages not in the context
     source: str = "none"  # model | attributed | mixed | none: where the kept citations came from
+    unverified: bool = False  # a citation the verifier could not be asked about (generation.verify)
 
     @property
     def ungrounded(self) -> bool:
@@ -55,6 +56,7 @@ def check_citations(
         unsupported=[u[:300] for u in grounded.unsupported],
         invalid_refs=grounded.invalid_refs,
         source=grounded.source,
+        unverified=grounded.unverified,
     )
 
 

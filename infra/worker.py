@@ -33,6 +33,7 @@ from generation.chain import LinkPolicy, ProviderChain, RetryConfig
 from generation.extractive import ExtractiveAnswerer
 from generation.openai_compat import OpenAICompatProvider, ProviderConfig
 from generation.providers import Provider
+from generation.verify import Verifier
 from infra.llm import local_providers
 from keel import offline  # noqa: F401 - sets the offline environment before any model import
 from keel.config import Settings, get_settings
@@ -69,7 +70,7 @@ def watch_caches(deps: Deps) -> None:
 def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
     providers: dict[str, Provider] = {}
     links: dict[str, LinkPolicy] = {}
-    local, local_routes = local_providers(settings)  # a model `make llm` wired in
+    local, local_routes, local_verifier = local_providers(settings)  # a model `make llm` wired in
     for raw in [*settings.providers, *local]:
         config = ProviderConfig(**{**raw, "stop": tuple(raw.get("stop", ()))})
         providers[config.name] = OpenAICompatProvider(config)
@@ -93,7 +94,13 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
         ]
         for name in {*settings.routes, *local_routes}
     }
-    return QueryActivities(deps, build_reranker_for(settings), chain, routes)
+    verifier_name = settings.verifier or local_verifier
+    verifier = None
+    if verifier_name:
+        if verifier_name not in providers:
+            raise ValueError(f"KEEL_VERIFIER names {verifier_name!r}, which is not a provider: {sorted(providers)}")
+        verifier = Verifier(providers[verifier_name], settings.verify_budget_s)
+    return QueryActivities(deps, build_reranker_for(settings), chain, routes, verifier)
 
 
 def build_reranker_for(settings: Settings) -> Reranker:

@@ -196,6 +196,10 @@ class Settings(BaseSettings):
     # KEEL_ROUTES='{"cheap": ["local"], "strong": ["local"]}'. Every chain ends with `extractive`.
     providers: list[dict[str, Any]] = []
     routes: dict[str, list[str]] = {"cheap": [], "strong": []}
+    # A provider that reads each cited sentence of a model's answer against its passage, yes or
+    # no (generation/verify.py); "" none, unless `make llm` wired its local model in as one.
+    verifier: str = ""
+    verify_budget_s: float = 3.0  # per answer, inside the validate step's budget
     breaker_failures: int = 3
     breaker_reset_seconds: float = 30.0
     provider_max_attempts: int = 2

@@ -2,7 +2,8 @@
 
 Each request takes the next behaviour from the script (the last one repeats): `ok`, `500`,
 `429` (with Retry-After), `timeout` (sleeps past the client's timeout), `malformed` (a 200 that is
-not the protocol's JSON), `truncated` (a stream cut off before it finishes).
+not the protocol's JSON), `truncated` (a stream cut off before it finishes). A citation check
+(`generation.verify`'s yes/no question) is answered with `verdict` instead, outside the script.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from generation.verify import SYSTEM as VERIFY_SYSTEM
+
 ANSWER = "Run keel ingest again on the same paths [1]."
 
 
@@ -23,6 +26,8 @@ class ScriptedLLM:
         self.script = list(script)
         self.answer = answer
         self.sleep_s = sleep_s
+        self.verdict = "yes"
+        self.verifications: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -41,6 +46,10 @@ class ScriptedLLM:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if body["messages"][0]["content"] == VERIFY_SYSTEM:
+                    llm.verifications.append(body)
+                    said: dict[str, Any] = {"choices": [{"message": {"content": llm.verdict}}], "usage": {}}
+                    return self._send(200, json.dumps(said).encode())
                 llm.requests.append(body)
                 behaviour = llm.next()
                 if behaviour == "500":

@@ -7,7 +7,9 @@ import pytest
 from contracts.query import ContextPassage
 from encoders.registry import Encoders
 from generation.grounding import Grounder
+from generation.providers import Generation, GenerationRequest, ProviderError
 from generation.validate import check_citations
+from generation.verify import Verifier
 from index.active import DEFAULT_ENCODER, encoder_catalog
 from keel.config import Settings
 
@@ -104,3 +106,56 @@ def test_meaning_supports_a_paraphrase_that_shares_few_words(embed: object) -> N
     # ... but a fluent sentence on another topic is not supported by meaning alone
     off = Grounder(embed).ground("Gustave Eiffel also built bridges across Portugal.", PASSAGES)  # type: ignore[arg-type]
     assert off.ungrounded
+
+
+class _Reader:
+    """A verifier's provider: says no to the passages it was told to refuse, or fails."""
+
+    name = "reader"
+    model = "reader"
+    price_in_per_1k = price_out_per_1k = 0.0
+
+    def __init__(self, refuse: tuple[str, ...] = (), fail: bool = False) -> None:
+        self.refuse = refuse
+        self.fail = fail
+        self.asked: list[str] = []
+
+    def generate(self, req: GenerationRequest, on_token: object = None) -> Generation:
+        self.asked.append(req.prompt)
+        if self.fail:
+            raise ProviderError("timeout")
+        said = "no" if any(word in req.prompt.split("Statement:")[0] for word in self.refuse) else "yes"
+        return Generation(said, 0, 1, self.model)
+
+
+TWO_SOURCES = [
+    PASSAGES[0],
+    _passage(3, "The Eiffel Tower is 330 metres tall, and it was finished in 1889 in Paris."),
+]
+
+
+def test_the_verifier_has_the_last_word_on_a_citation() -> None:
+    claim = "The Eiffel Tower is 330 metres tall."
+    reader = _Reader(refuse=("engineering",))  # refuses passage 1, the best by its words
+    g = Grounder(None, verifier=Verifier(reader, budget_s=5.0)).ground(claim, TWO_SOURCES)
+    assert g.refs == [3] and g.source == "attributed" and not g.ungrounded and not g.unverified
+    assert len(reader.asked) == 2 and reader.asked[0].startswith("Passage: The Eiffel Tower was finished")
+
+    everything = _Reader(refuse=("Eiffel",))
+    g = Grounder(None, verifier=Verifier(everything, budget_s=5.0)).ground(claim, TWO_SOURCES)
+    assert g.refs == [] and g.ungrounded and g.unsupported == [claim]
+
+    # The model's own citation refused: attribution may still find a passage the verifier accepts.
+    g = Grounder(None, verifier=Verifier(_Reader(refuse=("engineering",)), budget_s=5.0)).ground(
+        "The Eiffel Tower is 330 metres tall [1].", TWO_SOURCES
+    )
+    assert g.refs == [3] and g.source == "attributed"
+
+
+def test_a_citation_the_verifier_could_not_read_stays_and_says_so() -> None:
+    claim = "The Eiffel Tower is 330 metres tall."
+    g = Grounder(None, verifier=Verifier(_Reader(fail=True), budget_s=5.0)).ground(claim, TWO_SOURCES)
+    assert g.refs and not g.ungrounded and g.unverified
+    spent = _Reader()
+    g = Grounder(None, verifier=Verifier(spent, budget_s=0.0)).ground(claim, TWO_SOURCES)
+    assert g.refs and g.unverified and spent.asked == []  # no budget: not asked at all

@@ -110,6 +110,30 @@ async def test_an_ungrounded_answer_is_flagged_retried_or_replaced_as_the_tenant
         assert "ungrounded" not in replaced.flags and replaced.citations
 
 
+async def test_the_verifier_reads_each_citation_back_before_it_stands(
+    client: Client,
+    settings: Settings,
+    redis_client: redis.Redis,
+    deps: Deps,
+    tenant: str,
+    llm_settings: tuple[Settings, ScriptedLLM],
+) -> None:
+    custom, llm = llm_settings
+    custom = custom.model_copy(update={"verifier": "scripted"})
+    await ingest(client, settings, redis_client, [SAMPLES / "faq.txt"], tenant)
+    question = "How do I retry failed files?"
+    async with _query_worker(client, custom, deps):
+        accepted = await _ask(client, custom, redis_client, tenant, question)
+        asked = llm.verifications[-1]["messages"][1]["content"]
+        assert asked.startswith("Passage: ") and UNCITED in asked  # the passage, then the sentence
+        assert accepted.citations_from == "attributed" and accepted.citations and "ungrounded" not in accepted.flags
+
+        llm.verdict = "no"  # words and facts match, the verifier says the passage does not say it
+        refused = await _ask(client, custom, redis_client, tenant, "How can failed files be retried?")
+        assert not refused.citations and "ungrounded" in refused.flags
+        assert len(llm.verifications) >= 2
+
+
 async def test_a_provider_asks_with_its_own_prompt_and_stop_sequences(
     client: Client,
     settings: Settings,
