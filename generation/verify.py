@@ -27,8 +27,11 @@ from collections.abc import Callable
 from generation.providers import GenerationRequest, Provider, ProviderError
 
 PROMPT_ID = "verify-support.v1"
-SYSTEM = "You check facts. Answer only yes or no."
-QUESTION = "Passage: {passage}\n\nStatement: {sentence}\n\nDoes the passage say exactly this? Answer yes or no."
+SYSTEM = "You check whether a statement is supported by a passage. Answer only yes or no."
+QUESTION = (
+    "Passage: {passage}\n\nStatement: {sentence}\n\nIs every part of the statement supported by the passage? "
+    "Answer yes or no."
+)
 CALL_TIMEOUT_S = 10.0  # one question, one token: a model slower than this is not answering
 
 Check = Callable[[str, str], bool | None]  # (sentence, passage text) -> supported, or None: not checked

@@ -96,7 +96,7 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
     }
     verifier_name = settings.verifier or local_verifier
     verifier = None
-    if verifier_name:
+    if verifier_name and verifier_name != "off":
         if verifier_name not in providers:
             raise ValueError(f"KEEL_VERIFIER names {verifier_name!r}, which is not a provider: {sorted(providers)}")
         verifier = Verifier(providers[verifier_name], settings.verify_budget_s)
