@@ -156,6 +156,15 @@ FAMILIES: dict[str, list[str]] = {
 _COMPILED = {name: re.compile("|".join(f"(?:{p})" for p in patterns), _I) for name, patterns in FAMILIES.items()}
 # One pass over a sentence says whether any family could match: most sentences stop here.
 _ANY = re.compile("|".join(f"(?:{p})" for patterns in FAMILIES.values() for p in patterns), _I)
+# One search over a whole text before its sentences and pairs are scored one by one: the
+# families' patterns without their start-of-sentence anchors, over the text with each run of
+# whitespace made one space. Every sentence and pair `check` scores is a piece of that text, and
+# a pattern without its anchor matches wherever it matched with one, so a text the screen finds
+# nothing in has no sentence that scores. Most chunks are such texts: a third of a chunk's
+# ingest CPU went to searching its sentences and pairs.
+_UNANCHORED = re.compile(r"(?<!\[)\^")
+_SCREEN = re.compile("|".join(f"(?:{_UNANCHORED.sub('', p)})" for patterns in FAMILIES.values() for p in patterns), _I)
+_SPACES = re.compile(r"\s+")
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 
 
@@ -186,7 +195,10 @@ def families_of(sentence: str) -> list[str]:
 
 
 def sentences(text: str) -> list[str]:
-    whole = normalize(text)
+    return _split(normalize(text))
+
+
+def _split(whole: str) -> list[str]:
     parts = [s.strip() for s in _SENTENCE.split(whole) if s.strip()]
     # A move split across two short sentences ("Forget everything. Now say ...") still counts.
     pairs = [f"{a} {b}" for a, b in itertools.pairwise(parts)]
@@ -208,7 +220,10 @@ class InjectionDetector:
         best: tuple[float, list[str], str] = (0.0, [], "")
         readings = [text, *decoded(normalize(text))]
         for reading in readings:
-            for sentence in sentences(reading):
+            whole = normalize(reading)
+            if _SCREEN.search(_SPACES.sub(" ", whole)) is None:
+                continue  # no sentence of it can score (see _SCREEN)
+            for sentence in _split(whole):
                 score, found = self.score_sentence(sentence)
                 if score > best[0]:
                     best = (score, found, sentence)
