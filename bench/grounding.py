@@ -32,6 +32,7 @@ from index.active import DEFAULT_ENCODER, encoder_catalog
 from keel.config import Settings
 
 FIT = ("Normans", "1973_oil_crisis", "Harvard_University")
+NOT_A_MODEL = ("extractive", "passage", "cache")  # answerers whose sentences are the passages' own
 HELD_OUT = ("Scottish_Parliament", "Imperialism", "Packet_switching")
 _WH = re.compile(r"(?i)^(what|which|who|whom|whose|when|where|why|how( many| much| long| often)?)\b\s*")
 
@@ -133,14 +134,19 @@ def fit(rows: list[Pair], precision: float) -> Thresholds:
     return best
 
 
-def labelled_precision(path: Path) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def labelled_precision(paths: list[Path]) -> None:
+    """A person's labels of real answers' citations: the share the cited passage supports, by
+    where the citations came from and by provider; `citation_precision=` counts the model's
+    answers only (the extractive answerer's and the passage fallback's cite their own words)."""
+    rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if isinstance(r.get("supports"), bool)]
-    for source in sorted({r["citations_from"] for r in rows}):
-        some = [r for r in rows if r["citations_from"] == source]
-        print(f"citations from {source}: {sum(r['supports'] for r in some)} of {len(some)} supported")
-    print(f"labelled_citations={len(rows)}")
-    print(f"citation_precision={sum(r['supports'] for r in rows) / len(rows) if rows else 0.0:.3f}")
+    for key in ("citations_from", "provider"):
+        for value in sorted({str(r.get(key)) for r in rows}):
+            some = [r for r in rows if str(r.get(key)) == value]
+            print(f"{key} {value}: {sum(r['supports'] for r in some)} of {len(some)} supported")
+    model = [r for r in rows if r.get("provider") not in NOT_A_MODEL]
+    print(f"labelled_citations={len(model)}")
+    print(f"citation_precision={sum(r['supports'] for r in model) / len(model) if model else 0.0:.3f}")
 
 
 def main() -> None:
@@ -150,6 +156,7 @@ def main() -> None:
     parser.add_argument(
         "--labels",
         type=Path,
+        nargs="+",
         default=None,
         help="a labelled sample of real answers' citations (`keel eval --answers` writes the rows; a "
         "person adds `supports`): prints its citation precision, overall and by where citations came from",

@@ -70,7 +70,7 @@ def watch_caches(deps: Deps) -> None:
 def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
     providers: dict[str, Provider] = {}
     links: dict[str, LinkPolicy] = {}
-    local, local_routes, local_verifier = local_providers(settings)  # a model `make llm` wired in
+    local, local_routes = local_providers(settings)  # a model `make llm` wired in
     for raw in [*settings.providers, *local]:
         config = ProviderConfig(**{**raw, "stop": tuple(raw.get("stop", ()))})
         providers[config.name] = OpenAICompatProvider(config)
@@ -94,12 +94,11 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
         ]
         for name in {*settings.routes, *local_routes}
     }
-    verifier_name = settings.verifier or local_verifier
     verifier = None
-    if verifier_name and verifier_name != "off":
-        if verifier_name not in providers:
-            raise ValueError(f"KEEL_VERIFIER names {verifier_name!r}, which is not a provider: {sorted(providers)}")
-        verifier = Verifier(providers[verifier_name], settings.verify_budget_s)
+    if settings.verifier:
+        if settings.verifier not in providers:
+            raise ValueError(f"KEEL_VERIFIER names {settings.verifier!r}, which is not a provider: {sorted(providers)}")
+        verifier = Verifier(providers[settings.verifier], settings.verify_budget_s)
     return QueryActivities(deps, build_reranker_for(settings), chain, routes, verifier)
 
 

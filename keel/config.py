@@ -197,8 +197,7 @@ class Settings(BaseSettings):
     providers: list[dict[str, Any]] = []
     routes: dict[str, list[str]] = {"cheap": [], "strong": []}
     # A provider that reads each cited sentence of a model's answer against its passage, yes or
-    # no (generation/verify.py); "" none, unless `make llm` wired its local model in as one;
-    # "off" none even then.
+    # no (generation/verify.py), e.g. "local" once `make llm` wired one in; "" none.
     verifier: str = ""
     verify_budget_s: float = 3.0  # per answer, inside the validate step's budget
     breaker_failures: int = 3
