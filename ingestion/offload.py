@@ -72,6 +72,14 @@ class Offload:
             for _ in range(max(1, self.config.processes)):
                 self._add(_Child(self._ctx, self.config))
 
+    def wait_ready(self, timeout_s: float = START_LIMIT_S) -> None:
+        """Block until every child has loaded (its imports, spaCy, the partitioners' warm-up)."""
+        self.start()
+        with self._lock:
+            children = list(self._children)
+        for child in children:
+            child.wait_ready(timeout_s)
+
     def parse(self, data: bytes, filename: str) -> ParsedDocument:
         parsed: ParsedDocument = self._call("parse", (data, filename), self.config.parse_limit_s)
         return parsed
@@ -137,17 +145,24 @@ class _Child:
         child.close()
         self.conn: Connection = parent
         self.ready = False
+        self._ready_lock = threading.Lock()  # the start handshake: a call's, or wait_ready's
 
     @property
     def pid(self) -> int:
         return int(self.process.pid or 0)
 
-    def call(self, op: str, args: tuple[Any, ...], limit_s: float) -> tuple[str, Any]:
-        if not self.ready:  # the first call waits for the child's start, outside the call's limit
-            if not self.conn.poll(START_LIMIT_S):
-                raise OSError(f"the worker process did not start within {START_LIMIT_S:.0f} s")
+    def wait_ready(self, timeout_s: float = START_LIMIT_S) -> None:
+        """The child's "ready", read once: the first message it sends, before any reply."""
+        with self._ready_lock:
+            if self.ready:
+                return
+            if not self.conn.poll(timeout_s):
+                raise OSError(f"the worker process did not start within {timeout_s:.0f} s")
             self.conn.recv()
             self.ready = True
+
+    def call(self, op: str, args: tuple[Any, ...], limit_s: float) -> tuple[str, Any]:
+        self.wait_ready()  # the first call waits for the child's start, outside the call's limit
         self.conn.send((op, args))
         if not self.conn.poll(limit_s):
             raise _TimedOut

@@ -82,3 +82,14 @@ def test_a_child_that_dies_mid_call_fails_that_call_retryably_and_is_replaced() 
         assert pool.pids() != [pid] and pool.parse(b"Served by the new process.", "next.txt").elements
     finally:
         pool.close()
+
+
+def test_waiting_for_the_children_to_load_leaves_them_ready_to_serve() -> None:
+    pool = Offload(_config())
+    try:
+        pool.wait_ready()
+        assert all(child.ready for child in pool._children)  # each one's start read, once
+        pool.wait_ready()  # again: nothing left to read, returns at once
+        assert [e.text for e in pool.parse(b"# Title\n\nBody text.\n", "a.md").elements] == ["Title", "Body text."]
+    finally:
+        pool.close()
