@@ -92,10 +92,11 @@ class IngestSteps:
         with self.gil_gate:
             return parse_document(data, doc.filename, s.max_file_bytes, s.decode_legacy_text)
 
-    def chunk(self, doc: DocumentRef, elements: Sequence[Element]) -> list[Chunk]:
-        """Sized in the tokens of the tenant's embedding model."""
+    def chunk(self, doc: DocumentRef, elements: Sequence[Element], index: ActiveIndex | None = None) -> list[Chunk]:
+        """Sized in the tokens of the tenant's embedding model (`index`, when the caller has it)."""
+        embedder = (index or self.index(doc.tenant)).embedder
         with self.gil_gate:
-            return chunk_elements(elements, self.index(doc.tenant).embedder.count_tokens, self.chunk_config)
+            return chunk_elements(elements, embedder.count_tokens, self.chunk_config)
 
     def redact(self, title: str, chunks: list[Chunk]) -> tuple[str, list[Chunk], dict[str, int]]:
         """Chunk text, section titles and the document title (`ingestion.redact.redact_chunks`)."""
@@ -112,20 +113,21 @@ class IngestSteps:
     def stage(self, doc: DocumentRef, doc_id: str, data: bytes) -> StageOutput:
         """parse -> chunk -> redact -> dedupe -> embed -> upsert in one call: points written, invisible."""
         index = self.index(doc.tenant)
-        prepared = self.prepare(doc, doc_id, data)
+        prepared = self.prepare(doc, doc_id, data, index)
         self.clock.texts(prepared.texts)
         with self.clock("embed"):
             vectors = index.embedder.embed(prepared.texts)
         self.store_points(doc, doc_id, prepared.title, prepared.kept, index, vectors)
         return prepared.staged(index)
 
-    def prepare(self, doc: DocumentRef, doc_id: str, data: bytes) -> Prepared:
-        """Every step before the model: parse -> chunk -> redact -> dedupe, and the texts to embed."""
+    def prepare(self, doc: DocumentRef, doc_id: str, data: bytes, index: ActiveIndex | None = None) -> Prepared:
+        """Every step before the model: parse -> chunk -> redact -> dedupe, and the texts to embed,
+        sized for `index` (the tenant's active one, looked up here when not given)."""
         clock = self.clock
         with clock("parse"):
             parsed = self.parse(doc, data)
         with clock("chunk"):
-            chunked = self.chunk(doc, parsed.elements)
+            chunked = self.chunk(doc, parsed.elements, index)
         with clock("redact"):
             title, chunks, pii = self.redact(parsed.title, chunked)
         with self.gil_gate:

@@ -67,9 +67,13 @@ class GroupSteps:
         them, then each one's points written (invisible until published)."""
         prepared: list[tuple[GroupMember, Prepared]] = []
         failed: list[FileOutcome] = []
+        if not members:
+            return [], failed
+        # Looked up once: every document of the group is sized and embedded for the same index.
+        index = self.steps.index(_one_tenant(members))
         for m in members:
             try:
-                prepared.append((m, self.steps.prepare(m.doc, m.doc_id, self.read(m.doc.blob_key))))
+                prepared.append((m, self.steps.prepare(m.doc, m.doc_id, self.read(m.doc.blob_key), index)))
             except KeelError as err:
                 if err.retryable:
                     raise
@@ -77,7 +81,6 @@ class GroupSteps:
                 failed.append(_failed(m.doc, err, run))
         if not prepared:
             return [], failed
-        index = self.steps.index(_one_tenant(members))
         texts = [t for _, p in prepared for t in p.texts]
         self.steps.clock.texts(texts)
         with self.steps.clock("embed"):
