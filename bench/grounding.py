@@ -75,12 +75,13 @@ def pairs(folder: Path, encoders: Encoders, settings: Settings) -> list[Pair]:
     out = []
     for n, ((text, gold, answers, question), vector) in enumerate(zip(rows, claim_vectors, strict=True)):
         article = article_of[gold]
+        stated = facts.claimed(text, question)
         for doc_id in (d for d, a in article_of.items() if a == article):
             has_answer = any(ans.lower() in paragraphs[doc_id].lower() for ans in answers)
             if doc_id != gold and has_answer:
                 continue  # another paragraph with the answer: neither a clean positive nor a negative
             dense = float(np.max(sentence_vectors[doc_id] @ vector))
-            holds = not facts.missing(text, held[doc_id], question)
+            holds = not stated.missing_from(held[doc_id])
             out.append(Pair(n, article, lexical_support(text, paragraphs[doc_id]), dense, holds, doc_id == gold))
     return out
 

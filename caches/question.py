@@ -17,44 +17,15 @@ from functools import lru_cache
 
 import Stemmer
 
+from keel.words import CARDINALS, NEGATIONS
+
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _WORDS = re.compile(r"[^\W_]+", re.UNICODE)
 _TOKENS = re.compile(r"[^\W\d_][\w'’.&-]*|\d+", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_NEGATION = re.compile(
-    r"\b(not|no|never|none|nobody|nothing|neither|nor|without|cannot|"
-    r"\w+n't)\b"
-)
-NUMBER_WORDS = frozenset(
+_NEGATION = re.compile(rf"\b({'|'.join(sorted(NEGATIONS))}|\w+n't)\b")
+NUMBER_WORDS = frozenset(CARDINALS) | frozenset(
     [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-        "twenty",
-        "thirty",
-        "forty",
-        "fifty",
-        "sixty",
-        "seventy",
-        "eighty",
-        "ninety",
         "hundred",
         "thousand",
         "million",

@@ -25,12 +25,12 @@ import re
 from dataclasses import dataclass
 
 from generation.terms import STOP_WORDS, stem
+from keel.words import CARDINALS, NEGATIONS
 
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)*(?:\s?(?:[ap]\.?m\b\.?))?|[^\W\d_][\w'’-]*")
 _TIME = re.compile(r"(?i)^(\d+)(?:[.:]\d+)?\s?([ap])\.?m\.?$")
 _NUMBER = re.compile(r"\d+")
 _CAPITALISED = r"\b[A-ZÀ-ÖØ-Þ][\w'’-]*"
-NEGATIONS = frozenset(["not", "no", "never", "none", "nor", "neither", "cannot", "nothing", "nobody", "without"])
 # Small joining words inside a name: "Battle of Hastings", "Charles de Gaulle".
 _NAME_JOINERS = frozenset(["of", "de", "du", "da", "del", "der", "van", "von", "la", "le", "for", "al", "bin"])
 _NAME = re.compile(rf"{_CAPITALISED}(?:\s+(?:(?:{'|'.join(sorted(_NAME_JOINERS))})\s+)?{_CAPITALISED})*")
@@ -83,34 +83,6 @@ _OPENERS = frozenset(
         "following",
     ]
 )
-_NUMBER_WORDS = {
-    w: str(n)
-    for n, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        ]
-    )
-} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90"}
 
 
 @dataclass(frozen=True)
@@ -133,42 +105,72 @@ def source(text: str) -> Source:
             times.add(m.group(1) + m.group(2).lower())
         numbers.update(_NUMBER.findall(t.replace(",", "")))
         for part in t.lower().split("-"):  # "four-to-one"
-            if part in _NUMBER_WORDS:
-                numbers.add(_NUMBER_WORDS[part])
+            if part in CARDINALS:
+                numbers.add(CARDINALS[part])
     return Source(
         numbers=frozenset(numbers),
         times=frozenset(times),
         negations=frozenset(n for t in tokens if (n := _negation(t))),
         initials=frozenset(_initials(name, joiners) for name in _runs(text) for joiners in (False, True)),
-        text=" " + " ".join(_stems(tokens)) + " ",
+        text=_run(tokens),
+    )
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """The facts a claim states, worked out once and checked against each passage."""
+
+    times: tuple[tuple[str, str], ...]  # (as written, "5p")
+    numbers: tuple[str, ...]
+    negations: tuple[tuple[str, str], ...]  # (as written, the negation it is)
+    quotes: tuple[tuple[str, str], ...]  # (as written, its words' stems as a run)
+    names: tuple[tuple[str, str], ...]  # (as written, its stems as a run)
+
+    def missing_from(self, passage: Source) -> list[str]:
+        """The facts the passage does not hold (empty: nothing stands in the way of support)."""
+        out = [written for written, time in self.times if time not in passage.times]
+        out += [n for n in self.numbers if n not in passage.numbers]
+        # "never" is a claim of its own ("is never administered"); the other negations only need
+        # the passage to deny something too: a cheap check, not a parse.
+        out += [
+            written
+            for written, negation in self.negations
+            if (negation not in passage.negations if negation == "never" else not passage.negations)
+        ]
+        out += [f'"{written}"' for written, run in self.quotes if run not in passage.text]
+        out += [name for name, run in self.names if run not in passage.text and name not in passage.initials]
+        return out
+
+
+def claimed(claim: str, question: str = "") -> Claimed:
+    tokens = _TOKEN.findall(claim)
+    times, numbers, negations = [], [], []
+    for t in tokens:
+        if m := _TIME.match(t):
+            times.append((t, m.group(1) + m.group(2).lower()))
+        else:
+            numbers.extend(_NUMBER.findall(t.replace(",", "")))
+        if negation := _negation(t):
+            negations.append((t, negation))
+    quotes = []
+    for m in _QUOTE.finditer(claim):  # a quotation's words are the passage's own, in order
+        quoted = m.group(1) or m.group(2)
+        words = _TOKEN.findall(quoted)
+        if len(words) >= 2:
+            quotes.append((quoted, _run(words)))
+    asked = {stem(w) for w in re.findall(r"[^\W\d_]+", question.lower())}
+    return Claimed(
+        times=tuple(times),
+        numbers=tuple(numbers),
+        negations=tuple(negations),
+        quotes=tuple(quotes),
+        names=tuple((name, _run([name])) for name in names(claim, asked)),
     )
 
 
 def missing(claim: str, passage: Source, question: str = "") -> list[str]:
-    """The claim's facts the passage does not hold (empty: nothing stands in the way of support)."""
-    tokens = _TOKEN.findall(claim)
-    out: list[str] = []
-    for t in tokens:
-        if m := _TIME.match(t):
-            if m.group(1) + m.group(2).lower() not in passage.times:
-                out.append(t)
-        else:
-            out.extend(n for n in _NUMBER.findall(t.replace(",", "")) if n not in passage.numbers)
-        negation = _negation(t)
-        # "never" is a claim of its own ("is never administered"); the other negations only need
-        # the passage to deny something too: a cheap check, not a parse.
-        if negation and (negation not in passage.negations if negation == "never" else not passage.negations):
-            out.append(t)
-    for m in _QUOTE.finditer(claim):  # a quotation's words are the passage's own, in order
-        quoted = m.group(1) or m.group(2)
-        words = _TOKEN.findall(quoted)
-        if len(words) >= 2 and f" {' '.join(_stems(words))} " not in passage.text:
-            out.append(f'"{quoted}"')
-    asked = {stem(w) for w in re.findall(r"[^\W\d_]+", question.lower())}
-    for name in names(claim, asked):
-        if f" {' '.join(_stems([name]))} " not in passage.text and name not in passage.initials:
-            out.append(name)
-    return out
+    """The claim's facts the passage does not hold (`claimed(...).missing_from`)."""
+    return claimed(claim, question).missing_from(passage)
 
 
 def names(claim: str, asked: set[str]) -> list[str]:
@@ -198,6 +200,11 @@ def _runs(text: str) -> list[tuple[str, bool]]:
 
 def _initials(run: tuple[str, bool], joiners: bool) -> str:
     return "".join(w[0].upper() for w in run[0].split() if joiners or w not in _NAME_JOINERS)
+
+
+def _run(tokens: list[str]) -> str:
+    """Stems as a run to find in `Source.text`: a space at each end, so words match whole."""
+    return f" {' '.join(_stems(tokens))} "
 
 
 def _stems(tokens: list[str]) -> list[str]:

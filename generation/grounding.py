@@ -139,6 +139,7 @@ class Grounder:
         read = [s.text if len(stems(s.text)) >= MIN_CLAIM_STEMS else f"{question} {s.text}".strip() for s in claims]
         source = {ref: stems(p.text) for ref, p in by_ref.items()}  # each passage's words, once
         held = {ref: facts.source(p.text) for ref, p in by_ref.items()}
+        stated = [facts.claimed(c, question) for c in read]  # each claim's facts, once
         lexical = {(i, ref): _covered(stems(c), source[ref]) for i, c in enumerate(read) for ref in by_ref}
         dense = self._dense(read, passages) if claims else {}
         check = self.verifier.session() if self.verifier is not None else None
@@ -147,8 +148,7 @@ class Grounder:
             supports = {
                 ref: lexical[i, ref] + dense.get((i, ref), 0.0)  # a ranking: words first, meaning breaks ties
                 for ref in by_ref
-                if self._supports(lexical[i, ref], dense.get((i, ref), 0.0))
-                and not facts.missing(read[i], held[ref], question)
+                if self._supports(lexical[i, ref], dense.get((i, ref), 0.0)) and not stated[i].missing_from(held[ref])
             }
             kept = [r for r in s.refs if r in supports]
             if check is not None:  # the verifier has the last word on each citation
