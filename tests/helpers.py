@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from app.ingest import stage, start_batch
 from contracts.batch import BatchCounters
+from contracts.query import ContextPassage
 from index.visibility import visible_at
 from infra.services import wait_port
 from keel import ids
@@ -92,3 +93,18 @@ def start_api_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(args, env=_process_env(settings), stdout=out, stderr=subprocess.STDOUT)
     wait_port("127.0.0.1", settings.api_port, 120, proc)
     return proc
+
+
+def context_passage(ref: int, text: str) -> ContextPassage:
+    """A passage of a query's context, numbered `ref`, from a document of its own."""
+    return ContextPassage(
+        ref=ref,
+        doc_id=f"d{ref}",
+        version="v",
+        source=f"doc{ref}.md",
+        title=f"Doc {ref}",
+        section_path=[],
+        chunk_indexes=[0],
+        text=text,
+        score=1.0,
+    )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.query import ContextPassage
 from generation import facts
 from generation.grounding import Grounder
+from tests.helpers import context_passage
 
 PASSAGE = (
     "Stage 3 is the final stage of the bill. Each sitting day, normally at 5 pm, MSPs decide on all the "
@@ -45,17 +45,7 @@ def test_the_claims_facts_must_be_in_the_passage(claim: str, question: str, miss
 
 
 def test_a_passage_that_lacks_a_fact_does_not_support_the_claim_however_close_its_words() -> None:
-    passage = ContextPassage(
-        ref=1,
-        doc_id="d1",
-        version="v",
-        source="bill.md",
-        title="Bills",
-        section_path=[],
-        chunk_indexes=[0],
-        text=PASSAGE,
-        score=1.0,
-    )
+    passage = context_passage(1, PASSAGE)
     grounder = Grounder(None)
     right = grounder.ground("Stage 3 is the final stage of the bill.", [passage])
     assert right.refs == [1] and not right.ungrounded

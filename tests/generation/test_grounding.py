@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.query import ContextPassage
 from encoders.registry import Encoders
 from generation.grounding import Grounder
 from generation.providers import Generation, GenerationRequest, ProviderError
@@ -12,29 +11,16 @@ from generation.validate import check_citations
 from generation.verify import Verifier
 from index.active import DEFAULT_ENCODER, encoder_catalog
 from keel.config import Settings
-
-
-def _passage(ref: int, text: str) -> ContextPassage:
-    return ContextPassage(
-        ref=ref,
-        doc_id=f"d{ref}",
-        version="v",
-        source=f"doc{ref}.md",
-        title=f"Doc {ref}",
-        section_path=[],
-        chunk_indexes=[0],
-        text=text,
-        score=1.0,
-    )
+from tests.helpers import context_passage
 
 
 PASSAGES = [
-    _passage(
+    context_passage(
         1,
         "The Eiffel Tower was finished in 1889 for the World's Fair. It was designed by the engineering "
         "company of Gustave Eiffel and is 330 metres tall.",
     ),
-    _passage(
+    context_passage(
         2,
         "Failed files are retried by running keel ingest again on the same paths. Files that were "
         "already ingested are skipped, so only the failures run again.",
@@ -130,7 +116,7 @@ class _Reader:
 
 TWO_SOURCES = [
     PASSAGES[0],
-    _passage(3, "The Eiffel Tower is 330 metres tall, and it was finished in 1889 in Paris."),
+    context_passage(3, "The Eiffel Tower is 330 metres tall, and it was finished in 1889 in Paris."),
 ]
 
 
