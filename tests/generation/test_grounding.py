@@ -13,7 +13,6 @@ from index.active import DEFAULT_ENCODER, encoder_catalog
 from keel.config import Settings
 from tests.helpers import context_passage
 
-
 PASSAGES = [
     context_passage(
         1,
