@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from encoders.dense import Embedder
+from encoders.dense import PASS_TOKENS, Embedder
 
 RUNTIME = "onnx-int8"
 RECIPE = "onnx17-matmul-weights-qint8-per-channel-1"  # a change here builds every cache entry anew
@@ -50,9 +50,10 @@ class Int8Embedder(Embedder):
         batch_size: int = 32,
         window: int | None = None,
         cache_dir: Path | None = None,
+        pass_tokens: int = PASS_TOKENS,
     ) -> None:
         self.cache_dir = cache_dir or default_cache_dir()
-        super().__init__(model_path, model_id, threads, batch_size, window)
+        super().__init__(model_path, model_id, threads, batch_size, window, pass_tokens)
 
     def _load(self, model_path: str, threads: int) -> tuple[Any, int]:
         import onnxruntime as ort

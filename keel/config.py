@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # documents parse and redact; 1 thread each avoids oversubscribing a small box (bench-ingest).
     torch_threads: int = 1
     embed_batch_size: int = 32
+    # Padded word pieces per forward pass over passages (`encoders.dense.forward_passes`): a
+    # pass pads every text to its longest, so long and short windows go in separate passes.
+    embed_pass_tokens: int = 512
     # Encoders a tenant's index may migrate to (`keel index migrate --to NAME`), by name, beside
     # `default` (the model above) and `default-w128` (the same model at a 128-piece window), e.g.
     # KEEL_ENCODERS='{"mine": {"model_id": "my-model", "path": "/models/my-model"}}'. Only an

@@ -45,7 +45,9 @@ def build_deps(settings: Settings) -> Deps:
 
     transformers.logging.set_verbosity_error()
     store = open_store(settings)
-    encoders = Encoders(settings.torch_threads, settings.embed_batch_size, settings.data_dir / "models")
+    encoders = Encoders(
+        settings.torch_threads, settings.embed_batch_size, settings.data_dir / "models", settings.embed_pass_tokens
+    )
     client = redis_store.connect(settings, connect_timeout=5)
     indexes = Indexes(store, client, encoders, settings, CHUNKER_VERSION)
     indexes.index(DEFAULT_ENCODER)  # the default model loads at start, not on the first request

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from encoders.dense import Embedder, QuestionBatcher, embedding_text
+from encoders.dense import Embedder, QuestionBatcher, embedding_text, forward_passes
 from ingestion.chunk import CHUNKER_VERSION
 from keel.config import Settings
 
@@ -26,6 +26,28 @@ def test_embeddings_are_unit_vectors_and_versioned() -> None:
     whole, only_head = e.embed([head + tail, head])
     topic = e.embed(["volcanoes and plate tectonics"])[0]
     assert whole @ topic > only_head @ topic + 0.1
+
+
+def test_forward_passes_keep_long_and_short_windows_apart() -> None:
+    lengths = [256, 40, 256, 30, 200, 12, 12, 12]
+    passes = forward_passes(lengths, tokens=512, most=4)
+    assert sorted(i for p in passes for i in p) == list(range(len(lengths)))  # each text once
+    for p in passes:
+        assert (len(p) <= 4 and len(p) * max(lengths[i] for i in p) <= 512) or len(p) == 1
+    assert [0, 2] in passes  # two full windows fill a pass; a 40-piece one is not padded to 256
+    assert all(1 not in p for p in passes if 0 in p or 2 in p)
+    assert forward_passes([600], tokens=512, most=4) == [[0]]  # one longer than the budget goes alone
+
+
+def test_vectors_do_not_depend_on_which_texts_share_a_pass() -> None:
+    s = Settings()
+    e = Embedder(s.embedding_model_path, s.embedding_model_id, threads=1)
+    texts = ["insulin regulates blood glucose. " * 40, "tax law", "volcanoes in iceland and their eruptions. " * 5]
+    together = e.embed(texts)
+    alone = np.vstack([e.embed([t]) for t in texts])
+    one_pass = Embedder(s.embedding_model_path, s.embedding_model_id, threads=1, pass_tokens=10**6).embed(texts)
+    assert np.allclose(together, alone, atol=1e-5)
+    assert np.allclose(together, one_pass, atol=1e-5)
 
 
 def test_embedding_text_carries_the_section_path() -> None:
