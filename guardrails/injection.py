@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import re2
+
 from guardrails.classifier import LocalClassifier
 from guardrails.normalize import decoded, normalize
 from keel.config import get_settings
@@ -163,7 +165,23 @@ _ANY = re.compile("|".join(f"(?:{p})" for patterns in FAMILIES.values() for p in
 # nothing in has no sentence that scores. Most chunks are such texts: a third of a chunk's
 # ingest CPU went to searching its sentences and pairs.
 _UNANCHORED = re.compile(r"(?<!\[)\^")
-_SCREEN = re.compile("|".join(f"(?:{_UNANCHORED.sub('', p)})" for patterns in FAMILIES.values() for p in patterns), _I)
+_SCREEN_SOURCE = "|".join(f"(?:{_UNANCHORED.sub('', p)})" for patterns in FAMILIES.values() for p in patterns)
+_SCREEN = re.compile(_SCREEN_SOURCE, _I)
+# The same screen as one automaton (RE2): linear in the text, 0.05 ms for an abstract where
+# Python's engine, trying seventy alternatives at every position, takes 3. It reads ASCII text
+# only: there its \b, \w and case folding are Python's, and the screened text's whitespace is
+# single spaces. Any other text goes to `_SCREEN`. Its DFA gets the memory this union needs
+# (with RE2's default it falls back to a slower engine, and says so on stderr).
+
+
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.max_mem = 32 << 20
+    return options
+
+
+_SCREEN_ASCII = re2.compile(_SCREEN_SOURCE, _re2_options())
 _SPACES = re.compile(r"\s+")
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 
@@ -198,6 +216,12 @@ def sentences(text: str) -> list[str]:
     return _split(normalize(text))
 
 
+def _screened(text: str) -> bool:
+    """Whether some family's pattern, unanchored, matches somewhere in `text`."""
+    screen = _SCREEN_ASCII if text.isascii() else _SCREEN
+    return screen.search(text) is not None
+
+
 def _split(whole: str) -> list[str]:
     parts = [s.strip() for s in _SENTENCE.split(whole) if s.strip()]
     # A move split across two short sentences ("Forget everything. Now say ...") still counts.
@@ -221,7 +245,7 @@ class InjectionDetector:
         readings = [text, *decoded(normalize(text))]
         for reading in readings:
             whole = normalize(reading)
-            if _SCREEN.search(_SPACES.sub(" ", whole)) is None:
+            if not _screened(_SPACES.sub(" ", whole)):
                 continue  # no sentence of it can score (see _SCREEN)
             for sentence in _split(whole):
                 score, found = self.score_sentence(sentence)
