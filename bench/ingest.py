@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from app.ingest import stage, start_batch
 from bench.shapes import KINDS, large_pdf, mixed_folder
 from encoders.dense import DenseEncoder
@@ -170,6 +172,20 @@ def _children_cpu(pid: int) -> float:
     return total
 
 
+def _redis_calls(r: redis.Redis) -> dict[str, int]:
+    """Commands Redis has run so far, by name (its own counters, so nothing is added per call)."""
+    stats = r.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def _redis_line(before: dict[str, int], after: dict[str, int], docs: int) -> str:
+    """Redis commands per document during the run: each one a round trip unless pipelined."""
+    spent = {k: n - before.get(k, 0) for k, n in after.items() if n > before.get(k, 0)}
+    top = sorted(spent.items(), key=lambda kv: -kv[1])[:12]
+    per_doc = sum(spent.values()) / docs
+    return f"  redis commands per document: {per_doc:.1f} (" + ", ".join(f"{k} {n / docs:.1f}" for k, n in top) + ")"
+
+
 def _print_threads(pid: int) -> None:
     """CPU seconds per thread name in the worker (whole process lifetime, model loading included)."""
     import collections
@@ -226,6 +242,7 @@ async def run_workflows(
                 stderr=subprocess.DEVNULL,
             )
         children = _children_cpu(worker.pid)  # the parse and redaction processes, started by now
+        calls_before = _redis_calls(r)
         cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
         cpu_client = time.process_time()
         start = time.perf_counter()
@@ -242,6 +259,7 @@ async def run_workflows(
             _print_threads(worker.pid)
         spent["client (staging, polling)"] = time.process_time() - cpu_client
         print("  cpu seconds during the workflow run: " + ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
+        print(_redis_line(calls_before, _redis_calls(r), max(1, counters.done)))
         if counters.failed:
             print(f"warning: {counters.failed} documents failed in the workflow run", file=sys.stderr)
         return Run("workflows", counters.done, counters.chunks, elapsed)
