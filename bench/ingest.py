@@ -151,6 +151,7 @@ def _worker_env(settings: Settings) -> dict[str, str]:
         KEEL_REDIS_URL=settings.redis_url,
         KEEL_TORCH_THREADS=str(settings.torch_threads),
         KEEL_BATCH_WINDOW=str(settings.batch_window),
+        KEEL_NEW_TENANT_ENCODER=settings.new_tenant_encoder,  # the one the worker loads at start
     )
     return env
 
@@ -214,7 +215,10 @@ async def run_workflows(
     try:
         # Both lines: the clock starts once the parse and redaction processes have loaded, as
         # the plain loop's does (their start-up, about 6 CPU-s each, is paid once per worker).
-        ready = ("worker ready", "ingest processes ready") if settings.ingest_processes > 0 else ("worker ready",)
+        # And the encoder the benchmark's tenant starts on, which the worker loads at start.
+        ready: tuple[str, ...] = ("worker ready", "new-tenant encoder ready")
+        if settings.ingest_processes > 0:
+            ready = (*ready, "ingest processes ready")
         while not all(line in log.read_text(errors="replace") for line in ready):
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
@@ -285,7 +289,7 @@ def measure(
     plain, limit = run_plain(plain_settings, paths, encoder, f"bench-plain-{name}")
     print(plain.line(), flush=True)
     print(limit.line(), flush=True)
-    wf_settings = base.model_copy(update={"data_dir": work / f"wf-{name}"})
+    wf_settings = base.model_copy(update={"data_dir": work / f"wf-{name}", "new_tenant_encoder": encoder})
     spec = encoder_catalog(base)[encoder]
     if spec.runtime == "onnx-int8":  # built before the clock starts, as a first start does
         build(Path(spec.path), wf_settings.data_dir / "models")

@@ -114,6 +114,17 @@ def _say_when_ready(offload: Offload) -> None:
     print("ingest processes ready", flush=True)
 
 
+def _load_new_tenant_encoder(deps: Deps, name: str) -> None:
+    """The encoder new tenants start on, built (int8: from the packaged weights, once per data
+    directory, seconds) and loaded while the worker starts, so a first ingest does not wait."""
+    try:
+        deps.indexes.index(name)
+    except Exception as exc:  # the first ingest that needs it tries again, and fails visibly
+        log.warning("the new-tenant encoder %r did not load at start: %s", name, exc)
+        return
+    print("new-tenant encoder ready", flush=True)
+
+
 def build_reranker_for(settings: Settings) -> Reranker:
     return build_reranker(settings.rerank_model_path, settings.fusion_method, settings.fusion_dense_weight)
 
@@ -162,6 +173,7 @@ def build_workers(
         if deps.offload is not None:
             deps.offload.start()  # the parse/redaction processes load while the rest starts
             threading.Thread(target=_say_when_ready, args=(deps.offload,), daemon=True).start()
+        threading.Thread(target=_load_new_tenant_encoder, args=(deps, settings.new_tenant_encoder), daemon=True).start()
         ingest = IngestActivities(deps)
         batch = BatchActivities(deps.blobs, JobStore(deps.redis))
         deletion = DeleteActivities(deps)

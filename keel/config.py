@@ -99,10 +99,13 @@ class Settings(BaseSettings):
     # KEEL_ENCODERS='{"mine": {"model_id": "my-model", "path": "/models/my-model"}}'. Only an
     # operator names a path: an API caller picks a name from this list.
     encoders: dict[str, dict[str, Any]] = {}
-    # The encoder a tenant's first ingest starts it on (a catalog name, e.g. `default-int8`), when
-    # it has no index and no documents yet. A tenant with either keeps what it has: moving one is
-    # `keel index migrate`.
-    new_tenant_encoder: str = "default"
+    # The encoder a tenant's first ingest starts it on (a catalog name), when it has no index and
+    # no documents yet. A tenant with either keeps what it has: moving one is `keel index migrate`.
+    # `default-int8` (the packaged MiniLM with int8 weights, built at first start, never
+    # downloaded) passed its gate against fp32: dense nDCG@10 on SciFact -0.0010 and SQuAD -0.0034
+    # (`make bench-int8`), and through the whole pipeline on SQuAD (`keel eval --answers`) hybrid +
+    # re-score nDCG@10 -0.0030, contains-gold -0.0013, F1 -0.0003; ingestion runs 1.9x as fast.
+    new_tenant_encoder: str = "default-int8"
     # Embedding migrations (index.lifecycle): how long the replaced index is kept for a rollback,
     # the share of live queries also run against a finished side index (off the user's path), and
     # how long a migration collects that shadow traffic before its gate decides.

@@ -4,6 +4,7 @@ models loaded once, and an in-process worker whose embedded Qdrant the tests can
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,12 @@ from observability.tracing import setup_tracing
 from pipelines.deps import Deps, build_deps
 from stores import redis as redis_store
 from temporal.client import connect
+
+# New tenants start on the fp32 model here, which loads without the int8 build: the tests'
+# figures and version keys are its. The int8 default is tested where a tenant starts on it
+# (tests/index/test_new_tenant.py) and in tests/encoders/test_int8.py. Worker processes the
+# tests start inherit it.
+os.environ.setdefault("KEEL_NEW_TENANT_ENCODER", "default")
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "corpus"
 # The payload codec key of the test stack: committed histories recorded with it are sealed as
