@@ -146,6 +146,13 @@ def labelled_precision(paths: list[Path]) -> None:
             some = [r for r in rows if str(r.get(key)) == value]
             print(f"{key} {value}: {sum(r['supports'] for r in some)} of {len(some)} supported")
     model = [r for r in rows if r.get("provider") not in NOT_A_MODEL]
+    flagged = [r for r in model if "answer_flags" in r]  # rows written since the flags were
+    for name, some in (
+        ("in answers the verifier finished", [r for r in flagged if "unverified" not in r["answer_flags"]]),
+        ("in answers flagged unverified", [r for r in flagged if "unverified" in r["answer_flags"]]),
+    ):
+        if some:
+            print(f"model citations {name}: {sum(r['supports'] for r in some)} of {len(some)} supported")
     print(f"labelled_citations={len(model)}")
     print(f"citation_precision={sum(r['supports'] for r in model) / len(model) if model else 0.0:.3f}")
 

@@ -253,6 +253,9 @@ def write_citations(answered: list[tuple[Gold, QueryOutput, float]], beir_id_of:
                     "paragraph": beir_id_of.get(cited.doc_id, cited.doc_id),
                     "citations_from": out.citations_from,
                     "provider": out.provider,
+                    # "unverified": the verifier's budget ran out before it was asked about some
+                    # citation of this answer, so precision can be read for checked ones apart.
+                    "answer_flags": sorted(out.flags),
                 }
                 f.write(json.dumps(row) + "\n")
 
