@@ -41,6 +41,7 @@ REF = re.compile(r"\[(\d{1,3})\]")
 # still belongs to the sentence before it.
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?!\[)|(?<=\])\s+(?=[A-Z])|\n+")
 _PASSAGE_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])|\n+")
+_ANY_WORD = re.compile(r"[^\W_]")  # a letter or a digit
 # An answer's way of saying the sources do not hold the answer: nothing to cite.
 DECLINE = re.compile(
     r"(?i)\b(the (documents?|sources?|context|passages?|text) (do(es)? not|don't|doesn't|did not) "
@@ -131,10 +132,11 @@ class Grounder:
         invalid = sorted({int(m) for m in REF.findall(text) if int(m) not in by_ref})
         sentences = [self._sentence(piece, sep, by_ref) for piece, sep in _pieces(text)]
         if not any(s.claim for s in sentences):
-            # A bare answer ("In 1889.", "France"): still a claim to source, read with the
-            # question it answers, whose words it leaves out.
+            # A bare answer ("In 1889.", "France", "2"): still a claim to source, read with the
+            # question it answers, whose words it leaves out. A lone digit has no stem, but it
+            # is an answer: left out, it came back neither cited nor flagged.
             for s in sentences:
-                s.claim = bool(stems(s.text)) and not DECLINE.search(s.text)
+                s.claim = _ANY_WORD.search(s.text) is not None and not DECLINE.search(s.text)
         claims = [s for s in sentences if s.claim]
         read = [s.text if len(stems(s.text)) >= MIN_CLAIM_STEMS else f"{question} {s.text}".strip() for s in claims]
         source = {ref: stems(p.text) for ref, p in by_ref.items()}  # each passage's words, once
@@ -152,7 +154,8 @@ class Grounder:
             }
             kept = [r for r in s.refs if r in supports]
             if check is not None:  # the verifier has the last word on each citation
-                kept, supports, unchecked = _verified(s.text, kept, supports, by_ref, check)
+                # A bare answer is put to it with the question it answers, as it was read above.
+                kept, supports, unchecked = _verified(read[i], kept, supports, by_ref, check)
                 unverified = unverified or unchecked
             if kept:
                 s.refs = kept

@@ -75,6 +75,16 @@ def test_a_bare_answer_is_sourced_with_the_question_it_answers() -> None:
     assert bare.ungrounded and bare.refs == []
 
 
+def test_a_lone_number_is_an_answer_to_source_or_flag() -> None:
+    """A "2" has no word of two letters, yet it answers "how many": cited, or flagged, never neither."""
+    passages = [*PASSAGES, context_passage(3, "Norman customary law developed two customaries in the Middle Ages.")]
+    question = "How many customaries does Norman customary law have?"
+    right = Grounder(None).ground("2", passages, question=question)
+    assert right.refs == [3] and not right.ungrounded
+    wrong = Grounder(None).ground("7", passages, question=question)
+    assert wrong.ungrounded and wrong.refs == []
+
+
 def test_citations_of_passages_not_in_the_context_are_removed_and_the_layout_kept() -> None:
     text = "Steps:\nRun keel ingest again on the same paths [7].\nAlready ingested files are skipped [2]."
     checked = check_citations(text, PASSAGES)
@@ -135,6 +145,14 @@ def test_the_verifier_has_the_last_word_on_a_citation() -> None:
         "The Eiffel Tower is 330 metres tall [1].", TWO_SOURCES
     )
     assert g.refs == [3] and g.source == "attributed"
+
+    # A bare answer is put to it with the question it answers: "1889" alone states nothing.
+    reader = _Reader()
+    g = Grounder(None, verifier=Verifier(reader, budget_s=5.0)).ground(
+        "1889.", TWO_SOURCES, question="When was the Eiffel Tower finished?"
+    )
+    assert g.refs and not g.ungrounded
+    assert reader.asked[0].split("Statement: ")[1].startswith("When was the Eiffel Tower finished? 1889.")
 
 
 def test_a_citation_the_verifier_could_not_read_stays_and_says_so() -> None:
