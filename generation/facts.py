@@ -168,11 +168,6 @@ def claimed(claim: str, question: str = "") -> Claimed:
     )
 
 
-def missing(claim: str, passage: Source, question: str = "") -> list[str]:
-    """The claim's facts the passage does not hold (`claimed(...).missing_from`)."""
-    return claimed(claim, question).missing_from(passage)
-
-
 def names(claim: str, asked: set[str]) -> list[str]:
     """Runs of capitalised words (small joining words allowed inside; a comma or slash ends a
     run), leading stop words off. A run made of the sentence's first word alone is a name only

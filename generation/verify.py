@@ -15,8 +15,8 @@ and the answer `unverified`: never a silent pass.
 
 Measured with Qwen2.5-Coder-0.5B verifying its own answers (SQuAD 2.0 dev, `make bench-grounding
 --labels`): on the 54 labelled citations the question was chosen on, 0.90 of those it said "yes"
-to were right, against 0.65 of all; on fresh questions with it live, 0.75 (28 citations) against
-0.71 without it (24), while twice as many answers were flagged `ungrounded`. So it is off unless
+to were right, against 0.65 of all; on four fresh samples with it live, 0.824 (74 citations)
+against 0.71 without it (24), while about twice as many answers were flagged `ungrounded`. So it is off unless
 configured: a stronger model than the one answering is the verifier this is for. The passage
 comes first in the question, so a server's prompt cache serves a second sentence on it.
 """

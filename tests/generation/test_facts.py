@@ -41,7 +41,7 @@ PASSAGE = (
     ],
 )
 def test_the_claims_facts_must_be_in_the_passage(claim: str, question: str, missing: list[str]) -> None:
-    assert facts.missing(claim, facts.source(PASSAGE), question) == missing
+    assert facts.claimed(claim, question).missing_from(facts.source(PASSAGE)) == missing
 
 
 def test_a_passage_that_lacks_a_fact_does_not_support_the_claim_however_close_its_words() -> None:
