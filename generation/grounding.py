@@ -14,8 +14,8 @@ passage. Validation therefore checks every claim of an answer, not only the cite
   `generation.facts`) does not support it, however close the words: that is how small models
   slip, above all when they repeat a question's false premise.
 - With a verifier (`generation.verify`), each citation that passes is put to a model as a yes/no
-  question before it stands: the check for a sentence that reuses a passage's words in another
-  relation.
+  question before it stands, on the passage's one sentence that holds most of the claim's words
+  (`evidence`): the check for a sentence that reuses a passage's words in another relation.
 - A citation the model wrote is kept when its passage supports the sentence. A sentence with no
   supporting citation gets the passage that supports it best (`attributed`). A claim no passage
   supports is left uncited and listed: the answer is `ungrounded`.
@@ -116,7 +116,25 @@ def _covered(words: set[str], source: set[str]) -> float:
 
 
 def passage_sentences(text: str) -> list[str]:
-    return [s for s in (p.strip() for p in _PASSAGE_SENTENCE.split(text)) if s][:MAX_PASSAGE_SENTENCES]
+    return _split(text)[:MAX_PASSAGE_SENTENCES]
+
+
+def evidence(claim: str, passage: str) -> str:
+    """The one sentence of `passage` that holds most of the claim's words: what the verifier reads.
+
+    Given a whole passage, a small model says yes to a sentence that takes its words from two
+    places in it ("The Air Force works on three key ideas", where the ideas are Baran's and the
+    Air Force only paid for them). Given the one sentence that would have to state the claim, it
+    reads the relation. A claim that needs two of the passage's sentences is refused for it and
+    left unsupported: the flag, not a citation that may be wrong.
+    """
+    words = stems(claim)
+    best = max(_split(passage), key=lambda s: len(words & stems(s)), default=passage)
+    return best if words & stems(best) else passage
+
+
+def _split(text: str) -> list[str]:
+    return [s for s in (p.strip() for p in _PASSAGE_SENTENCE.split(text)) if s]
 
 
 class Grounder:
@@ -206,17 +224,22 @@ def _verified(
     """What the verifier leaves of a sentence's candidates: (the model's citations it accepts,
     the one passage left to attribute from if it accepts none of them, whether a check could not
     be made). Attribution tries the best-scoring passages first, `MAX_VERIFIED` of them. A
-    passage the verifier could not be asked about keeps the place the words gave it."""
+    passage the verifier could not be asked about keeps the place the words gave it. The verifier
+    reads each passage's `evidence` for the sentence, not the whole passage."""
+
+    def ask(ref: int) -> bool | None:
+        return check(sentence, evidence(sentence, by_ref[ref].text))
+
     unchecked = False
     if kept:
-        verdicts = {ref: check(sentence, by_ref[ref].text) for ref in kept}
+        verdicts = {ref: ask(ref) for ref in kept}
         unchecked = any(v is None for v in verdicts.values())
         accepted = [ref for ref in kept if verdicts[ref] is not False]
         if accepted:
             return accepted, {}, unchecked
         supports = {ref: v for ref, v in supports.items() if ref not in kept}
     for ref in sorted(supports, key=supports.__getitem__, reverse=True)[:MAX_VERIFIED]:
-        verdict = check(sentence, by_ref[ref].text)
+        verdict = ask(ref)
         if verdict is not False:
             return [], {ref: supports[ref]}, unchecked or verdict is None
     return [], {}, unchecked

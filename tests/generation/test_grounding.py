@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from encoders.registry import Encoders
-from generation.grounding import Grounder
+from generation.grounding import Grounder, evidence
 from generation.providers import Generation, GenerationRequest, ProviderError
+from generation.terms import stems
 from generation.validate import check_citations
 from generation.verify import Verifier
 from index.active import DEFAULT_ENCODER, encoder_catalog
@@ -134,7 +135,8 @@ def test_the_verifier_has_the_last_word_on_a_citation() -> None:
     reader = _Reader(refuse=("engineering",))  # refuses passage 1, the best by its words
     g = Grounder(None, verifier=Verifier(reader, budget_s=5.0)).ground(claim, TWO_SOURCES)
     assert g.refs == [3] and g.source == "attributed" and not g.ungrounded and not g.unverified
-    assert len(reader.asked) == 2 and reader.asked[0].startswith("Passage: The Eiffel Tower was finished")
+    # It reads passage 1's sentence that holds the claim's words, not the whole passage.
+    assert len(reader.asked) == 2 and reader.asked[0].startswith("Passage: It was designed by the engineering")
 
     everything = _Reader(refuse=("Eiffel",))
     g = Grounder(None, verifier=Verifier(everything, budget_s=5.0)).ground(claim, TWO_SOURCES)
@@ -153,6 +155,40 @@ def test_the_verifier_has_the_last_word_on_a_citation() -> None:
     )
     assert g.refs and not g.ungrounded
     assert reader.asked[0].split("Statement: ")[1].startswith("When was the Eiffel Tower finished? 1889.")
+
+
+class _Literal(_Reader):
+    """A verifier that says yes when every word of the statement is in what it was shown."""
+
+    def generate(self, req: GenerationRequest, on_token: object = None) -> Generation:
+        self.asked.append(req.prompt)
+        shown, statement = req.prompt.removeprefix("Passage: ").split("Statement: ")
+        statement = statement.split("\n")[0]
+        said = "yes" if stems(statement) <= stems(shown) else "no"
+        return Generation(said, 0, 1, self.model)
+
+
+def test_the_verifier_reads_the_one_sentence_that_would_state_the_claim() -> None:
+    passage = (
+        "Paul Baran developed the concept of distributed adaptive message block switching. "
+        "The US Air Force funded the study, and the work rested on three key ideas."
+    )
+    assert evidence("Baran developed distributed message switching.", passage).startswith("Paul Baran developed")
+    assert evidence("Nothing here matches.", passage) == passage  # no sentence shares a word: all of it
+    # Every word of the claim is in the passage, but in two sentences and two relations: read
+    # whole, it would pass; read where it would have to be said, it does not.
+    stitched = "Paul Baran funded the Air Force study."
+    assert stems(stitched) <= stems(passage)
+    reader = _Literal()
+    g = Grounder(None, verifier=Verifier(reader, budget_s=5.0)).ground(stitched, [context_passage(1, passage)])
+    assert g.ungrounded and g.unsupported == [stitched]
+    assert reader.asked and "Paul Baran developed" not in reader.asked[0]
+    said = "The US Air Force funded the study."
+    assert (
+        not Grounder(None, verifier=Verifier(_Literal(), budget_s=5.0))
+        .ground(said, [context_passage(1, passage)])
+        .ungrounded
+    )
 
 
 def test_a_citation_the_verifier_could_not_read_stays_and_says_so() -> None:
