@@ -1,4 +1,4 @@
-"""A model's second reading of each citation: does this passage say what this sentence says?
+"""A model's second reading of each citation: does this sentence of the passage say what the answer says?
 
 Word overlap, embedding similarity and the fact check (`generation.facts`) pass a sentence that
 reuses a passage's words and names in another relation: "The medical school located in Allston
@@ -6,19 +6,19 @@ is Harvard Medical School" when the passage places Harvard Medical School in Lon
 the business school in Allston. Telling these apart is entailment, and no entailment model can be
 had offline here; an instruct model can do it, even a small one, with a yes/no question.
 
-So when a verifier is configured (`KEEL_VERIFIER`: a provider's name, e.g. `local` once `make
-llm` wired a model in), each citation grounding would make is put to it before it is made: the passage, the
-sentence, and "does the passage say this?". One token of answer at temperature 0. A "no" and the
-sentence tries its next best passage, then is left unsupported (the answer is `ungrounded`). A
-call that fails or finds the verifier's budget spent leaves the citation as the words chose it
-and the answer `unverified`: never a silent pass.
+So each citation grounding would make is put to the verifier before it is made: the passage's
+one sentence that holds most of the claim's words (`generation.grounding.evidence`), the claim,
+and "does the passage say this?". One token of answer at temperature 0. A "no" and the claim
+tries its next best passage, then is left unsupported (the answer is `ungrounded`). A call that
+fails or finds the verifier's budget spent leaves the citation as the words chose it and the
+answer `unverified`: never a silent pass.
 
-Measured with Qwen2.5-Coder-0.5B verifying its own answers (SQuAD 2.0 dev, `make bench-grounding
---labels`): on the 54 labelled citations the question was chosen on, 0.90 of those it said "yes"
-to were right, against 0.65 of all; on four fresh samples with it live, 0.824 (74 citations)
-against 0.71 without it (24), while about twice as many answers were flagged `ungrounded`. So it is off unless
-configured: a stronger model than the one answering is the verifier this is for. The passage
-comes first in the question, so a server's prompt cache serves a second sentence on it.
+The verifier is `KEEL_VERIFIER` (a provider's name), else the model `make llm` wired in, reading
+its own answers; `none` turns it off. The one evidence sentence, not the whole passage, is what
+makes a small model useful here. Offline, Qwen2.5-Coder-0.5B judging the 137 citations labelled
+before the change: a "yes" on the whole passage was right for 0.894 of them (keeping 0.886 of the
+right ones), on the evidence sentence for 0.963 (keeping 0.733). Live on 120 fresh questions:
+0.920 (46 of 50 citations), against 0.824 (61 of 74) with whole passages before it.
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from collections.abc import Callable
 
 from generation.providers import GenerationRequest, Provider, ProviderError
 
-PROMPT_ID = "verify-support.v1"
+PROMPT_ID = "verify-support.v2"  # v2: asked on the evidence sentence, not the whole passage
 SYSTEM = "You check whether a statement is supported by a passage. Answer only yes or no."
 QUESTION = (
     "Passage: {passage}\n\nStatement: {sentence}\n\nIs every part of the statement supported by the passage? "
     "Answer yes or no."
 )
+NO_VERIFIER = "none"  # KEEL_VERIFIER's word for: not even the local model's own reading
 CALL_TIMEOUT_S = 10.0  # one question, one token: a model slower than this is not answering
 
 Check = Callable[[str, str], bool | None]  # (sentence, passage text) -> supported, or None: not checked

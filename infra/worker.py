@@ -33,8 +33,8 @@ from generation.chain import LinkPolicy, ProviderChain, RetryConfig
 from generation.extractive import ExtractiveAnswerer
 from generation.openai_compat import OpenAICompatProvider, ProviderConfig
 from generation.providers import Provider
-from generation.verify import Verifier
-from infra.llm import local_providers
+from generation.verify import NO_VERIFIER, Verifier
+from infra.llm import wired
 from ingestion.offload import Offload
 from keel import offline  # noqa: F401 - sets the offline environment before any model import
 from keel.config import Settings, get_settings
@@ -71,8 +71,9 @@ def watch_caches(deps: Deps) -> None:
 def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
     providers: dict[str, Provider] = {}
     links: dict[str, LinkPolicy] = {}
-    local, local_routes = local_providers(settings)  # a model `make llm` wired in
-    for raw in [*settings.providers, *local]:
+    local = wired(settings)  # a model `make llm` wired in
+    local_routes = local.routes
+    for raw in [*settings.providers, *local.providers]:
         config = ProviderConfig(**{**raw, "stop": tuple(raw.get("stop", ()))})
         providers[config.name] = OpenAICompatProvider(config)
         links[config.name] = LinkPolicy(
@@ -96,10 +97,11 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
         for name in {*settings.routes, *local_routes}
     }
     verifier = None
-    if settings.verifier:
-        if settings.verifier not in providers:
-            raise ValueError(f"KEEL_VERIFIER names {settings.verifier!r}, which is not a provider: {sorted(providers)}")
-        verifier = Verifier(providers[settings.verifier], settings.verify_budget_s)
+    name = settings.verifier or local.verifier  # the operator's choice, else the wired model's
+    if name and name != NO_VERIFIER:
+        if name not in providers:
+            raise ValueError(f"KEEL_VERIFIER names {name!r}, which is not a provider: {sorted(providers)}")
+        verifier = Verifier(providers[name], settings.verify_budget_s)
     return QueryActivities(deps, build_reranker_for(settings), chain, routes, verifier)
 
 

@@ -203,7 +203,8 @@ class Settings(BaseSettings):
     providers: list[dict[str, Any]] = []
     routes: dict[str, list[str]] = {"cheap": [], "strong": []}
     # A provider that reads each cited sentence of a model's answer against its passage, yes or
-    # no (generation/verify.py), e.g. "local" once `make llm` wired one in; "" none.
+    # no (generation/verify.py). "": the one `make llm` wired in (the local model itself), if any;
+    # "none": no verifier.
     verifier: str = ""
     verify_budget_s: float = 3.0  # per answer, inside the validate step's budget
     breaker_failures: int = 3

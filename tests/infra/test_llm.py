@@ -18,7 +18,8 @@ def test_a_local_model_joins_each_route_after_the_operators_own_links(
     mine = settings.model_copy(
         update={"data_dir": tmp_path, "providers": [hosted], "routes": {"cheap": [], "strong": ["hosted"]}}
     )
-    assert llm.local_providers(mine) == ([], {})  # nothing wired in: nothing changes
+    assert llm.wired(mine) == llm.Wired()  # nothing wired in: nothing changes
+    assert build_query_activities(mine, deps).verifier is None
     config = llm.provider_config(mine, 8093, Path("/models/qwen.gguf"))
     llm.config_path(mine).write_text(json.dumps(config))
 
@@ -27,9 +28,12 @@ def test_a_local_model_joins_each_route_after_the_operators_own_links(
     local = activities.chain.providers["local"]
     assert local.config.prompt == "answer-small.v1" and local.config.stop == ("\nQuestion:", "\nSources:")  # type: ignore[attr-defined]
     assert local.config.base_url == "http://127.0.0.1:8093/v1" and local.config.max_in_flight == 1  # type: ignore[attr-defined]
-    assert activities.verifier is None  # reading citations back is the operator's choice
-    verifying = build_query_activities(mine.model_copy(update={"verifier": "local"}), deps)
-    assert verifying.verifier is not None and verifying.verifier.provider.model == "qwen"
+    # The wired model reads its own citations back, unless the operator names another or none.
+    assert activities.verifier is not None and activities.verifier.provider.model == "qwen"
+    other = build_query_activities(mine.model_copy(update={"verifier": "hosted"}), deps)
+    assert other.verifier is not None and other.verifier.provider.model == "big"
+    assert build_query_activities(mine.model_copy(update={"verifier": "none"}), deps).verifier is None
 
     llm.down(mine)  # `make down` unwires it
-    assert llm.local_providers(mine) == ([], {})
+    assert llm.wired(mine) == llm.Wired()
+    assert build_query_activities(mine, deps).verifier is None
