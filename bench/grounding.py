@@ -10,6 +10,13 @@ coverage (claims cited with their gold paragraph) at a citation precision (citat
 gold paragraph, of all made) of at least `--precision`; then measured on the other three
 articles, which were not looked at. Last lines: the fitted thresholds, then the shipped
 thresholds' `grounding_precision=` and `grounding_coverage=` on the held-out articles.
+
+`--labels FILE...` reads a person's labels of real answers' citations instead (precision by
+provider and source). With `--verifier URL` (an OpenAI-compatible server, e.g. the one `make llm`
+starts) it also puts every labelled citation to that model as the verifier does, once on the whole
+passage and once on its evidence sentence, and prints how right the citations it says yes to are
+and how many of the right ones it keeps: `verifier_whole_precision=`,
+`verifier_evidence_precision=`.
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ from encoders.registry import Encoders
 from evaluation.answers import load_gold
 from evaluation.beir import corpus, load_queries
 from generation import facts
-from generation.grounding import Thresholds, lexical_support, passage_sentences
+from generation.grounding import MIN_CLAIM_STEMS, Thresholds, evidence, lexical_support, passage_sentences
+from generation.openai_compat import OpenAICompatProvider, ProviderConfig
+from generation.terms import stems
+from generation.verify import Verifier
 from index.active import DEFAULT_ENCODER, encoder_catalog
 from keel.config import Settings
 
@@ -157,6 +167,33 @@ def labelled_precision(paths: list[Path]) -> None:
     print(f"citation_precision={sum(r['supports'] for r in model) / len(model) if model else 0.0:.3f}")
 
 
+def replay_verifier(paths: list[Path], folder: Path, base_url: str) -> None:
+    """The labelled model citations put to a verifier again: whole passage against evidence sentence."""
+    paragraphs = {doc_id: text for doc_id, _, text in corpus(folder)}
+    questions = load_queries(folder)
+    rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if isinstance(r.get("supports"), bool) and r.get("provider") not in NOT_A_MODEL]
+    verifier = Verifier(OpenAICompatProvider(ProviderConfig(name="verifier", base_url=base_url, model="any")), 0.0)
+    right = sum(r["supports"] for r in rows)
+    for name, shown in (("whole", lambda claim, text: text), ("evidence", evidence)):
+        said_yes = kept_right = unanswered = 0
+        for r in rows:
+            sentence = r["sentence"]  # a bare answer is read with its question, as grounding reads it
+            if len(stems(sentence)) < MIN_CLAIM_STEMS:
+                sentence = f"{questions.get(r['question_id'], '')} {sentence}".strip()
+            passage = paragraphs[r["paragraph"]]
+            verdict = verifier.ask(sentence, shown(sentence, passage), timeout_s=30.0)
+            unanswered += verdict is None
+            if verdict:
+                said_yes += 1
+                kept_right += r["supports"]
+        print(
+            f"{name:>8}: yes to {said_yes} of {len(rows)} ({kept_right} right; {kept_right} of the {right} "
+            f"right ones kept), {unanswered} unanswered"
+        )
+        print(f"verifier_{name}_precision={kept_right / said_yes if said_yes else 0.0:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/squad2_dev_part"))
@@ -169,9 +206,17 @@ def main() -> None:
         help="a labelled sample of real answers' citations (`keel eval --answers` writes the rows; a "
         "person adds `supports`): prints its citation precision, overall and by where citations came from",
     )
+    parser.add_argument(
+        "--verifier",
+        default="",
+        help="with --labels: an OpenAI-compatible base URL (e.g. http://127.0.0.1:8093/v1) whose model "
+        "reads each labelled citation again, on the whole passage and on its evidence sentence",
+    )
     args = parser.parse_args()
     if args.labels is not None:
         labelled_precision(args.labels)
+        if args.verifier:
+            replay_verifier(args.labels, args.dataset, args.verifier)
         return
     settings = Settings()
     rows = pairs(args.dataset, Encoders(threads=settings.torch_threads, batch_size=32), settings)

@@ -15,10 +15,11 @@ answer `unverified`: never a silent pass.
 
 The verifier is `KEEL_VERIFIER` (a provider's name), else the model `make llm` wired in, reading
 its own answers; `none` turns it off. The one evidence sentence, not the whole passage, is what
-makes a small model useful here. Offline, Qwen2.5-Coder-0.5B judging the 137 citations labelled
-before the change: a "yes" on the whole passage was right for 0.894 of them (keeping 0.886 of the
-right ones), on the evidence sentence for 0.963 (keeping 0.733). Live on 120 fresh questions:
-0.920 (46 of 50 citations), against 0.824 (61 of 74) with whole passages before it.
+makes a small model useful here. Qwen2.5-Coder-0.5B judging the 128 model citations labelled
+before the change (`make bench-grounding --labels ... --verifier URL`): a "yes" on the whole
+passage was right for 0.885 of them (keeping 85 of the 96 right ones), on the evidence sentence for
+0.960 (keeping 72). Live on 120 fresh questions: 0.920 (46 of 50 citations), against 0.824 (61
+of 74) with whole passages before it.
 """
 
 from __future__ import annotations

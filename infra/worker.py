@@ -72,7 +72,6 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
     providers: dict[str, Provider] = {}
     links: dict[str, LinkPolicy] = {}
     local = wired(settings)  # a model `make llm` wired in
-    local_routes = local.routes
     for raw in [*settings.providers, *local.providers]:
         config = ProviderConfig(**{**raw, "stop": tuple(raw.get("stop", ()))})
         providers[config.name] = OpenAICompatProvider(config)
@@ -92,9 +91,9 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
     routes = {
         name: [
             *settings.routes.get(name, []),
-            *(p for p in local_routes.get(name, []) if p not in settings.routes.get(name, [])),
+            *(p for p in local.routes.get(name, []) if p not in settings.routes.get(name, [])),
         ]
-        for name in {*settings.routes, *local_routes}
+        for name in {*settings.routes, *local.routes}
     }
     verifier = None
     name = settings.verifier or local.verifier  # the operator's choice, else the wired model's
