@@ -27,6 +27,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,9 +35,8 @@ from encoders.registry import Encoders
 from evaluation.answers import load_gold
 from evaluation.beir import corpus, load_queries
 from generation import facts
-from generation.grounding import MIN_CLAIM_STEMS, Thresholds, evidence, lexical_support, passage_sentences
+from generation.grounding import Thresholds, evidence, lexical_support, passage_sentences, reading
 from generation.openai_compat import OpenAICompatProvider, ProviderConfig
-from generation.terms import stems
 from generation.verify import Verifier
 from index.active import DEFAULT_ENCODER, encoder_catalog
 from keel.config import Settings
@@ -145,12 +145,17 @@ def fit(rows: list[Pair], precision: float) -> Thresholds:
     return best
 
 
+def _labelled(paths: list[Path]) -> list[dict[str, Any]]:
+    """The rows of the label files a person has labelled (`supports` set)."""
+    rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if isinstance(r.get("supports"), bool)]
+
+
 def labelled_precision(paths: list[Path]) -> None:
     """A person's labels of real answers' citations: the share the cited passage supports, by
     where the citations came from and by provider; `citation_precision=` counts the model's
     answers only (the extractive answerer's and the passage fallback's cite their own words)."""
-    rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if isinstance(r.get("supports"), bool)]
+    rows = _labelled(paths)
     for key in ("citations_from", "provider"):
         for value in sorted({str(r.get(key)) for r in rows}):
             some = [r for r in rows if str(r.get(key)) == value]
@@ -171,16 +176,13 @@ def replay_verifier(paths: list[Path], folder: Path, base_url: str) -> None:
     """The labelled model citations put to a verifier again: whole passage against evidence sentence."""
     paragraphs = {doc_id: text for doc_id, _, text in corpus(folder)}
     questions = load_queries(folder)
-    rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if isinstance(r.get("supports"), bool) and r.get("provider") not in NOT_A_MODEL]
+    rows = [r for r in _labelled(paths) if r.get("provider") not in NOT_A_MODEL]
     verifier = Verifier(OpenAICompatProvider(ProviderConfig(name="verifier", base_url=base_url, model="any")), 0.0)
     right = sum(r["supports"] for r in rows)
     for name, shown in (("whole", lambda claim, text: text), ("evidence", evidence)):
         said_yes = kept_right = unanswered = 0
         for r in rows:
-            sentence = r["sentence"]  # a bare answer is read with its question, as grounding reads it
-            if len(stems(sentence)) < MIN_CLAIM_STEMS:
-                sentence = f"{questions.get(r['question_id'], '')} {sentence}".strip()
+            sentence = reading(r["sentence"], questions.get(r["question_id"], ""))  # as grounding reads it
             passage = paragraphs[r["paragraph"]]
             verdict = verifier.ask(sentence, shown(sentence, passage), timeout_s=30.0)
             unanswered += verdict is None

@@ -119,6 +119,11 @@ def passage_sentences(text: str) -> list[str]:
     return _split(text)[:MAX_PASSAGE_SENTENCES]
 
 
+def reading(claim: str, question: str) -> str:
+    """A claim as it is scored and verified: a bare answer ("1889.") with the question it answers."""
+    return claim if len(stems(claim)) >= MIN_CLAIM_STEMS else f"{question} {claim}".strip()
+
+
 def evidence(claim: str, passage: str) -> str:
     """The one sentence of `passage` that holds most of the claim's words: what the verifier reads.
 
@@ -156,7 +161,7 @@ class Grounder:
             for s in sentences:
                 s.claim = _ANY_WORD.search(s.text) is not None and not DECLINE.search(s.text)
         claims = [s for s in sentences if s.claim]
-        read = [s.text if len(stems(s.text)) >= MIN_CLAIM_STEMS else f"{question} {s.text}".strip() for s in claims]
+        read = [reading(s.text, question) for s in claims]
         source = {ref: stems(p.text) for ref, p in by_ref.items()}  # each passage's words, once
         held = {ref: facts.source(p.text) for ref, p in by_ref.items()}
         stated = [facts.claimed(c, question) for c in read]  # each claim's facts, once
