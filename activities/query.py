@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,8 +41,10 @@ from generation.grounding import Grounder
 from generation.instructions import contain
 from generation.prompts import STRICT_PROMPT
 from generation.providers import GenerationRequest
+from generation.release import WITHHELD as WITHHELD_EVENT
+from generation.release import SentenceRelease
 from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
-from generation.validate import WITHHELD, check_citations, check_json, moderate_answer, screen_output
+from generation.validate import WITHHELD, check_citations, check_json, moderate_answer, refusal, screen_output
 from generation.verify import Verifier
 from index.active import ActiveIndex
 from index.catalog import Catalog
@@ -237,7 +240,8 @@ class QueryActivities:
         candidates = query_state.candidates(self.d.redis, inp.candidates_key, [s.point_id for s in ranked])
         index = self.d.indexes.by_version(inp.tenant, inp.embedding_version)
         tok = index.embedder
-        overhead = self.template_tokens(inp.tenant) + tok.count_tokens([inp.question])[0]
+        # A schema's JSON is dense: a token per three characters, as the admission reserved it.
+        overhead = self.template_tokens(inp.tenant) + tok.count_tokens([inp.question])[0] + inp.schema_chars // 3
         budget = max(0, min(inp.token_budget or self.s.context_token_budget, self.s.max_input_tokens - overhead))
         packed = pack(
             ranked,
@@ -278,14 +282,21 @@ class QueryActivities:
 
         route_chain = self.routes.get(route, [])
         first_token: list[float] = []
+        rendered = prompts.render(inp.question, inp.passages, inp.json_schema, inp.prompt_id)
+        release = self._release(sink, inp, lambda: rendered) if sink is not None else None
 
         def relay(token: str) -> None:
             # Every answer is streamed from its provider, asked for or not: the first token's time
             # is measured, and a provider's first-token deadline holds only on a stream.
             if not first_token:
                 first_token.append(time.monotonic())
-            if sink is not None:
-                sink.token(token)
+            if release is not None:
+                release.feed(token)
+
+        def restart(reason: str) -> None:  # the answer streamed so far is void: another one follows
+            if sink is not None and release is not None:
+                release.reset()
+                sink.reset(reason)
 
         def answer(rendered: prompts.Rendered, strict: bool = False) -> ChainResult:
             max_out = min(inp.max_output_tokens or self.s.max_output_tokens, self.s.max_output_tokens)
@@ -304,14 +315,15 @@ class QueryActivities:
                     strict=strict,
                 )
 
-            return self.chain.run(route_chain, request, deadline, relay, sink.reset if sink is not None else None)
+            result = self.chain.run(route_chain, request, deadline, relay, restart if sink is not None else None)
+            if release is not None:
+                release.finish()
+            return result
 
-        rendered = prompts.render(inp.question, inp.passages, inp.json_schema, inp.prompt_id)
         calls = [(rendered, answer(rendered))]  # each prompt sent, with what the chain made of it
         regrounded = ""
         if self._needs_regrounding(inp, calls[0][1]):
-            if sink is not None:
-                sink.reset("ungrounded")  # the streamed answer is void: another one follows
+            restart("ungrounded")
             first_token.clear()
             if inp.grounding == "retry":
                 rendered = prompts.render(inp.question, inp.passages, None, STRICT_PROMPT)
@@ -346,6 +358,21 @@ class QueryActivities:
             first_token_ms=round((first_token[0] - started) * 1000, 2) if first_token else 0.0,
             regrounded=regrounded,
         )
+
+    def _release(
+        self, sink: EventSink, inp: GenerateInput, rendered: Callable[[], prompts.Rendered]
+    ) -> SentenceRelease:
+        """Tokens to the client a sentence at a time, each once the output screen and moderation
+        passed the answer so far; a withheld answer's sentences are taken back at once."""
+
+        def check(text: str) -> str | None:
+            why = refusal(text, prompts.load(rendered().prompt_id).template, inp.moderation, inp.severe)
+            if why is not None:
+                log.warning("streamed answer withheld by the output guardrails (%s)", why)
+                sink.reset(WITHHELD_EVENT)
+            return why
+
+        return SentenceRelease(sink.token, check)
 
     def _needs_regrounding(self, inp: GenerateInput, result: ChainResult) -> bool:
         """A model's text answer with claims no passage supports, under a policy that acts on it."""

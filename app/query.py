@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 
 from app import prompts as prompt_release
 from contracts.query import QueryFilters, QueryInput, QueryOutput
+from generation import schema
 from guardrails import injection, moderation
 from index.catalog import Catalog
 from ingestion.redact import Redactor
@@ -134,7 +135,10 @@ def build_query(
     if not Catalog(r).has_tenant(tenant):
         raise UnknownTenant(f"tenant {tenant!r} has never ingested a document")
     policy = guard_policy.read(r, tenant, default_guard_policy(settings))
-    flags = screen_question(question, policy)
+    # The schema's titles and descriptions reach the model beside the question: screened with it.
+    flags = screen_question(
+        question if json_schema is None else "\n".join([question, *schema.strings(json_schema)]), policy
+    )
     release = prompt_release.assign(r, tenant, key_id, json_answer=json_schema is not None)
     question, pii = question.strip(), {}
     if redactor is not None:
@@ -226,10 +230,13 @@ def moderate(text: str, policy: GuardPolicy, target: str) -> list[str]:
 PROMPT_OVERHEAD_TOKENS = 200  # instructions and citation markers around the question and passages
 
 
-def reserve_tokens(settings: Settings, question: str, max_output_tokens: int | None) -> int:
+def reserve_tokens(
+    settings: Settings, question: str, max_output_tokens: int | None, json_schema: dict[str, Any] | None = None
+) -> int:
     """What a query may spend at most, reserved against a tokens-a-minute limit at admission:
-    its prompt (question, a full context, the instructions) and its whole output allowance."""
-    prompt = len(question) // 3 + settings.context_token_budget + PROMPT_OVERHEAD_TOKENS
+    its prompt (question, schema, a full context, the instructions) and its whole output allowance."""
+    asked = len(question) + (len(json.dumps(json_schema)) if json_schema is not None else 0)
+    prompt = asked // 3 + settings.context_token_budget + PROMPT_OVERHEAD_TOKENS
     output = min(max_output_tokens or settings.max_output_tokens, settings.max_output_tokens)
     return prompt + output
 
@@ -242,12 +249,10 @@ def _check_options(
     if route is not None and route not in settings.routes:
         raise BadInput(f"route must be one of {', '.join(sorted(settings.routes))}")
     if json_schema is not None:
-        from generation.validate import check_schema
-
         try:
-            check_schema(json_schema)
-        except Exception as exc:
-            raise InvalidSchema(f"json_schema is not a valid JSON Schema: {exc}") from exc
+            schema.check(json_schema)
+        except schema.SchemaRefused as exc:
+            raise InvalidSchema(f"json_schema is refused: {exc}") from None
     if max_output_tokens is not None and not 1 <= max_output_tokens <= settings.max_output_tokens:
         raise BadInput(f"max_output_tokens must be between 1 and {settings.max_output_tokens}")
 

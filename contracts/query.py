@@ -145,6 +145,7 @@ class ContextInput:
     # when the tenant's active index flipped in between. "": the active one (older histories).
     embedding_version: str = ""
     sources_policy: str = "quote"  # what a passage that reads as instructions may be (guard_sources)
+    schema_chars: int = 0  # the caller's JSON schema, which the prompt carries beside the question
 
 
 @dataclass(kw_only=True)
@@ -194,6 +195,10 @@ class GenerateInput:
     # (stores.guard_policy.GROUNDING_ACTIONS): flag it, retry once with a stricter prompt, or
     # answer extractively instead.
     grounding: str = "flag"
+    # The tenant's actions on unsafe content in the answer: a streamed sentence is released only
+    # once moderation and the output screen passed it (generation.release).
+    moderation: str = "flag"
+    severe: str = "refuse"
 
 
 @dataclass(kw_only=True)

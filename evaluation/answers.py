@@ -35,7 +35,7 @@ from keel.config import Settings
 from keel.errors import DatasetNotFound
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_CITATION = re.compile(r"\s*\[\d+\]")
+_CITATION = re.compile(r"(?<!\s)\s*\[\d+\]")  # from a run of spaces' start: linear
 # An answer that says the sources do not hold the answer, in the words answerers use for it.
 _DECLINE = re.compile(
     r"(?i)\b(the (documents|sources|context|passages) (do(es)? not|don't|doesn't) (say|mention|contain|answer|state)"

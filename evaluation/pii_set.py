@@ -200,10 +200,12 @@ RANDOM_WORDS = [
     "rocket",
 ]
 
+_SLOT = re.compile(r"\{([A-Z_]+)\}")
+
 
 def _fill(template: str, rng: random.Random) -> Example:
     text, spans, pos = "", [], 0
-    for m in re.finditer(r"\{([A-Z_]+)\}", template):
+    for m in _SLOT.finditer(template):
         text += template[pos : m.start()]
         value = MAKERS[m.group(1)](rng)
         spans.append((len(text), len(text) + len(value), m.group(1)))

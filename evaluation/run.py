@@ -46,9 +46,11 @@ MODES = (
 )
 DEFAULT = MODES[-1].label
 
+_NOT_IN_NAME = re.compile(r"[^a-z0-9_-]")
+
 
 def eval_tenant(folder: Path) -> str:
-    return "eval-" + re.sub(r"[^a-z0-9_-]", "-", folder.resolve().name.lower())[:50]
+    return "eval-" + _NOT_IN_NAME.sub("-", folder.resolve().name.lower())[:50]
 
 
 async def ensure_ingested(

@@ -53,15 +53,19 @@ _TIME = re.compile(
 )
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+|<PERSON>")
 
+_ASKS_NUMBER = re.compile(r"(how (many|much|long|old|far|big|large|often)|what (percentage|percent|number|amount))\b")
+_ASKS_TIME = re.compile(r"(when|what (year|decade|century|date|time|month|day)|in what (year|decade|century))\b")
+_ASKS_NAME = re.compile(r"(who|whom|whose)\b")
+
 
 def expects(question: str) -> re.Pattern[str] | None:
     """What an answer to the question must hold, when its wording says: a time, a number or a name."""
     q = question.lower().strip()
-    if re.match(r"(how (many|much|long|old|far|big|large|often)|what (percentage|percent|number|amount))\b", q):
+    if _ASKS_NUMBER.match(q):
         return _NUMBER
-    if re.match(r"(when|what (year|decade|century|date|time|month|day)|in what (year|decade|century))\b", q):
+    if _ASKS_TIME.match(q):
         return _TIME
-    if re.match(r"(who|whom|whose)\b", q):
+    if _ASKS_NAME.match(q):
         return _NAME
     return None
 

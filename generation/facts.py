@@ -35,6 +35,8 @@ _CAPITALISED = r"\b[A-ZÀ-ÖØ-Þ][\w'’-]*"
 _NAME_JOINERS = frozenset(["of", "de", "du", "da", "del", "der", "van", "von", "la", "le", "for", "al", "bin"])
 _NAME = re.compile(rf"{_CAPITALISED}(?:\s+(?:(?:{'|'.join(sorted(_NAME_JOINERS))})\s+)?{_CAPITALISED})*")
 _QUOTE = re.compile(r'"([^"]{3,300})"|“([^”]{3,300})”')
+_LETTERS = re.compile(r"[^\W\d_]+")
+_NON_LETTERS = re.compile(r"[\W_]+")
 _POSSESSIVE = re.compile(r"(?<=\w)['’]s?$")
 # Words that open a sentence or clause with a capital and are never names.
 _OPENERS = frozenset(
@@ -158,7 +160,7 @@ def claimed(claim: str, question: str = "") -> Claimed:
         words = _TOKEN.findall(quoted)
         if len(words) >= 2:
             quotes.append((quoted, _run(words)))
-    asked = {stem(w) for w in re.findall(r"[^\W\d_]+", question.lower())}
+    asked = {stem(w) for w in _LETTERS.findall(question.lower())}
     return Claimed(
         times=tuple(times),
         numbers=tuple(numbers),
@@ -203,7 +205,7 @@ def _run(tokens: list[str]) -> str:
 
 
 def _stems(tokens: list[str]) -> list[str]:
-    return [stem(p) for t in tokens for p in re.split(r"[\W_]+", _POSSESSIVE.sub("", t.lower())) if p]
+    return [stem(p) for t in tokens for p in _NON_LETTERS.split(_POSSESSIVE.sub("", t.lower())) if p]
 
 
 def _negation(token: str) -> str:

@@ -41,6 +41,8 @@ REF = re.compile(r"\[(\d{1,3})\]")
 # still belongs to the sentence before it.
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?!\[)|(?<=\])\s+(?=[A-Z])|\n+")
 _PASSAGE_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])|\n+")
+# From a run's start only: a search that may begin inside the run re-reads it from each position.
+_SPACE_BEFORE_MARK = re.compile(r"(?<![ \t])[ \t]+([.,;:!?])")
 _ANY_WORD = re.compile(r"[^\W_]")  # a letter or a digit
 # An answer's way of saying the sources do not hold the answer: nothing to cite.
 DECLINE = re.compile(
@@ -203,7 +205,7 @@ class Grounder:
         for m in REF.findall(piece):
             if int(m) in by_ref and int(m) not in refs:
                 refs.append(int(m))
-        text = re.sub(r"[ \t]+([.,;:!?])", r"\1", REF.sub("", piece)).strip()
+        text = _SPACE_BEFORE_MARK.sub(r"\1", REF.sub("", piece)).strip()
         claim = not DECLINE.search(text) and len(stems(text)) >= MIN_CLAIM_STEMS
         return Sentence(text=text, claim=claim, refs=refs, sep=sep)
 

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from contracts.query import Citation, ContextPassage
+from generation import schema as json_schema
 from generation.grounding import REF, SENTENCE, Grounder
 from generation.instructions import aimed_at_model
 from guardrails import moderation
@@ -75,36 +76,37 @@ class JsonCheck:
 
 
 def check_json(text: str, schema: dict[str, Any]) -> JsonCheck:
-    import jsonschema
-
-    first = _parse_and_validate(text, schema, jsonschema)
+    first = _parse_and_validate(text, schema)
     if first.error is None:
         return first
     repaired = _repair(text)
     if repaired == text:
         return first
-    second = _parse_and_validate(repaired, schema, jsonschema)
+    second = _parse_and_validate(repaired, schema)
     second.repaired = second.error is None
     if second.error is not None:
         second.error = f"{first.error} (and after one repair: {second.error})"
     return second
 
 
-def _parse_and_validate(text: str, schema: dict[str, Any], jsonschema: Any) -> JsonCheck:
+def _parse_and_validate(text: str, schema: dict[str, Any]) -> JsonCheck:
     try:
         value = json.loads(text)
     except ValueError as exc:
         return JsonCheck(error=f"not JSON: {exc}")
-    try:
-        jsonschema.validate(value, schema)
-    except jsonschema.ValidationError as exc:
-        return JsonCheck(value=value, error=f"does not match the schema: {exc.message}")
+    error = json_schema.validate(value, schema)
+    if error is not None:
+        return JsonCheck(value=value, error=f"does not match the schema: {error}")
     return JsonCheck(value=value)
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
 
 def _repair(text: str) -> str:
     s = text.strip()
-    fence = re.search(r"```(?:json)?\s*(.*?)```", s, re.S)
+    fence = _FENCE.search(s)
     if fence:
         s = fence.group(1).strip()
     starts = [i for i in (s.find("{"), s.find("[")) if i >= 0]
@@ -113,14 +115,7 @@ def _repair(text: str) -> str:
         end = max(s.rfind("}"), s.rfind("]"))
         if end > start:
             s = s[start : end + 1]
-    return re.sub(r",\s*([}\]])", r"\1", s)
-
-
-def check_schema(schema: dict[str, Any]) -> None:
-    """A caller's schema must itself be valid JSON Schema (raises jsonschema.SchemaError)."""
-    import jsonschema
-
-    jsonschema.Draft202012Validator.check_schema(schema)
+    return _TRAILING_COMMA.sub(r"\1", s)
 
 
 WITHHELD = "The answer was withheld: it repeated instructions found in the sources, not facts from them."
@@ -146,6 +141,15 @@ def _runs(prompt_template: str) -> frozenset[tuple[str, ...]]:
     """Every LEAK_RUN words in a row of a prompt's own text (once per template, not per answer)."""
     words = [w.lower() for w in _WORDS.findall(prompt_template) if w not in ("question", "context", "schema")]
     return frozenset(tuple(words[i : i + LEAK_RUN]) for i in range(len(words) - LEAK_RUN + 1))
+
+
+def refusal(text: str, prompt_template: str, action: str, severe_action: str) -> str | None:
+    """Why the answer must be withheld, or None: the output screen, then moderation's refusals."""
+    blocked = screen_output(text, prompt_template)
+    if blocked is not None:
+        return blocked
+    _, refused = moderate_answer(text, action, severe_action)
+    return f"moderation:{','.join(refused)}" if refused else None
 
 
 def moderate_answer(text: str, action: str, severe_action: str) -> tuple[list[str], list[str]]:

@@ -33,9 +33,11 @@ from keel.config import get_settings
 FITTED = Path(__file__).with_name("injection.json")
 
 _I = re.IGNORECASE | re.UNICODE
+# Each optional word takes its own trailing whitespace: two optional words with a `\s*` between
+# them and another after backtracked cubically on a run of spaces ("ignore" + 2,000 spaces).
 _PRIOR = (
-    r"(?:all|any|every|the|your|my|these|those|of\s+the)?\s*(?:previous|prior|above|earlier|preceding|foregoing|"
-    r"former|initial|original|old|given|preset|system|last)?"
+    r"(?:(?:all|any|every|the|your|my|these|those|of\s+the)\s+)?(?:(?:previous|prior|above|earlier|preceding|"
+    r"foregoing|former|initial|original|old|given|preset|system|last)\s+)?"
 )
 _GUIDANCE = (
     r"(?:instructions?|prompts?|rules?|directions?|directives?|tasks?|context|guidelines?|commands?|orders?|"
@@ -46,7 +48,7 @@ FAMILIES: dict[str, list[str]] = {
     # Override what came before.
     "override": [
         rf"\b(?:ignore|disregard|forget|skip|overlook|neglect|abandon|drop|override|bypass|discard|erase|delete)\s+"
-        rf"(?:about\s+)?{_PRIOR}\s*{_GUIDANCE}",
+        rf"(?:about\s+)?{_PRIOR}{_GUIDANCE}",
         r"\b(?:forget|ignore|disregard)\s+(?:about\s+)?(?:everything|all|anything)\b",
         r"\b(?:vergiss|vergessen\s+sie|ignoriere|ignorieren\s+sie|missachte|missachten\s+sie|übergehe)\b.{0,40}?"
         r"\b(?:alles|alle|vorherigen?|bisherigen?|obigen?|anweisungen|aufgaben|instruktionen|informationen|davor|zuvor)",
@@ -65,7 +67,7 @@ FAMILIES: dict[str, list[str]] = {
         r"\b(?:from\s+now\s+on,?\s+you\s+(?:are|will|must|act|respond|answer|reply|behave|only)|"
         r"you\s+will\s+now\s+(?:act|be|play)|you\s+are\s+no\s+longer)\b",
         # "act as a ..." given as an order ("X can act as a tumour suppressor" is a description).
-        r"(?:^\W*(?:please\s+|now\s+|and\s+)?|\byou\s+(?:will|must|should|shall|to|now|are\s+to)\s+|"
+        r"(?:⟪start⟫(?:please\s+|now\s+|and\s+)?|\byou\s+(?:will|must|should|shall|to|now|are\s+to)\s+|"
         r"\b(?:please|now|then)\s+)(?:act|behave|respond|function)\s+as\s+(?:a|an|the|if|my)\b",
         r"\bpretend\s+(?:to\s+be|you\s+are|that\s+you)\b",
         r"\b(?:i\s+want\s+you\s+to|you\s+(?:must|should|will|shall))\s+(?:act|be|become|play|pretend)\b",
@@ -76,7 +78,7 @@ FAMILIES: dict[str, list[str]] = {
         r"write|say|output|ignore|forget|become|behave|imagine|generate)\b",
         r"\b(?:tu\s+es|vous\s+êtes)\s+(?:maintenant|désormais)\b",
         # "You are <Name>." addressed to the model: a persona by name (a capital, case kept).
-        r"^(?:\W*(?:ok(?:ay)?|now|nun|jetzt)\W+)?(?:you\s+are|du\s+bist|bist\s+du)\s+"
+        r"⟪start⟫(?:(?:ok(?:ay)?|now|nun|jetzt)\W+)?(?:you\s+are|du\s+bist|bist\s+du)\s+"
         r"(?:the\s+|der\s+|die\s+|das\s+)?(?-i:[A-Z])\w+",
         r"\b(?:musst|sollst)\s+du\s+(?:auch\s+)?(?:so|wie)\s+\w+",
         r"\b(?:answer|respond|reply|speak|talk|write|antworte|antworten\s+sie|beantworte)\b.{0,30}"
@@ -96,9 +98,9 @@ FAMILIES: dict[str, list[str]] = {
     "force": [
         # An order to produce given words: the verb in command position (a sentence's start, or
         # after "and", "then", "now", "just"), not "Answer: ..." or "the answer: ..." in a document.
-        r"(?:^\W*|\b(?:and|then|now|just|simply|only|please)\s+)(?:say|write|print|output|"
+        r"(?:⟪start⟫|\b(?:and|then|now|just|simply|only|please)\s+)(?:say|write|print|output|"
         r"repeat\s+after\s+me)\b[^.?!]{0,25}(?::|\"|“|„|'|\bexactly\b|\bwith\s+(?:only|just)\b)",
-        r"(?:^\W*|\b(?:and|then|now|just|simply|only|please)\s+)(?:reply|respond|answer|return)\b[^.?!:]{1,25}"
+        r"(?:⟪start⟫|\b(?:and|then|now|just|simply|only|please)\s+)(?:reply|respond|answer|return)\b[^.?!:]{1,25}"
         r"(?:\"|“|„|'|\bexactly\b|\bwith\s+(?:only|just)\b)",
         r"\b(?:stop|halt|end)\b\s*[:\-–—!,.]+\s*(?:write|say|print|answer|now)\b",
         r"^(?:please\s+)?(?:now\s+)?(?:respond|reply|answer|output|print|say|repeat|reveal)\b[^.!?]{0,40}"
@@ -109,7 +111,7 @@ FAMILIES: dict[str, list[str]] = {
         r"\b(?:answer|respond|reply)\s+(?:to\s+)?(?:every|all|each|any)\s+(?:further\s+)?(?:questions?|requests?|"
         r"quer(?:y|ies)|messages?|prompts?)\s+(?:with|by)\b",
         r"\b(?:attention|achtung|warning)\b\s*[:\-–—!,.]+\s*(?:stop|stopp|halt)\b",
-        r"^\W*(?:state|claim|assert|declare|behaupte|erkläre)\s+(?:that|dass)\b",
+        r"⟪start⟫(?:state|claim|assert|declare|behaupte|erkläre)\s+(?:that|dass)\b",
         r"\binclude\s+that\b.{0,60}\b(?:in\s+your\s+(?:answer|response|reply))\b",
         r"\bmake\s+(?:something|stuff|it|things)\s+up\b",
         r"\b(?:formulate|write|create|invent)\b.{0,30}\b(?:untrue|false|fake|made-up)\b",
@@ -125,7 +127,7 @@ FAMILIES: dict[str, list[str]] = {
         r"challenge)s?\b",
         r"\b(?:neue|nächste|eigentliche|weitere|andere)n?\s+(?:aufgabe|anweisung|anweisungen|mission|"
         r"herausforderung)(?:en)?\b",
-        r"^\W*(?:that\s+is|that's|that\s+was|this\s+is|das\s+ist|das\s+war|das\s+genügt|das\s+reicht)\s+"
+        r"⟪start⟫(?:that\s+is|that's|that\s+was|this\s+is|das\s+ist|das\s+war|das\s+genügt|das\s+reicht)\s+"
         r"(?:enough|done|ok|okay|erledigt|genug|schon\s+mal\s+ok)\b",
         r"\bnow\s+(?:focus|concentrate|move\s+on|let'?s\s+(?:do|move)|do\s+the\s+following)\b",
         r"\b(?:but|and)\s+then,?\s+(?:forget|ignore|tell|say|write)\b",
@@ -141,7 +143,7 @@ FAMILIES: dict[str, list[str]] = {
         r"\b(?:input|eingabe)\s*:.{0,60}\b(?:output|ausgabe)\s*:",
         # Chat-role lines (an FAQ's "Question:" and "Answer:" lines are left to the prompt's
         # escaped source blocks: documents have them for good reasons).
-        r"(?:^|\n)\s*(?:system|assistant|user)\s*:\s.{0,200}(?:^|\n|\s)(?:system|assistant|user)\s*:",
+        r"⟪line⟫(?:system|assistant|user)\s*:\s.{0,200}(?:^|\n|\s)(?:system|assistant|user)\s*:",
         r"<\s*/?\s*(?:system|source|sources|context|instructions?|document)\s*>",
         r"\[/?(?:INST|SYS)\]|<<\s*SYS\s*>>|<\|im_(?:start|end)\|>",
     ],
@@ -155,18 +157,41 @@ FAMILIES: dict[str, list[str]] = {
         r"\b(?:ohne|keine)\s+(?:einschränkungen|regeln|zensur|filter|grenzen)\b",
     ],
 }
-_COMPILED = {name: re.compile("|".join(f"(?:{p})" for p in patterns), _I) for name, patterns in FAMILIES.items()}
+# Two markers stand for where a sentence or a line starts, because that depends on what the
+# pattern is run over. On a sentence (`_COMPILED`, `_ANY`) they are anchors. On a whole text (the
+# screens below) they may match at any sentence's start, but only from the start of a run of
+# non-word characters or whitespace: a pattern that may begin at every position inside such a
+# run re-reads the rest of the run from each, which is quadratic in the run's length.
+_MARKERS = {
+    "sentence": {"⟪start⟫": r"^\W*", "⟪line⟫": r"(?:^|\n)[^\S\n]*"},
+    "text": {"⟪start⟫": r"(?<!\W)\W*", "⟪line⟫": r"(?<!\s)\s*"},
+    "automaton": {"⟪start⟫": "", "⟪line⟫": ""},  # RE2 is linear whatever the pattern; it has no lookbehind
+}
+
+
+def _source(pattern: str, reading: str) -> str:
+    for marker, replacement in _MARKERS[reading].items():
+        pattern = pattern.replace(marker, replacement)
+    # On a whole text, a sentence's other `^`s are dropped: what follows them is a word.
+    return pattern if reading == "sentence" else _ANCHOR.sub("", pattern)
+
+
+def _union(reading: str, patterns: list[str]) -> str:
+    return "|".join(f"(?:{_source(p, reading)})" for p in patterns)
+
+
+_ANCHOR = re.compile(r"(?<!\[)\^")
+_COMPILED = {name: re.compile(_union("sentence", patterns), _I) for name, patterns in FAMILIES.items()}
+_EVERY = [p for patterns in FAMILIES.values() for p in patterns]
 # One pass over a sentence says whether any family could match: most sentences stop here.
-_ANY = re.compile("|".join(f"(?:{p})" for patterns in FAMILIES.values() for p in patterns), _I)
+_ANY = re.compile(_union("sentence", _EVERY), _I)
 # One search over a whole text before its sentences and pairs are scored one by one: the
-# families' patterns without their start-of-sentence anchors, over the text with each run of
-# whitespace made one space. Every sentence and pair `check` scores is a piece of that text, and
-# a pattern without its anchor matches wherever it matched with one, so a text the screen finds
-# nothing in has no sentence that scores. Most chunks are such texts: a third of a chunk's
-# ingest CPU went to searching its sentences and pairs.
-_UNANCHORED = re.compile(r"(?<!\[)\^")
-_SCREEN_SOURCE = "|".join(f"(?:{_UNANCHORED.sub('', p)})" for patterns in FAMILIES.values() for p in patterns)
-_SCREEN = re.compile(_SCREEN_SOURCE, _I)
+# families' patterns as they read a whole text, over the text with each run of whitespace made one
+# space. Every sentence and pair `check` scores is a piece of that text, and each pattern matches
+# the text wherever it matched a sentence of it, so a text the screen finds nothing in has no
+# sentence that scores. Most chunks are such texts: a third of a chunk's ingest CPU went to
+# searching its sentences and pairs.
+_SCREEN = re.compile(_union("text", _EVERY), _I)
 # The same screen as one automaton (RE2): linear in the text, 0.05 ms for an abstract where
 # Python's engine, trying seventy alternatives at every position, takes 3. It reads ASCII text
 # only: there its \b, \w and case folding are Python's, and the screened text's whitespace is
@@ -181,7 +206,7 @@ def _re2_options() -> re2.Options:
     return options
 
 
-_SCREEN_ASCII = re2.compile(_SCREEN_SOURCE, _re2_options())
+_SCREEN_ASCII = re2.compile(_union("automaton", _EVERY), _re2_options())
 _SPACES = re.compile(r"\s+")
 _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 

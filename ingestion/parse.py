@@ -144,9 +144,13 @@ def _partition_docx(data: bytes) -> list[Any]:
         raise CorruptFile(f"the DOCX is damaged or not a Word document ({_reason(exc)})") from exc
 
 
+_OBJECT_REPR = re.compile(r"<[^<>]*\bat 0x[0-9a-fA-F]+>")
+_PATH = re.compile(r"(?<![\w./-])(?:/[\w.-]+){2,}")  # from a path's start only: linear
+
+
 def _reason(exc: BaseException) -> str:
     """What went wrong, for a person: the library's error type and a short message with no
     object reprs, memory addresses or server paths in it."""
-    text = re.sub(r"<[^<>]*\bat 0x[0-9a-fA-F]+>", "the upload", str(exc))
-    text = re.sub(r"(?:/[\w.-]+){2,}", "<path>", text).strip()[:160]
+    text = _OBJECT_REPR.sub("the upload", str(exc))
+    text = _PATH.sub("<path>", text).strip()[:160]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

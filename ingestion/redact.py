@@ -374,12 +374,13 @@ def _plausible_person(text: str, s: Span, span: str, lower: set[str]) -> bool:
     if any(w.lower() in lower for w in words):
         return cue
     # In Title Case text (a heading, a list of capitalised words) capitals carry no signal.
-    others = re.findall(r"\b[^\W\d_]{4,}\b", " ".join(_line_around(text, s)))
+    others = _LONG_WORD.findall(" ".join(_line_around(text, s)))
     if len(others) >= 2 and sum(w[0].isupper() for w in others) / len(others) >= 0.6:
         return cue
     return True
 
 
+_LONG_WORD = re.compile(r"\b[^\W\d_]{4,}\b")
 _PIECE = re.compile(r"[^\W\d_]+")  # a run of letters: a word, or one part of O'Brien or Jean-Luc
 
 

@@ -13,6 +13,7 @@ without checked citations. Its id is `query/<tenant>/<request id>`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -222,6 +223,7 @@ def _context_input(q: QueryInput, retrieved: RetrieveOutput, ranking: str) -> Co
         stream=q.stream,
         embedding_version=retrieved.embedding_version,
         sources_policy=q.guard_sources,
+        schema_chars=len(json.dumps(q.json_schema)) if q.json_schema is not None else 0,
     )
 
 
@@ -241,6 +243,8 @@ def _generate_input(q: QueryInput, context: ContextOutput, budget_ms: float) -> 
         prompt_id=q.prompt_id,
         quote_question="question_injection" not in q.flags,
         grounding=q.guard_grounding,
+        moderation=q.guard_moderation,
+        severe=q.guard_severe,
     )
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 from fastapi import APIRouter, Depends, Request, Response
@@ -96,14 +96,18 @@ class Caller:
     def groups(self) -> list[str]:
         return list(self.principal.groups)
 
-    def admit(self, rid: str, question: str, max_output_tokens: int | None) -> Ticket:
+    def admit(
+        self, rid: str, question: str, max_output_tokens: int | None, json_schema: dict[str, Any] | None = None
+    ) -> Ticket:
         """Within the key's and the tenant's limits? (one Redis round trip for the tenant's
         limits, one script for every check; run in a thread). The tokens reserved are counted
         from the question as sent: the redacted one is no longer."""
         p = self.principal
         scopes = self.limiter.scopes(p.key_id, p.limits, p.tenant)
         try:
-            ticket = self.limiter.admit(rid, scopes, reserve_tokens(self.settings, question, max_output_tokens))
+            ticket = self.limiter.admit(
+                rid, scopes, reserve_tokens(self.settings, question, max_output_tokens, json_schema)
+            )
         except RateLimited as exc:
             metrics.LIMITER.labels(decision="refused", policy=exc.policy).inc()
             raise
@@ -305,7 +309,9 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
     # Cheapest refusal first: a full process says so in microseconds, before any Redis call or
     # redaction; then the limits (one Redis script); then the question is checked and redacted.
     async with who.admission.slot():
-        ticket = await on_edge(request, who.admit, request_id(request), body.question, body.max_output_tokens)
+        ticket = await on_edge(
+            request, who.admit, request_id(request), body.question, body.max_output_tokens, body.json_schema
+        )
         out: QueryOutput | None = None
         inp: QueryInput | None = None
         started = time.perf_counter()
@@ -342,7 +348,9 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
 async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> StreamingResponse:
     taken_at = await who.admission.acquire()  # refusals here, as plain 429/503s, before the stream
     try:
-        ticket = await on_edge(request, who.admit, request_id(request), body.question, body.max_output_tokens)
+        ticket = await on_edge(
+            request, who.admit, request_id(request), body.question, body.max_output_tokens, body.json_schema
+        )
     except Exception:  # refused (or Redis failed): the slot goes back
         who.admission.release(taken_at)
         raise
