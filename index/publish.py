@@ -20,6 +20,7 @@ import redis
 from contracts.ingest import DocumentRef
 from index.active import Indexes
 from keel.config import Settings
+from keel.tenancy import check_replacement
 from stores import term_stats
 from stores.keys import doc_key, generation_key, publish_lock_key, tenant_docs_key
 from stores.term_stats import COUNTED_FIELD, Contribution
@@ -66,10 +67,14 @@ class Publisher:
             # every index that must see this flip is in the list.
             targets = [i.collection for i in self.indexes.targets(doc.tenant)]
             collection = targets[0]
-            current, published_run, published_gen, counted = r.hmget(
-                key, ["version", "published_run", "generation", COUNTED_FIELD]
+            current, published_run, published_gen, counted, groups = r.hmget(
+                key, ["version", "published_run", "generation", COUNTED_FIELD, "groups"]
             )
             gen = int(r.get(generation_key(doc.tenant)) or 0)
+            if current is not None and current != doc.version and groups and doc.writer_groups is not None:
+                # Checked again here, where the flip happens: the version published while this
+                # one was staged may be one this writer may not replace (`begin` saw an older one).
+                check_replacement(json.loads(str(groups)), doc.groups, doc.writer_groups)
             if current == doc.version:
                 if run_id and published_run == run_id:
                     return Published(generation=int(published_gen or gen))

@@ -3,7 +3,9 @@ run that published before a crash."""
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from index.catalog import Catalog, staged_record
 from index.publish import Published
 from keel import ids
 from keel.config import Settings
+from keel.errors import DocumentForbidden
 from pipelines.deps import Deps
 from pipelines.ingest import TRANSIENT_WORK_FILES, IngestSteps, local_document
 from stores.blobs import work_key
@@ -134,3 +137,25 @@ def test_discard_removes_staged_points_and_every_work_file(deps: Deps, tenant: s
         deps.blobs.exists(work_key(tenant, doc.version, n)) for n in (*TRANSIENT_WORK_FILES, "redacted.json")
     )
     assert steps.catalog.record(tenant, begun.doc_id) == {}
+
+
+def test_a_writer_cannot_publish_over_a_version_it_may_not_replace_that_landed_while_it_staged(
+    deps: Deps, tenant: str
+) -> None:
+    """The write ACL is checked where the flip happens, not only when an ingest begins: a key with
+    no groups began its file before an HR-only version was published, and must not overwrite it."""
+    steps = IngestSteps(deps)
+    path = SAMPLES / "faq.txt"
+    slow_data, hr_data = path.read_bytes(), path.read_bytes() + b"\nHR only: the payroll pool is 41,000.\n"
+    slow = replace(local_document(tenant, path, slow_data), writer_groups=[])
+    hr = replace(local_document(tenant, path, hr_data, groups=["hr"]), writer_groups=["hr"])
+
+    begun = steps.begin(slow, "run-slow")  # nothing published yet: the slow file may go ahead
+    staged = steps.stage(slow, begun.doc_id, slow_data)
+    assert not steps.begin(hr, "run-hr").unchanged
+    steps.publish(hr, begun.doc_id, staged_record(hr, steps.stage(hr, begun.doc_id, hr_data)), "run-hr")
+
+    with pytest.raises(DocumentForbidden):
+        steps.publish(slow, begun.doc_id, staged_record(slow, staged), "run-slow")
+    record = Catalog(deps.redis).record(tenant, begun.doc_id)
+    assert record["version"] == hr.version and json.loads(record["groups"]) == ["hr"]
