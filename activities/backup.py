@@ -31,7 +31,7 @@ class BackupActivities:
     @mapped
     def restore(self, inp: RestoreInput) -> RestoreOutput:
         with keep_alive():
-            return self.restorer.restore(Path(inp.folder), inp.tenant)
+            return self.restorer.restore(Path(inp.folder), inp.tenant, restore_api_keys=inp.api_keys)
 
     def all(self) -> Sequence[Any]:
         return [self.backup, self.restore]

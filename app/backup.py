@@ -62,7 +62,7 @@ def snapshots_in(directory: Path, tenant: str | None) -> list[tuple[str, Path]]:
     if tenant:
         return [(check_tenant(tenant), directory / tenant)]
     found = (
-        sorted((p.name, p) for p in directory.iterdir() if (p / "manifest.json").is_file())
+        sorted((check_tenant(p.name), p) for p in directory.iterdir() if (p / "manifest.json").is_file())
         if directory.is_dir()
         else []
     )
@@ -72,14 +72,19 @@ def snapshots_in(directory: Path, tenant: str | None) -> list[tuple[str, Path]]:
 
 
 async def restore(
-    client: Client, settings: Settings, r: redis.Redis, snapshots: list[tuple[str, Path]], actor: str = "operator"
+    client: Client,
+    settings: Settings,
+    r: redis.Redis,
+    snapshots: list[tuple[str, Path]],
+    actor: str = "operator",
+    api_keys: bool = False,
 ) -> list[RestoreOutput]:
     done = []
     for tenant, folder in snapshots:
         try:
             out = await client.execute_workflow(
                 RestoreTenantWorkflow.run,
-                RestoreInput(folder=str(folder), tenant=tenant),
+                RestoreInput(folder=str(folder), tenant=tenant, api_keys=api_keys),
                 id=f"restore/{tenant}",
                 task_queue=settings.ingest_task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

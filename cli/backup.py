@@ -50,6 +50,9 @@ def backup(
 def restore(
     source: Annotated[Path, typer.Option("--from", help="a folder `keel backup` wrote")],
     tenant: Annotated[str, typer.Option(help="one tenant's snapshot (default: every one in the folder)")] = "",
+    api_keys: Annotated[
+        bool, typer.Option("--api-keys", help="restore the tenants' API keys too (a key known here keeps its state)")
+    ] = False,
 ) -> None:
     """Bring tenants back from their snapshots into a stack where they have no data."""
     settings = get_settings()
@@ -58,7 +61,7 @@ def restore(
         found = snapshots.snapshots_in(source, tenant or None)
 
         async def run() -> list[RestoreOutput]:
-            return await snapshots.restore(await connect(settings), settings, r, found)
+            return await snapshots.restore(await connect(settings), settings, r, found, api_keys=api_keys)
 
         done = asyncio.run(run())
     except KeelError as exc:

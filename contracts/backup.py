@@ -28,6 +28,7 @@ class BackupOutput:
 class RestoreInput:
     folder: str  # one tenant's snapshot (`<directory>/<tenant>`), absolute
     tenant: str  # the tenant the snapshot must be of (checked against its manifest)
+    api_keys: bool = False  # bring back its API keys too (credentials: only when the operator says so)
 
 
 @dataclass(kw_only=True)

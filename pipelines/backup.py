@@ -2,12 +2,14 @@
 
     <directory>/<tenant>/
       manifest.json   what the snapshot is: tenant, generation, index and embedding version,
-                      counts, and the SHA-256 of every other file (checked before a restore)
+                      counts, and the SHA-256 of every other file, signed with the deployment's
+                      key ring (`keel.keyring`): a restore checks the signature, then the files
       points.jsonl    every point readers see at that generation: id, dense and BM25 vectors, payload
       redis.jsonl     the tenant's records (`stores.snapshot`): documents, BM25 statistics,
                       dedupe registry, generation, index state, migrations, API keys (their
                       digests), limits and audit log; never query state, which is transient
-      blobs.tar       the tenant's stored files (redacted chunks that deletion and dedupe read)
+      blobs.tar       the redacted chunks of its published documents (deletion and dedupe read
+                      them); never an upload's raw bytes or an ingest's work files in flight
 
 It is read under the tenant's publish lock (extended while it runs), so no publish, deletion or
 migration step moves the generation in between: the points, the statistics and the records
@@ -37,17 +39,16 @@ from contracts.backup import BackupOutput
 from encoders.sparse import Sparse
 from index.active import ActiveIndex, IndexState
 from index.visibility import visible_at
+from keel.keyring import load_key_ring
 from keel.tenancy import check_tenant
 from pipelines.deps import Deps
 from stores import snapshot
-from stores.blobs import tenant_dirs
-from stores.keys import (
-    generation_key,
-    index_key,
-    publish_lock_key,
-)
+from stores.blobs import work_key
+from stores.keys import doc_key, generation_key, index_key, publish_lock_key, tenant_docs_key
 
 FORMAT = 1
+MANIFEST_PURPOSE = "snapshot-manifest"
+REDACTED = "redacted.json"  # a version's redacted chunks (pipelines.ingest writes them)
 FILES = ("points.jsonl", "redis.jsonl", "blobs.tar")
 LOCK_S = 120  # the publish lock's lease, renewed after each page while a snapshot is read
 PAGE = 512
@@ -91,6 +92,7 @@ class Snapshots:
             "counts": {"points": points, "redis_keys": keys, "blobs": blobs},
             "sha256": {name: sha256_of(folder / name) for name in FILES},
         }
+        manifest["signature"] = load_key_ring(self.d.settings).sign(MANIFEST_PURPOSE, canonical(manifest))
         _write_private(folder / "manifest.json", json.dumps(manifest, indent=2).encode())
         size = sum((folder / name).stat().st_size for name in (*FILES, "manifest.json"))
         return BackupOutput(
@@ -146,17 +148,29 @@ class Snapshots:
         return count
 
     def _write_blobs(self, path: Path, tenant: str) -> int:
+        """The redacted chunks of each published version: all that a restored tenant reads back.
+        Raw uploads and the work files of ingests in flight stay out (they hold unredacted text)."""
         root = self.d.blobs.root
         count = 0
         with _private(path) as out, tarfile.open(fileobj=out, mode="w") as tar:
-            for folder in tenant_dirs(tenant):
-                base = root / folder
-                if not base.is_dir():
-                    continue
-                for file in sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")):
+            for version in sorted(self._published_versions(tenant)):
+                file = root / work_key(tenant, version, REDACTED)
+                if file.is_file():
                     tar.add(file, arcname=str(file.relative_to(root)), recursive=False)
                     count += 1
         return count
+
+    def _published_versions(self, tenant: str) -> set[str]:
+        r = self.d.redis
+        pipe = r.pipeline(transaction=False)
+        for doc_id in sorted(r.smembers(tenant_docs_key(tenant))):
+            pipe.hget(doc_key(tenant, str(doc_id)), "version")
+        return {str(v) for v in pipe.execute() if v}
+
+
+def canonical(manifest: dict[str, Any]) -> bytes:
+    """The manifest's bytes as signed: every field but the signature, keys sorted."""
+    return json.dumps({k: v for k, v in manifest.items() if k != "signature"}, sort_keys=True).encode()
 
 
 def sha256_of(path: Path) -> str:

@@ -27,7 +27,7 @@ from pipelines.deps import Deps
 from pipelines.ingest import IngestSteps
 from stores.blobs import manifest_dir, raw_key, tenant_dirs, work_dir, work_key
 from stores.jobs import JobStore
-from stores.keys import TENANTS_KEY, tenant_patterns
+from stores.keys import TENANTS_KEY, matches, tenant_patterns
 from stores.term_stats import Contribution
 
 
@@ -95,6 +95,8 @@ class Deleter:
         for pattern in tenant_patterns(tenant):
             batch: list[str] = []
             for key in r.scan_iter(match=pattern, count=1000):
+                if not matches(str(key), pattern):
+                    continue  # a pattern is matched exactly, never as a glob (see stores.keys.matches)
                 batch.append(str(key))
                 if len(batch) >= 500:
                     keys += int(r.unlink(*batch))

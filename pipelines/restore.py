@@ -1,7 +1,12 @@
 """Bringing a tenant's snapshot (`pipelines.backup`) back, into a stack where it has no data.
 
-Every file is checked against the manifest's checksum, and every record and point against the
-tenant, before anything is written: a snapshot never writes another tenant's keys or points. The
+The manifest's signature is checked with the deployment's key ring (a snapshot is only taken as
+this deployment, or one sharing its keys, wrote it), every file against the manifest's checksum,
+and every record and point against the tenant, before anything is written: a snapshot writes
+only the tenant's own kinds of keys (`stores.keys.tenant_record_patterns`, matched exactly, never
+as globs), never another tenant's keys or points. API keys come back only when the operator asks
+(`restore_api_keys`), and a key this stack knows keeps the state it has here (a key revoked since
+stays revoked). The
 points go into the collection of the same encoder, which this stack must have configured with the
 same embedding version; then the records; the generation last, so readers see nothing until
 everything is there. A restore stopped half-way is redone by running it again (a marker in Redis
@@ -20,14 +25,18 @@ from contracts.backup import RestoreOutput
 from encoders.sparse import Sparse
 from index.active import ActiveIndex
 from keel.errors import BadInput, RestoreConflict
-from pipelines.backup import FILES, FORMAT, PAGE, locked, sha256_of
+from keel.keyring import KeyRing, load_key_ring
+from keel.tenancy import check_tenant
+from pipelines.backup import FILES, FORMAT, MANIFEST_PURPOSE, PAGE, canonical, locked, sha256_of
 from pipelines.deps import Deps
 from stores import snapshot
 from stores.blobs import tenant_dirs
 from stores.keys import (
     TENANTS_KEY,
+    api_key_key,
     audit_key,
     generation_key,
+    owned,
     restoring_key,
     tenant_api_keys_key,
     tenant_docs_key,
@@ -40,14 +49,15 @@ class Restorer:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
 
-    def restore(self, folder: Path, tenant: str) -> RestoreOutput:
-        manifest = read_manifest(folder, tenant)
+    def restore(self, folder: Path, tenant: str, restore_api_keys: bool = False) -> RestoreOutput:
+        check_tenant(tenant)
+        manifest = read_manifest(folder, tenant, load_key_ring(self.d.settings))
         index = self._index_for(manifest)
         r = self.d.redis
         marker = str(manifest["sha256"]["points.jsonl"])
         with locked(r, tenant) as renew:
             self._check_empty(tenant, index, marker)
-            records = self._load_records(folder / "redis.jsonl", tenant)  # all checked before any write
+            records = self._load_records(folder / "redis.jsonl", tenant, restore_api_keys)  # checked before any write
             r.set(restoring_key(tenant), marker)  # a retry of this restore may go on over it
             points = self._read_points(folder / "points.jsonl", index, tenant, renew)
             keys = self._write_records(records, renew)
@@ -114,7 +124,7 @@ class Restorer:
             renew()
         return len(points)
 
-    def _load_records(self, path: Path, tenant: str) -> list[dict[str, Any]]:
+    def _load_records(self, path: Path, tenant: str, restore_api_keys: bool) -> list[dict[str, Any]]:
         """The snapshot's records to write, each checked to be the tenant's. What governs access
         now wins over the snapshot: an API key, the audit log or the limits that exist here (an
         erasure keeps them) stay as they are, so a restore never revives a revoked key or drops
@@ -133,6 +143,8 @@ class Restorer:
                     raise BadInput(f"the snapshot holds a {record['type']!r} record, which Keel never writes")
                 if key == generation_key(tenant):
                     continue
+                if not restore_api_keys and key in (tenant_api_keys_key(tenant), api_key_key(key.rsplit(":", 1)[-1])):
+                    continue  # keys are credentials: only on the operator's word
                 if key.startswith("keel:apikey:"):
                     owner = r.hget(key, "tenant")
                     if owner is not None and owner != tenant:
@@ -169,12 +181,20 @@ class Restorer:
         return count
 
 
-def read_manifest(folder: Path, tenant: str) -> dict[str, Any]:
-    """The snapshot's manifest, once every file matches its checksum and the tenant is the one asked for."""
+def read_manifest(folder: Path, tenant: str, ring: KeyRing) -> dict[str, Any]:
+    """The snapshot's manifest, once its signature holds, every file matches its checksum and the
+    tenant is the one asked for."""
     try:
         manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError) as exc:
         raise BadInput(f"{folder} holds no readable snapshot manifest: {exc}") from exc
+    if not isinstance(manifest, dict) or not ring.verify(
+        MANIFEST_PURPOSE, canonical(manifest), str(manifest.get("signature", ""))
+    ):
+        raise BadInput(
+            f"the snapshot in {folder} is not signed by this deployment's key ring: it was altered, or "
+            "taken by a deployment with other keys (restore with that deployment's KEEL_CODEC_KEY or key ring)"
+        )
     if manifest.get("format") != FORMAT:
         raise BadInput(f"snapshot format {manifest.get('format')!r}; this Keel reads format {FORMAT}")
     if manifest.get("tenant") != tenant:
@@ -186,11 +206,12 @@ def read_manifest(folder: Path, tenant: str) -> dict[str, Any]:
 
 
 def _belongs(record: dict[str, Any], tenant: str) -> bool:
-    """Keel's keys name their tenant after their kind (`keel:<kind>:<tenant>[:...]`); an API key's
-    record names it in its `tenant` field. A snapshot never writes another tenant's keys."""
-    parts = str(record["key"]).split(":")
-    if len(parts) < 3 or parts[0] != "keel":
-        return False
-    if parts[1] == "apikey":
-        return record["type"] == "hash" and record["value"].get("tenant") == tenant
-    return parts[2] == tenant
+    """Is the record's key one of the tenant's own kinds of keys? Each pattern is matched exactly:
+    a pattern's `*` stands for the rest of the key after the tenant's prefix, so no tenant's name
+    (`publish`, `key`, ...) makes another tenant's or a global key match. An API key's record must
+    name the tenant in its `tenant` field."""
+    key = str(record["key"])
+    if key.startswith("keel:apikey:"):
+        value = record.get("value")
+        return record["type"] == "hash" and isinstance(value, dict) and value.get("tenant") == tenant
+    return owned(key, tenant)

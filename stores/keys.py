@@ -110,6 +110,19 @@ def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
     return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), *configured)
 
 
+def owned(key: str, tenant: str, patterns: tuple[str, ...] | None = None) -> bool:
+    """Is `key` one of the tenant's keys (by `patterns`, its record keys by default)? Exact, never
+    a glob: a pattern's `*` is only ever the rest of a key that starts with the pattern's prefix,
+    so no tenant's name matches another tenant's or a global key."""
+    return any(matches(key, p) for p in (patterns or tenant_record_patterns(tenant)))
+
+
+def matches(key: str, pattern: str) -> bool:
+    if pattern.endswith(":*"):
+        return key.startswith(pattern[:-1]) and len(key) > len(pattern) - 1
+    return key == pattern
+
+
 def restoring_key(tenant: str) -> str:
     """String: the snapshot a restore of the tenant is writing (a retry of it may go on over it)."""
     return f"keel:restoring:{tenant}"

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from stores.keys import api_key_key, tenant_api_keys_key, tenant_record_patterns
+from stores.keys import api_key_key, matches, tenant_api_keys_key, tenant_record_patterns
 
 TYPES = ("string", "hash", "set", "zset", "list", "stream")
 
@@ -22,7 +22,7 @@ def tenant_keys(r: redis.Redis, tenant: str) -> Iterator[str]:
     record of each of its API keys."""
     for pattern in tenant_record_patterns(tenant):
         if "*" in pattern:
-            yield from (str(k) for k in r.scan_iter(match=pattern, count=1000))
+            yield from (str(k) for k in r.scan_iter(match=pattern, count=1000) if matches(str(k), pattern))
         else:
             yield pattern
     for key_id in sorted(r.smembers(tenant_api_keys_key(tenant))):

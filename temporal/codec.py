@@ -13,29 +13,20 @@ mode 0600, `{"active": id, "keys": {id: base64}}`) that the first process to sta
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 import secrets
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from keel.config import Settings
+from keel.keyring import KeyRing, load_key_ring
+
+__all__ = ["EncryptionCodec", "KeyRing", "load_key_ring"]
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
-
-
-@dataclass(frozen=True)
-class KeyRing:
-    active: str
-    keys: dict[str, bytes]
 
 
 class EncryptionCodec(PayloadCodec):
@@ -63,28 +54,3 @@ class EncryptionCodec(PayloadCodec):
             raise ValueError(f"payload sealed with unknown key {kid!r}; add it to the key ring")
         data = payload.data
         return Payload.FromString(cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], None))
-
-
-def load_key_ring(settings: Settings) -> KeyRing:
-    if settings.codec_key:
-        return KeyRing(active="env", keys={"env": _key(settings.codec_key)})
-    path = settings.codec_keys_file
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        kid = time.strftime("k%Y%m%d", time.gmtime())
-        ring = {"active": kid, "keys": {kid: base64.b64encode(secrets.token_bytes(32)).decode()}}
-        try:  # O_EXCL: two processes starting at once agree on one ring
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(ring, f)
-        except FileExistsError:
-            pass
-    raw = json.loads(path.read_text())
-    return KeyRing(active=raw["active"], keys={kid: _key(v) for kid, v in raw["keys"].items()})
-
-
-def _key(b64: str) -> bytes:
-    key = base64.b64decode(b64)
-    if len(key) != 32:
-        raise ValueError("a codec key is 32 bytes, base64-encoded")
-    return key

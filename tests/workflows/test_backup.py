@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import stat
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from gateway.keys import QUERY, KeyStore
 from infra.services import free_port, start_redis
 from keel.config import Settings
 from keel.errors import BadInput, RestoreConflict
-from pipelines.backup import FILES
+from keel.keyring import KeyRing, load_key_ring
+from pipelines.backup import FILES, MANIFEST_PURPOSE, canonical
 from pipelines.deps import Deps
 from pipelines.migrate import Migrator
 from pipelines.restore import Restorer, read_manifest
@@ -83,10 +85,11 @@ async def test_a_snapshot_restored_into_an_empty_stack_answers_the_same(
     try:
         r2 = redis_store.connect(other)
         client2 = await connect(other)
-        (restored,) = await snapshots.restore(client2, other, r2, snapshots.snapshots_in(tmp_path / "backups", None))
+        found = snapshots.snapshots_in(tmp_path / "backups", None)
+        (restored,) = await snapshots.restore(client2, other, r2, found, api_keys=True)
         assert (restored.tenant, restored.points, restored.generation) == (tenant, done.points, done.generation)
         assert await answers(client2, other, r2, tenant) == before
-        assert KeyStore(r2).resolve(token).tenant == tenant  # its keys work there too
+        assert KeyStore(r2).resolve(token).tenant == tenant  # its keys work there too, when asked for
         with pytest.raises(RestoreConflict):  # the tenant has data there now
             await snapshots.restore(client2, other, r2, [(tenant, folder)])
     finally:
@@ -99,18 +102,23 @@ async def test_damaged_altered_or_foreign_snapshots_are_refused(
     client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str, tmp_path: Path
 ) -> None:
     r = redis_client
+    ring = load_key_ring(settings)
     await ingest(client, settings, r, [SAMPLES / "faq.txt"], tenant)
+    created, token = KeyStore(r).create(tenant=tenant, roles=[QUERY], name="reader")
     (done,) = await snapshots.backup(client, settings, r, [tenant], tmp_path / "b")
     folder = Path(done.folder)
     with pytest.raises(BadInput, match="tenant"):
-        read_manifest(folder, f"{tenant}x")  # a snapshot is restored as the tenant it is of
+        read_manifest(folder, f"{tenant}x", ring)  # a snapshot is restored as the tenant it is of
+    # Only what a published document needs: no raw upload, no work file of an ingest in flight.
+    with tarfile.open(folder / "blobs.tar") as tar:
+        assert tar.getnames() and all(n.endswith("/redacted.json") for n in tar.getnames())
 
     damaged = tmp_path / "damaged" / tenant
     shutil.copytree(folder, damaged)
     with (damaged / "points.jsonl").open("ab") as f:
         f.write(b"\n")
     with pytest.raises(BadInput, match="checksum"):
-        read_manifest(damaged, tenant)
+        read_manifest(damaged, tenant, ring)
 
     # Altered with care (checksums made to match): a record of another tenant is still refused,
     # and nothing of the snapshot is visible afterwards.
@@ -122,19 +130,58 @@ async def test_damaged_altered_or_foreign_snapshots_are_refused(
     renamed = re.compile(rf":{tenant}(?=:|$)")
     rows = [json.loads(line) for line in (forged / "redis.jsonl").open()]
     rows = [{**row, "key": renamed.sub(f":{fresh}", row["key"])} for row in rows]
+    for row in rows:
+        if row["key"].startswith("keel:apikey:"):
+            row["value"]["tenant"] = fresh
     rows.append({"key": "keel:limits:someone-else", "type": "string", "value": "{}", "ttl_ms": 0})
     (forged / "redis.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     points = [json.loads(line) for line in (forged / "points.jsonl").open()]
     for point in points:
         point["payload"]["tenant"] = fresh
     (forged / "points.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
+    with tarfile.open(folder / "blobs.tar") as src, tarfile.open(forged / "blobs.tar", "w") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member)
+            member.name = member.name.replace(f"/{tenant}/", f"/{fresh}/")
+            dst.addfile(member, data)
     for name in FILES:
         manifest["sha256"][name] = hashlib.sha256((forged / name).read_bytes()).hexdigest()
-    (forged / "manifest.json").write_text(json.dumps(manifest))
+
+    def write(signed_by: KeyRing | None) -> None:
+        manifest.pop("signature", None)
+        if signed_by is not None:
+            manifest["signature"] = signed_by.sign(MANIFEST_PURPOSE, canonical(manifest))
+        (forged / "manifest.json").write_text(json.dumps(manifest))
+
+    write(None)  # checksums that match, but no signature of this deployment's: refused
+    with pytest.raises(BadInput, match="not signed"):
+        Restorer(deps).restore(forged, fresh)
+    write(KeyRing(active="other", keys={"other": b"x" * 32}))  # another deployment's key
+    with pytest.raises(BadInput, match="not signed"):
+        Restorer(deps).restore(forged, fresh)
+    # Signed with the right key after all (a stolen one): the records are still each checked.
+    write(ring)
     with pytest.raises(BadInput, match="someone-else"):
         Restorer(deps).restore(forged, fresh)
     assert not r.exists("keel:limits:someone-else") and not r.exists(f"keel:gen:{fresh}")
     assert Migrator(deps).count(deps.indexes.active(fresh), fresh) == 0  # refused before any write
+    # A tenant named like a key segment cannot claim global or other tenants' keys.
+    for planted in ("keel:lock:publish:someone", f"keel:doc:{fresh}x:abc", "keel:tenants"):
+        rows[-1] = {"key": planted, "type": "string", "value": "1", "ttl_ms": 0}
+        (forged / "redis.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        manifest["sha256"]["redis.jsonl"] = hashlib.sha256((forged / "redis.jsonl").read_bytes()).hexdigest()
+        write(ring)
+        with pytest.raises(BadInput, match="not tenant"):
+            Restorer(deps).restore(forged, fresh)
+
+    # Without the planted record it restores, but the API keys stay behind unless asked for.
+    (forged / "redis.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:-1]))
+    manifest["sha256"]["redis.jsonl"] = hashlib.sha256((forged / "redis.jsonl").read_bytes()).hexdigest()
+    write(ring)
+    Restorer(deps).restore(forged, fresh)
+    assert r.exists(f"keel:gen:{fresh}") and not r.exists(f"keel:apikeys:{fresh}")
+    assert KeyStore(r).resolve(token).tenant == tenant  # the original key is untouched
+    assert r.hget(f"keel:apikey:{created.key_id}", "tenant") == tenant
 
     with pytest.raises(RestoreConflict):  # the tenant it came from still has its data
         Restorer(deps).restore(folder, tenant)
