@@ -1,8 +1,12 @@
-"""The audit log: who created or revoked a key, and every request that was denied, per tenant.
+"""The audit log: who created or revoked a key, erased, restored or released, and every request
+that was denied, per tenant.
 
-A Redis stream per tenant (`keel:audit:<tenant>`), capped at AUDIT_MAX entries; a tenant's admin
-reads its own (`GET /v1/admin/audit`, `keel audit`). A denied request whose key names no known
-tenant goes to an operators' stream. Entries hold key ids and request ids, never keys.
+Two Redis streams per tenant. Security events (`keel:audit:<tenant>`) are never trimmed by count.
+Denials (`keel:audit:<tenant>:denied`) are capped at DENIED_MAX: anyone holding, or guessing, a
+key id can cause them, and with one capped stream for both, ~100k denials pushed `key_created`
+and `tenant_erased` out of the log. A tenant's admin reads both, merged newest first
+(`GET /v1/admin/audit`, `keel audit`). A denied request whose key names no known tenant goes to
+an operators' stream. Entries hold key ids and request ids, never keys.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from typing import Any
 
 import redis
 
-from stores.keys import UNATTRIBUTED_AUDIT, audit_key
+from stores.keys import UNATTRIBUTED_AUDIT, audit_denied_key, audit_key
 
-AUDIT_MAX = 100_000
+DENIED_MAX = 100_000
+DENIED = "denied"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,12 +46,20 @@ class Audit:
             "request_id": request_id,
             "detail": json.dumps(detail, sort_keys=True),
         }
-        stream = audit_key(tenant) if tenant else UNATTRIBUTED_AUDIT
-        self.r.xadd(stream, fields, maxlen=AUDIT_MAX, approximate=True)  # type: ignore[arg-type]
+        if event != DENIED:
+            self.r.xadd(audit_key(tenant) if tenant else UNATTRIBUTED_AUDIT, fields)  # type: ignore[arg-type]
+            return
+        stream = audit_denied_key(tenant) if tenant else UNATTRIBUTED_AUDIT
+        self.r.xadd(stream, fields, maxlen=DENIED_MAX, approximate=True)  # type: ignore[arg-type]
 
     def read(self, tenant: str, limit: int = 100) -> list[AuditEntry]:
-        """The newest entries first."""
-        rows: Any = self.r.xrevrange(audit_key(tenant), count=max(1, min(limit, 1000)))
+        """The newest entries of both streams, merged, newest first."""
+        count = max(1, min(limit, 1000))
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xrevrange(audit_key(tenant), count=count)
+        pipe.xrevrange(audit_denied_key(tenant), count=count)
+        security, denied = pipe.execute()
+        rows: Any = sorted([*security, *denied], key=lambda row: _order(row[0]), reverse=True)[:count]
         return [
             AuditEntry(
                 id=entry_id,
@@ -58,3 +71,8 @@ class Audit:
             )
             for entry_id, f in rows
         ]
+
+
+def _order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

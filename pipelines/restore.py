@@ -34,6 +34,7 @@ from stores.blobs import tenant_dirs
 from stores.keys import (
     TENANTS_KEY,
     api_key_key,
+    audit_denied_key,
     audit_key,
     generation_key,
     owned,
@@ -131,7 +132,7 @@ class Restorer:
         what the log recorded since; the set of the tenant's keys gains the snapshot's. The
         generation is left for last."""
         r = self.d.redis
-        kept_if_present = {audit_key(tenant), tenant_limits_key(tenant)}
+        kept_if_present = {audit_key(tenant), audit_denied_key(tenant), tenant_limits_key(tenant)}
         records = []
         with path.open("rb") as f:
             for line in f:

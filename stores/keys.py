@@ -107,7 +107,7 @@ def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
     transient = (f"keel:q:{tenant}:*", f"keel:cache:{tenant}:*", f"keel:ingesting:{tenant}:*", restoring_key(tenant))
     kept = tuple(p for p in tenant_patterns(tenant) if p not in transient)
     configured = (tenant_limits_key(tenant), guard_key(tenant), prompt_releases_key(tenant))
-    return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), *configured)
+    return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), audit_denied_key(tenant), *configured)
 
 
 def owned(key: str, tenant: str, patterns: tuple[str, ...] | None = None) -> bool:
@@ -214,8 +214,15 @@ def tenant_api_keys_key(tenant: str) -> str:
 
 
 def audit_key(tenant: str) -> str:
-    """Stream: a tenant's audit log (keys created and revoked, requests denied)."""
+    """Stream: a tenant's security events (keys created and revoked, erasures, restores, releases).
+    Never trimmed by count: nothing an outsider does can push an entry out of it."""
     return f"keel:audit:{tenant}"
+
+
+def audit_denied_key(tenant: str) -> str:
+    """Stream: the tenant's denied requests, capped (`gateway.audit.DENIED_MAX`): anyone who knows a
+    key id can add to it, so it has a stream of its own."""
+    return f"keel:audit:{tenant}:denied"
 
 
 def codec_session_key(digest: str) -> str:
