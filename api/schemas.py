@@ -125,7 +125,6 @@ class QueryAnswer(BaseModel):
     question_pii: dict[str, int] = {}
     generation: int = 0  # the tenant's index generation the answer was read at
     cache: str = "miss"  # exact | semantic | snippet | miss
-    cached_question: str | None = None  # a semantic hit's question: re-ask with "cache": false for a fresh answer
     prompt_label: str = ""  # how the prompt version was chosen: production | canary | default
     flags: list[str] = []  # guardrail findings (question_injection, sources_injection, output_blocked, ungrounded, ...)
     # where the citations came from: model (its own, checked), attributed (added by validation),

@@ -21,6 +21,9 @@ from keel.words import CARDINALS, NEGATIONS
 
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _WORDS = re.compile(r"[^\W_]+", re.UNICODE)
+_SPACED = re.compile(r"\S+")
+_OPENING = "\"'([{<¿¡“‘«"  # before a word: never a dot (".NET")
+_CLOSING = "\"')]}>.,;:!?…”’»"
 _TOKENS = re.compile(r"[^\W\d_][\w'’.&-]*|\d+", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _NEGATION = re.compile(rf"\b({'|'.join(sorted(NEGATIONS))}|\w+n't)\b")
@@ -226,8 +229,11 @@ def _fold(text: str) -> str:
 
 
 def exact_key(question: str) -> str:
-    """The question as the exact cache keys it: words only, folded, single-spaced."""
-    return " ".join(_WORDS.findall(_fold(question)))
+    """The question as the exact cache keys it: folded, single-spaced, each word without the
+    punctuation around it. Symbols inside or after a word stay: "C++", "C#" and ".NET" are not
+    "C" and "NET" (with words only, "Is C++ supported?" and "Is C supported?" shared an answer)."""
+    words = (w.lstrip(_OPENING).rstrip(_CLOSING) for w in _SPACED.findall(_fold(question)))
+    return " ".join(w for w in words if w)
 
 
 @dataclass(frozen=True)

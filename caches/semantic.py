@@ -7,16 +7,19 @@ embedding, which retrieval then reuses (it is computed once per request), finds 
 cached questions of the same scope and generation, and serves the first one the guard agrees
 with (`caches.guard`: no negation flip, the same numbers, names and kind of question, and the
 fitted score) whose entry still stands (`caches.entries`: cited versions published and readable).
-A hit says so on the answer, with the question it matched, so a client can re-ask without it.
+A hit says so on the answer (the question it matched is another caller's and is not shown), so a
+client can re-ask without it.
 
-Points of older generations are unreachable (the lookup filters on the current one) and are
-removed when the tenant next stores an entry; entries expire in Redis, and a point whose entry
-is gone is a miss.
+Points of older generations are unreachable (the lookup filters on the current one), and each
+point carries the time its entry expires: both kinds are removed when the tenant next stores an
+entry, so the points live no longer than the entries in Redis (a point whose entry is gone is a
+miss) and a tenant holds at most what it stored within one cache TTL.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ from vectorstore.base import ChunkPoint, Cond, Where
 
 log = logging.getLogger("keel.cache")
 NEAREST = 3  # cached questions the guard looks at, nearest first
+NEVER = 1e18  # a point with no TTL (payloads are JSON: no infinity)
 _NAMESPACE = uuid.UUID("6f1d1f55-2c8e-4c57-9e3d-3a3c0e5a6b10")
 
 
@@ -45,7 +49,8 @@ class SemanticHit:
 
 
 class SemanticCache:
-    def __init__(self, indexes: Indexes, entries: Entries, guard: Guard) -> None:
+    def __init__(self, indexes: Indexes, entries: Entries, guard: Guard, ttl_s: float = 0.0) -> None:
+        self.ttl_s = ttl_s  # a point lives as long as its entry (0: until the next generation)
         self.indexes = indexes
         self.store = indexes.store
         self.entries = entries
@@ -105,16 +110,24 @@ class SemanticCache:
         if not self.entries.put(tenant, entry_digest(scope, question), generation, question, answer):
             return False
         collection = self.collection(index)
+        now = time.time()
         point = ChunkPoint(
             id=str(uuid.uuid5(_NAMESPACE, f"{tenant}/{scope}/{generation}/{question}")),
             dense=vector.tolist(),
             sparse=Sparse([], []),
-            payload={"tenant": tenant, "scope": scope, "generation": generation, "question": question},
+            payload={
+                "tenant": tenant,
+                "scope": scope,
+                "generation": generation,
+                "question": question,
+                "expires_at": now + self.ttl_s if self.ttl_s else NEVER,
+            },
         )
         try:
             self.store.upsert(collection, [point])
-            stale = Where(must=(Cond("tenant", value=tenant), Cond("generation", lt=generation)))
-            self.store.delete(collection, stale)
+            mine = Cond("tenant", value=tenant)
+            self.store.delete(collection, Where(must=(mine, Cond("generation", lt=generation))))
+            self.store.delete(collection, Where(must=(mine, Cond("expires_at", lt=now))))
         except KeelError as exc:
             log.warning("semantic cache store skipped: %s", exc.message)
             return False
@@ -134,4 +147,4 @@ def semantic_cache(deps: Any) -> SemanticCache:
     """The layer over a process's indexes and Redis (a `pipelines.deps.Deps`), with the shipped guard."""
     s = deps.settings
     entries = Entries(deps.redis, "semantic", ttl_s=s.cache_ttl_s, max_entries=s.cache_max_entries)
-    return SemanticCache(deps.indexes, entries, Guard.load())
+    return SemanticCache(deps.indexes, entries, Guard.load(), ttl_s=s.cache_ttl_s)

@@ -79,7 +79,29 @@ async def open_session(request: Request, r: RedisDep, admin: AdminCaller) -> Res
         Audit(r).record, admin.tenant, "codec_session", key_id=admin.key_id, request_id=request_id(request)
     )
     response = Response(status_code=204)
-    response.set_cookie(COOKIE, token, max_age=SESSION_S, httponly=True, samesite="strict", path="/codec")
+    # Secure whenever the browser came over TLS (uvicorn reads X-Forwarded-Proto from a proxy it trusts).
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_S,
+        httponly=True,
+        samesite="strict",
+        path="/codec",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.delete("/session", status_code=204)
+async def close_session(request: Request, r: RedisDep) -> Response:
+    """Log out: the session ends on the server at once, and the browser drops its cookie."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        await asyncio.to_thread(r.delete, codec_session_key(hashlib.sha256(cookie.encode()).hexdigest()))
+    response = Response(status_code=204)
+    response.delete_cookie(
+        COOKIE, path="/codec", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
     return response
 
 
@@ -88,6 +110,7 @@ async def transcode(
     operation: Literal["encode", "decode"],
     request: Request,
     settings: SettingsDep,
+    r: RedisDep,
     admin: Annotated[Principal, Depends(_operator)],
 ) -> Response:
     try:
@@ -99,6 +122,15 @@ async def transcode(
         out = await (codec.encode if operation == "encode" else codec.decode)(list(payloads.payloads))
     except Exception as exc:  # a tampered payload or a key the ring does not hold
         raise BadInput(f"the payloads could not be {operation}d: {type(exc).__name__}") from None
+    # Every use is on the record: who opened (or sealed) how many payloads, and when.
+    await asyncio.to_thread(
+        Audit(r).record,
+        admin.tenant,
+        f"codec_{operation}",
+        key_id=admin.key_id,
+        request_id=request_id(request),
+        payloads=len(out),
+    )
     return Response(json_format.MessageToJson(Payloads(payloads=out)), media_type="application/json")
 
 

@@ -301,6 +301,9 @@ async def _redacted(inp: QueryInput, who: Caller) -> QueryInput:
 def _answer(out: QueryOutput, trace_id: str, correlation: str) -> QueryAnswer:
     data = asdict(out)
     data.pop("json_error", None)
+    # The question a semantic hit matched was another caller's, perhaps another user's words:
+    # kept for feedback and the trace, never shown. `cache: "semantic"` says the answer was reused.
+    data.pop("cached_question", None)
     return QueryAnswer(**data, trace_id=trace_id, correlation_id=correlation or None)
 
 

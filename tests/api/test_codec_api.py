@@ -8,6 +8,7 @@ import redis
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
+from gateway.audit import Audit
 from gateway.keys import ADMIN, QUERY, KeyStore
 from keel.config import Settings
 from temporal.data_converter import DATA_CONVERTER, data_converter
@@ -61,3 +62,32 @@ async def test_a_codec_session_cookie_decodes_until_its_key_is_revoked(
     )
     KeyStore(redis_client).revoke(record.key_id)
     expect_error(await api.post("/codec/decode", content=sealed, headers=cookie), 403, "role_forbidden")
+
+
+async def test_decodes_are_audited_and_a_session_can_be_closed(
+    api: httpx.AsyncClient, settings: Settings, redis_client: redis.Redis, tenant: str
+) -> None:
+    codec = data_converter(settings).payload_codec
+    assert codec is not None
+    sealed = json_format.MessageToJson(
+        Payloads(payloads=await codec.encode(DATA_CONVERTER.payload_converter.to_payloads(["x"])))
+    )
+    record, token = KeyStore(redis_client).create(tenant=tenant, roles=[ADMIN])
+    opened = await api.post("/codec/session", headers={"Authorization": f"Bearer {token}"})
+    cookie = {"Cookie": f"keel_codec={opened.cookies['keel_codec']}"}
+    api.cookies.clear()
+    assert (await api.post("/codec/decode", content=sealed, headers=cookie)).status_code == 200
+    decodes = [e for e in Audit(redis_client).read(tenant) if e.event == "codec_decode"]
+    assert decodes and decodes[0].key_id == record.key_id and decodes[0].detail["payloads"] == 1
+
+    closed = await api.delete("/codec/session", headers=cookie)
+    assert closed.status_code == 204 and "keel_codec=" in closed.headers["set-cookie"]
+    expect_error(await api.post("/codec/decode", content=sealed, headers=cookie), 401, "invalid_key")
+
+
+async def test_the_session_cookie_is_secure_over_tls(
+    api: httpx.AsyncClient, redis_client: redis.Redis, tenant: str
+) -> None:
+    _, token = KeyStore(redis_client).create(tenant=tenant, roles=[ADMIN])
+    opened = await api.post("https://keel/codec/session", headers={"Authorization": f"Bearer {token}"})
+    assert opened.status_code == 204 and "secure" in opened.headers["set-cookie"].lower()

@@ -23,7 +23,11 @@ def cosine() -> object:
 
 
 def test_the_exact_key_folds_what_does_not_change_the_question() -> None:
-    assert exact_key("  What’s the   SLA?? ") == exact_key("what's the sla") == "what s the sla"
+    assert exact_key("  What’s the   SLA?? ") == exact_key("what's the sla") == "what's the sla"
+    assert exact_key("(Is the SLA) ok?") == "is the sla ok"
+    # Symbols that are part of a name are kept: these are different questions.
+    assert len({exact_key(q) for q in ("Is C++ supported?", "Is C supported?", "Is C# supported?")}) == 3
+    assert exact_key("Does .NET work?") != exact_key("Does NET work?")
     assert exact_key("Ｈｏｗ do I\u200b reset it?") == "how do i reset it"
     assert exact_key("Is it safe?") != exact_key("Is it not safe?")
 

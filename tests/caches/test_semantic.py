@@ -11,6 +11,7 @@ import redis
 from temporalio.client import Client
 
 from app.query import build_query, run_query
+from caches import semantic
 from caches.semantic import semantic_cache
 from index.active import DEFAULT_ENCODER
 from keel.config import Settings
@@ -47,6 +48,27 @@ def test_paraphrases_hit_within_their_scope_and_generation(deps: Deps, redis_cli
     assert cache.remember(index, tenant, "scope-a", 2, ASKED, embed(ASKED), answer)
     points = deps.store.count(cache.collection(index), Where(must=(Cond("tenant", value=tenant),)))
     assert points == 1  # the generation-1 point went when generation 2 stored one
+
+
+def test_question_points_live_no_longer_than_their_entries(
+    deps: Deps, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r, tenant = redis_client, f"s{uuid.uuid4().hex[:8]}"
+    cache = semantic_cache(deps)
+    index = deps.indexes.ensure(deps.indexes.index(DEFAULT_ENCODER))
+    r.set(generation_key(tenant), 1)
+    answer = {"answer": "x [1].", "citations": []}
+    now = 1_000_000.0
+    monkeypatch.setattr(semantic.time, "time", lambda: now)
+    for i in range(5):  # one generation, many questions: nothing publishes, so no generation sweeps
+        asked = f"How do I rotate key number {i}?"
+        assert cache.remember(index, tenant, "scope", 1, asked, index.embedder.embed_query(asked), answer)
+    mine = Where(must=(Cond("tenant", value=tenant),))
+    assert deps.store.count(cache.collection(index), mine) == 5
+    now += cache.ttl_s + 1  # their entries have expired in Redis by now
+    later = "What changed since then?"
+    assert cache.remember(index, tenant, "scope", 1, later, index.embedder.embed_query(later), answer)
+    assert deps.store.count(cache.collection(index), mine) == 1
 
 
 @pytest.mark.stack
