@@ -6,8 +6,11 @@ pathological file (2 MB on a single line) can run for minutes while the rest of 
 Here they run in a small pool of child processes at the ingestion niceness. A call that runs past
 its limit has its process killed and replaced, and the file fails with `file_too_slow` (never
 retried: it would take as long again) while the other files go on in the other processes. A
-process that dies mid-call (out of memory, a crash in a native parser) fails the call with the
-retryable `parser_crashed`, and is replaced.
+process that dies mid-call (a crash in a native parser) fails the call with the retryable
+`parser_crashed`, and is replaced. Each child's address space is capped at what it holds once
+loaded plus `memory_limit_bytes`: a file that inflates past it (a decompression bomb, a PDF stream
+of gigabytes) fails with `file_too_large`, never retried, and the child is replaced, while the
+worker, the server and Redis never see the memory it wanted.
 
 Children are started with `spawn` (never `fork`: the parent holds torch's and gRPC's threads),
 load spaCy once, and exit when their parent does (their pipe closes).
@@ -20,6 +23,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import resource
 import signal
 import threading
 import time
@@ -31,7 +35,7 @@ from typing import Any
 from ingestion.chunk import Chunk
 from ingestion.parse import ParsedDocument, parse_document
 from ingestion.redact import Redactor, redact_chunks
-from keel.errors import FileTooSlow, KeelError, ParserCrashed, from_code
+from keel.errors import FileTooLarge, FileTooSlow, KeelError, ParserCrashed, from_code
 
 log = logging.getLogger("keel.offload")
 
@@ -49,6 +53,8 @@ class OffloadConfig:
     pii_use_ner: bool
     parse_limit_s: float
     redact_limit_s: float
+    memory_limit_bytes: int = 0  # on top of a loaded child's address space (0: no cap)
+    max_inflated_bytes: int = 0  # what a compressed file may inflate to (0: no cap)
 
 
 class Offload:
@@ -124,10 +130,13 @@ class Offload:
             self._replace(child)
             raise ParserCrashed(f"the {op} process died while working on the file ({exc!r})") from exc
         else:
-            self._idle.put(child)
+            if status == "spent":  # the child ran out of its memory: it may not be sound any more
+                self._replace(child)
+            else:
+                self._idle.put(child)
         if status == "ok":
             return value
-        if status == "keel":
+        if status in ("keel", "spent"):
             code, message = value
             raise from_code(code, message)
         raise RuntimeError(f"{op} failed in its worker process: {value}")
@@ -196,6 +205,13 @@ def _serve(conn: Connection, config: OffloadConfig) -> None:
     redactor.redact(sample)
     for name in ("warm-up.txt", "warm-up.md", "warm-up.html"):
         parse_document(sample.encode(), name, config.max_file_bytes, config.decode_legacy_text)
+    if config.memory_limit_bytes > 0:
+        # Native libraries mapped after the cap may fail to load (OpenCV's bootstrap segfaults):
+        # every partitioner is imported first.
+        import unstructured.partition.docx
+        import unstructured.partition.pdf  # noqa: F401
+
+        _cap_memory(config.memory_limit_bytes)
     log.debug("offload process ready in %.1f s", time.monotonic() - started)
     conn.send("ready")
     while True:
@@ -209,13 +225,30 @@ def _serve(conn: Connection, config: OffloadConfig) -> None:
         try:
             if op == "parse":
                 data, filename = args
-                value: Any = parse_document(data, filename, config.max_file_bytes, config.decode_legacy_text)
+                value: Any = parse_document(
+                    data, filename, config.max_file_bytes, config.decode_legacy_text, config.max_inflated_bytes
+                )
             else:
                 title, chunks = args
                 value = redact_chunks(redactor, title, chunks)
             reply: tuple[str, Any] = ("ok", value)
         except KeelError as exc:
             reply = ("keel", (exc.code, exc.message))
+        except MemoryError:
+            limit = config.memory_limit_bytes // (1024 * 1024)
+            message = (
+                f"the file needed more than the {limit} MB of memory one file may use to {op} (KEEL_PARSE_MEMORY_MB)"
+            )
+            reply = ("spent", (FileTooLarge.code, message))
         except Exception as exc:  # a bug or a hostile file: reported, and the child serves on
             reply = ("error", f"{type(exc).__name__}: {exc}")
         conn.send(reply)
+
+
+def _cap_memory(extra_bytes: int) -> None:
+    """Cap this process's address space at what it maps now plus `extra_bytes`: an allocation past
+    it raises MemoryError here instead of taking the box's memory."""
+    with open("/proc/self/statm") as f:
+        mapped = int(f.read().split()[0]) * resource.getpagesize()
+    limit = mapped + extra_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

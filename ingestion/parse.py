@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import logging
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ingestion.files import TEXT_KINDS, classify, decode_text
 from keel import offline
-from keel.errors import CorruptFile, EncryptedFile, NoContent
+from keel.errors import CorruptFile, EncryptedFile, FileTooLarge, NoContent
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,11 @@ def _ensure_offline() -> None:
         _patched = True
 
 
-def parse_document(data: bytes, filename: str, max_bytes: int, decode_legacy: bool = True) -> ParsedDocument:
-    """Bytes -> elements. Raises a specific `keel.errors.BadInput` for anything unusable."""
+def parse_document(
+    data: bytes, filename: str, max_bytes: int, decode_legacy: bool = True, max_inflated: int = 0
+) -> ParsedDocument:
+    """Bytes -> elements. Raises a specific `keel.errors.BadInput` for anything unusable; a
+    compressed format that would inflate past `max_inflated` bytes (0: no cap) is `file_too_large`."""
     _ensure_offline()
     kind = classify(filename, len(data), max_bytes).kind
     encoding = None
@@ -56,7 +60,7 @@ def parse_document(data: bytes, filename: str, max_bytes: int, decode_legacy: bo
     if kind == "pdf":
         raw = _partition_pdf(data)
     elif kind == "docx":
-        raw = _partition_docx(data)
+        raw = _partition_docx(data, max_inflated)
     else:
         assert kind in TEXT_KINDS
         text, encoding = decode_text(data, allow_legacy=decode_legacy)
@@ -104,6 +108,8 @@ def _partition_text_kind(kind: str, text: str) -> list[Any]:
         if kind == "email":  # partition_email takes no text, only a file (or a path)
             return partition_email(file=io.BytesIO(text.encode("utf-8")))
         return partitioners[kind](text=text)
+    except MemoryError:
+        raise
     except Exception as exc:  # unstructured raises many types for malformed markup
         raise CorruptFile(f"could not parse the {kind} file: its markup is malformed ({_reason(exc)})") from exc
 
@@ -129,19 +135,45 @@ def _partition_pdf(data: bytes) -> list[Any]:
 
     try:
         return partition_pdf(file=io.BytesIO(data), strategy="fast")
+    except MemoryError:
+        raise  # a bomb, not a damaged file: the process's memory cap says so (ingestion.offload)
     except Exception as exc:
         raise CorruptFile(f"the PDF could not be parsed ({_reason(exc)})") from exc
 
 
-def _partition_docx(data: bytes) -> list[Any]:
+def _partition_docx(data: bytes, max_inflated: int = 0) -> list[Any]:
     if not data.startswith(b"PK\x03\x04"):
         raise CorruptFile("the file has a .docx name but is not a DOCX (not a zip archive)")
+    _check_inflation(data, max_inflated)
     from unstructured.partition.docx import partition_docx
 
     try:
         return partition_docx(file=io.BytesIO(data))
+    except MemoryError:
+        raise
     except Exception as exc:
         raise CorruptFile(f"the DOCX is damaged or not a Word document ({_reason(exc)})") from exc
+
+
+MAX_ZIP_MEMBERS = 10_000
+
+
+def _check_inflation(data: bytes, max_inflated: int) -> None:
+    """A zip's members must inflate to at most `max_inflated` bytes in all. The sizes its directory
+    declares are the bound: Python's zip reader never reads a member past its declared size (a
+    member that inflates further fails its check), and the partitioner reads through it."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CorruptFile(f"the DOCX is damaged or not a Word document ({_reason(exc)})") from exc
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise FileTooLarge(f"the archive holds {len(members):,} parts; the limit is {MAX_ZIP_MEMBERS:,}")
+    inflated = sum(m.file_size for m in members)
+    if max_inflated and inflated > max_inflated:
+        raise FileTooLarge(
+            f"the file inflates to {inflated:,} bytes; the limit is {max_inflated:,} (KEEL_MAX_INFLATED_BYTES)"
+        )
 
 
 _OBJECT_REPR = re.compile(r"<[^<>]*\bat 0x[0-9a-fA-F]+>")

@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     ingest_processes: int = 2
     parse_limit_s: float = 180.0
     redact_limit_s: float = 180.0
+    # What one file may make of itself while it is parsed: memory a parse process may take on top
+    # of what it holds loaded, and the bytes a compressed format (DOCX's zip) may inflate to. Past
+    # either, the file fails with `file_too_large` (never retried) and the process is replaced.
+    parse_memory_mb: int = 1536
+    max_inflated_bytes: int = 256 * 1024 * 1024
     # The niceness of the threads that run ingestion's activities (0: as the process): parsing,
     # redaction and embedding for a batch yield the CPU to queries sharing the box.
     ingest_nice: int = 10

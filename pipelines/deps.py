@@ -78,5 +78,7 @@ def build_offload(settings: Settings) -> Offload | None:
             pii_use_ner=settings.pii_use_ner,
             parse_limit_s=settings.parse_limit_s,
             redact_limit_s=settings.redact_limit_s,
+            memory_limit_bytes=settings.parse_memory_mb * 1024 * 1024,
+            max_inflated_bytes=settings.max_inflated_bytes,
         )
     )

@@ -90,7 +90,7 @@ class IngestSteps:
             return self.d.offload.parse(data, doc.filename)
         s = self.d.settings
         with self.gil_gate:
-            return parse_document(data, doc.filename, s.max_file_bytes, s.decode_legacy_text)
+            return parse_document(data, doc.filename, s.max_file_bytes, s.decode_legacy_text, s.max_inflated_bytes)
 
     def chunk(self, doc: DocumentRef, elements: Sequence[Element], index: ActiveIndex | None = None) -> list[Chunk]:
         """Sized in the tokens of the tenant's embedding model (`index`, when the caller has it)."""

@@ -10,6 +10,7 @@ from keel.config import Settings
 from pipelines.deps import Deps
 from tests.api.conftest import Auth, expect_error, wait_job
 from tests.conftest import SAMPLES
+from tests.helpers import docx_bomb
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
 
@@ -41,6 +42,19 @@ async def test_corrupt_upload_fails_in_its_job_with_a_code(api: httpx.AsyncClien
     job = await wait_job(api, resp.json()["job_id"], key)
     (result,) = job["files"]
     assert result["status"] == "failed" and result["code"] == "corrupt_file" and result["temporal_ui_url"]
+
+
+async def test_a_decompression_bomb_fails_as_too_large_and_the_server_serves_on(
+    api: httpx.AsyncClient, redis_client: redis.Redis, tenant: str, auth: Auth
+) -> None:
+    bomb = docx_bomb(400 * 1024 * 1024)  # 400 MB of XML from a few hundred KB upload
+    key = auth(tenant)
+    resp = await api.post("/v1/documents", files={"file": ("report.docx", bomb)}, headers=key)
+    assert resp.status_code == 202, resp.text
+    job = await wait_job(api, resp.json()["job_id"], key)
+    (result,) = job["files"]
+    assert result["status"] == "failed" and result["code"] == "file_too_large"
+    assert (await api.get("/healthz")).status_code == 200 and redis_client.ping()
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,11 @@ import pytest
 from ingestion.chunk import Chunk
 from ingestion.offload import Offload, OffloadConfig
 from keel.config import Settings
-from keel.errors import FileTooSlow, NoContent, ParserCrashed
+from keel.errors import FileTooLarge, FileTooSlow, NoContent, ParserCrashed
+from tests.helpers import docx_bomb, pdf_bomb
 
 
-def _config(parse_limit_s: float = 60.0) -> OffloadConfig:
+def _config(parse_limit_s: float = 60.0, memory_limit_bytes: int = 0) -> OffloadConfig:
     s = Settings()
     return OffloadConfig(
         processes=1,
@@ -28,6 +29,8 @@ def _config(parse_limit_s: float = 60.0) -> OffloadConfig:
         pii_use_ner=s.pii_use_ner,
         parse_limit_s=parse_limit_s,
         redact_limit_s=60.0,
+        memory_limit_bytes=memory_limit_bytes,
+        max_inflated_bytes=s.max_inflated_bytes,
     )
 
 
@@ -91,5 +94,38 @@ def test_waiting_for_the_children_to_load_leaves_them_ready_to_serve() -> None:
         assert all(child.ready for child in pool._children)  # each one's start read, once
         pool.wait_ready()  # again: nothing left to read, returns at once
         assert [e.text for e in pool.parse(b"# Title\n\nBody text.\n", "a.md").elements] == ["Title", "Body text."]
+    finally:
+        pool.close()
+
+
+def test_decompression_bombs_are_refused_and_the_pool_serves_on() -> None:
+    pool = Offload(_config(memory_limit_bytes=256 * 1024 * 1024))
+    try:
+        pool.parse(b"warm", "warm.txt")
+        before = pool.pids()
+        # A DOCX whose parts inflate past the cap is refused from its zip directory, unread.
+        with pytest.raises(FileTooLarge, match="inflates") as err:
+            pool.parse(docx_bomb(400 * 1024 * 1024), "bomb.docx")
+        assert not err.value.retryable
+        # A PDF stream that inflates to 600 MB stops at the PDF reader's decode limit.
+        with pytest.raises(NoContent):
+            pool.parse(pdf_bomb(600 * 1024 * 1024), "bomb.pdf")
+        assert pool.pids() == before  # neither cost the child anything
+    finally:
+        pool.close()
+
+
+def test_a_file_past_the_memory_cap_is_too_large_and_its_process_is_replaced() -> None:
+    # A cap far below what an 8 MB text needs to partition stands in for a bomb no check knew.
+    pool = Offload(_config(memory_limit_bytes=48 * 1024 * 1024))
+    try:
+        pool.parse(b"warm", "warm.txt")
+        before = pool.pids()
+        big = b"\n\n".join(b"Paragraph %d says something about the latency budget." % i for i in range(150_000))
+        with pytest.raises(FileTooLarge, match="memory") as err:
+            pool.parse(big, "big.txt")
+        assert not err.value.retryable  # the same file would need the same memory again
+        assert pool.pids() != before  # a child that ran out of memory is replaced
+        assert pool.parse(b"A short file after the large one.", "next.txt").elements
     finally:
         pool.close()
