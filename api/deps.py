@@ -14,8 +14,9 @@ import asyncio
 import contextvars
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 import redis
@@ -31,7 +32,7 @@ from caches.semantic import SemanticCache
 from gateway.admission import Admission
 from gateway.audit import Audit
 from gateway.keys import ADMIN, INGEST, QUERY, KeyStore, Principal
-from gateway.limits import Limiter
+from gateway.limits import Limiter, Limits
 from ingestion.redact import Redactor
 from keel.config import Settings, get_settings
 from keel.errors import Forbidden, InvalidKey, RoleForbidden, TemporalUnavailable, Unauthorized
@@ -77,7 +78,9 @@ def _limiter(request: Request, settings: Annotated[Settings, Depends(get_setting
     """The limits of keys and tenants, shared through Redis by every API process (one per app)."""
     limiter: Limiter | None = getattr(request.app.state, "limiter", None)
     if limiter is None:
-        limiter = request.app.state.limiter = Limiter(request.app.state.redis, settings.limiter_fail_open)
+        limiter = request.app.state.limiter = Limiter(
+            request.app.state.redis, settings.limiter_fail_open, Limits.of(settings.tenant_default_limits)
+        )
     return limiter
 
 
@@ -108,7 +111,7 @@ def semantic_cache_of(app: Any, settings: Settings) -> SemanticCache | None:
         entries = Entries(
             app.state.redis, "semantic", ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries
         )
-        semantic = app.state.semantic_cache = SemanticCache(indexes, entries, Guard.load())
+        semantic = app.state.semantic_cache = SemanticCache(indexes, entries, Guard.load(), ttl_s=settings.cache_ttl_s)
     return semantic
 
 
@@ -212,17 +215,53 @@ async def principal_of(request: Request) -> Principal:
     return await _principal(request)
 
 
-def require(role: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency: the caller's principal, refused with 403 unless its key has `role`."""
+def require(role: str, family: str | None = None) -> Callable[..., AsyncIterator[Principal]]:
+    """A dependency: the caller's principal, refused with 403 unless its key has `role`, and with
+    429 past its route `family`'s limits (None: the route admits itself, as the query routes do
+    with their token reservations). The request holds its place in the family's concurrency until
+    it is answered."""
 
-    async def dependency(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-        if role not in principal.roles:
-            exc = RoleForbidden(f"the key has roles {sorted(principal.roles)}; this needs `{role}`")
-            await on_edge(request, _deny, request.app.state.redis, request, exc, principal.tenant, principal.key_id)
-            raise exc
-        return principal
+    async def dependency(
+        request: Request,
+        principal: Annotated[Principal, Depends(_principal)],
+        settings: Annotated[Settings, Depends(get_settings)],
+    ) -> AsyncIterator[Principal]:
+        await check_role(request, principal, role)
+        if family is None:
+            yield principal
+            return
+        async with limited(request, settings, principal, family):
+            yield principal
 
     return dependency
+
+
+async def check_role(request: Request, principal: Principal, role: str) -> None:
+    """403 (and a denial in the audit log) unless the principal's key has `role`."""
+    if role not in principal.roles:
+        exc = RoleForbidden(f"the key has roles {sorted(principal.roles)}; this needs `{role}`")
+        await on_edge(request, _deny, request.app.state.redis, request, exc, principal.tenant, principal.key_id)
+        raise exc
+
+
+@asynccontextmanager
+async def limited(request: Request, settings: Settings, principal: Principal, family: str) -> AsyncIterator[None]:
+    """Hold an admission of the route `family` for the principal while the block runs. An upload
+    counts its kilobytes against the family's `tpm` (Content-Length, before the body is read)."""
+    limiter = _limiter(request, settings)
+    scopes = limiter.route_scopes(
+        principal.key_id,
+        principal.tenant,
+        family,
+        Limits.of(settings.key_route_limits.get(family, {})),
+        Limits.of(settings.tenant_route_limits.get(family, {})),
+    )
+    size_kb = -(-int(request.headers.get("content-length") or 0) // 1024) if family == "ingest" else 0
+    ticket = await on_edge(request, limiter.admit, request_id(request), scopes, size_kb)
+    try:
+        yield
+    finally:
+        await on_edge(request, limiter.settle, ticket, ticket.reserved_tokens, 0.0)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -233,6 +272,8 @@ QuestionRedactorDep = Annotated[Redactor | None, Depends(_question_redactor)]
 AdmissionDep = Annotated[Admission, Depends(_admission)]
 LimiterDep = Annotated[Limiter, Depends(_limiter)]
 ExactCacheDep = Annotated[ExactCache | None, Depends(_exact_cache)]
-QueryCaller = Annotated[Principal, Depends(require(QUERY))]
-IngestCaller = Annotated[Principal, Depends(require(INGEST))]
-AdminCaller = Annotated[Principal, Depends(require(ADMIN))]
+QueryCaller = Annotated[Principal, Depends(require(QUERY))]  # the query routes admit with their token reservation
+FeedbackCaller = Annotated[Principal, Depends(require(QUERY, "feedback"))]
+IngestCaller = Annotated[Principal, Depends(require(INGEST, "ingest"))]
+StatusCaller = Annotated[Principal, Depends(require(INGEST, "status"))]  # a job's progress, polled
+AdminCaller = Annotated[Principal, Depends(require(ADMIN, "admin"))]

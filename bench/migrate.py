@@ -167,7 +167,11 @@ async def migration(
 async def follow(http: httpx.AsyncClient, states: set[str]) -> dict[str, Any]:
     shown = -1
     while True:
-        record: dict[str, Any] = (await http.get("/v1/admin/index/migrations/latest")).json()
+        resp = await http.get("/v1/admin/index/migrations/latest")
+        if resp.status_code == 429:  # the admin routes' rate limit: wait as told
+            await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+            continue
+        record: dict[str, Any] = resp.json()
         done, total = int(record.get("chunks_done") or 0), int(record.get("chunks_total") or 0)
         tenth = 10 * done // total if total else 0
         if record.get("state") == "backfilling" and tenth != shown:

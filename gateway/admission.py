@@ -8,12 +8,19 @@ deep as the budget allows at the current speed, a refusal costs microseconds ins
 that ends in one, and a request never waits so long that its step budgets run out and it
 degrades into a wrong answer. A wait that runs long anyway ends at BACKSTOP x `wait_s`: a request
 admitted to the line is served unless the pace collapses (a refusal after a wait is the slow kind).
+
+Fair between tenants: while every slot is taken, a tenant that already holds or waits for its
+share of the slots (the slots over the tenants running or waiting, at least one) is refused
+rather than queued, so one tenant's burst cannot fill the line in front of the others. With the
+process to itself, a tenant may use every slot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +40,7 @@ class Admission:
         self.in_flight = 0
         self.refused = 0
         self.hold_s = 0.1  # how long a query holds its slot, a moving average of the recent ones
+        self._holding: Counter[str] = Counter()  # per tenant: slots held and places in line
 
     def expected_wait_s(self) -> float:
         """What the next request in line can expect to wait for a slot, at the recent pace."""
@@ -55,36 +63,64 @@ class Admission:
         metrics.ADMISSION_REFUSALS.inc()
         return Overloaded(f"the server is at its query capacity ({why}); retry shortly")
 
-    async def acquire(self) -> float:
+    def share(self, tenant: str) -> int:
+        """How many slots and places in line `tenant` may hold while others want them too."""
+        tenants = len(set(self._holding) | {tenant})
+        return max(1, math.ceil(self.limit / tenants))
+
+    async def acquire(self, tenant: str = "") -> float:
         """Take a slot (or raise Overloaded); returns when it was taken, for `release`."""
         if self._slots.locked():
-            why = self.refusal()
+            why = self.refusal() or self._over_share(tenant)
             if why is not None:
                 self._refuse(why)
+            self._hold(tenant)
             self._waiting += 1
             try:
                 await asyncio.wait_for(self._slots.acquire(), BACKSTOP * self.wait_s)
             except TimeoutError:
+                self._let_go(tenant)
                 self._refuse(f"no query slot came free within {BACKSTOP * self.wait_s:.1f} s")
+            except BaseException:
+                self._let_go(tenant)
+                raise
             finally:
                 self._waiting -= 1
         else:
             await self._slots.acquire()
+            self._hold(tenant)
         self.in_flight += 1
         return time.monotonic()
 
-    def release(self, taken_at: float) -> None:
+    def release(self, taken_at: float, tenant: str = "") -> None:
+        self._let_go(tenant)
         self.in_flight -= 1
         self.hold_s = 0.8 * self.hold_s + 0.2 * (time.monotonic() - taken_at)
         self._slots.release()
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        taken_at = await self.acquire()
+    async def slot(self, tenant: str = "") -> AsyncIterator[None]:
+        taken_at = await self.acquire(tenant)
         try:
             yield
         finally:
-            self.release(taken_at)
+            self.release(taken_at, tenant)
+
+    def _over_share(self, tenant: str) -> str | None:
+        """Why `tenant` may not take a place in line while others want the slots too, if it may not."""
+        if not tenant or len(set(self._holding) | {tenant}) < 2 or self._holding[tenant] < self.share(tenant):
+            return None
+        return f"tenant {tenant!r} holds its share of {self.share(tenant)} of {self.limit} slots"
+
+    def _hold(self, tenant: str) -> None:
+        if tenant:
+            self._holding[tenant] += 1
+
+    def _let_go(self, tenant: str) -> None:
+        if tenant:
+            self._holding[tenant] -= 1
+            if self._holding[tenant] <= 0:
+                del self._holding[tenant]
 
     def _refuse(self, why: str) -> None:
         raise self.refuse_early(why)

@@ -59,7 +59,7 @@ class Audit:
         pipe.xrevrange(audit_key(tenant), count=count)
         pipe.xrevrange(audit_denied_key(tenant), count=count)
         security, denied = pipe.execute()
-        rows: Any = sorted([*security, *denied], key=lambda row: _order(row[0]), reverse=True)[:count]
+        rows: Any = sorted([*security, *denied], key=_order, reverse=True)[:count]
         return [
             AuditEntry(
                 id=entry_id,
@@ -73,6 +73,9 @@ class Audit:
         ]
 
 
-def _order(entry_id: str) -> tuple[int, int]:
+def _order(row: tuple[str, dict[str, str]]) -> tuple[float, int, int]:
+    """Newest first across two streams: by the time the entry was recorded (finer than a stream
+    id's millisecond, whose sequence numbers are each stream's own), then by the id."""
+    entry_id, fields = row
     ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
+    return float(fields.get("at", 0)), int(ms), int(seq or 0)

@@ -31,6 +31,7 @@ TENANT_LIMITS_TTL_S = 5.0
 BURST_S = 10  # GCRA burst tolerance: this many seconds' worth of requests may arrive at once
 INFLIGHT_TTL_S = 300  # longer than any query may run
 MICRO = 1_000_000  # spend is kept in micro-dollars, an integer
+ROUTE_UNITS = {"ingest": "KB of uploads"}  # what a route family's `tpm` counts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +51,17 @@ class Limits:
 
     @staticmethod
     def from_json(raw: str | None) -> Limits:
-        return Limits(**json.loads(raw)) if raw else Limits()
+        return Limits.of(json.loads(raw)) if raw else Limits()
+
+    @staticmethod
+    def of(values: dict[str, Any]) -> Limits:
+        """From a mapping (settings, JSON): counts as integers, the budget in dollars."""
+        unknown = set(values) - {"rpm", "tpm", "concurrent", "budget_usd"}
+        if unknown:
+            raise BadInput(f"unknown limits {sorted(unknown)}; use rpm, tpm, concurrent, budget_usd")
+        counts = {k: int(v) for k, v in values.items() if k != "budget_usd" and v is not None}
+        budget = values.get("budget_usd")
+        return Limits(**counts, budget_usd=None if budget is None else float(budget))
 
     def policies(self, scope: str) -> list[str]:
         """This scope's entries of the `RateLimit-Policy` header."""
@@ -69,6 +80,7 @@ class Scope:
     name: str  # "key" or "tenant": what a refusal names
     id: str  # the key id or the tenant
     limits: Limits
+    unit: str = "tokens"  # what `tpm` counts: model tokens, or a route family's own (KB of uploads)
 
 
 @dataclass(kw_only=True)
@@ -160,16 +172,21 @@ def _seconds_to_next_month(now: dt.datetime) -> float:
 
 
 class Limiter:
-    def __init__(self, client: redis.Redis, fail_open: bool = False) -> None:
+    def __init__(
+        self, client: redis.Redis, fail_open: bool = False, default_tenant_limits: Limits | None = None
+    ) -> None:
         self.r = client
         self.fail_open = fail_open
+        self.default_tenant_limits = default_tenant_limits or Limits()
         self._tenant_limits: dict[str, tuple[float, Limits]] = {}  # tenant -> (read at, limits)
         self._admit = client.register_script(_ADMIT)
         self._settle = client.register_script(_SETTLE)
 
     # -- configuration ----------------------------------------------------------------------
     def tenant_limits(self, tenant: str) -> Limits:
-        return Limits.from_json(self.r.get(tenant_limits_key(tenant)))  # type: ignore[arg-type]
+        """The tenant's own limits, or the deployment's default for a tenant with none set."""
+        own = Limits.from_json(self.r.get(tenant_limits_key(tenant)))  # type: ignore[arg-type]
+        return own if own != Limits() else self.default_tenant_limits
 
     def set_tenant_limits(self, tenant: str, limits: Limits) -> None:
         self.r.set(tenant_limits_key(tenant), limits.to_json())
@@ -179,6 +196,15 @@ class Limiter:
         return [
             Scope(name="key", id=key_id, limits=key_limits),
             Scope(name="tenant", id=tenant, limits=self.tenant_limits(tenant)),
+        ]
+
+    def route_scopes(
+        self, key_id: str, tenant: str, family: str, key_limits: Limits, tenant_limits: Limits
+    ) -> list[Scope]:
+        """The scopes of a route family (uploads, feedback, admin): counted apart from queries."""
+        return [
+            Scope(name="key", id=f"{key_id}/{family}", limits=key_limits, unit=ROUTE_UNITS.get(family, "tokens")),
+            Scope(name="tenant", id=f"{tenant}/{family}", limits=tenant_limits, unit=ROUTE_UNITS.get(family, "tokens")),
         ]
 
     # -- per request -------------------------------------------------------------------------
@@ -243,7 +269,11 @@ class Limiter:
     def _refusal(
         policy: str, wait_ms: int, scope: Scope, tokens: int, now: dt.datetime, headers: dict[str, str]
     ) -> KeelError:
-        who = f"the {scope.name}" if scope.name == "key" else f"tenant {scope.id!r}"
+        who = f"the {scope.name}" if scope.name == "key" else f"tenant {scope.id.split('/')[0]!r}"
+        if policy == "tpm_exceeds_limit" and scope.unit != "tokens":
+            return ExceedsLimit(
+                f"the request is {tokens:,} {scope.unit}, more than {who}'s limit of {scope.limits.tpm:,} a minute"
+            )
         if policy == "tpm_exceeds_limit":
             return ExceedsLimit(
                 f"the request may use {tokens:,} tokens, more than {who}'s limit of {scope.limits.tpm:,} a minute; "
@@ -256,7 +286,7 @@ class Limiter:
                 policy=f"{scope.name}-budget",
                 headers=headers,
             )
-        what = {"rpm": "requests a minute", "tpm": "tokens a minute", "concurrent": "requests at once"}[policy]
+        what = {"rpm": "requests a minute", "tpm": f"{scope.unit} a minute", "concurrent": "requests at once"}[policy]
         return RateLimited(
             f"{who} is over its limit of {getattr(scope.limits, policy):,} {what}",
             retry_after_s=max(0.001, wait_ms / 1000),

@@ -159,6 +159,25 @@ class Settings(BaseSettings):
     query_admission_wait_ms: float = 1500
     # When Redis cannot be reached, the rate limiter refuses (503 `limiter_unavailable`) unless this is on.
     limiter_fail_open: bool = False
+    # A tenant's query limits until an operator sets its own (`keel tenants limits`): no tenant is
+    # unbounded by default. Keys: rpm, tpm, concurrent, budget_usd.
+    tenant_default_limits: dict[str, float] = {"rpm": 3000, "concurrent": 64}
+    # Every other authenticated route is limited by its family, per key and per tenant: uploads
+    # and deletions (`ingest`: rpm, and upload kilobytes a minute as `tpm`), a job's status
+    # (`status`, polled), `feedback`, and `admin` (keys, audit, erasure, index, guard and the
+    # codec). A refusal is a 429 with Retry-After.
+    key_route_limits: dict[str, dict[str, float]] = {
+        "ingest": {"rpm": 120, "tpm": 512_000, "concurrent": 8},
+        "status": {"rpm": 1200},
+        "feedback": {"rpm": 120},
+        "admin": {"rpm": 120, "concurrent": 8},
+    }
+    tenant_route_limits: dict[str, dict[str, float]] = {
+        "ingest": {"rpm": 600, "tpm": 2_048_000, "concurrent": 32},
+        "status": {"rpm": 6000},
+        "feedback": {"rpm": 600},
+        "admin": {"rpm": 600, "concurrent": 16},
+    }
     # Prometheus metrics of infra.server / infra.worker on 127.0.0.1 (operators only; 0: off), and
     # the Temporal SDK's own worker metrics on a port of their own.
     metrics_port: int = 9465

@@ -96,7 +96,8 @@ def tenant_patterns(tenant: str) -> tuple[str, ...]:
         migrations_key(tenant),
         feedback_key(tenant),
     )
-    return (*scanned, *singles, restoring_key(tenant))
+    limiter = (f"keel:rl:tenant:{tenant}:*", f"keel:rl:tenant:{tenant}/*")  # its limits' counters
+    return (*scanned, *singles, restoring_key(tenant), *limiter)
 
 
 def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
@@ -104,7 +105,14 @@ def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
     removes but the transient query state, and the index of its API keys, its audit log, its
     limits, its guardrail policy and its prompt releases (an erasure keeps those)."""
     # queries' state, caches, ingests in flight
-    transient = (f"keel:q:{tenant}:*", f"keel:cache:{tenant}:*", f"keel:ingesting:{tenant}:*", restoring_key(tenant))
+    transient = (
+        f"keel:q:{tenant}:*",
+        f"keel:cache:{tenant}:*",
+        f"keel:ingesting:{tenant}:*",
+        restoring_key(tenant),
+        f"keel:rl:tenant:{tenant}:*",
+        f"keel:rl:tenant:{tenant}/*",
+    )
     kept = tuple(p for p in tenant_patterns(tenant) if p not in transient)
     configured = (tenant_limits_key(tenant), guard_key(tenant), prompt_releases_key(tenant))
     return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), audit_denied_key(tenant), *configured)
@@ -118,7 +126,8 @@ def owned(key: str, tenant: str, patterns: tuple[str, ...] | None = None) -> boo
 
 
 def matches(key: str, pattern: str) -> bool:
-    if pattern.endswith(":*"):
+    """`pattern` is a whole key, or a prefix ending at a separator (`:` or `/`) and then `*`."""
+    if pattern.endswith((":*", "/*")):
         return key.startswith(pattern[:-1]) and len(key) > len(pattern) - 1
     return key == pattern
 

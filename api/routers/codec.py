@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 import redis
@@ -23,7 +24,7 @@ from fastapi.responses import HTMLResponse
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from api.deps import AdminCaller, RedisDep, SettingsDep, principal_of, require
+from api.deps import AdminCaller, RedisDep, SettingsDep, check_role, limited, principal_of
 from api.errors import request_id
 from gateway.audit import Audit
 from gateway.keys import ADMIN, KeyStore, Principal
@@ -54,14 +55,18 @@ def _session_principal(r: redis.Redis, cookie: str) -> Principal:
     return record.principal()
 
 
-async def _operator(request: Request, r: RedisDep) -> Principal:
-    """An admin, by Bearer key or by codec session cookie."""
+async def _operator(request: Request, r: RedisDep, settings: SettingsDep) -> AsyncIterator[Principal]:
+    """An admin, by Bearer key or by codec session cookie, within the admin routes' limits."""
     if "authorization" in request.headers:
-        return await require(ADMIN)(request, await principal_of(request))
-    cookie = request.cookies.get(COOKIE)
-    if not cookie:
-        raise MissingKey("send an admin key (`Authorization: Bearer keel_...`), or open /codec/login")
-    return await asyncio.to_thread(_session_principal, r, cookie)
+        admin = await principal_of(request)
+        await check_role(request, admin, ADMIN)
+    else:
+        cookie = request.cookies.get(COOKIE)
+        if not cookie:
+            raise MissingKey("send an admin key (`Authorization: Bearer keel_...`), or open /codec/login")
+        admin = await asyncio.to_thread(_session_principal, r, cookie)
+    async with limited(request, settings, admin, "admin"):
+        yield admin
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)

@@ -6,7 +6,7 @@ import time
 
 from fastapi import APIRouter, Request
 
-from api.deps import QueryCaller, QuestionRedactorDep, RedisDep, on_edge
+from api.deps import FeedbackCaller, QuestionRedactorDep, RedisDep, on_edge
 from api.schemas import FeedbackBody, FeedbackOut
 from app.feedback import give_feedback
 from observability import metrics
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
 @router.post("", response_model=FeedbackOut)
 async def rate_answer(
-    body: FeedbackBody, request: Request, r: RedisDep, who: QueryCaller, redactor: QuestionRedactorDep
+    body: FeedbackBody, request: Request, r: RedisDep, who: FeedbackCaller, redactor: QuestionRedactorDep
 ) -> FeedbackOut:
     taken = await on_edge(
         request,

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Request
 
-from api.deps import IngestCaller, RedisDep, SettingsDep
+from api.deps import RedisDep, SettingsDep, StatusCaller
 from api.errors import request_id
 from api.schemas import FileResult, JobState
 from keel.errors import NotFound
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.get("/{job_id}", response_model=JobState)
-async def get_job(request: Request, job_id: str, settings: SettingsDep, r: RedisDep, caller: IngestCaller) -> JobState:
+async def get_job(request: Request, job_id: str, settings: SettingsDep, r: RedisDep, caller: StatusCaller) -> JobState:
     tenant = caller.tenant
     store = JobStore(r)
     job = await asyncio.to_thread(store.get, job_id)

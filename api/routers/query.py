@@ -311,7 +311,7 @@ def _answer(out: QueryOutput, trace_id: str, correlation: str) -> QueryAnswer:
 async def query(body: QueryBody, request: Request, response: Response, who: CallerDep) -> QueryAnswer:
     # Cheapest refusal first: a full process says so in microseconds, before any Redis call or
     # redaction; then the limits (one Redis script); then the question is checked and redacted.
-    async with who.admission.slot():
+    async with who.admission.slot(who.tenant):
         ticket = await on_edge(
             request, who.admit, request_id(request), body.question, body.max_output_tokens, body.json_schema
         )
@@ -349,18 +349,18 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
 
 @router.post("/stream")
 async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> StreamingResponse:
-    taken_at = await who.admission.acquire()  # refusals here, as plain 429/503s, before the stream
+    taken_at = await who.admission.acquire(who.tenant)  # refusals here, as plain 429/503s, before the stream
     try:
         ticket = await on_edge(
             request, who.admit, request_id(request), body.question, body.max_output_tokens, body.json_schema
         )
     except Exception:  # refused (or Redis failed): the slot goes back
-        who.admission.release(taken_at)
+        who.admission.release(taken_at, who.tenant)
         raise
     try:
         inp = who.snippet_scoped(await _redacted(await _input(body, request, who, stream=True), who))
     except Exception:
-        who.admission.release(taken_at)
+        who.admission.release(taken_at, who.tenant)
         await on_edge(request, who.settle, ticket, None)
         raise
     trace_id = current_trace_id()
@@ -369,7 +369,7 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
     started = time.perf_counter()
 
     def finished(done: asyncio.Task[QueryOutput]) -> None:
-        who.admission.release(taken_at)
+        who.admission.release(taken_at, who.tenant)
         out = done.result() if not done.cancelled() and done.exception() is None else None
         if out is not None:
             record_answer(inp.tenant, out, time.perf_counter() - started)

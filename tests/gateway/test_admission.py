@@ -50,3 +50,22 @@ async def test_at_a_slow_pace_the_queue_is_refused_without_waiting() -> None:
             await admission.acquire()
         assert loop.time() - started < 0.1  # at once, not after wait_s
     assert admission.refused == 1 and admission.in_flight == 0
+
+
+async def test_one_tenant_cannot_fill_the_line_in_front_of_another() -> None:
+    admission = Admission(limit=4, queue=8, wait_s=30)
+    held = [await admission.acquire("greedy") for _ in range(4)]  # alone, it may use every slot
+    other = asyncio.create_task(admission.acquire("quiet"))
+    await asyncio.sleep(0)  # the other tenant waits for a turn
+    # Two tenants want the slots now: the greedy one holds 4, past its share of 2, and is refused
+    # instead of queueing ahead of the next slot.
+    with pytest.raises(Overloaded, match="share"):
+        await admission.acquire("greedy")
+    admission.release(held.pop(), "greedy")
+    await other  # the freed slot goes to the tenant that was waiting
+    assert admission.in_flight == 4
+    with pytest.raises(Overloaded, match="share"):
+        await admission.acquire("greedy")  # still 3 held against a share of 2
+    for taken in held:
+        admission.release(taken, "greedy")
+    assert await admission.acquire("greedy")  # slots free: it runs again
