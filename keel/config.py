@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # unset, the key ring file under the data dir is used (and created on first start).
     encrypt_payloads: bool = True
     codec_key: str | None = None
+    # A sealed deployment opens only sealed payloads: a workflow started or signalled with plain
+    # ones (by anyone who reaches Temporal without the key) fails to decode and never runs.
+    # Off only to replay histories written before the codec.
+    codec_refuse_plain: bool = True
 
     # Redis: job state now, caches and rate limits later.
     redis_url: str = "redis://127.0.0.1:6390/0"

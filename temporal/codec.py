@@ -4,8 +4,11 @@ Temporal stores what a workflow is given and returns (questions, passages, answe
 history for the retention period; with this codec the server, its database and its UI only ever
 hold ciphertext. Each payload is sealed with the active key and carries that key's id in its
 metadata, so keys can rotate: a new key becomes active, the old ones stay to open older payloads.
-A payload without the encrypted encoding (histories written before the codec) passes through, so
-old histories keep replaying.
+A payload without the encrypted encoding is refused (`refuse_plain`, the default of a sealed
+deployment): whoever reaches Temporal without the key cannot start or signal a workflow with
+payloads of their own. Histories written before the codec replay with `refuse_plain` off. Failure
+messages and stack traces travel sealed as well (the data converter encodes a failure's
+attributes into a payload, which this codec seals).
 
 Keys: `KEEL_CODEC_KEY` (base64 of 32 bytes), else a key ring file (`<data dir>/codec-keys.json`,
 mode 0600, `{"active": id, "keys": {id: base64}}`) that the first process to start creates.
@@ -29,9 +32,14 @@ KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
 
 
+class PlainPayloadRefused(ValueError):
+    pass
+
+
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, ring: KeyRing) -> None:
+    def __init__(self, ring: KeyRing, refuse_plain: bool = True) -> None:
         self.ring = ring
+        self.refuse_plain = refuse_plain
         self._ciphers = {kid: AESGCM(key) for kid, key in ring.keys.items()}
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
@@ -47,6 +55,8 @@ class EncryptionCodec(PayloadCodec):
 
     def open(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
+            if self.refuse_plain:
+                raise PlainPayloadRefused("a plain payload reached a sealed deployment: refused")
             return payload  # written before the codec: plain
         kid = payload.metadata.get(KEY_ID, b"").decode()
         cipher = self._ciphers.get(kid)

@@ -22,6 +22,7 @@ from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
 )
@@ -65,4 +66,10 @@ def data_converter(settings: Settings) -> DataConverter:
         return DATA_CONVERTER
     from temporal.codec import EncryptionCodec, load_key_ring
 
-    return dataclasses.replace(DATA_CONVERTER, payload_codec=EncryptionCodec(load_key_ring(settings)))
+    return dataclasses.replace(
+        DATA_CONVERTER,
+        payload_codec=EncryptionCodec(load_key_ring(settings), refuse_plain=settings.codec_refuse_plain),
+        # A failure's message and stack trace go into a payload the codec seals: a provider's
+        # error body or a traceback naming a tenant's text is not stored readable.
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

@@ -41,7 +41,8 @@ router = APIRouter(prefix="/codec", tags=["ops"])
 def _codec(request: Request, settings: SettingsDep) -> EncryptionCodec:
     codec: EncryptionCodec | None = getattr(request.app.state, "codec", None)
     if codec is None:
-        codec = request.app.state.codec = EncryptionCodec(load_key_ring(settings))
+        # Reading for a person: a plain payload (a history from before the codec) is shown as it is.
+        codec = request.app.state.codec = EncryptionCodec(load_key_ring(settings), refuse_plain=False)
     return codec
 
 

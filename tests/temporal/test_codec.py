@@ -1,4 +1,5 @@
-"""The payload codec: sealed with the active key, opened with any key of the ring, plain passes."""
+"""The payload codec: sealed with the active key, opened with any key of the ring; a plain payload
+is refused by a sealed deployment and passes only where old histories are replayed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from temporalio.api.common.v1 import Payload
 
 from keel.config import Settings
-from temporal.codec import ENCODING, EncryptionCodec, KeyRing, load_key_ring
+from temporal.codec import ENCODING, EncryptionCodec, KeyRing, PlainPayloadRefused, load_key_ring
 from temporal.data_converter import DATA_CONVERTER
 
 PLAIN = DATA_CONVERTER.payload_converter.to_payloads([{"question": "card 4111 1111 1111 1111?"}])[0]
@@ -23,7 +24,10 @@ async def test_seal_open_and_rotate() -> None:
     codec = EncryptionCodec(rotated)
     assert (await codec.decode([sealed]))[0] == PLAIN  # an old key still opens old payloads
     assert (await codec.encode([PLAIN]))[0].metadata["encryption-key-id"] == b"k2"
-    assert (await codec.decode([PLAIN]))[0] == PLAIN  # written before the codec: passes through
+    with pytest.raises(PlainPayloadRefused):  # a sealed deployment opens only what it sealed
+        await codec.decode([PLAIN])
+    legacy = EncryptionCodec(rotated, refuse_plain=False)
+    assert (await legacy.decode([PLAIN]))[0] == PLAIN  # a history from before the codec, replayed
     tampered = Payload(metadata=dict(sealed.metadata), data=sealed.data[:-1] + bytes([sealed.data[-1] ^ 1]))
     with pytest.raises(Exception):  # noqa: B017 - cryptography's InvalidTag
         await codec.decode([tampered])
