@@ -27,8 +27,10 @@ from stores.jobs import JobStore
 from workflows.ingest_batch import IngestBatchWorkflow
 
 
-def new_job_id() -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+def new_job_id(tenant: str) -> str:
+    """`<tenant>.<when>-<random>`: a job's workflows are named by it, and the tenant in the name
+    is what binds their payloads to the tenant's own data key (`keel.ids.workflow_tenant`)."""
+    return f"{tenant}.{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
 
 
 def batch_workflow_id(job_id: str) -> str:
@@ -36,7 +38,9 @@ def batch_workflow_id(job_id: str) -> str:
 
 
 def stage(settings: Settings, paths: Sequence[Path], tenant: str, job_id: str | None = None) -> StagedBatch:
-    return stage_paths(paths, tenant, job_id or new_job_id(), BlobStore(settings.blob_dir), settings.max_file_bytes)
+    return stage_paths(
+        paths, tenant, job_id or new_job_id(tenant), BlobStore(settings.blob_dir), settings.max_file_bytes
+    )
 
 
 async def start_batch(

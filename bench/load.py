@@ -191,7 +191,7 @@ async def during_ingest(
 ) -> list[Level]:
     client = await connect(settings)
     r = redis_store.connect(settings)
-    staged = stage(settings, paths, INGEST_TENANT, new_job_id())
+    staged = stage(settings, paths, INGEST_TENANT, new_job_id(INGEST_TENANT))
     await start_batch(client, settings, r, staged, INGEST_TENANT, [])
     progress: dict[str, int] = {"done": 0}
 

@@ -64,7 +64,7 @@ def ingest(
     try:
         r = _redis(settings)
         who = principal(settings, r, INGEST, tenant, groups)
-        job_id = new_job_id()
+        job_id = new_job_id(who.tenant)
         with console.status("staging files"):
             staged = stage(settings, paths, who.tenant, job_id)
         if staged.total == 0:

@@ -26,7 +26,10 @@ from stores.keys import api_key_key, tenant_api_keys_key
 
 KEY_PREFIX = "keel_"
 ADMIN, INGEST, QUERY = "admin", "ingest", "query"
-ROLES = (ADMIN, INGEST, QUERY)  # admin: keys and the tenant; ingest: documents and jobs; query: ask
+# operator: the deployment's people, who may decode any tenant's workflow payloads at the codec
+# endpoint; made only from the command line (`keel keys create --roles operator`), never by an API key.
+OPERATOR = "operator"
+ROLES = (ADMIN, INGEST, QUERY, OPERATOR)  # admin: keys and the tenant; ingest: documents and jobs; query: ask
 
 
 @dataclass(frozen=True, kw_only=True)

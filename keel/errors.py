@@ -13,7 +13,7 @@ turns them into JSON with the same code and `http_status`.
         InvalidTenant, EmptyQuestion, QuestionTooLong, InvalidSchema, InvalidFilter, JsonInvalid,
         InvalidText, BodyTooLarge
       NotFound                     not_found (404)
-        UnknownTenant, DatasetNotFound, MigrationNotFound
+        UnknownTenant, ErasedTenant (410), DatasetNotFound, MigrationNotFound
       DependencyUnavailable        dependency_unavailable (503): retried with backoff
         VectorStoreUnavailable, RedisUnavailable, TemporalUnavailable, RetrievalUnavailable,
         LimiterUnavailable
@@ -235,6 +235,13 @@ class NotFound(KeelError):
 
 class UnknownTenant(NotFound):
     code = "unknown_tenant"
+
+
+class ErasedTenant(NotFound):
+    """What was asked for was sealed with a tenant's data key, which its erasure destroyed."""
+
+    code = "tenant_erased"
+    http_status = 410
 
 
 class DatasetNotFound(NotFound):

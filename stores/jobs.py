@@ -101,11 +101,7 @@ class JobStore:
 
     def erase(self, tenant: str) -> list[str]:
         """Delete every job of the tenant (records, file outcomes, index entries); returns their ids."""
-        ids: list[str] = self.r.zrange(JOBS_INDEX, 0, -1)  # type: ignore[assignment]  # a decoding client
-        pipe = self.r.pipeline()
-        for job_id in ids:
-            pipe.hget(job_key(job_id), "tenant")
-        mine = [job_id for job_id, owner in zip(ids, pipe.execute(), strict=True) if owner == tenant]
+        mine = self._tenant_jobs(tenant)
         for start in range(0, len(mine), 500):
             part = mine[start : start + 500]
             pipe = self.r.pipeline()
@@ -113,3 +109,21 @@ class JobStore:
             pipe.zrem(JOBS_INDEX, *part)
             pipe.execute()
         return mine
+
+    def forget_document(self, tenant: str, doc_id: str) -> int:
+        """Drop a deleted document's file outcomes from the tenant's jobs (its name and id were
+        in them); returns how many were dropped."""
+        dropped = 0
+        for job_id in self._tenant_jobs(tenant):
+            files: dict[str, str] = self.r.hgetall(job_files_key(job_id))  # type: ignore[assignment]
+            gone = [source for source, raw in files.items() if json.loads(raw).get("doc_id") == doc_id]
+            if gone:
+                dropped += int(self.r.hdel(job_files_key(job_id), *gone))
+        return dropped
+
+    def _tenant_jobs(self, tenant: str) -> list[str]:
+        ids: list[str] = self.r.zrange(JOBS_INDEX, 0, -1)  # type: ignore[assignment]  # a decoding client
+        pipe = self.r.pipeline()
+        for job_id in ids:
+            pipe.hget(job_key(job_id), "tenant")
+        return [job_id for job_id, owner in zip(ids, pipe.execute(), strict=True) if owner == tenant]

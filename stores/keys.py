@@ -95,6 +95,7 @@ def tenant_patterns(tenant: str) -> tuple[str, ...]:
         index_key(tenant),
         migrations_key(tenant),
         feedback_key(tenant),
+        data_key_key(tenant),
     )
     limiter = (f"keel:rl:tenant:{tenant}:*", f"keel:rl:tenant:{tenant}/*")  # its limits' counters
     return (*scanned, *singles, restoring_key(tenant), *limiter)
@@ -112,6 +113,7 @@ def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
         restoring_key(tenant),
         f"keel:rl:tenant:{tenant}:*",
         f"keel:rl:tenant:{tenant}/*",
+        data_key_key(tenant),
     )
     kept = tuple(p for p in tenant_patterns(tenant) if p not in transient)
     configured = (tenant_limits_key(tenant), guard_key(tenant), prompt_releases_key(tenant))
@@ -130,6 +132,12 @@ def matches(key: str, pattern: str) -> bool:
     if pattern.endswith((":*", "/*")):
         return key.startswith(pattern[:-1]) and len(key) > len(pattern) - 1
     return key == pattern
+
+
+def data_key_key(tenant: str) -> str:
+    """String: the tenant's data key, wrapped (`stores.data_keys`). Erased with the tenant, never
+    backed up: a restore must not revive a key an erasure destroyed."""
+    return f"keel:dek:{tenant}"
 
 
 def restoring_key(tenant: str) -> str:

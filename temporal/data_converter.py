@@ -64,11 +64,15 @@ def data_converter(settings: Settings) -> DataConverter:
     client, worker and replayer of this deployment uses."""
     if not settings.encrypt_payloads:
         return DATA_CONVERTER
+    from stores import redis as redis_store
+    from stores.data_keys import TenantKeys
     from temporal.codec import EncryptionCodec, load_key_ring
 
+    ring = load_key_ring(settings)
+    keys = TenantKeys(lambda: redis_store.connect(settings), ring)  # Redis only once a tenant's payload comes
     return dataclasses.replace(
         DATA_CONVERTER,
-        payload_codec=EncryptionCodec(load_key_ring(settings), refuse_plain=settings.codec_refuse_plain),
+        payload_codec=EncryptionCodec(ring, refuse_plain=settings.codec_refuse_plain, tenant_keys=keys),
         # A failure's message and stack trace go into a payload the codec seals: a provider's
         # error body or a traceback naming a tenant's text is not stored readable.
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,

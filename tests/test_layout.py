@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "stores": BASE | {"contracts"},
     "ingestion": BASE | {"encoders"},
     "index": BASE | {"contracts", "encoders", "stores", "vectorstore"},
-    "temporal": BASE | {"observability"},
+    "temporal": BASE | {"observability", "stores"},  # stores: the tenants' data keys
     "gateway": BASE | {"observability", "stores"},
     "retrieval": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
     "caches": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},

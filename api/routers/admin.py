@@ -18,9 +18,9 @@ from app.delete import erase_tenant, erase_workflow_id
 from app.query import default_guard_policy
 from contracts.index import GoldenQuery
 from gateway.audit import Audit
-from gateway.keys import KeyRecord, KeyStore
+from gateway.keys import OPERATOR, KeyRecord, KeyStore
 from gateway.limits import Limits
-from keel.errors import BadInput
+from keel.errors import BadInput, RoleForbidden
 from stores import guard_policy
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -71,6 +71,10 @@ def _out(record: KeyRecord) -> dict[str, Any]:
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
 async def create_key(body: KeyBody, request: Request, r: RedisDep, admin: AdminCaller) -> KeyCreated:
+    if OPERATOR in body.roles:  # the deployment's role: no tenant's admin grants it
+        raise RoleForbidden(
+            "operator keys are made by the deployment's operators (`keel keys create`), not by a tenant"
+        )
     record, token = await asyncio.to_thread(
         KeyStore(r).create,
         tenant=admin.tenant,

@@ -22,15 +22,16 @@ import redis
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
 
 from api.deps import AdminCaller, RedisDep, SettingsDep, check_role, limited, principal_of
 from api.errors import request_id
 from gateway.audit import Audit
-from gateway.keys import ADMIN, KeyStore, Principal
-from keel.errors import BadInput, InvalidKey, MissingKey, RoleForbidden
+from gateway.keys import ADMIN, OPERATOR, KeyStore, Principal
+from keel.errors import BadInput, ErasedTenant, InvalidKey, MissingKey, RoleForbidden
+from stores.data_keys import TenantKeys
 from stores.keys import codec_session_key
-from temporal.codec import EncryptionCodec, load_key_ring
+from temporal.codec import ENCODING, EncryptionCodec, TenantKeyGone, load_key_ring, tenant_of
 
 COOKIE = "keel_codec"
 SESSION_S = 8 * 3600
@@ -41,9 +42,21 @@ router = APIRouter(prefix="/codec", tags=["ops"])
 def _codec(request: Request, settings: SettingsDep) -> EncryptionCodec:
     codec: EncryptionCodec | None = getattr(request.app.state, "codec", None)
     if codec is None:
+        ring = load_key_ring(settings)
         # Reading for a person: a plain payload (a history from before the codec) is shown as it is.
-        codec = request.app.state.codec = EncryptionCodec(load_key_ring(settings), refuse_plain=False)
+        keys = TenantKeys(lambda: request.app.state.redis, ring)
+        codec = request.app.state.codec = EncryptionCodec(ring, refuse_plain=False, tenant_keys=keys)
     return codec
+
+
+def _may_open(caller: Principal, payload: Payload) -> bool:
+    """A tenant's admin opens its own tenant's payloads (and plain ones, which hide nothing); an
+    operator opens any. A payload sealed with the deployment's key is no tenant's: operators only."""
+    if OPERATOR in caller.roles:
+        return True
+    if payload.metadata.get("encoding") != ENCODING:
+        return True
+    return tenant_of(payload) == caller.tenant
 
 
 def _session_principal(r: redis.Redis, cookie: str) -> Principal:
@@ -51,16 +64,18 @@ def _session_principal(r: redis.Redis, cookie: str) -> Principal:
     record = KeyStore(r).get(str(key_id)) if key_id else None
     if record is None:
         raise InvalidKey("the codec session is unknown or expired; open /codec/login again")
-    if record.revoked_at is not None or ADMIN not in record.roles:
+    if record.revoked_at is not None or not {ADMIN, OPERATOR} & set(record.roles):
         raise RoleForbidden("the key behind this codec session is revoked or no longer an admin")
     return record.principal()
 
 
 async def _operator(request: Request, r: RedisDep, settings: SettingsDep) -> AsyncIterator[Principal]:
-    """An admin, by Bearer key or by codec session cookie, within the admin routes' limits."""
+    """An admin (or an operator), by Bearer key or by codec session cookie, within the admin
+    routes' limits."""
     if "authorization" in request.headers:
         admin = await principal_of(request)
-        await check_role(request, admin, ADMIN)
+        if OPERATOR not in admin.roles:
+            await check_role(request, admin, ADMIN)
     else:
         cookie = request.cookies.get(COOKIE)
         if not cookie:
@@ -124,8 +139,19 @@ async def transcode(
     except json_format.ParseError as exc:
         raise BadInput(f"the body is not Payloads as protobuf JSON: {exc}") from None
     codec = _codec(request, settings)
+    operator = OPERATOR in admin.roles
+    withheld = 0
     try:
-        out = await (codec.encode if operation == "encode" else codec.decode)(list(payloads.payloads))
+        if operation == "encode":  # a tenant's admin seals for its own tenant only
+            out = [codec.seal(p, tenant=None if operator else admin.tenant) for p in payloads.payloads]
+        else:  # another tenant's payload stays sealed: its caller learns nothing from it
+            out = []
+            for p in payloads.payloads:
+                mine = _may_open(admin, p)
+                withheld += not mine
+                out.append(await asyncio.to_thread(codec.open, p, True) if mine else p)
+    except TenantKeyGone as exc:
+        raise ErasedTenant(f"{exc}: the tenant was erased") from None
     except Exception as exc:  # a tampered payload or a key the ring does not hold
         raise BadInput(f"the payloads could not be {operation}d: {type(exc).__name__}") from None
     # Every use is on the record: who opened (or sealed) how many payloads, and when.
@@ -136,6 +162,7 @@ async def transcode(
         key_id=admin.key_id,
         request_id=request_id(request),
         payloads=len(out),
+        withheld=withheld,
     )
     return Response(json_format.MessageToJson(Payloads(payloads=out)), media_type="application/json")
 

@@ -96,7 +96,7 @@ async def upload_document(
     if current is not None:  # a replacement: refused now rather than failed later in its job
         check_replacement(current, groups, caller.groups)
     data = await _read_bounded(file, min(settings.max_upload_bytes, settings.max_file_bytes))
-    job_id = new_job_id()
+    job_id = new_job_id(tenant)
     staged = await asyncio.to_thread(
         stage_upload,
         blobs,
