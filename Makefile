@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 
-.PHONY: install run down status test test-fast lint bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding llm eval clean
+.PHONY: install run down status test test-fast lint bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding bench-hostile llm eval clean
 
 # One resolve with torch pinned to the CPU wheel on disk (never the CUDA build). The second step
 # adds unstructured-inference without its declared deps: unstructured's PDF module imports it,
@@ -64,6 +64,10 @@ bench-edge: install
 
 bench-load: install
 	$(BIN)/python -m bench.load --dataset $(DATASET) $(BENCH_ARGS)
+
+# Attacks an ordinary key can make, through the real API on a private stack (bench/hostile.py).
+bench-hostile: install
+	$(BIN)/python -m bench.hostile $(BENCH_ARGS)
 
 bench-int8: install
 	$(BIN)/python -m bench.int8 $(BENCH_ARGS)

@@ -13,6 +13,9 @@ It prints p50/p95 per step and end to end for both and, last, `query_overhead_p9
 request (the API's `Server-Timing: auth`), and the payload codec's, as the workflow pass run again
 with the codec off between two passes with it on (the server restarted for each), side by side.
 It prints `edge_auth_p95_ms=`, `edge_codec_added_p95_ms=` and `edge_added_p95_ms=` before the last line.
+`--stream` times `/v1/query/stream` for the same queries from the client's side: the first `token`
+event (sent once the output guardrails passed the answer's first sentence) and `done`; it prints
+`stream_first_token_p95_ms=` and `stream_done_p95_ms=` before the last line.
 """
 
 from __future__ import annotations
@@ -179,6 +182,28 @@ def run_workflow(api: str, key: str, questions: list[str]) -> dict[str, list[flo
     return times
 
 
+def run_stream(api: str, key: str, questions: list[str]) -> dict[str, list[float]]:
+    """POST /v1/query/stream per question: when the first `token` event arrives (after the output
+    guardrails passed the answer's first sentence) and when `done` does, from the client's side."""
+    times: dict[str, list[float]] = {"first_token": [], "done": []}
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=api, timeout=60) as http:
+        for q in questions:
+            t0, event, first = time.perf_counter(), "", None
+            with http.stream("POST", "/v1/query/stream", json={"question": q}, headers=headers) as resp:
+                resp.raise_for_status()
+                for line in resp.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "token" and first is None:
+                        first = (time.perf_counter() - t0) * 1000
+                    elif line.startswith("data: ") and event == "done":
+                        times["done"].append((time.perf_counter() - t0) * 1000)
+            if first is not None:
+                times["first_token"].append(first)
+    return times
+
+
 def _server_timing(header: str, name: str) -> list[float]:
     """`auth;dur=0.312, ...` -> [0.312] for `name`."""
     out = []
@@ -292,6 +317,7 @@ def main() -> None:
     parser.add_argument("--default-sqlite", action="store_true", help="Temporal's SQLite without Keel's pragmas")
     parser.add_argument("--apart", action="store_true", help="API and worker in separate processes (no eager start)")
     parser.add_argument("--edge", action="store_true", help="also measure the key check and the payload codec")
+    parser.add_argument("--stream", action="store_true", help="also time /v1/query/stream: first token and done")
     args = parser.parse_args()
     try:
         check_dataset(args.dataset)
@@ -328,6 +354,14 @@ def main() -> None:
         save(args.dataset.name + ("-apart" if args.apart else ""), direct, flow, overhead)
         if args.edge:
             edge(settings, work, procs, args.apart, key, warm, timed, flow)
+        if args.stream:
+            streamed = run_stream(api, key, timed)
+            first, done = streamed["first_token"], streamed["done"]
+            print(
+                f"stream: first token p50/p95 {pct(first, 50):.1f}/{pct(first, 95):.1f} ms, done {pct(done, 50):.1f}/{pct(done, 95):.1f} ms"
+            )
+            print(f"stream_first_token_p95_ms={pct(first, 95):.1f}")
+            print(f"stream_done_p95_ms={pct(done, 95):.1f}")
         print(f"query_overhead_p95_ms={overhead:.1f}")
     finally:
         for p in procs:
