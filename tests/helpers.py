@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 import time
-import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +14,7 @@ import redis
 from temporalio.client import Client
 
 from app.ingest import stage, start_batch
+from bench.hostile import docx_bomb  # noqa: F401 - the bomb the benchmark uploads, for the tests too
 from contracts.batch import BatchCounters
 from contracts.query import ContextPassage
 from index.visibility import visible_at
@@ -111,18 +110,6 @@ def context_passage(ref: int, text: str) -> ContextPassage:
         text=text,
         score=1.0,
     )
-
-
-def docx_bomb(inflated: int) -> bytes:
-    """A zip named like a DOCX whose document part inflates to `inflated` bytes of zeros."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-        z.writestr("[Content_Types].xml", "<Types/>")
-        with z.open("word/document.xml", "w", force_zip64=True) as part:
-            block = b"\0" * (1 << 20)
-            for _ in range(inflated // len(block)):
-                part.write(block)
-    return buf.getvalue()
 
 
 def pdf_bomb(inflated: int) -> bytes:

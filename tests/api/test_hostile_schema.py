@@ -6,15 +6,14 @@ would point a `$ref`, and must never be called.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
 import redis
 
+from bench.hostile import Listener
 from generation import schema
 from stores import guard_policy
 from tests.api.conftest import Auth, expect_error
@@ -26,23 +25,9 @@ QUESTION = "How do I retry failed files?"
 
 @pytest.fixture
 def listener() -> Iterator[tuple[str, list[str]]]:
-    calls: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            calls.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"type": "string"}')
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", calls
-    server.shutdown()
+    where = Listener()  # the benchmark's own: a loopback server that counts what reaches it
+    yield where.url, where.requests
+    where.server.shutdown()
 
 
 async def test_references_outside_the_schema_are_refused_and_never_fetched(
