@@ -6,9 +6,12 @@ associated data), so Redis alone opens nothing. `destroy` deletes it: every payl
 in any history Temporal still keeps, is unreadable from then on (crypto-shredding: an append-only
 store cannot be made to forget, but what it holds can be made noise).
 
-Keys are cached in the process for `ttl_s` (a payload is sealed or opened per step of every
-query); `fresh` reads skip the cache, as the codec endpoint does, so an erased tenant's history
-stops decoding there at once.
+Keys are cached in the process for `ttl_s`, one second (a payload is sealed or opened per step of
+every query: one Redis read a second per tenant and process instead of one per payload). The
+second bounds how long a process goes on using a key an erasure destroyed: a payload it sealed
+in that second cannot be opened later, so a tenant re-created within a second of its erasure may
+see its first workflows fail. `fresh` reads skip the cache, as the codec endpoint does, so an
+erased tenant's history stops decoding there at once.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ NONCE_BYTES = 12
 
 
 class TenantKeys:
-    def __init__(self, connect: Callable[[], redis.Redis], ring: KeyRing, ttl_s: float = 30.0) -> None:
+    def __init__(self, connect: Callable[[], redis.Redis], ring: KeyRing, ttl_s: float = 1.0) -> None:
         self._connect = connect  # made on first use: a converter is built before Redis is needed
         self._r: redis.Redis | None = None
         self.ring = ring
