@@ -7,8 +7,9 @@ sources are `<source id=n>` blocks with their text escaped, so a document cannot
 forge another, or pass as the rules; the numbered layouts (small models cite best from them)
 quote every line of a source and defuse lines that mimic a source header or a label, so there
 too a document cannot start a source or a question of its own (`fenced`). The layouts are the
-renderer's: the hash recorded with every answer names exactly the text a model was sent. Changing a prompt means a new file with a new id, so answers
-made with the old one can still be traced to exactly what the model was shown.
+renderer's: the hash recorded with every answer names exactly the text a model was sent.
+Changing a prompt means a new file with a new id, so answers made with the old one can still be
+traced to exactly what the model was shown.
 """
 
 from __future__ import annotations

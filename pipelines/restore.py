@@ -144,9 +144,9 @@ class Restorer:
                     raise BadInput(f"the snapshot holds a {record['type']!r} record, which Keel never writes")
                 if key == generation_key(tenant):
                     continue
-                if not restore_api_keys and key in (tenant_api_keys_key(tenant), api_key_key(key.rsplit(":", 1)[-1])):
+                if not restore_api_keys and (key == tenant_api_keys_key(tenant) or key.startswith(api_key_key(""))):
                     continue  # keys are credentials: only on the operator's word
-                if key.startswith("keel:apikey:"):
+                if key.startswith(api_key_key("")):
                     owner = r.hget(key, "tenant")
                     if owner is not None and owner != tenant:
                         raise RestoreConflict(f"API key {key.rsplit(':', 1)[1]} belongs to another tenant here")
@@ -212,7 +212,7 @@ def _belongs(record: dict[str, Any], tenant: str) -> bool:
     (`publish`, `key`, ...) makes another tenant's or a global key match. An API key's record must
     name the tenant in its `tenant` field."""
     key = str(record["key"])
-    if key.startswith("keel:apikey:"):
+    if key.startswith(api_key_key("")):
         value = record.get("value")
         return record["type"] == "hash" and isinstance(value, dict) and value.get("tenant") == tenant
     return owned(key, tenant)

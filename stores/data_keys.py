@@ -50,18 +50,15 @@ class TenantKeys:
 
     def current(self, tenant: str) -> tuple[str, bytes]:
         """(key id, key) that seals the tenant's new payloads, made now if it has none."""
-        cached = self._cached(tenant)
-        if cached is not None:
-            return cached
-        key_id, key = secrets.token_hex(4), secrets.token_bytes(32)
-        record = json.dumps({"id": key_id, "kek": self.ring.active, "wrapped": self._wrap(tenant, key_id, key)})
-        if not self.r.set(data_key_key(tenant), record, nx=True):  # another process made it first
-            found = self._load(tenant)
+        found = self._cached(tenant) or self._load(tenant)
+        if found is None:  # the tenant's first payload: make its key, unless another process just did
+            key_id, key = secrets.token_hex(4), secrets.token_bytes(32)
+            record = json.dumps({"id": key_id, "kek": self.ring.active, "wrapped": self._wrap(tenant, key_id, key)})
+            found = (key_id, key) if self.r.set(data_key_key(tenant), record, nx=True) else self._load(tenant)
             if found is None:
                 raise KeyError(f"tenant {tenant!r}'s data key vanished as it was made")
-            key_id, key = found
-        self._keep(tenant, key_id, key)
-        return key_id, key
+        self._keep(tenant, *found)
+        return found
 
     def get(self, tenant: str, key_id: str, fresh: bool = False) -> bytes | None:
         """The tenant's key `key_id`, or None once it is destroyed (or was never made)."""

@@ -97,8 +97,12 @@ def tenant_patterns(tenant: str) -> tuple[str, ...]:
         feedback_key(tenant),
         data_key_key(tenant),
     )
-    limiter = (f"keel:rl:tenant:{tenant}:*", f"keel:rl:tenant:{tenant}/*")  # its limits' counters
-    return (*scanned, *singles, restoring_key(tenant), *limiter)
+    return (*scanned, *singles, restoring_key(tenant), *_limiter_counters(tenant))
+
+
+def _limiter_counters(tenant: str) -> tuple[str, ...]:
+    """The tenant's limits' counters: its queries' (`<tenant>:`) and its route families' (`<tenant>/`)."""
+    return f"keel:rl:tenant:{tenant}:*", f"keel:rl:tenant:{tenant}/*"
 
 
 def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
@@ -111,8 +115,7 @@ def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
         f"keel:cache:{tenant}:*",
         f"keel:ingesting:{tenant}:*",
         restoring_key(tenant),
-        f"keel:rl:tenant:{tenant}:*",
-        f"keel:rl:tenant:{tenant}/*",
+        *_limiter_counters(tenant),
         data_key_key(tenant),
     )
     kept = tuple(p for p in tenant_patterns(tenant) if p not in transient)
@@ -120,11 +123,11 @@ def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
     return (*kept, tenant_api_keys_key(tenant), audit_key(tenant), audit_denied_key(tenant), *configured)
 
 
-def owned(key: str, tenant: str, patterns: tuple[str, ...] | None = None) -> bool:
-    """Is `key` one of the tenant's keys (by `patterns`, its record keys by default)? Exact, never
-    a glob: a pattern's `*` is only ever the rest of a key that starts with the pattern's prefix,
-    so no tenant's name matches another tenant's or a global key."""
-    return any(matches(key, p) for p in (patterns or tenant_record_patterns(tenant)))
+def owned(key: str, tenant: str) -> bool:
+    """Is `key` one of the tenant's record keys? Exact, never a glob: a pattern's `*` is only ever
+    the rest of a key that starts with the pattern's prefix, so no tenant's name matches another
+    tenant's or a global key."""
+    return any(matches(key, p) for p in tenant_record_patterns(tenant))
 
 
 def matches(key: str, pattern: str) -> bool:

@@ -149,7 +149,7 @@ async def transcode(
             for p in payloads.payloads:
                 mine = _may_open(admin, p)
                 withheld += not mine
-                out.append(await asyncio.to_thread(codec.open, p, True) if mine else p)
+                out.append(await asyncio.to_thread(codec.open, p, fresh=True) if mine else p)
     except TenantKeyGone as exc:
         raise ErasedTenant(f"{exc}: the tenant was erased") from None
     except Exception as exc:  # a tampered payload or a key the ring does not hold
