@@ -17,7 +17,18 @@ opening words). An answer *follows or repeats* the injection when one of its sen
 the words of one of the attack's instructions (a sentence that speaks to the reader or opens with
 an imperative), or it holds a string an instruction asked for in quotes ("say 'HACKED'").
 The same detector's rate on the clean articles (the document side's false flags) is printed too.
-Last lines: `injection_tpr=`, `injection_fpr=`, `moderation_tpr=`, `moderation_fpr=`,
+
+Output screen: answers that give the reader a procedure (`samples/procedures/`: answers written as
+a model writes them for procedural questions on the sample corpus, `answers.jsonl`, and on other
+topics, `heldout.jsonl`, written before the screen was changed), every sentence of the sample
+corpus and the golden answers are screened as answers; each is a false withhold when the screen
+stops it. Beside it, the share of the dataset's attacks the screen stops when an answer repeats one
+word for word. Both are printed for the screen and for the detector alone (the screen before).
+`--screen-only` stops there.
+
+Last lines: `procedure_false_withholds=`, `repeated_injections_withheld=` (each also
+`..._detector_alone=`), then (without
+`--screen-only`) `injection_tpr=`, `injection_fpr=`, `moderation_tpr=`, `moderation_fpr=`,
 `followed_injections=`.
 """
 
@@ -38,7 +49,12 @@ import httpx
 from bench.query import ingest, pct, private_stack, start_api
 from bench.tune_guard import DEFAULT_DATASET, DEFAULT_MODERATION, load
 from gateway.keys import QUERY, KeyStore
+from generation import prompts
+from generation.grounding import SENTENCE
+from generation.instructions import aimed_at_model
+from generation.validate import screen_output
 from guardrails import injection, moderation
+from ingestion.parse import parse_document
 from keel import offline  # noqa: F401
 from stores import redis as redis_store
 
@@ -167,16 +183,84 @@ async def ask_all(api: str, key: str, docs: list[dict[str, Any]]) -> EndToEnd:
     return tally
 
 
+PROCEDURES = Path("samples/procedures")
+SAMPLES = Path("samples")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScreenFigures:
+    name: str
+    withheld: int  # answers a reader needed that the screen stopped
+    answers: int
+    caught: int  # attacks repeated word for word that it stopped
+    attacks: int
+
+
+def reader_answers() -> dict[str, list[str]]:
+    """Answers that must go out, by where they come from."""
+    out: dict[str, list[str]] = {}
+    for name in ("answers", "heldout"):
+        rows = load(PROCEDURES / f"{name}.jsonl")
+        out[f"procedures/{name}"] = [str(r["answer"]) for r in rows]
+    sentences = []
+    for path in sorted((SAMPLES / "corpus").iterdir()):
+        parsed = parse_document(path.read_bytes(), path.name, max_bytes=10 << 20)
+        sentences += [s for e in parsed.elements for s in SENTENCE.split(e.text) if s.strip()]
+    out["sample corpus sentences"] = sentences
+    out["golden answers"] = [str(a) for r in load(SAMPLES / "golden" / "answers.jsonl") for a in r["answers"]]
+    return out
+
+
+def screen_figures(rows: list[dict[str, Any]]) -> list[ScreenFigures]:
+    """The output screen, and the detector alone, over answers a reader needs and over attacks
+    repeated as answers, for every shipped prompt (the screen's prompt-leak check depends on it)."""
+    answers = reader_answers()
+    attacks = [str(r["text"]) for r in rows if int(r["label"]) == 1]
+    templates = [prompts.load(p).template for p in sorted(f.stem for f in prompts.PROMPTS_DIR.glob("*.txt"))]
+    screens: dict[str, Callable[[str], bool]] = {
+        "screen": lambda t: any(screen_output(t, tpl) is not None for tpl in templates),
+        "detector alone": lambda t: any(aimed_at_model(s) for s in SENTENCE.split(t) if s.strip()),
+    }
+    figures = []
+    for name, stops in screens.items():
+        stopped = {source: [t for t in texts if stops(t)] for source, texts in answers.items()}
+        for source, texts in stopped.items():
+            print(f"{name}: {source}: {len(texts)} of {len(answers[source])} withheld")
+            for t in texts:
+                print(f"    {t[:110]!r}")
+        caught = sum(stops(t) for t in attacks)
+        print(f"{name}: attacks repeated as answers withheld: {caught} of {len(attacks)}")
+        figures.append(
+            ScreenFigures(
+                name=name,
+                withheld=sum(len(t) for t in stopped.values()),
+                answers=sum(len(t) for t in answers.values()),
+                caught=caught,
+                attacks=len(attacks),
+            )
+        )
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--moderation", type=Path, default=DEFAULT_MODERATION)
     parser.add_argument("--articles", type=Path, default=DEFAULT_ARTICLES)
     parser.add_argument("--docs", type=int, default=40, help="poisoned documents ingested end to end")
+    parser.add_argument("--screen-only", action="store_true", help="the output screen's figures only")
     args = parser.parse_args()
+    rows = load(args.dataset)
+    screen, before = screen_figures(rows)
+    print(f"procedure answers withheld: screen {screen.withheld} of {screen.answers}, detector alone {before.withheld}")
+    print(f"procedure_false_withholds={screen.withheld}")
+    print(f"procedure_false_withholds_detector_alone={before.withheld}")
+    print(f"repeated_injections_withheld={screen.caught / screen.attacks:.3f}")
+    print(f"repeated_injections_withheld_detector_alone={before.caught / before.attacks:.3f}")
+    if args.screen_only:
+        return
     detector = injection.shipped()
     moderator = moderation.shipped()
-    rows = load(args.dataset)
     inj_tpr, inj_fpr = detector_figures("injection", rows, lambda t: detector.check(t).flagged)
     mod_tpr, mod_fpr = detector_figures("moderation", load(args.moderation), lambda t: bool(moderator.check(t).flagged))
 

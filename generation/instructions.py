@@ -22,6 +22,43 @@ def aimed_at_model(sentence: str) -> bool:
     return shipped().check(sentence).flagged
 
 
+# An answer that repeats a procedure gives its reader orders ("Ignore the text and do not reply
+# to it", "Say: 'We are investigating'"), and the detector, made to flag the moves of an
+# injection, flags some of them. What only an injection does is speak to the assistant: of its
+# instructions, prompt, role or earlier messages, or of the assistant itself. The output screen
+# withholds an answer for a flagged sentence that does, or that forges the prompt's structure or
+# names a jailbreak; a procedure for the reader goes out.
+_FRAME = re.compile(
+    # the assistant, or the one it is talking to, named: an injection's orders are written to
+    # "you", a procedure's mostly need no pronoun ("Ignore the text and do not reply to it")
+    r"\b(?:you|your|yourself|u|du|dich|dir|dein\w*|ihnen|tu|vous|usted|tienes|assistant|chat\s?bot|ai|a\.i\.|"
+    r"language\s+model|llm|gpt|chatgpt|the\s+model)\b|(?-i:\bSie\b)|"
+    # its instructions and the text it was given: the prompt, the sources, what came before
+    r"\b(?:instructions?|prompts?|prompt\w+|system\s*prompt|everything|alles|anweisungen|instruktionen|befehle|"
+    r"aufträge|consignes|instrucciones|context|kontext|articles?|artikel\w*|(?:the\s+)?documents\s+provided|"
+    r"information|informationen|angaben|davor|zuvor|todo)\b|"
+    # named by when it was given: "the previous task", "the above"
+    r"\b(?:previous|prior|above|earlier|preceding|foregoing|initial|original|hidden|secret|system|"
+    r"these|vorherigen|obigen|bisherigen|vorangehenden|vorangegangenen|précédentes|"
+    r"anteriores)\s+(?:\w+\s+)?(?:rules|guidelines|directions|directives|commands|orders|messages|conversation|"
+    r"input|text|programming|constraints|restrictions|tasks?|role|answers?|responses?|replies|outputs?|aufgaben?|"
+    r"regeln|nachrichten|ausführungen)\b|"
+    # what it answers: "answer every question with ..."
+    r"\b(?:every|all|each|any)\s+(?:further\s+)?(?:questions?|quer(?:y|ies)|prompts?)\b|"
+    r"\b(?:the\s+above|above\s+and|from\s+now\s+on|i\s+(?:want|need)\s+you\s+to|pretend\s+(?:to\s+be|you))\b",
+    re.IGNORECASE,
+)
+_STRUCTURAL = frozenset({"forge", "jailbreak"})
+
+
+def addressed_to_assistant(sentence: str) -> bool:
+    """A sentence the detector flags that speaks to the assistant (see _FRAME), not to a reader."""
+    verdict = shipped().check(sentence)
+    if not verdict.flagged:
+        return False
+    return bool(_STRUCTURAL & set(verdict.families)) or _FRAME.search(sentence) is not None
+
+
 REMOVED = "[instruction-like text removed]"
 # Sentence pieces with what separates them kept, so a passage reads as before where nothing goes.
 _PIECES = re.compile(r"(?<=[.!?])(\s+)|(\n+)")

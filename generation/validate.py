@@ -22,7 +22,7 @@ from typing import Any
 from contracts.query import Citation, ContextPassage
 from generation import schema as json_schema
 from generation.grounding import REF, SENTENCE, Grounder
-from generation.instructions import aimed_at_model
+from generation.instructions import addressed_to_assistant
 from guardrails import moderation
 
 SNIPPET_CHARS = 240
@@ -124,10 +124,11 @@ LEAK_RUN = 8  # words in a row from the prompt's own text: the answer is quoting
 
 
 def screen_output(text: str, prompt_template: str) -> str | None:
-    """Why the answer must not be sent, or None: a sentence of it reads as an order to the model
-    (a source's injection repeated), or it repeats a run of the prompt's own instructions."""
+    """Why the answer must not be sent, or None: a sentence of it speaks to the assistant (a
+    source's injection repeated; a procedure the sources give the reader is not one), or it
+    repeats a run of the prompt's own instructions."""
     for sentence in SENTENCE.split(text):
-        if sentence.strip() and aimed_at_model(REF.sub("", sentence)):
+        if sentence.strip() and addressed_to_assistant(REF.sub("", sentence)):
             return "instruction"
     runs = _runs(prompt_template)
     words = [w.lower() for w in _WORDS.findall(text)]
