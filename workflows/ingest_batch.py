@@ -43,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ingest_group import IngestGroupWorkflow
 
 FLUSH_EVERY = 50
-# Histories of batches recorded before groups: small documents each in a workflow of their own.
 GROUP_SMALL_DOCUMENTS = "group-small-documents"
 
 
@@ -89,8 +88,9 @@ class IngestBatchWorkflow:
         self._window = inp.window
         self._counters = inp.counters
         self._counters.total = inp.total
-        # Batches started before groups (group_size 1) keep one child workflow per document.
-        grouping = inp.group_size > 1 and workflow.patched(GROUP_SMALL_DOCUMENTS)
+        grouping = inp.group_size > 1
+        if grouping:  # a deprecated patch (docs/concepts/durability-and-replay.md), called one more release
+            workflow.deprecate_patch(GROUP_SMALL_DOCUMENTS)
         group = _Group()
         started = 0
         page, index = inp.next_page, inp.next_index

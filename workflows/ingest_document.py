@@ -38,9 +38,9 @@ with workflow.unsafe.imports_passed_through():
         UpsertInput,
     )
 
-# Histories started before small documents were staged in one local activity replay step by step.
+# Deprecated patches (docs/concepts/durability-and-replay.md): the old paths are gone; the calls
+# stay one more release so histories recorded with their markers keep replaying.
 ONE_STAGE_FOR_SMALL_DOCUMENTS = "one-stage-for-small-documents"
-# Histories of failures recorded before a failed run cleaned up after itself fail without it.
 DISCARD_ON_FAILURE = "discard-on-failure"
 
 
@@ -58,13 +58,14 @@ class IngestDocumentWorkflow:
         try:
             return await self.stage_and_publish(doc, begin.doc_id)
         except STEP_FAILED:
-            if workflow.patched(DISCARD_ON_FAILURE):
-                await local_step(IngestActivities.discard, DiscardInput(doc=doc, doc_id=begin.doc_id), policies.DISCARD)
+            workflow.deprecate_patch(DISCARD_ON_FAILURE)
+            await local_step(IngestActivities.discard, DiscardInput(doc=doc, doc_id=begin.doc_id), policies.DISCARD)
             raise
 
     async def stage_and_publish(self, doc: DocumentRef, doc_id: str) -> IngestDocumentOutput:
         run = policies.runner_for(doc.size)
-        if workflow.patched(ONE_STAGE_FOR_SMALL_DOCUMENTS) and policies.is_small(doc.size):
+        workflow.deprecate_patch(ONE_STAGE_FOR_SMALL_DOCUMENTS)
+        if policies.is_small(doc.size):
             staged = await local_step(IngestActivities.stage, StageInput(doc=doc, doc_id=doc_id), policies.STAGE)
         else:
             staged = await self.stage_step_by_step(doc, doc_id, run)

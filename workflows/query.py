@@ -70,9 +70,12 @@ class QueryWorkflow:
         if retrieved.cache_ms:
             self._timings["cache"] = retrieved.cache_ms  # of retrieve's time, the semantic lookup's
         # A paraphrase of a question answered before, in the same scope (retrieve looked first).
-        if retrieved.cached_answer is not None and workflow.patched("semantic-cache"):
+        # Deprecated patches (docs/concepts/durability-and-replay.md), called one more release.
+        if retrieved.cached_answer is not None:
+            workflow.deprecate_patch("semantic-cache")
             return self._cached(q, retrieved)
-        if retrieved.reranked and workflow.patched("snippet-cache"):
+        if retrieved.reranked:
+            workflow.deprecate_patch("snippet-cache")
             ranking = retrieved.ranking  # the snippet cache's, re-scored when it was kept
         else:
             ranking = await self._rerank(q, retrieved, budget["rerank"])

@@ -5,10 +5,15 @@ with `workflow.patched(...)`. To record histories of new behaviour (files that a
     KEEL_RECORD_HISTORIES=1 make test PYTEST_ARGS="-k record_histories"
 Histories recorded since the payload codec are sealed (`*.sealed.json`), as production's are, with
 the test suite's own key (`tests.conftest.TEST_CODEC_KEY`); the plain ones from before still replay.
+Those recorded since tenants have data keys of their own have the tenant's key beside them
+(`<name>.data-key`: the record Redis held, wrapped by the suite's key ring), put back in Redis for
+the replay. Histories older than a retired patch leave (docs/concepts/durability-and-replay.md).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -28,6 +33,7 @@ from keel import ids
 from keel.config import Settings
 from pipelines.deps import Deps
 from stores import query_state
+from stores.keys import data_key_key
 from temporal.data_converter import DATA_CONVERTER, data_converter
 from tests.conftest import SAMPLES, TEST_CODEC_KEY
 from tests.helpers import ingest
@@ -75,14 +81,22 @@ def test_histories_are_committed() -> None:
 
 
 @pytest.mark.parametrize("path", _history_files(), ids=lambda p: p.name)
-async def test_replay(path: Path, settings: Settings) -> None:
+async def test_replay(path: Path, settings: Settings, redis_client: redis.Redis) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     sealed = path.name.endswith(".sealed.json")
     # The session's settings carry the suite's codec key and its Redis, where tenants' data keys
     # are: a replayed workflow seals the commands it makes again, a tenant's with its own key.
     assert settings.codec_key == TEST_CODEC_KEY
     converter = data_converter(settings) if sealed else DATA_CONVERTER
-    await Replayer(workflows=WORKFLOWS, data_converter=converter).replay_workflow(history)
+    key_file = path.with_name(path.name.removesuffix(".json") + ".data-key")
+    if key_file.exists():  # the tenant's data key as it was when the history was recorded
+        kept = json.loads(key_file.read_text())
+        redis_client.set(data_key_key(kept["tenant"]), json.dumps(kept["record"]))
+    try:
+        await Replayer(workflows=WORKFLOWS, data_converter=converter).replay_workflow(history)
+    finally:
+        if key_file.exists():
+            redis_client.delete(data_key_key(kept["tenant"]))
 
 
 @pytest.mark.skipif(not os.environ.get("KEEL_RECORD_HISTORIES"), reason="set KEEL_RECORD_HISTORIES=1 to re-record")
@@ -94,7 +108,17 @@ async def test_record_histories(
     bad.mkdir()
     (bad / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
     (bad / "empty.txt").write_bytes(b"")
+    # too large for a group: a workflow of its own that fails, and cleans up after itself
+    (bad / "big-broken.pdf").write_bytes(b"%PDF-1.4 nope\n" + b"0" * 300_000)
     await ingest(client, settings, redis_client, [SAMPLES / "keel-overview.md", SAMPLES / "faq.txt", bad], tenant)
+    data_keys: dict[str, dict[str, str]] = {}  # key id -> the tenant's wrapped key record, as Redis held it
+
+    def keep_data_key() -> None:
+        record = redis_client.get(data_key_key(tenant))
+        if record is not None:
+            data_keys[json.loads(record)["id"]] = json.loads(record)
+
+    keep_data_key()
     # a query that degrades (rerank out of budget) covers the workflow's fallback branches too
     inp = build_query(settings, redis_client, "record", tenant, [], "How do I retry failed files?")
     inp.budgets_ms = {"rerank": 1}
@@ -113,9 +137,11 @@ async def test_record_histories(
     para.cache_scope = "record"
     assert (await run_query(client, settings, para)).cache == "semantic"
     hit = HISTORIES / "Query.semantic-hit.sealed.json"
+    keep_data_key()
     if not hit.exists():
         handle = client.get_workflow_handle(query_workflow_id(tenant, "record-hit"))
         hit.write_text((await handle.fetch_history()).to_json())
+        _keep_key_beside(hit, tenant, data_keys)
     # The same question again in a snippet scope: the kept rankings stand in for retrieve and rerank.
     for rid in ("record-snippet-kept", "record-snippet-hit"):
         again = build_query(settings, redis_client, rid, tenant, [], "What formats does keel parse?")
@@ -126,6 +152,7 @@ async def test_record_histories(
     if not snippet_hit.exists():
         handle = client.get_workflow_handle(query_workflow_id(tenant, "record-snippet-hit"))
         snippet_hit.write_text((await handle.fetch_history()).to_json())
+        _keep_key_beside(snippet_hit, tenant, data_keys)
     # A migration that runs to its end: backfill, gate (forced), flip, a one-second retention.
     _, migration = await migrations.start_migration(
         client, settings, redis_client, tenant, "default-w128", shadow_wait_s=0, retention_s=1, force=True
@@ -135,8 +162,10 @@ async def test_record_histories(
     store = KeyStore(redis_client)
     writer = store.create(tenant=tenant, roles=[INGEST])[0].principal()
     await delete_document(client, settings, redis_client, writer, ids.document_id(tenant, str(SAMPLES / "faq.txt")))
+    keep_data_key()
     await erase_tenant(client, settings, redis_client, store.create(tenant=tenant, roles=[ADMIN])[0].principal())
     await snapshots.restore(client, settings, redis_client, [(tenant, Path(backed_up.folder))])
+    keep_data_key()
     kinds = ", ".join(f"'{t}'" for t in TYPES)
     async for wf in client.list_workflows(f"WorkflowType IN ({kinds}) AND ExecutionStatus != 'Running'"):
         if tenant not in wf.id and not wf.id.startswith(("ingest-batch/", "ingest-group/")):
@@ -151,3 +180,24 @@ async def test_record_histories(
         target = HISTORIES / f"{wf.workflow_type}.{status}{variant}.sealed.json"
         if not target.exists():
             target.write_text(history.to_json())
+            _keep_key_beside(target, tenant, data_keys)
+
+
+def _keep_key_beside(history: Path, tenant: str, data_keys: dict[str, dict[str, str]]) -> None:
+    """Write the tenant's data key that sealed the history beside it (a tenant's payloads carry
+    its key's id in their metadata)."""
+    used = set()
+    for found in _metadata_values(json.loads(history.read_text()), "encryption-key-id"):
+        used.add(base64.b64decode(found).decode())
+    for key_id in used & set(data_keys):
+        record = {"tenant": tenant, "record": data_keys[key_id]}
+        history.with_name(history.name.removesuffix(".json") + ".data-key").write_text(json.dumps(record))
+
+
+def _metadata_values(node: object, name: str) -> list[str]:
+    if isinstance(node, dict):
+        here = [node["metadata"][name]] if isinstance(node.get("metadata"), dict) and name in node["metadata"] else []
+        return here + [v for child in node.values() for v in _metadata_values(child, name)]
+    if isinstance(node, list):
+        return [v for child in node for v in _metadata_values(child, name)]
+    return []
