@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 
-.PHONY: install run down status test test-fast lint bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding bench-hostile llm eval clean
+.PHONY: install run down status test test-fast lint docs docs-serve bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding bench-hostile llm eval clean
 
 # One resolve with torch pinned to the CPU wheel on disk (never the CUDA build). The second step
 # adds unstructured-inference without its declared deps: unstructured's PDF module imports it,
@@ -48,10 +48,18 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# The docs site, from docs/ with its reference generated from the code (docs/hooks/reference.py),
+# into .keel/site; --strict: a broken link, a missing page or a warning fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
+
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy $(PACKAGES) tests
+	$(BIN)/mypy $(PACKAGES) tests docs/hooks
 
 bench-ingest: install
 	$(BIN)/python -m bench.ingest --dataset $(DATASET) $(BENCH_ARGS)

@@ -23,55 +23,83 @@ def _default_model_path() -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KEEL_", env_file=".env", extra="ignore")
+    """Every setting is read from `KEEL_<NAME>` (the two Qdrant ones from `QDRANT_URL` and
+    `QDRANT_API_KEY`) or from `.env`. The docstring under each field is its documentation: the
+    settings reference (`make docs`) is generated from them, and a test fails when one is missing."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KEEL_", env_file=".env", extra="ignore", use_attribute_docstrings=True
+    )
 
     data_dir: Path = Path(".keel")
+    """Where the embedded stack keeps its state: Temporal's SQLite, Redis's append-only file, Qdrant
+    Edge, blobs, the key ring, pid files and logs."""
 
-    # Temporal
+    # -- Temporal -----------------------------------------------------------------------------
     temporal_address: str = "127.0.0.1:7233"
+    """The Temporal frontend, host:port."""
     temporal_namespace: str = "default"
+    """The Temporal namespace every workflow runs in."""
     temporal_ui_url: str = "http://127.0.0.1:8233"
+    """The Temporal UI, for the links Keel gives to a job's runs."""
     ingest_task_queue: str = "keel-ingest"
+    """The task queue of ingestion's workflows and activities."""
     query_task_queue: str = "keel-query"
-    # Workflow histories hold only ciphertext (temporal/codec.py). KEEL_CODEC_KEY: base64 of 32 bytes;
-    # unset, the key ring file under the data dir is used (and created on first start).
+    """The task queue of queries' workflows and activities."""
     encrypt_payloads: bool = True
+    """Workflow histories hold only ciphertext (`temporal/codec.py`): every payload is sealed with
+    its tenant's data key."""
     codec_key: str | None = None
-    # A sealed deployment opens only sealed payloads: a workflow started or signalled with plain
-    # ones (by anyone who reaches Temporal without the key) fails to decode and never runs.
-    # Off only to replay histories written before the codec.
+    """The key ring's master key, base64 of 32 bytes; unset, the key ring file under the data dir
+    is used (made on first start)."""
     codec_refuse_plain: bool = True
+    """A sealed deployment opens only sealed payloads: a workflow started or signalled with plain
+    ones (by anyone who reaches Temporal without the key) fails to decode and never runs. Off only
+    to replay histories written before the codec."""
 
-    # Redis: job state now, caches and rate limits later.
+    # -- Redis and Qdrant ---------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6390/0"
-
-    # Qdrant: Edge (embedded, owned by the worker) unless a server URL is given.
+    """Redis: job state, each query's state and stream, keys, the audit log, limits, caches."""
     qdrant_url: str | None = Field(default=None, validation_alias="QDRANT_URL")
+    """A Qdrant server (env `QDRANT_URL`); unset, Qdrant Edge runs embedded in the worker."""
     qdrant_api_key: str | None = Field(default=None, validation_alias="QDRANT_API_KEY")
+    """The Qdrant server's API key (env `QDRANT_API_KEY`)."""
     collection: str = "keel_chunks"
+    """The name every tenant's index collections start with."""
 
-    # API
+    # -- API ----------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
+    """The address the API listens on."""
     api_port: int = 8000
+    """The port the API listens on."""
     max_upload_bytes: int = 50 * 1024 * 1024
-    max_json_body_bytes: int = 1024 * 1024  # every route but uploads; refused as the body streams in
-    api_docs: bool = True  # /docs, /redoc, /openapi.json (local assets, no key needed)
+    """The largest upload request, in bytes; refused with 413 as the body streams in."""
+    max_json_body_bytes: int = 1024 * 1024
+    """The largest JSON body of every route but uploads; refused as the body streams in."""
+    api_docs: bool = True
+    """Serve `/docs`, `/redoc` and `/openapi.json` (local assets, no key needed)."""
 
-    # Ingestion
+    # -- Ingestion ----------------------------------------------------------------------------
     max_file_bytes: int = 50 * 1024 * 1024
-    # Raw bytes are deleted once their document is published; keep them to re-parse later (they are
-    # unredacted: PII included).
+    """The largest file ingested; larger ones fail with `file_too_large`."""
     keep_raw_uploads: bool = False
-    decode_legacy_text: bool = True  # cp1252/latin-1 text is decoded (and recorded) instead of refused
+    """Keep a document's raw bytes after it is published, to re-parse later. They are unredacted
+    (PII included); by default they are deleted."""
+    decode_legacy_text: bool = True
+    """Decode (and record) cp1252/latin-1 text instead of refusing it as `not_text`."""
     chunk_min_tokens: int = 400
+    """The fewest tokens a chunk is merged up to, where the structure allows."""
     chunk_max_tokens: int = 800
+    """The most tokens in a chunk."""
     chunk_overlap_tokens: int = 80
-    batch_window: int = 8  # child workflows (documents or groups) in flight per batch job (sliding window)
-    # Small documents (workflows.policies.is_small) staged and published together in one
-    # IngestGroupWorkflow, their texts embedded in one pass: the orchestration's cost is shared.
-    # 1: each document in a workflow of its own.
+    """Tokens a split section's chunks share with their neighbours."""
+    batch_window: int = 8
+    """Child workflows (documents or groups) in flight per batch job (a sliding window)."""
     ingest_group_size: int = 8
-    batch_continue_every: int = 500  # children per run before continue-as-new
+    """Small documents staged and published together in one group workflow, their texts embedded
+    in one pass, so the orchestration's cost is shared; 1: each document in a workflow of its own."""
+    batch_continue_every: int = 500
+    """Children a batch run starts before it continues as new (keeps histories short)."""
     pii_entities: list[str] = [
         "EMAIL_ADDRESS",
         "PHONE_NUMBER",
@@ -81,165 +109,212 @@ class Settings(BaseSettings):
         "IP_ADDRESS",
         "US_SSN",
         "CRYPTO",
-    ]  # US passport / bank / driver-licence patterns are left out: they match any 9-digit or
-    # alphanumeric code and redact measurements and sample ids in technical text.
+    ]
+    """The kinds of personal data redacted. US passport, bank and driver-licence patterns are left
+    out: they match any 9-digit or alphanumeric code and redact measurements and sample ids."""
     pii_score_threshold: float = 0.4
-    pii_use_ner: bool = True  # spaCy NER when the model package is importable
-    dedupe_threshold: float = 0.85  # estimated Jaccard over word 5-shingles
-    retire_grace_seconds: float = 60.0  # retired versions stay on disk this long for in-flight reads
+    """The detector's score from which a span is redacted."""
+    pii_use_ner: bool = True
+    """Find names with spaCy's NER when the model package is importable."""
+    dedupe_threshold: float = 0.85
+    """Estimated Jaccard similarity over word 5-shingles from which a chunk is a near-duplicate."""
+    retire_grace_seconds: float = 60.0
+    """How long a replaced document version stays on disk for reads in flight."""
 
-    # Embeddings
+    # -- Embeddings ---------------------------------------------------------------------------
     embedding_model_path: str = Field(default_factory=_default_model_path)
+    """The sentence-transformers model directory; by default the one inside its PyPI package."""
     embedding_model_id: str = "all-MiniLM-L6-v2"
-    # Threads per forward pass. The worker runs passes side by side (one per core) while other
-    # documents parse and redact; 1 thread each avoids oversubscribing a small box (bench-ingest).
+    """The name the default model is recorded under in every index version."""
     torch_threads: int = 1
+    """Threads per forward pass. The worker runs passes side by side (one per core) while other
+    documents parse and redact; one each avoids oversubscribing a small box."""
     embed_batch_size: int = 32
-    # Padded word pieces per forward pass over passages (`encoders.dense.forward_passes`): a
-    # pass pads every text to its longest, so long and short windows go in separate passes.
+    """Texts per forward pass, at most."""
     embed_pass_tokens: int = 512
-    # Encoders a tenant's index may migrate to (`keel index migrate --to NAME`), by name, beside
-    # `default` (the model above) and `default-w128` (the same model at a 128-piece window), e.g.
-    # KEEL_ENCODERS='{"mine": {"model_id": "my-model", "path": "/models/my-model"}}'. Only an
-    # operator names a path: an API caller picks a name from this list.
+    """Padded word pieces per forward pass over passages: a pass pads every text to its longest,
+    so long and short windows go in separate passes."""
     encoders: dict[str, dict[str, Any]] = {}
-    # The encoder a tenant's first ingest starts it on (a catalog name), when it has no index and
-    # no documents yet. A tenant with either keeps what it has: moving one is `keel index migrate`.
-    # `default-int8` (the packaged MiniLM with int8 weights, built at first start, never
-    # downloaded) passed its gate against fp32: dense nDCG@10 on SciFact -0.0010 and SQuAD -0.0034
-    # (`make bench-int8`), and through the whole pipeline on SQuAD (`keel eval --answers`) hybrid +
-    # re-score nDCG@10 -0.0030, contains-gold -0.0013, F1 -0.0003; ingestion runs 1.9x as fast.
+    """Encoders a tenant's index may migrate to, by name, beside `default`, `default-w128` and
+    `default-int8`, e.g. `{"mine": {"model_id": "my-model", "path": "/models/my-model"}}`. Only an
+    operator names a path: an API caller picks a name from this list."""
     new_tenant_encoder: str = "default-int8"
-    # Embedding migrations (index.lifecycle): how long the replaced index is kept for a rollback,
-    # the share of live queries also run against a finished side index (off the user's path), and
-    # how long a migration collects that shadow traffic before its gate decides.
+    """The encoder a tenant's first ingest starts it on. A tenant with an index or documents keeps
+    what it has; moving one is `keel index migrate`. `default-int8` passed its gate against fp32
+    (see the int8 benchmark)."""
     index_retention_s: float = 7 * 24 * 3600
+    """How long the index a migration replaced is kept for a rollback."""
     shadow_share: float = 0.2
+    """The share of live queries also run against a finished side index, off the user's path."""
     shadow_wait_s: float = 300.0
-    backfill_page: int = 256  # chunks re-embedded per page (one heartbeat and progress record each)
-    # Answer caches (caches/): on by default; entries live this long, each tenant keeps at most
-    # this many (least recently used go first). A request may skip them with `"cache": false`.
+    """How long a migration collects that shadow traffic before its gate decides."""
+    backfill_page: int = 256
+    """Chunks re-embedded per page of a backfill (one heartbeat and progress record each)."""
+
+    # -- Answer caches and BM25 ---------------------------------------------------------------
     cache_enabled: bool = True
+    """The answer caches; a request may skip them with `"cache": false`."""
     cache_ttl_s: float = 24 * 3600
+    """How long a cached answer lives."""
     cache_max_entries: int = 10_000
-    # BM25 (Lucene's, with each tenant's own statistics: encoders.sparse). Lucene's and bm25s'
-    # defaults; a change applies to chunks indexed after it.
+    """Cached answers per tenant; the least recently used go first."""
     bm25_k1: float = 1.5
+    """BM25's term-frequency saturation (Lucene's default); applies to chunks indexed after a change."""
     bm25_b: float = 0.75
+    """BM25's length normalisation (Lucene's default); applies to chunks indexed after a change."""
 
-    # Worker tuning
+    # -- Workers ------------------------------------------------------------------------------
     max_concurrent_activities: int = 4
-    max_concurrent_local_activities: int = 3  # CPU-bound steps: about cores + 1
-    # Steps that hold the GIL (chunk, dedupe, upsert, publish; parse and redact with no offload) side by side
-    # in one process thrash each other's caches for no gain; they take turns, while embedding
-    # (torch releases the GIL) overlaps them. Measured by bench-ingest.
+    """Ingestion activities a worker runs at once."""
+    max_concurrent_local_activities: int = 3
+    """Local activities (CPU-bound steps) a worker runs at once: about cores + 1."""
     gil_step_slots: int = 1
-    # Parsing and redaction run in this many worker processes of their own (0: in the worker's
-    # process, with no time limits), each file's parse and its redaction stopped past a limit
-    # (`file_too_slow`), so one pathological file costs a bounded time and never holds up its batch.
+    """Steps that hold the GIL (chunk, dedupe, upsert, publish) that run side by side in one
+    process; more thrash each other's caches for no gain, while embedding overlaps them."""
     ingest_processes: int = 2
+    """Processes that parse and redact files (0: in the worker's process, with no time limits)."""
     parse_limit_s: float = 180.0
+    """A file's parse past this is stopped, its process replaced (`file_too_slow`)."""
     redact_limit_s: float = 180.0
-    # What one file may make of itself while it is parsed: memory a parse process may take on top
-    # of what it holds loaded, and the bytes a compressed format (DOCX's zip) may inflate to. Past
-    # either, the file fails with `file_too_large` (never retried) and the process is replaced.
+    """A file's redaction past this is stopped, its process replaced (`file_too_slow`)."""
     parse_memory_mb: int = 1536
+    """Memory a parse process may take on top of what it holds loaded; past it the file fails with
+    `file_too_large` (never retried) and the process is replaced."""
     max_inflated_bytes: int = 256 * 1024 * 1024
-    # The niceness of the threads that run ingestion's activities (0: as the process): parsing,
-    # redaction and embedding for a batch yield the CPU to queries sharing the box.
+    """The bytes a compressed format (DOCX's zip) may inflate to; past it, `file_too_large`."""
     ingest_nice: int = 10
+    """The niceness of ingestion's activity threads (0: as the process): a batch yields the CPU to
+    queries sharing the box."""
     max_concurrent_query_activities: int = 8
-    # How often Python hands the GIL between threads in the server process (Python's default: 5 ms).
-    # The API's event loop shares it with the query steps' threads; a shorter interval lets it
-    # answer (and refuse) sooner while they run.
+    """Query activities a worker runs at once."""
     gil_switch_interval_ms: float = 5.0
+    """How often Python hands the GIL between threads in the server process; shorter lets the API
+    answer (and refuse) sooner while query steps run."""
 
-    # Query: retrieval, re-scoring, context
+    # -- The edge: questions, admission, limits -----------------------------------------------
     max_question_chars: int = 2000
-    # Admission (gateway.admission), per API process: queries running at once (0: one per query
-    # activity slot), how many more may wait for a turn, and for how long before a 503 `overloaded`.
+    """The longest question; longer ones are `question_too_long` (413)."""
     query_max_in_flight: int = 0
+    """Queries an API process runs at once (0: one per query activity slot)."""
     query_queue: int = 16
+    """Queries that may wait for a turn beyond those running."""
     query_admission_wait_ms: float = 1500
-    # When Redis cannot be reached, the rate limiter refuses (503 `limiter_unavailable`) unless this is on.
+    """The longest wait a query may expect for a turn; beyond it, 503 `overloaded` at once."""
     limiter_fail_open: bool = False
-    # A tenant's query limits until an operator sets its own (`keel tenants limits`): no tenant is
-    # unbounded by default. Keys: rpm, tpm, concurrent, budget_usd.
+    """Admit requests when Redis cannot be reached, instead of 503 `limiter_unavailable`."""
     tenant_default_limits: dict[str, float] = {"rpm": 3000, "concurrent": 64}
-    # Every other authenticated route is limited by its family, per key and per tenant: uploads
-    # and deletions (`ingest`: rpm, and upload kilobytes a minute as `tpm`), a job's status
-    # (`status`, polled), `feedback`, and `admin` (keys, audit, erasure, index, guard and the
-    # codec). A refusal is a 429 with Retry-After.
+    """A tenant's query limits until an operator sets its own (`keel tenants limits`), so no tenant
+    is unbounded by default. Keys: rpm, tpm, concurrent, budget_usd."""
     key_route_limits: dict[str, dict[str, float]] = {
         "ingest": {"rpm": 120, "tpm": 512_000, "concurrent": 8},
         "status": {"rpm": 1200},
         "feedback": {"rpm": 120},
         "admin": {"rpm": 120, "concurrent": 8},
     }
+    """Every other authenticated route's limits per key, by family: uploads and deletions
+    (`ingest`: rpm, and upload kilobytes a minute as `tpm`), a job's status (`status`),
+    `feedback`, and `admin` (keys, audit, erasure, index, guard, the codec)."""
     tenant_route_limits: dict[str, dict[str, float]] = {
         "ingest": {"rpm": 600, "tpm": 2_048_000, "concurrent": 32},
         "status": {"rpm": 6000},
         "feedback": {"rpm": 600},
         "admin": {"rpm": 600, "concurrent": 16},
     }
-    # Prometheus metrics of infra.server / infra.worker on 127.0.0.1 (operators only; 0: off), and
-    # the Temporal SDK's own worker metrics on a port of their own.
+    """The same families' limits per tenant, all of its keys together."""
     metrics_port: int = 9465
+    """Prometheus metrics of the server and workers on 127.0.0.1 (operators only; 0: off)."""
     temporal_metrics_port: int = 9466
-    redact_questions: bool = True  # PII out of a question before anything stores or forwards it
-    # Guardrails (guardrails/, stores.guard_policy): what a question or a source chunk that reads as
-    # instructions to the model may do, unless the tenant's policy says otherwise.
-    guard_questions: str = "flag"  # flag | refuse
-    guard_sources: str = "quote"  # quote | exclude | allow
-    guard_moderation: str = "flag"  # unsafe content in a question or answer: allow | flag | refuse
-    guard_severe: str = "refuse"  # its severe forms (sexual/minors, hate/threatening, violence/graphic)
-    guard_grounding: str = "flag"  # a model's answer with unsupported claims: flag | retry | extractive
+    """The Temporal SDK's own worker metrics, on a port of their own."""
+    redact_questions: bool = True
+    """Take personal data out of a question before anything stores or forwards it."""
 
-    # A local model (`make llm MODEL=...`, infra/llm.py): llama.cpp's server on loopback, and the
-    # deadlines that let a CPU answer or fall through to the extractive answer in time.
-    llm_port: int = 8093
-    llm_threads: int = max(1, os.cpu_count() or 1)
-    llm_context_tokens: int = 4096
-    llm_first_token_s: float = 20.0
-    llm_answer_s: float = 45.0
-    # Optional local classifiers (a sequence-classification model directory each; none ships): a
-    # text is flagged when the rules or the model say so.
+    # -- Guardrails ---------------------------------------------------------------------------
+    guard_questions: str = "flag"
+    """A question that reads as instructions to the model: `flag` or `refuse` (unless the tenant's
+    policy says otherwise)."""
+    guard_sources: str = "quote"
+    """A source chunk that reads as instructions: `quote` (without them), `exclude` or `allow`."""
+    guard_moderation: str = "flag"
+    """Unsafe content in a question or answer: `allow`, `flag` or `refuse`."""
+    guard_severe: str = "refuse"
+    """Its severe forms (sexual/minors, hate/threatening, violence/graphic): the same choices."""
+    guard_grounding: str = "flag"
+    """A model's answer with unsupported claims: `flag`, `retry` or `extractive`."""
     injection_model: str | None = None
+    """A local sequence-classification model directory that flags injections beside the rules
+    (none ships)."""
     injection_model_threshold: float = 0.9
+    """The injection model's probability from which it flags a text."""
     moderation_model: str | None = None
+    """A local sequence-classification model directory that flags unsafe text beside the lexicons
+    (none ships)."""
     moderation_model_threshold: float = 0.9
-    retrieve_candidates: int = 100  # fused candidates kept for the request (ids and scores in the history)
-    retrieve_prefetch: int = 100  # per dense / BM25 list before fusion
-    rerank_model_path: str | None = None  # a local CrossEncoder; unset: the offline fusion re-scorer
-    rerank_depth: int = 100  # candidates re-scored (a cross-encoder wants ~20-30 on a CPU); the rest keep order
-    # The offline re-scorer (retrieval.fusion): normalisation and dense weight, chosen on the tuning
-    # queries of SciFact (train) and the SQuAD part (half), never on test (`python -m evaluation.tune_fusion`).
+    """The moderation model's probability from which it flags a text."""
+
+    # -- A local model (`make llm`) -----------------------------------------------------------
+    llm_port: int = 8093
+    """The port of llama.cpp's server on loopback."""
+    llm_threads: int = max(1, os.cpu_count() or 1)
+    """Threads the local model's server uses."""
+    llm_context_tokens: int = 4096
+    """The local model's context window."""
+    llm_first_token_s: float = 20.0
+    """The local model's deadline for its first token; past it the answer falls through."""
+    llm_answer_s: float = 45.0
+    """The local model's deadline for a whole answer; past it the answer falls through."""
+
+    # -- Query: retrieval, re-scoring, context ------------------------------------------------
+    retrieve_candidates: int = 100
+    """Fused candidates kept for the request (their ids and scores are in the history)."""
+    retrieve_prefetch: int = 100
+    """Candidates per list (dense, BM25) before fusion."""
+    rerank_model_path: str | None = None
+    """A local CrossEncoder directory; unset, the offline fusion re-scorer."""
+    rerank_depth: int = 100
+    """Candidates re-scored (a cross-encoder wants ~20-30 on a CPU); the rest keep their order."""
     fusion_method: Literal["minmax", "zscore", "rrf"] = "zscore"
+    """How the offline re-scorer normalises the two lists' scores (chosen on tuning queries of
+    SciFact's train split and half the SQuAD part, never on test)."""
     fusion_dense_weight: float = 0.45
+    """The dense list's weight in the offline re-scorer."""
     context_token_budget: int = 1500
+    """Tokens of passages packed into a prompt."""
     context_window_hits: int = 3
+    """The top hits that bring their neighbouring chunks along."""
     context_window: int = 1
-    # Generation: token limits are enforced here, whatever a caller or provider asks for.
+    """Neighbouring chunks on each side a top hit brings."""
+
+    # -- Generation ---------------------------------------------------------------------------
     max_input_tokens: int = 3000
+    """The most prompt tokens sent to a model, whatever a caller or provider asks for."""
     max_output_tokens: int = 512
+    """The most tokens a model may answer with."""
     clarify_below: float = 0.15
+    """The retrieval confidence under which Keel asks the caller to clarify instead of answering."""
     easy_min_confidence: float = 0.6
+    """The retrieval confidence from which a short question is routed to the cheap route."""
     easy_max_words: int = 16
-    # OpenAI-compatible providers and the routes that chain them, e.g.
-    # KEEL_PROVIDERS='[{"name": "local", "base_url": "http://127.0.0.1:11434/v1", "model": "llama3.2"}]'
-    # KEEL_ROUTES='{"cheap": ["local"], "strong": ["local"]}'. Every chain ends with `extractive`.
+    """The most words a question routed to the cheap route has."""
     providers: list[dict[str, Any]] = []
+    """OpenAI-compatible providers, e.g. `[{"name": "local", "base_url":
+    "http://127.0.0.1:11434/v1", "model": "llama3.2"}]`."""
     routes: dict[str, list[str]] = {"cheap": [], "strong": []}
-    # A provider that reads each cited sentence of a model's answer against its passage, yes or
-    # no (generation/verify.py). "": the one `make llm` wired in (the local model itself), if any;
-    # "none": no verifier.
+    """The routes that chain providers, e.g. `{"cheap": ["local"], "strong": ["local"]}`; every
+    chain ends with the extractive answerer."""
     verifier: str = ""
-    verify_budget_s: float = 3.0  # per answer, inside the validate step's budget
+    """The provider that reads each cited sentence of a model's answer against its passage, yes or
+    no. "": the one `make llm` wired in, if any; "none": no verifier."""
+    verify_budget_s: float = 3.0
+    """The verifier's time per answer, inside the validate step's budget."""
     breaker_failures: int = 3
+    """Failures in a row that open a provider's circuit breaker."""
     breaker_reset_seconds: float = 30.0
+    """How long an open breaker waits before it lets one request try the provider again."""
     provider_max_attempts: int = 2
-    # Per-step deadlines of a query, in ms (the budget table; see workflows.policies.QUERY_BUDGETS_MS).
+    """Attempts per provider before the chain moves to the next."""
     query_budgets_ms: dict[str, float] = {}
+    """Per-step deadlines of a query in ms, over the defaults of the budget table
+    (`workflows.policies.QUERY_BUDGETS_MS`)."""
 
     @property
     def qdrant_path(self) -> Path:

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 
 class KeelError(Exception):
+    """A failure Keel did not foresee (a bug); its request id finds it in the logs."""
+
     code = "internal_error"
     retryable = False
     http_status = 500
@@ -46,30 +48,42 @@ class KeelError(Exception):
 
 # -- Bad input: never retried ------------------------------------------------------------------
 class BadInput(KeelError):
+    """The request or file is unusable as sent; sending it again will not help."""
+
     code = "bad_input"
     http_status = 400
 
 
 class EmptyFile(BadInput):
+    """The file has no bytes."""
+
     code = "empty_file"
 
 
 class FileTooLarge(BadInput):
+    """The file, the upload, or what a compressed file inflates to, is over its limit."""
+
     code = "file_too_large"
     http_status = 413
 
 
 class UnsupportedType(BadInput):
+    """A file type Keel does not parse (by extension and by its first bytes)."""
+
     code = "unsupported_type"
     http_status = 415
 
 
 class CorruptFile(BadInput):
+    """The file claims a type its bytes do not hold together as (a broken PDF or DOCX)."""
+
     code = "corrupt_file"
     http_status = 422
 
 
 class EncryptedFile(BadInput):
+    """A password-protected PDF or DOCX: Keel cannot read it without the password."""
+
     code = "encrypted_file"
     http_status = 422
 
@@ -96,35 +110,53 @@ class FileTooSlow(BadInput):
 
 
 class UnsafeName(BadInput):
+    """A path that leaves the folder given (a symlink out, `..`) or a name that cannot be stored."""
+
     code = "unsafe_name"
 
 
 class InvalidTenant(BadInput):
+    """A tenant name outside `[a-z0-9][a-z0-9_-]{0,62}`."""
+
     code = "invalid_tenant"
 
 
 class EmptyQuestion(BadInput):
+    """The question is empty or only whitespace."""
+
     code = "empty_question"
 
 
 class PromptInjection(BadInput):
+    """The tenant's policy refuses questions that read as instructions to the model."""
+
     code = "prompt_injection"  # the tenant's policy refuses questions that read as instructions to the model
 
 
 class UnsafeContent(BadInput):
+    """The tenant's moderation policy refuses the question."""
+
     code = "unsafe_content"  # the tenant's moderation policy refuses the question
 
 
 class QuestionTooLong(BadInput):
+    """The question is longer than `KEEL_MAX_QUESTION_CHARS`."""
+
     code = "question_too_long"
     http_status = 413
 
 
 class InvalidSchema(BadInput):
+    """The request's `json_schema` is not a schema Keel will run (too large or deep, a remote `$ref`, a
+    regex it cannot run in linear time).
+    """
+
     code = "invalid_json_schema"
 
 
 class InvalidFilter(BadInput):
+    """A metadata filter Keel does not accept."""
+
     code = "invalid_filter"
 
 
@@ -148,42 +180,60 @@ class UnknownEncoder(BadInput):
 
 
 class AlreadyActive(BadInput):
+    """A migration to the encoder the tenant already reads."""
+
     code = "already_active"
 
 
 class InvalidGolden(BadInput):
+    """A migration's golden set that is too large or malformed."""
+
     code = "invalid_golden"
 
 
 class BodyTooLarge(BadInput):
+    """A request body over its route's limit, refused as it streams in."""
+
     code = "body_too_large"
     http_status = 413
 
 
 # -- Identity and access: never retried ------------------------------------------------------
 class Unauthorized(KeelError):
+    """The request has no usable key."""
+
     code = "unauthorized"
     http_status = 401
 
 
 class MissingKey(Unauthorized):
+    """No `Authorization: Bearer <key>` header."""
+
     code = "missing_key"
 
 
 class InvalidKey(Unauthorized):
+    """A key that is malformed or unknown."""
+
     code = "invalid_key"
 
 
 class RevokedKey(Unauthorized):
+    """A key that was revoked; refused from the next request on."""
+
     code = "revoked_key"
 
 
 class Forbidden(KeelError):
+    """The key is valid but may not do this."""
+
     code = "forbidden"
     http_status = 403
 
 
 class RoleForbidden(Forbidden):
+    """The key lacks the role the route needs (`admin`, `ingest`, `query`, `operator`)."""
+
     code = "role_forbidden"
 
 
@@ -194,6 +244,8 @@ class GroupNotHeld(Forbidden):
 
 
 class DeleteFailed(KeelError):
+    """Deleting a document failed part way; running the deletion again finishes it."""
+
     code = "delete_failed"
 
 
@@ -218,22 +270,30 @@ class MigrationConflict(KeelError):
 
 
 class RestoreConflict(KeelError):
+    """A restore into a tenant that already has data here, or a key that belongs to another tenant."""
+
     code = "restore_conflict"
     http_status = 409
 
 
 class NothingToRollBack(KeelError):
+    """A rollback with no replaced index retained."""
+
     code = "nothing_to_roll_back"
     http_status = 409
 
 
 # -- Not found ---------------------------------------------------------------------------------
 class NotFound(KeelError):
+    """What was asked for does not exist, or the key may not see it."""
+
     code = "not_found"
     http_status = 404
 
 
 class UnknownTenant(NotFound):
+    """A tenant that has never ingested a document."""
+
     code = "unknown_tenant"
 
 
@@ -245,15 +305,21 @@ class ErasedTenant(NotFound):
 
 
 class DatasetNotFound(NotFound):
+    """An evaluation dataset folder without the files it needs."""
+
     code = "dataset_not_found"
 
 
 class MigrationNotFound(NotFound):
+    """No migration of the tenant with that id."""
+
     code = "migration_not_found"
 
 
 # -- Dependencies: retried with backoff, then recorded ---------------------------------------
 class DependencyUnavailable(KeelError):
+    """A service Keel needs (Redis, Qdrant, Temporal) cannot be reached; retried with backoff."""
+
     code = "dependency_unavailable"
     retryable = True
     http_status = 503
@@ -275,14 +341,20 @@ class IndexOutdated(KeelError):
 
 
 class VectorStoreUnavailable(DependencyUnavailable):
+    """Qdrant cannot be reached or answered with an error."""
+
     code = "vector_store_unavailable"
 
 
 class RedisUnavailable(DependencyUnavailable):
+    """Redis cannot be reached."""
+
     code = "redis_unavailable"
 
 
 class TemporalUnavailable(DependencyUnavailable):
+    """Temporal cannot be reached."""
+
     code = "temporal_unavailable"
 
 
@@ -339,6 +411,8 @@ class ParserCrashed(KeelError):
 
 # -- Query steps -------------------------------------------------------------------------------
 class QueryFailed(KeelError):
+    """The query workflow failed for a reason none of the other codes names."""
+
     code = "query_failed"
 
 
