@@ -33,7 +33,7 @@ from gateway.admission import Admission
 from gateway.audit import Audit
 from gateway.keys import ADMIN, INGEST, QUERY, KeyStore, Principal
 from gateway.limits import Limiter, Limits
-from ingestion.redact import Redactor
+from guardrails.pii import Redactor
 from keel.config import Settings, get_settings
 from keel.errors import Forbidden, InvalidKey, RoleForbidden, TemporalUnavailable, Unauthorized
 from stores.blobs import BlobStore

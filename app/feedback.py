@@ -12,7 +12,7 @@ import redis
 from caches.entries import entry_digest, entry_key, forget_entry
 from contracts.query import QueryInput, QueryOutput
 from gateway.keys import Principal
-from ingestion.redact import Redactor
+from guardrails.pii import Redactor
 from keel.errors import NotFound
 from keel.text import check_text
 from stores import feedback

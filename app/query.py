@@ -20,8 +20,8 @@ from app import prompts as prompt_release
 from contracts.query import QueryFilters, QueryInput, QueryOutput
 from generation import schema
 from guardrails import injection, moderation
+from guardrails.pii import Redactor
 from index.catalog import Catalog
-from ingestion.redact import Redactor
 from keel.config import Settings
 from keel.errors import (
     BadInput,

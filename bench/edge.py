@@ -42,8 +42,8 @@ from contracts.query import (
 from gateway.keys import QUERY, KeyStore
 from gateway.limits import Limiter, Limits
 from generation import prompts
+from guardrails.pii import Redactor
 from infra.services import free_port, start_redis
-from ingestion.redact import Redactor
 from keel import offline  # noqa: F401
 from keel.config import Settings
 from stores import redis as redis_store

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from evaluation.pii_set import Example, build
-from ingestion.redact import Redactor, Span
+from guardrails.pii import Redactor, Span
 from keel import offline  # noqa: F401
 from keel.config import Settings
 

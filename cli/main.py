@@ -193,7 +193,7 @@ def query(
         who = principal(settings, r, QUERY, tenant, groups)
         redactor = None
         if settings.redact_questions:
-            from ingestion.redact import Redactor
+            from guardrails.pii import Redactor
 
             redactor = Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner)
         inp = build_query(

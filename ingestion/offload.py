@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from guardrails.pii import Redactor
 from ingestion.chunk import Chunk
 from ingestion.parse import ParsedDocument, parse_document
-from ingestion.redact import Redactor, redact_chunks
+from ingestion.redact import redact_chunks
 from keel.errors import FileTooLarge, FileTooSlow, KeelError, ParserCrashed, from_code
 
 log = logging.getLogger("keel.offload")

@@ -11,10 +11,10 @@ import redis
 
 from encoders.registry import Encoders
 from encoders.sparse import SparseEncoder
+from guardrails.pii import Redactor
 from index.active import DEFAULT_ENCODER, Indexes
 from ingestion.chunk import CHUNKER_VERSION
 from ingestion.offload import Offload, OffloadConfig
-from ingestion.redact import Redactor
 from keel.config import Settings
 from stores import redis as redis_store
 from stores.blobs import BlobStore

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "guardrails": BASE,  # detectors over text: nothing below them but the kernel
     "vectorstore": BASE | {"encoders"},
     "stores": BASE | {"contracts"},
-    "ingestion": BASE | {"encoders"},
+    "ingestion": BASE | {"encoders", "guardrails"},  # guardrails: PII detection, shared with the edge
     "index": BASE | {"contracts", "encoders", "stores", "vectorstore"},
     "temporal": BASE | {"observability", "stores"},  # stores: the tenants' data keys
     "gateway": BASE | {"observability", "stores"},

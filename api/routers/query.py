@@ -46,9 +46,9 @@ from contracts.query import QueryFilters, QueryInput, QueryOutput, query_output
 from gateway.admission import Admission
 from gateway.keys import Principal
 from gateway.limits import Limiter, Ticket
+from guardrails.pii import Redactor
 from index.active import Indexes
 from index.catalog import Catalog
-from ingestion.redact import Redactor
 from keel.config import Settings
 from keel.errors import JsonInvalid, KeelError, RateLimited
 from observability import metrics

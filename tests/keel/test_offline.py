@@ -45,8 +45,8 @@ def test_spacy_model_is_installed() -> None:
 @pytest.mark.usefixtures("no_network")
 def test_every_step_runs_offline() -> None:
     from encoders.dense import Embedder
+    from guardrails.pii import Redactor
     from ingestion.parse import parse_document
-    from ingestion.redact import Redactor
     from keel.config import Settings
 
     settings = Settings()

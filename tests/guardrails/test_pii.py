@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ingestion.redact import WINDOW_CHARS, WINDOW_OVERLAP_CHARS, Redactor, could_name_a_person, windows
+from guardrails.pii import WINDOW_CHARS, WINDOW_OVERLAP_CHARS, Redactor, could_name_a_person, windows
 from keel.config import Settings
 
 
@@ -182,7 +182,7 @@ def test_phone_numbers_found_as_presidio_finds_them_scanning_fewer_regions() -> 
 
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-    from ingestion.redact import _phone_numbers
+    from guardrails.pii import _phone_numbers
 
     rng = random.Random(7)
     separators = ["", " ", "-", ".", "/", " - ", ") ", "\u00a0"]
