@@ -16,51 +16,13 @@ other tenant's documents move a ranking. The same vectors go to Edge and to a Qd
 from __future__ import annotations
 
 import math
-import re
 import zlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# Lucene's classic English stop set (EnglishAnalyzer's ENGLISH_STOP_WORDS_SET), as bm25s uses it.
-STOP_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "such",
-        "that",
-        "the",
-        "their",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "will",
-        "with",
-    ]
-)
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+from keel.words import BM25_TOKEN, STOP_WORDS, fold
+
 SPARSE_VERSION = "bm25t1"  # the analysis and the weights above; a change means re-indexing
 
 
@@ -80,7 +42,7 @@ class SparseEncoder:
 
     def terms(self, text: str) -> list[int]:
         """The text's term ids, in order, repeats kept."""
-        words = [w for w in _TOKEN.findall(text.lower()) if w not in STOP_WORDS]
+        words = [w for w in BM25_TOKEN.findall(fold(text)) if w not in STOP_WORDS]
         out = []
         for stem in self._stemmer.stemWords(words):
             tid = self._ids.get(stem)

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import Sequence
 
 import numpy as np
 from datasketch import MinHash
+
+from keel.words import words
 
 SHINGLE = 5
 NUM_PERM = 128
 BANDS = 16  # 16 bands x 8 rows: a pair at Jaccard 0.85 shares a band with p ~ 0.994
 ROWS = NUM_PERM // BANDS
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-
 
 def normalise(text: str) -> list[str]:
-    """Lower-case words, punctuation and spacing dropped."""
-    return _WORD.findall(text.lower())
+    """Lower-case words, punctuation and spacing dropped (`keel.words`)."""
+    return words(text)
 
 
 def word_shingles(words: Sequence[str]) -> list[str]:

@@ -6,59 +6,13 @@ sentence supported), so both judge overlap the same way.
 
 from __future__ import annotations
 
-import re
+from keel.words import OVERLAP_STOP_WORDS, OVERLAP_TOKEN, fold
 
-_WORD = re.compile(r"[a-z0-9]+")
-STOP_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "do",
-        "does",
-        "for",
-        "from",
-        "has",
-        "have",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "this",
-        "to",
-        "was",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "you",
-        "your",
-        "not",
-        "no",
-    ]
-)
+STOP_WORDS = OVERLAP_STOP_WORDS  # the name facts and the answerer import
 
 
 def terms(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS and len(w) > 1]
+    return [w for w in OVERLAP_TOKEN.findall(fold(text)) if w not in OVERLAP_STOP_WORDS and len(w) > 1]
 
 
 def stem(w: str) -> str:

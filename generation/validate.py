@@ -24,6 +24,7 @@ from generation import schema as json_schema
 from generation.grounding import REF, SENTENCE, Grounder
 from generation.instructions import addressed_to_assistant
 from guardrails import moderation
+from keel.words import WORD
 
 SNIPPET_CHARS = 240
 
@@ -119,7 +120,7 @@ def _repair(text: str) -> str:
 
 
 WITHHELD = "The answer was withheld: it repeated instructions found in the sources, not facts from them."
-_WORDS = re.compile(r"\w+")
+_WORDS = WORD  # keel.words
 LEAK_RUN = 8  # words in a row from the prompt's own text: the answer is quoting the prompt
 
 

@@ -14,6 +14,8 @@ import codecs
 import re
 import unicodedata
 
+from keel.words import WORD
+
 _INVISIBLE = dict.fromkeys(
     [
         *(0x00AD, 0x180E, 0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF),
@@ -27,7 +29,7 @@ _LOOKALIKE = str.maketrans(
     "АВЕЅІЈКМНОРСТХУаеіјорсухѕԁԛԝɡΑΒΕΗΙΚΜΝΟΡΤΧΥΖαοτνικρ",
     "ABESIJKMHOPCTXYaeijopcyxsdqwgABEHIKMNOPTXYZaotvikp",
 )
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = WORD  # keel.words
 _LATIN = re.compile(r"[A-Za-z]")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 _ESCAPED = re.compile(r"\\\s*[nrt]")

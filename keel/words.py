@@ -1,9 +1,123 @@
-"""Small closed sets of words that change what a sentence states, whatever else it shares with
-another: negations and the number words. The semantic cache compares two questions by them
-(`caches.question`) and grounding compares a claim with its passage by them (`generation.facts`).
+"""Text normalisation, in one place: what a word is, which words carry no content, and the small
+closed sets of words that change what a sentence states.
+
+BM25 (`encoders.sparse`), near-duplicate checks (`encoders.text`), the caches (`caches.question`),
+the guardrails (`guardrails.normalize`) and lexical overlap in generation (`generation.terms`,
+`generation.facts`) read text through these. Where two of them split words differently, the
+reason is written beside the pattern; a change to BM25's analysis means re-indexing
+(`encoders.sparse.SPARSE_VERSION`).
 """
 
 from __future__ import annotations
+
+import re
+
+# A word: letters, digits and underscores in a row (shingles, guardrail folding, prompt-leak runs).
+WORD = re.compile(r"\w+", re.UNICODE)
+# BM25's token: two or more word characters, as Lucene's and bm25s' analysers split (parity).
+BM25_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+# Lexical overlap's token, over lower-cased text: ASCII letters and digits only, so "don't" is
+# "don" and "t" and an underscore splits, as the extractive answerer was tuned.
+OVERLAP_TOKEN = re.compile(r"[a-z0-9]+")
+
+# Lucene's classic English stop set (EnglishAnalyzer's ENGLISH_STOP_WORDS_SET), as bm25s uses it:
+# BM25 leaves these out.
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
+)
+# Lexical overlap (which sentence answers, is a claim supported) leaves out question words and
+# auxiliaries too, and keeps a few of Lucene's that change a sentence's sense ("but", "if", "then").
+OVERLAP_STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "not",
+        "no",
+    ]
+)
+
+
+def fold(text: str) -> str:
+    """Text as the word patterns above compare it: lower-cased."""
+    return text.lower()
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words, punctuation and spacing dropped."""
+    return WORD.findall(fold(text))
+
 
 NEGATIONS = frozenset(["not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot"])
 

@@ -187,7 +187,7 @@ PATTERNS = _all_patterns()
 
 def test_the_walk_finds_the_patterns_that_screen_untrusted_text() -> None:
     owners = set(_OWNER.values())
-    for expected in ("guardrails.injection._COMPILED", "ingestion.chunk._SENTENCE_END", "encoders.sparse._TOKEN"):
+    for expected in ("guardrails.injection._COMPILED", "ingestion.chunk._SENTENCE_END", "keel.words.BM25_TOKEN"):
         assert any(o.startswith(expected) for o in owners), expected
     assert len(PATTERNS) > 50
 
