@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 
 from contracts.batch import FileOutcome
 
+# The ingest pipeline's order, written once. The workflow's step-by-step path (a large document),
+# the one-stage and group paths (`pipelines.ingest.IngestSteps.prepare`) and the ingest
+# benchmark's clock all follow it.
+PREPARE_STEPS = ("parse", "chunk", "redact", "dedupe")  # every step before the model
+STORE_STEPS = ("embed", "upsert")  # the model, then the points written invisible
+INGEST_STEPS = (*PREPARE_STEPS, *STORE_STEPS, "publish")
+
 
 @dataclass(kw_only=True)
 class DocumentRef:

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from contracts.ingest import INGEST_STEPS
+
 
 @dataclass
 class StepClock:
@@ -39,10 +41,12 @@ class StepClock:
             self.embedded.append(list(texts))
 
     def table(self, docs: int) -> list[str]:
-        """Rows `step  wall ms/doc  cpu ms/doc  share of wall`, the costliest first."""
+        """Rows `step  wall ms/doc  cpu ms/doc  share of wall`, in the pipeline's order
+        (`contracts.ingest.INGEST_STEPS`), then what lies around the steps, the costliest first."""
         total = sum(self.wall.values()) or 1.0
         rows = [f"  {'step':<22}{'wall ms/doc':>12}{'cpu ms/doc':>12}{'share':>8}"]
-        for step, wall in sorted(self.wall.items(), key=lambda kv: -kv[1]):
+        order = {step: i for i, step in enumerate(("begin", *INGEST_STEPS))}
+        for step, wall in sorted(self.wall.items(), key=lambda kv: (order.get(kv[0], len(order)), -kv[1])):
             cpu = self.cpu[step]
             rows.append(f"  {step:<22}{wall / docs * 1000:>12.1f}{cpu / docs * 1000:>12.1f}{wall / total:>8.1%}")
         rows.append(f"  {'all steps':<22}{total / docs * 1000:>12.1f}{sum(self.cpu.values()) / docs * 1000:>12.1f}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from contracts.ingest import BeginOutput, DocumentRef, StageOutput
+from contracts.ingest import PREPARE_STEPS, STORE_STEPS, BeginOutput, DocumentRef, StageOutput
 from encoders.dense import embedding_text
 from guardrails import injection
 from index.active import ActiveIndex
@@ -114,8 +114,9 @@ class IngestSteps:
         """parse -> chunk -> redact -> dedupe -> embed -> upsert in one call: points written, invisible."""
         index = self.index(doc.tenant)
         prepared = self.prepare(doc, doc_id, data, index)
+        embed, _ = STORE_STEPS
         self.clock.texts(prepared.texts)
-        with self.clock("embed"):
+        with self.clock(embed):
             vectors = index.embedder.embed(prepared.texts)
         self.store_points(doc, doc_id, prepared.title, prepared.kept, index, vectors)
         return prepared.staged(index)
@@ -124,17 +125,18 @@ class IngestSteps:
         """Every step before the model: parse -> chunk -> redact -> dedupe, and the texts to embed,
         sized for `index` (the tenant's active one, looked up here when not given)."""
         clock = self.clock
-        with clock("parse"):
+        parse, chunk, redact, dedupe = PREPARE_STEPS  # the order, from contracts.ingest
+        with clock(parse):
             parsed = self.parse(doc, data)
-        with clock("chunk"):
+        with clock(chunk):
             chunked = self.chunk(doc, parsed.elements, index)
-        with clock("redact"):
+        with clock(redact):
             title, chunks, pii = self.redact(parsed.title, chunked)
         with self.gil_gate:
             # kept for re-homing duplicates if this document's copy of a paragraph is later retired
             with clock("work files"):
                 self.d.blobs.put_json(work_key(doc.tenant, doc.version, "redacted.json"), [c.to_dict() for c in chunks])
-            with clock("dedupe"):
+            with clock(dedupe):
                 kept, duplicates = self.dedupe(doc, doc_id, chunks)
         return Prepared(
             title=title,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from contracts.batch import FileOutcome
-from contracts.ingest import DocumentRef, GroupMember, StagedMember
+from contracts.ingest import STORE_STEPS, DocumentRef, GroupMember, StagedMember
 from index.catalog import staged_record
 from keel.errors import KeelError
 from pipelines.ingest import IngestSteps, Prepared
@@ -83,7 +83,7 @@ class GroupSteps:
             return [], failed
         texts = [t for _, p in prepared for t in p.texts]
         self.steps.clock.texts(texts)
-        with self.steps.clock("embed"):
+        with self.steps.clock(STORE_STEPS[0]):  # embed
             vectors = index.embedder.embed(texts)
         staged: list[StagedMember] = []
         start = 0

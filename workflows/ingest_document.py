@@ -14,6 +14,10 @@ ingested twice at once, and `begin` turns a repeat of the published version into
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
 from temporalio import workflow
 
 from workflows import policies
@@ -22,6 +26,8 @@ from workflows.policies import STEP_FAILED, Runner, local_step
 with workflow.unsafe.imports_passed_through():
     from activities.ingest import IngestActivities
     from contracts.ingest import (
+        PREPARE_STEPS,
+        STORE_STEPS,
         BeginInput,
         ChunkInput,
         DedupeInput,
@@ -96,42 +102,70 @@ class IngestDocumentWorkflow:
         )
 
     async def stage_step_by_step(self, doc: DocumentRef, doc_id: str, run: Runner) -> StageOutput:
-        parsed = await run(IngestActivities.parse, ParseInput(doc=doc), policies.PARSE)
-        chunked = await run(
-            IngestActivities.chunk, ChunkInput(doc=doc, elements_key=parsed.elements_key), policies.CHUNK
-        )
-        redacted = await run(
-            IngestActivities.redact,
-            RedactInput(doc=doc, chunks_key=chunked.chunks_key, title=parsed.title),
-            policies.REDACT,
-        )
-        deduped = await run(
-            IngestActivities.dedupe,
-            DedupeInput(doc=doc, doc_id=doc_id, chunks_key=redacted.chunks_key),
-            policies.DEDUPE,
-        )
-        embedded = await run(
-            IngestActivities.embed,
-            EmbedInput(doc=doc, chunks_key=deduped.chunks_key, title=redacted.title),
-            policies.EMBED,
-        )
-        await run(
-            IngestActivities.upsert,
-            UpsertInput(
-                doc=doc,
-                doc_id=doc_id,
-                chunks_key=deduped.chunks_key,
-                vectors_key=embedded.vectors_key,
-                title=redacted.title,
-                embedding_version=embedded.embedding_version,
-            ),
-            policies.UPSERT,
-        )
+        """Each step of the pipeline's order (`contracts.ingest`) as an activity of its own, each
+        reading what the ones before it left in the blob store."""
+        staging = _Staging(doc=doc, doc_id=doc_id)
+        for step in (*PREPARE_STEPS, *STORE_STEPS):
+            activity, make_input, policy = _STEP_BY_STEP[step]
+            staging.outputs[step] = await run(activity, make_input(staging), policy)
+        return staging.staged()
+
+
+@dataclass
+class _Staging:
+    """A large document's steps so far: each step's input is made from the outputs before it."""
+
+    doc: DocumentRef
+    doc_id: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, step: str) -> Any:
+        return self.outputs[step]
+
+    def staged(self) -> StageOutput:
         return StageOutput(
-            title=redacted.title,
-            chunks=deduped.kept,
-            duplicates=deduped.duplicates,
-            embedding_version=embedded.embedding_version,
-            pii=redacted.pii,
-            encoding=parsed.encoding,
+            title=self["redact"].title,
+            chunks=self["dedupe"].kept,
+            duplicates=self["dedupe"].duplicates,
+            embedding_version=self["embed"].embedding_version,
+            pii=self["redact"].pii,
+            encoding=self["parse"].encoding,
         )
+
+
+# What each step runs and how its input is made; the order is contracts.ingest's.
+_STEP_BY_STEP: dict[str, tuple[Any, Callable[[_Staging], Any], policies.StepPolicy]] = {
+    "parse": (IngestActivities.parse, lambda s: ParseInput(doc=s.doc), policies.PARSE),
+    "chunk": (
+        IngestActivities.chunk,
+        lambda s: ChunkInput(doc=s.doc, elements_key=s["parse"].elements_key),
+        policies.CHUNK,
+    ),
+    "redact": (
+        IngestActivities.redact,
+        lambda s: RedactInput(doc=s.doc, chunks_key=s["chunk"].chunks_key, title=s["parse"].title),
+        policies.REDACT,
+    ),
+    "dedupe": (
+        IngestActivities.dedupe,
+        lambda s: DedupeInput(doc=s.doc, doc_id=s.doc_id, chunks_key=s["redact"].chunks_key),
+        policies.DEDUPE,
+    ),
+    "embed": (
+        IngestActivities.embed,
+        lambda s: EmbedInput(doc=s.doc, chunks_key=s["dedupe"].chunks_key, title=s["redact"].title),
+        policies.EMBED,
+    ),
+    "upsert": (
+        IngestActivities.upsert,
+        lambda s: UpsertInput(
+            doc=s.doc,
+            doc_id=s.doc_id,
+            chunks_key=s["dedupe"].chunks_key,
+            vectors_key=s["embed"].vectors_key,
+            title=s["redact"].title,
+            embedding_version=s["embed"].embedding_version,
+        ),
+        policies.UPSERT,
+    ),
+}
