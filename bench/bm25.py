@@ -44,6 +44,9 @@ K1, B = 1.5, 0.75
 def keel_runs(settings: Settings, folder: Path, queries: dict[str, str], work: Path) -> dict[str, list[str]]:
     deps = build_deps(settings)
     steps = IngestSteps(deps)
+    # The tenant settles on its encoder (new tenants: KEEL_NEW_TENANT_ENCODER) before its index
+    # is opened, as its first ingest would: else the points go to one index and the search to another.
+    deps.indexes.settle(TENANT, lambda: 0)
     index = deps.indexes.open(TENANT)
     placeholder = np.zeros((1, index.version.dim), dtype=np.float32)
     placeholder[0, 0] = 1.0
@@ -70,6 +73,8 @@ def keel_runs(settings: Settings, folder: Path, queries: dict[str, str], work: P
         for qid, q in queries.items():
             found = retriever.retrieve(index, TENANT, q, where, "bm25", 100, 100)
             runs[qid] = dedupe([Path(found.candidates[s.point_id].source).stem for s in found.scored])
+        if not any(runs.values()):  # a figure of 0.0000 here would be a broken run, not a result
+            sys.exit(f"keel's BM25 found nothing for any of {len(runs)} queries: the run is broken")
         return runs
     finally:
         deps.close()
