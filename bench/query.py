@@ -43,7 +43,7 @@ from evaluation.beir import check_dataset, load_split, write_documents
 from gateway.keys import QUERY, KeyStore
 from index.catalog import Catalog
 from infra.services import SQLITE_PRAGMAS, free_port, start_redis, start_temporal, wait_port
-from infra.worker import build_query_activities
+from infra.worker import build_query_steps
 from keel import offline  # noqa: F401
 from keel.config import Settings
 from keel.errors import DatasetNotFound
@@ -112,7 +112,7 @@ def ingest(settings: Settings, paths: list[Path], tenant: str = TENANT) -> None:
 def run_direct(settings: Settings, questions: list[str]) -> dict[str, list[float]]:
     """The workflow's steps as plain calls, in order, with the same inputs the workflow builds."""
     deps = build_deps(settings)
-    acts = build_query_activities(settings, deps)
+    acts = build_query_steps(settings, deps)
     r = deps.redis
     budget = query_budgets({})
     times: dict[str, list[float]] = {s: [] for s in (*STEPS, "total")}

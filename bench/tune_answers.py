@@ -30,7 +30,7 @@ from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route
 from generation.validate import check_citations
 from index.catalog import Catalog
 from infra.services import free_port, start_redis
-from infra.worker import build_query_activities
+from infra.worker import build_query_steps
 from keel import offline  # noqa: F401
 from keel.config import Settings
 from pipelines.deps import build_deps
@@ -60,7 +60,7 @@ def contexts(settings: Settings, folder: Path, work: Path) -> tuple[list[Case], 
         from keel import ids
 
         mapping = {ids.document_id(TENANT, str(p)): p.stem for p in paths}
-        acts = build_query_activities(settings, deps)
+        acts = build_query_steps(settings, deps)
         budget = query_budgets({})
         questions = load_queries(folder)
         cases = []

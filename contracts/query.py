@@ -199,6 +199,8 @@ class GenerateInput:
     # once moderation and the output screen passed it (generation.release).
     moderation: str = "flag"
     severe: str = "refuse"
+    # the index retrieve used (its tokenizer counts tokens); "": the tenant's active one
+    embedding_version: str = ""
 
 
 @dataclass(kw_only=True)
@@ -243,6 +245,8 @@ class ValidateInput:
     severe: str = "refuse"
     tenant: str = ""  # whose encoder checks meaning (attribution); "": words alone
     provider: str = ""  # who wrote the text: the extractive answerer's sentences are the passages' own
+    # the index retrieve used (its encoder checks meaning); "": the tenant's active one
+    embedding_version: str = ""
 
 
 @dataclass(kw_only=True)

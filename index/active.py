@@ -193,6 +193,16 @@ class Indexes:
         """Every index the tenant's writes must reach, the active one first, collections created."""
         return [self.ensure(self.index(name)) for name in self.state(tenant).written(time.time())]
 
+    def loaded(self, tenant: str, version_key: str) -> ActiveIndex:
+        """The index whose points carry `version_key`, found among those this process has loaded
+        (no Redis read): what a query's later steps use, once its retrieval resolved the index.
+        Not loaded here (another process retrieved) or no version: `by_version`."""
+        with self._lock:
+            found = next((i for i in self._built.values() if i.version.key == version_key), None)
+        if found is not None and found.collection in self._ready:
+            return found
+        return self.by_version(tenant, version_key) if version_key else self.open(tenant)
+
     def by_version(self, tenant: str, version_key: str) -> ActiveIndex:
         """The tenant's index whose points carry `version_key` (the one a query's retrieval used,
         so its later steps read the same index after a flip); the active one when none does."""

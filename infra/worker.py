@@ -41,6 +41,7 @@ from keel.config import Settings, get_settings
 from observability import metrics
 from observability.tracing import setup_tracing
 from pipelines.deps import Deps, build_deps
+from pipelines.query import QuerySteps
 from retrieval.rerank import Reranker, build_reranker
 from stores.jobs import JobStore
 from temporal.client import connect, metrics_runtime
@@ -68,7 +69,7 @@ def watch_caches(deps: Deps) -> None:
         metrics.REGISTRY.register(CacheMemory(deps.redis))
 
 
-def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
+def build_query_steps(settings: Settings, deps: Deps) -> QuerySteps:
     providers: dict[str, Provider] = {}
     links: dict[str, LinkPolicy] = {}
     local = wired(settings)  # a model `make llm` wired in
@@ -101,7 +102,7 @@ def build_query_activities(settings: Settings, deps: Deps) -> QueryActivities:
         if name not in providers:
             raise ValueError(f"KEEL_VERIFIER names {name!r}, which is not a provider: {sorted(providers)}")
         verifier = Verifier(providers[name], settings.verify_budget_s)
-    return QueryActivities(deps, build_reranker_for(settings), chain, routes, verifier)
+    return QuerySteps(deps, build_reranker_for(settings), chain, routes, verifier)
 
 
 def _say_when_ready(offload: Offload) -> None:
@@ -156,7 +157,7 @@ def build_workers(
     (`python -m infra.worker --queues ingest`), each pool sized and placed for its work."""
     workers = []
     if "query" in queues:
-        query = build_query_activities(settings, deps)
+        query = QueryActivities(build_query_steps(settings, deps))
         query.warm_up()  # at start, so the first query does not pay for it
         # Queries on their own task queue and thread pool, so a big ingest never queues them.
         workers.append(

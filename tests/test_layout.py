@@ -30,7 +30,18 @@ ALLOWED: dict[str, set[str]] = {
     "caches": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
     "generation": BASE | {"contracts", "guardrails", "observability", "stores"},
     "pipelines": BASE
-    | {"caches", "contracts", "encoders", "guardrails", "ingestion", "index", "stores", "vectorstore"},
+    | {
+        "caches",
+        "contracts",
+        "encoders",
+        "generation",
+        "guardrails",
+        "ingestion",
+        "index",
+        "retrieval",
+        "stores",
+        "vectorstore",
+    },
     "activities": BASE
     | {"caches", "contracts", "generation", "index", "ingestion", "observability", "pipelines", "retrieval", "stores"},
     "workflows": BASE | {"contracts", "activities"},

@@ -95,7 +95,7 @@ class QueryWorkflow:
         generated = await self._step(
             "generate",
             QueryActivities.generate,
-            _generate_input(q, context, budget["generate"]),
+            _generate_input(q, retrieved, context, budget["generate"]),
             budget["generate"] + STEP_GRACE_MS,
             lambda: _best_passage(context),
             retry=policies.NO_RETRY,
@@ -107,7 +107,7 @@ class QueryWorkflow:
         validated = await self._step(
             "validate",
             QueryActivities.validate,
-            _validate_input(q, context, generated),
+            _validate_input(q, retrieved, context, generated),
             budget["validate"],
             # Out of time or failed: the answer goes out unchecked, and says so (never silently uncited).
             lambda: ValidateOutput(text=generated.text, citations=[], supported_rate=0.0, flags=["unverified"]),
@@ -230,8 +230,11 @@ def _context_input(q: QueryInput, retrieved: RetrieveOutput, ranking: str) -> Co
     )
 
 
-def _generate_input(q: QueryInput, context: ContextOutput, budget_ms: float) -> GenerateInput:
+def _generate_input(
+    q: QueryInput, retrieved: RetrieveOutput, context: ContextOutput, budget_ms: float
+) -> GenerateInput:
     return GenerateInput(
+        embedding_version=retrieved.embedding_version,
         request_id=q.request_id,
         tenant=q.tenant,
         question=q.question,
@@ -251,8 +254,11 @@ def _generate_input(q: QueryInput, context: ContextOutput, budget_ms: float) -> 
     )
 
 
-def _validate_input(q: QueryInput, context: ContextOutput, generated: GenerateOutput) -> ValidateInput:
+def _validate_input(
+    q: QueryInput, retrieved: RetrieveOutput, context: ContextOutput, generated: GenerateOutput
+) -> ValidateInput:
     return ValidateInput(
+        embedding_version=retrieved.embedding_version,
         question=q.question,
         text=generated.text,
         passages=context.passages,

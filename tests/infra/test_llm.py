@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from infra import llm
-from infra.worker import build_query_activities
+from infra.worker import build_query_steps
 from keel.config import Settings
 from pipelines.deps import Deps
 
@@ -19,21 +19,21 @@ def test_a_local_model_joins_each_route_after_the_operators_own_links(
         update={"data_dir": tmp_path, "providers": [hosted], "routes": {"cheap": [], "strong": ["hosted"]}}
     )
     assert llm.wired(mine) == llm.Wired()  # nothing wired in: nothing changes
-    assert build_query_activities(mine, deps).verifier is None
+    assert build_query_steps(mine, deps).verifier is None
     config = llm.provider_config(mine, 8093, Path("/models/qwen.gguf"))
     llm.config_path(mine).write_text(json.dumps(config))
 
-    activities = build_query_activities(mine, deps)
+    activities = build_query_steps(mine, deps)
     assert activities.routes == {"cheap": ["local"], "strong": ["hosted", "local"]}
     local = activities.chain.providers["local"]
     assert local.config.prompt == "answer-small.v1" and local.config.stop == ("\nQuestion:", "\nSources:")  # type: ignore[attr-defined]
     assert local.config.base_url == "http://127.0.0.1:8093/v1" and local.config.max_in_flight == 1  # type: ignore[attr-defined]
     # The wired model reads its own citations back, unless the operator names another or none.
     assert activities.verifier is not None and activities.verifier.provider.model == "qwen"
-    other = build_query_activities(mine.model_copy(update={"verifier": "hosted"}), deps)
+    other = build_query_steps(mine.model_copy(update={"verifier": "hosted"}), deps)
     assert other.verifier is not None and other.verifier.provider.model == "big"
-    assert build_query_activities(mine.model_copy(update={"verifier": "none"}), deps).verifier is None
+    assert build_query_steps(mine.model_copy(update={"verifier": "none"}), deps).verifier is None
 
     llm.down(mine)  # `make down` unwires it
     assert llm.wired(mine) == llm.Wired()
-    assert build_query_activities(mine, deps).verifier is None
+    assert build_query_steps(mine, deps).verifier is None

@@ -1,0 +1,501 @@
+"""Answering a question, step by step: retrieve, rerank, context, generate, validate.
+
+The query's use case has its home here, as ingestion's has in `pipelines.ingest`: each step takes
+its typed input and returns its typed output over real clients (Redis, the index, the models),
+with no orchestration. `activities.query` runs each as a local activity of QueryWorkflow; the
+query benchmark calls them in-process. Candidates live in Redis for the length of a request (key in
+every input), so the workflow's history carries ids and scores rather than passages. With `stream`
+set, the context step publishes the sources and the generation step publishes tokens to the
+request's Redis stream, which the API relays as Server-Sent Events.
+
+The tenant's index is resolved once per query, by retrieve; the later steps find the same index
+by the embedding version retrieve reports, in the process (`Indexes.loaded`), without asking Redis
+again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from opentelemetry import trace
+
+from caches.semantic import semantic_cache
+from caches.snippets import Snippet, SnippetCache, decode_key, encode_key, snippet_key
+from contracts.query import (
+    ContextInput,
+    ContextOutput,
+    GenerateInput,
+    GenerateOutput,
+    QueryFilters,
+    QueryInput,
+    RerankInput,
+    RerankOutput,
+    RetrieveInput,
+    RetrieveOutput,
+    Scored,
+    ValidateInput,
+    ValidateOutput,
+)
+from generation import prompts
+from generation.chain import ChainResult, ProviderChain
+from generation.extractive import ExtractiveAnswerer
+from generation.grounding import Grounder
+from generation.instructions import contain
+from generation.prompts import STRICT_PROMPT
+from generation.providers import GenerationRequest
+from generation.release import WITHHELD as WITHHELD_EVENT
+from generation.release import SentenceRelease
+from generation.router import CLARIFY, NO_SOURCES, RoutingConfig, choose_route, clarifying_answer, no_sources_answer
+from generation.validate import WITHHELD, check_citations, check_json, moderate_answer, refusal, screen_output
+from generation.verify import Verifier
+from index.active import ActiveIndex
+from index.catalog import Catalog
+from index.lifecycle import Lifecycle
+from keel.errors import KeelError, RerankTimeout
+from pipelines.deps import Deps
+from retrieval.context import ContextConfig, confidence, pack
+from retrieval.filters import query_where
+from retrieval.rerank import Reranker
+from retrieval.retriever import HybridRetriever, candidate, neighbours
+from retrieval.shadow import ShadowQueries
+from stores import query_state
+from stores.keys import query_candidates_key
+from stores.prompt_stats import count_json_answer
+from stores.streams import EventSink
+
+__all__ = ["QuerySteps"]
+
+log = logging.getLogger("keel.query")
+
+RETRIEVE, RERANK = "retrieve", "rerank"  # rankings kept in the request's state
+
+
+@dataclass(kw_only=True)
+class _Found:
+    """What retrieve has found so far."""
+
+    key: str  # the request's candidates in Redis
+    generation: int = -1
+    kept: Snippet | None = None
+    cache_ms: float = 0.0
+    count: int = 0
+    top: list[Scored] = field(default_factory=list)
+
+    def output(self, index: ActiveIndex, started: float) -> RetrieveOutput:
+        return RetrieveOutput(
+            candidates_key=self.key,
+            ranking=RETRIEVE,
+            count=self.count,
+            top=self.top,
+            generation=self.generation,
+            embedding_version=index.version.key,
+            ms=_ms(started),
+            cache_ms=self.cache_ms,
+        )
+
+
+class QuerySteps:
+    def __init__(
+        self,
+        deps: Deps,
+        reranker: Reranker,
+        chain: ProviderChain,
+        routes: dict[str, list[str]],
+        verifier: Verifier | None = None,
+    ) -> None:
+        self.d = deps
+        self.verifier = verifier  # reads a model's citations back before they stand (validate)
+        self.s = deps.settings
+        self.reranker = reranker
+        self.chain = chain
+        self.routes = routes
+        self.routing = RoutingConfig(self.s.clarify_below, self.s.easy_min_confidence, self.s.easy_max_words)
+        self.catalog = Catalog(deps.redis)
+        self.retriever = HybridRetriever(deps.store, deps.sparse, deps.redis)
+        lifecycle = Lifecycle(deps.redis, deps.indexes.catalog)
+        self.shadow = ShadowQueries(self.s, deps.indexes, lifecycle, self.retriever, reranker)
+        self.semantic = semantic_cache(deps) if self.s.cache_enabled else None
+        self.snippets = (
+            SnippetCache(deps.redis, ttl_s=self.s.cache_ttl_s, max_entries=self.s.cache_max_entries)
+            if self.s.cache_enabled
+            else None
+        )
+        # Snippets are kept off the query's time, in order, on a thread of their own.
+        self._keeping = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keel-snippet-keep")
+        # The prompt as a whole must stay under max_input_tokens: the template (fixed, counted
+        # once per tokenizer) and the question come off the context's share first.
+        self._template = prompts.load(prompts.TEXT_PROMPT).template
+        self._template_tokens: dict[str, int] = {}
+
+    def template_tokens(self, index: ActiveIndex) -> int:
+        if index.version.key not in self._template_tokens:
+            self._template_tokens[index.version.key] = index.embedder.count_tokens([self._template])[0]
+        return self._template_tokens[index.version.key]
+
+    def warm_up(self) -> None:
+        """Open the collection and run each retrieval path once, at start: the first query paid
+        for that (~0.5 s) otherwise. The tenant filter matches nothing, so nothing is read back."""
+        tenant = "keel-warm-up"
+        where = query_where(tenant, 1, [], QueryFilters())
+        try:
+            index = self.d.indexes.open(tenant)
+            for mode in ("hybrid", "dense", "bm25"):
+                self.retriever.retrieve(index, tenant, "warm up", where, mode, 1, 1)
+        except KeelError as exc:  # e.g. a Qdrant server that is down: the worker still starts
+            log.warning("retrieval warm-up skipped: %s", exc.message)
+
+    def retrieve(self, inp: RetrieveInput) -> RetrieveOutput:
+        """The candidates for the question, kept in the request's state: from the semantic cache
+        (a paraphrase answered before: the answer itself), a snippet (this question's rankings
+        kept before), or a hybrid search. The tenant's index is resolved here, once per query."""
+        started = time.monotonic()
+        q = inp.query
+        found = _Found(key=query_candidates_key(q.tenant, q.request_id))
+        snippets = self.snippets if q.snippet_scope else None
+        if snippets is not None:  # one script reads the generation and the snippet
+            found.generation, found.kept = snippets.find(q.tenant, q.groups, q.snippet_scope, q.question)
+            found.cache_ms = _ms(started)
+        if found.generation < 0:  # no snippet layer, or Redis is down (this read then says so)
+            found.generation = self.catalog.generation(q.tenant)
+        if found.generation <= 0:  # nothing is published for this tenant yet
+            return found.output(self.d.indexes.active(q.tenant), started)
+        index = self.d.indexes.open(q.tenant)
+        answered = self._search(q, index, found)
+        if answered is not None:
+            answered.ms = _ms(started)
+            return answered
+        return found.output(index, started)
+
+    def _search(self, q: QueryInput, index: ActiveIndex, found: _Found) -> RetrieveOutput | None:
+        """The semantic cache, then a kept snippet, then the hybrid search; returns the output of
+        the first two (they end the step), or None with `found` filled by the search."""
+        cached = self.semantic is not None and bool(q.cache_scope)
+        # Embedded once: for the cache's lookup and store, and for the dense search.
+        vector = query_state.question_vector(self.d.redis, q.tenant, q.request_id) if q.vector_ready else None
+        if vector is None and (cached or (q.mode != "bm25" and found.kept is None)):
+            vector = index.embedder.embed_query(q.question)
+        if cached and q.cache_read and vector is not None and self.semantic is not None:
+            looked = time.monotonic()
+            hit = self.semantic.lookup(index, q.tenant, q.groups, q.cache_scope, found.generation, q.question, vector)
+            found.cache_ms += _ms(looked)
+            if hit is not None:
+                return RetrieveOutput(
+                    candidates_key=found.key,
+                    ranking=RETRIEVE,
+                    count=0,
+                    top=[],
+                    generation=found.generation,
+                    embedding_version=index.version.key,
+                    cached_answer=hit.hit.answer,
+                    cached_question=hit.question,
+                    cache_ms=found.cache_ms,
+                )
+        saved_vector = vector if cached and not q.vector_ready else None
+        kept = found.kept
+        if kept is not None and self._restore(index, found.key, kept, saved_vector):
+            final = kept.reranked if kept.reranked is not None else kept.retrieved
+            return RetrieveOutput(
+                candidates_key=found.key,
+                ranking=RETRIEVE if kept.reranked is None else RERANK,
+                count=len(kept.retrieved),
+                top=final[: query_state.HISTORY_TOP],
+                generation=found.generation,
+                embedding_version=index.version.key,
+                cache_ms=found.cache_ms,
+                snippet=True,
+                reranked=kept.reranked is not None,
+            )
+        where = query_where(
+            q.tenant, found.generation, q.groups, q.filters, exclude_flagged=q.guard_sources == "exclude"
+        )
+        s = self.s
+        hits = self.retriever.retrieve(
+            index, q.tenant, q.question, where, q.mode, s.retrieve_candidates, s.retrieve_prefetch, vector
+        )
+        to_keep = None
+        if self.snippets is not None and q.snippet_scope:
+            snippet = snippet_key(q.tenant, q.snippet_scope, found.generation, q.question, hits.candidates)
+            if q.rerank and len(hits.scored) > 1:  # kept by the re-scorer, once it is done in time
+                to_keep = encode_key(snippet)
+            else:
+                self._keeping.submit(self.snippets.keep, snippet, hits.scored, None)
+        query_state.save(
+            self.d.redis, found.key, RETRIEVE, hits.scored, hits.candidates, vector=saved_vector, snippet=to_keep
+        )
+        found.count, found.top = len(hits.scored), hits.scored[: query_state.HISTORY_TOP]
+        self.shadow.offer(q.tenant, q.question, q.mode, where, hits)
+        return None
+
+    def _restore(self, index: ActiveIndex, key: str, kept: Snippet, vector: np.ndarray | None) -> bool:
+        """The request's state from a snippet: its rankings, and its candidates read back from
+        the index by id. False (retrieve afresh) when any of them is no longer there."""
+        ids = list(dict.fromkeys(s.point_id for s in kept.retrieved))
+        hits = self.d.store.retrieve(index.collection, ids)
+        if len(hits) != len(ids):
+            return False
+        rankings = {RETRIEVE: kept.retrieved} | ({} if kept.reranked is None else {RERANK: kept.reranked})
+        query_state.restore(self.d.redis, key, rankings, {h.id: candidate(h) for h in hits}, vector)
+        return True
+
+    def rerank(self, inp: RerankInput) -> RerankOutput:
+        started = time.monotonic()
+        deadline = started + inp.deadline_ms / 1000
+        ranked, snippet = query_state.ranking_and_snippet(self.d.redis, inp.candidates_key, inp.ranking)
+        head, tail = ranked[: self.s.rerank_depth], ranked[self.s.rerank_depth :]
+        # The fusion re-scorer reads only scores: passages come out of Redis only for a model that reads them.
+        ids = [s.point_id for s in head] if self.reranker.reads_text else []
+        candidates = query_state.candidates(self.d.redis, inp.candidates_key, ids)
+        scored = [*self.reranker.rerank(inp.question, head, candidates, deadline), *tail]
+        if time.monotonic() > deadline:  # a late order is not used: the workflow keeps retrieval's
+            raise RerankTimeout(f"rerank took {_ms(started):.0f} ms; its budget is {inp.deadline_ms:.0f} ms")
+        query_state.save(self.d.redis, inp.candidates_key, RERANK, scored, {})
+        if snippet is not None and self.snippets is not None:
+            self._keeping.submit(self.snippets.keep, decode_key(snippet), ranked, scored)
+        top = scored[: query_state.HISTORY_TOP]
+        return RerankOutput(ranking=RERANK, top=top, reranker=self.reranker.name, ms=_ms(started))
+
+    def context(self, inp: ContextInput) -> ContextOutput:
+        started = time.monotonic()
+        ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
+        candidates = query_state.candidates(self.d.redis, inp.candidates_key, [s.point_id for s in ranked])
+        index = self.d.indexes.loaded(inp.tenant, inp.embedding_version)
+        tok = index.embedder
+        # A schema's JSON is dense: a token per three characters, as the admission reserved it.
+        overhead = self.template_tokens(index) + tok.count_tokens([inp.question])[0] + inp.schema_chars // 3
+        budget = max(0, min(inp.token_budget or self.s.context_token_budget, self.s.max_input_tokens - overhead))
+        packed = pack(
+            ranked,
+            candidates,
+            ContextConfig(budget, self.s.context_window_hits, self.s.context_window),
+            lambda text: tok.count_tokens([text])[0],
+            tok.truncate,
+            lambda hit, window: neighbours(self.d.store, index.collection, inp.tenant, hit, window),
+        )
+        passages, flagged = contain(packed.passages, inp.sources_policy)
+        if inp.stream:
+            sources = [
+                {"ref": p.ref, "doc_id": p.doc_id, "source": p.source, "section_path": p.section_path} for p in passages
+            ]
+            EventSink(self.d.redis, inp.tenant, inp.request_id).emit("sources", sources)
+        return ContextOutput(
+            passages=passages,
+            tokens=packed.tokens,
+            dropped_duplicates=packed.dropped_duplicates,
+            dropped_over_budget=packed.dropped_over_budget,
+            confidence=confidence(ranked),
+            ms=_ms(started),
+            sources_flagged=flagged,
+        )
+
+    def generate(self, inp: GenerateInput) -> GenerateOutput:
+        """The answer: a route for the question, then the route's provider chain (its last link
+        the extractive answerer); a model's answer with unsupported claims is answered again
+        under the tenant's grounding policy. Every call the answer took is counted and paid for."""
+        started = time.monotonic()
+        sink = EventSink(self.d.redis, inp.tenant, inp.request_id) if inp.stream else None
+        route = inp.route or choose_route(inp.question, inp.confidence, len(inp.passages), self.routing)
+        if route in (NO_SOURCES, CLARIFY):
+            text = no_sources_answer() if route == NO_SOURCES else clarifying_answer(inp.question, inp.quote_question)
+            if sink is not None:
+                sink.token(text)
+            return GenerateOutput(text=text, route=route, clarifying=True, ms=_ms(started))
+        rendered = prompts.render(inp.question, inp.passages, inp.json_schema, inp.prompt_id)
+        deadline = started + inp.deadline_ms / 1000
+        answering = _Answering(self, inp, sink, self.routes.get(route, []), rendered, deadline)
+        calls = [(rendered, answering.ask(rendered))]  # each prompt sent, with what the chain made of it
+        regrounded = ""
+        if self._needs_regrounding(inp, calls[0][1]):
+            answering.restart("ungrounded")
+            if inp.grounding == "retry":
+                rendered = prompts.render(inp.question, inp.passages, None, STRICT_PROMPT)
+                calls.append((rendered, answering.ask(rendered, strict=True)))
+                regrounded = "retried"
+            else:
+                answering.route_chain = []  # the chain's last resort alone: the extractive answerer
+                calls.append((rendered, answering.ask(rendered)))
+                regrounded = "extractive"
+        result = calls[-1][1]
+        gen, provider = result.generation, result.provider
+        tokens_in, tokens_out, cost = self._paid(inp, calls)
+        return GenerateOutput(
+            text=gen.text,
+            route=route,
+            provider=provider.name,
+            model=gen.model,
+            prompt_id=gen.prompt_id or rendered.prompt_id,
+            prompt_hash=gen.prompt_hash or rendered.hash,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=round(cost, 6),
+            attempts=[a for _, r in calls for a in r.attempts],
+            ms=_ms(started),
+            first_token_ms=round((answering.first_token[0] - started) * 1000, 2) if answering.first_token else 0.0,
+            regrounded=regrounded,
+        )
+
+    def _paid(self, inp: GenerateInput, calls: list[tuple[prompts.Rendered, ChainResult]]) -> tuple[int, int, float]:
+        """Tokens in and out and their cost over every call an answer took (a provider's own
+        counts, else the index's tokenizer's)."""
+        tok = self.d.indexes.loaded(inp.tenant, inp.embedding_version).embedder
+        tokens_in = tokens_out = 0
+        cost = 0.0
+        for asked, r in calls:
+            t_in = r.generation.tokens_in or sum(tok.count_tokens([asked.system, asked.text]))
+            t_out = r.generation.tokens_out or sum(tok.count_tokens([r.generation.text]))
+            tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
+            cost += t_in / 1000 * r.provider.price_in_per_1k + t_out / 1000 * r.provider.price_out_per_1k
+        return tokens_in, tokens_out, cost
+
+    def sentence_release(
+        self, sink: EventSink, inp: GenerateInput, rendered: Callable[[], prompts.Rendered]
+    ) -> SentenceRelease:
+        """Tokens to the client a sentence at a time, each once the output screen and moderation
+        passed the answer so far; a withheld answer's sentences are taken back at once."""
+
+        def check(text: str) -> str | None:
+            why = refusal(text, prompts.load(rendered().prompt_id).template, inp.moderation, inp.severe)
+            if why is not None:
+                log.warning("streamed answer withheld by the output guardrails (%s)", why)
+                sink.reset(WITHHELD_EVENT)
+            return why
+
+        return SentenceRelease(sink.token, check)
+
+    def _needs_regrounding(self, inp: GenerateInput, result: ChainResult) -> bool:
+        """A model's text answer with claims no passage supports, under a policy that acts on it."""
+        if inp.grounding == "flag" or inp.json_schema is not None or result.provider is self.chain.last_resort:
+            return False
+        grounder = self._grounder(inp.tenant, result.provider.name, inp.embedding_version)
+        return grounder.ground(result.generation.text, inp.passages, inp.question).ungrounded
+
+    def validate(self, inp: ValidateInput) -> ValidateOutput:
+        started = time.monotonic()
+        if inp.clarifying:
+            return ValidateOutput(text=inp.text, citations=[], supported_rate=0.0, ms=_ms(started))
+        template = prompts.load(inp.prompt_id).template if inp.prompt_id else self._template
+        blocked = screen_output(inp.text, template)
+        if blocked is not None:  # never sent: not the text, not its citations
+            log.warning("answer withheld by the output screen (%s)", blocked)
+            return ValidateOutput(
+                text=WITHHELD, citations=[], supported_rate=0.0, flags=["output_blocked"], ms=_ms(started)
+            )
+        moderated, refused = moderate_answer(inp.text, inp.moderation, inp.severe)
+        if refused:
+            withheld = f"The answer was withheld: it was flagged as {', '.join(refused)} content."
+            flags = ["output_blocked", *moderated]
+            return ValidateOutput(text=withheld, citations=[], supported_rate=0.0, flags=flags, ms=_ms(started))
+        grounder = self._grounder(inp.tenant, inp.provider, inp.embedding_version, verify=True)
+        checked = check_citations(inp.text, inp.passages, grounder, inp.question)
+        trace.get_current_span().add_event(
+            "apply_guardrail",
+            {
+                "gen_ai.guardrail.name": "grounding",
+                "gen_ai.guardrail.target": "answer",
+                "gen_ai.guardrail.decision": "flag" if checked.ungrounded else "pass",
+                "keel.citations_from": checked.source,
+                "keel.unsupported_claims": len(checked.unsupported),
+                "keel.citations_unverified": checked.unverified,
+            },
+        )
+        out = ValidateOutput(
+            text=checked.text,
+            citations=checked.citations,
+            supported_rate=checked.supported_rate,
+            unsupported=checked.unsupported,
+            invalid_refs=checked.invalid_refs,
+            flags=[
+                *moderated,
+                *(["ungrounded"] if checked.ungrounded else []),
+                *(["unverified"] if checked.unverified else []),
+            ],
+            citations_from=checked.source,
+        )
+        if inp.response_format == "json" and inp.json_schema is not None:
+            js = check_json(inp.text, inp.json_schema)
+            out.json_value, out.json_error, out.repaired = js.value, js.error, js.repaired
+            count_json_answer(self.d.redis, inp.prompt_id, error=js.error is not None, repaired=js.repaired)
+        out.ms = _ms(started)
+        return out
+
+    def _grounder(self, tenant: str, provider: str, embedding_version: str = "", verify: bool = False) -> Grounder:
+        """Words and meaning for a model's answer, and the verifier's reading when `verify` (the
+        final check; the generate step's retry decision does without it); words alone for the
+        extractive answerer's, whose sentences are the passages' own."""
+        if not tenant or provider in ("", ExtractiveAnswerer.name):
+            return Grounder(None)
+        embedder = self.d.indexes.loaded(tenant, embedding_version).embedder
+        return Grounder(
+            lambda texts: embedder.embed(texts, interactive=True), verifier=self.verifier if verify else None
+        )
+
+
+class _Answering:
+    """One answer's calls to the provider chain, streamed through the sentence release when the
+    caller streams: the first token's time, and a restart that voids what was streamed."""
+
+    def __init__(
+        self,
+        steps: QuerySteps,
+        inp: GenerateInput,
+        sink: EventSink | None,
+        route_chain: list[str],
+        rendered: prompts.Rendered,
+        deadline: float,
+    ) -> None:
+        self.steps, self.inp, self.sink, self.route_chain = steps, inp, sink, route_chain
+        self.first_token: list[float] = []
+        self.deadline = deadline
+        self.release = steps.sentence_release(sink, inp, lambda: rendered) if sink is not None else None
+
+    def relay(self, token: str) -> None:
+        # Every answer is streamed from its provider, asked for or not: the first token's time is
+        # measured, and a provider's first-token deadline holds only on a stream.
+        if not self.first_token:
+            self.first_token.append(time.monotonic())
+        if self.release is not None:
+            self.release.feed(token)
+
+    def restart(self, reason: str) -> None:
+        """The answer streamed so far is void: another one follows."""
+        if self.sink is not None and self.release is not None:
+            self.release.reset()
+            self.sink.reset(reason)
+        self.first_token.clear()
+
+    def ask(self, rendered: prompts.Rendered, strict: bool = False) -> ChainResult:
+        inp, s = self.inp, self.steps.s
+        max_out = min(inp.max_output_tokens or s.max_output_tokens, s.max_output_tokens)
+
+        def request(timeout_s: float, first_token_timeout_s: float | None = None) -> GenerationRequest:
+            return GenerationRequest(
+                prompt=rendered.text,
+                question=inp.question,
+                passages=inp.passages,
+                max_output_tokens=max_out,
+                timeout_s=timeout_s,
+                json_schema=inp.json_schema,
+                first_token_timeout_s=first_token_timeout_s,
+                system=rendered.system,
+                prompt_id=rendered.prompt_id,
+                strict=strict,
+            )
+
+        on_restart = self._restart_in_chain if self.sink is not None else None
+        result = self.steps.chain.run(self.route_chain, request, self.deadline, self.relay, on_restart)
+        if self.release is not None:
+            self.release.finish()
+        return result
+
+    def _restart_in_chain(self, reason: str) -> None:  # a provider failed mid-stream: the next one starts over
+        if self.sink is not None and self.release is not None:
+            self.release.reset()
+            self.sink.reset(reason)
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 2)
