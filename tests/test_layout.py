@@ -54,6 +54,7 @@ ALLOWED: dict[str, set[str]] = {
         "guardrails",
         "index",
         "ingestion",
+        "observability",
         "retrieval",
         "stores",
         "temporal",
