@@ -18,7 +18,7 @@ from app.query import build_query, run_query
 from contracts.query import QueryOutput
 from infra.worker import build_workers, run_workers
 from keel.config import Settings
-from pipelines import query as query_steps
+from pipelines import answer as answer_steps
 from pipelines.deps import Deps
 from stores import guard_policy
 from tests.conftest import SAMPLES
@@ -161,7 +161,7 @@ async def test_an_answer_validation_could_not_check_says_so(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("validation broke")
 
-    monkeypatch.setattr(query_steps, "check_citations", broken)
+    monkeypatch.setattr(answer_steps, "check_citations", broken)
     await ingest(client, settings, redis_client, [SAMPLES / "faq.txt"], tenant)
     inp = build_query(settings, redis_client, uuid.uuid4().hex, tenant, [], "How do I retry failed files?")
     out = await run_query(client, settings, inp)
