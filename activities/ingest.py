@@ -107,7 +107,7 @@ class IngestActivities:
     @activity.defn(name="ingest.begin")
     @mapped
     def begin(self, inp: BeginInput) -> BeginOutput:
-        return self.steps.begin(inp.doc, activity.info().workflow_run_id or "")
+        return self.steps.begin(inp.doc, activity.info().workflow_run_id or "", inp.adopt_runs)
 
     @activity.defn(name="ingest.stage")
     @mapped

@@ -37,6 +37,9 @@ class DocumentRef:
 @dataclass(kw_only=True)
 class IngestDocumentInput:
     doc: DocumentRef
+    # Runs whose work on this document counts as this run's: a group that failed as a whole after
+    # publishing some of its documents or claiming them (`workflows.ingest_batch`).
+    adopt_runs: list[str] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -53,6 +56,7 @@ class IngestDocumentOutput:
 @dataclass(kw_only=True)
 class BeginInput:
     doc: DocumentRef
+    adopt_runs: list[str] = field(default_factory=list)  # see IngestDocumentInput
 
 
 @dataclass(kw_only=True)

@@ -11,6 +11,7 @@ versions it ever began, so a deletion can find every version's leftovers.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -45,22 +46,24 @@ class Catalog:
     def generation(self, tenant: str) -> int:
         return int(self.r.get(generation_key(tenant)) or 0)
 
-    def begin(self, doc: DocumentRef, run_id: str = "") -> BeginOutput:
+    def begin(self, doc: DocumentRef, run_id: str = "", adopt: Sequence[str] = ()) -> BeginOutput:
         """Is this exact version already published? If not, mark it in flight.
 
         `run_id` is the workflow run's: a version this same run published (before a crash made
-        it run begin again) is its own outcome, "ingested", not a repeat ingest's "unchanged".
+        it run begin again) is its own outcome, "ingested", not a repeat ingest's "unchanged". So
+        is one published, or claimed, by a run in `adopt` (a group that failed as a whole, whose
+        documents this run takes over).
         """
         doc_id = ids.document_id(doc.tenant, doc.source)
         record = self.record(doc.tenant, doc_id)
         if doc.writer_groups is not None and "groups" in record:  # a replacement: may this writer?
             check_replacement(json.loads(record["groups"]), doc.groups, doc.writer_groups)
         if record.get("version") == doc.version:
-            if run_id and record.get("published_run") == run_id:
+            if run_id and record.get("published_run") in (run_id, *adopt):
                 here = published_output(doc_id, doc.version, record)
                 return BeginOutput(doc_id=doc_id, unchanged=True, published_here=here)
             return BeginOutput(doc_id=doc_id, unchanged=True)
-        if run_id and not self.claim(doc.tenant, doc.version, run_id):
+        if run_id and not self.claim(doc.tenant, doc.version, run_id, adopt):
             return BeginOutput(doc_id=doc_id, unchanged=True, busy=True)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(doc_key(doc.tenant, doc_id), mapping={"staging": doc.version, "source": doc.source})
@@ -69,14 +72,18 @@ class Catalog:
         pipe.execute()
         return BeginOutput(doc_id=doc_id, unchanged=False)
 
-    def claim(self, tenant: str, version: str, run_id: str) -> bool:
+    def claim(self, tenant: str, version: str, run_id: str, adopt: Sequence[str] = ()) -> bool:
         """Take these bytes for this workflow run, or find them taken by it already (a re-run
         step). False: another run is ingesting the same bytes right now. Runs of one document are
         kept apart by their workflow id; a group of documents (`IngestGroupWorkflow`) by this."""
         key = ingesting_key(tenant, version)
         if self.r.set(key, run_id, nx=True, ex=CLAIM_TTL_S):
             return True
-        return self.r.get(key) == run_id
+        holder = self.r.get(key)
+        if holder is not None and holder in adopt:  # taken over from the failed run
+            self.r.set(key, run_id, ex=CLAIM_TTL_S)
+            return True
+        return holder == run_id
 
     def release(self, tenant: str, version: str, run_id: str) -> None:
         """The run published or gave up these bytes: another may take them."""

@@ -23,14 +23,66 @@ OVERLAP_TOKEN = re.compile(r"[a-z0-9]+")
 # Lucene's classic English stop set (EnglishAnalyzer's ENGLISH_STOP_WORDS_SET), as bm25s uses it:
 # BM25 leaves these out.
 STOP_WORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their then there these they "
-    "this to was will with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
 )
 # Lexical overlap (which sentence answers, is a claim supported) keeps Lucene's words that change a
 # sentence's sense or point at its subject ("but", "if", "then", "they"), and leaves out question
 # words, auxiliaries and the reader's pronouns too.
-OVERLAP_STOP_WORDS = (STOP_WORDS - set("but if into such their then there these they".split())) | set(
-    "can do does from has have how i its were what when where which who why you your".split()
+OVERLAP_STOP_WORDS = (STOP_WORDS - set(["but", "if", "into", "such", "their", "then", "there", "these", "they"])) | set(
+    [
+        "can",
+        "do",
+        "does",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "its",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "you",
+        "your",
+    ]
 )
 
 

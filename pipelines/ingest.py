@@ -81,9 +81,9 @@ class IngestSteps:
         """The tenant's index: the encoder (and tokenizer) its chunks are sized and embedded with."""
         return self.d.indexes.active(tenant)
 
-    def begin(self, doc: DocumentRef, run_id: str = "") -> BeginOutput:
+    def begin(self, doc: DocumentRef, run_id: str = "", adopt: Sequence[str] = ()) -> BeginOutput:
         self.d.indexes.settle(doc.tenant, lambda: self.catalog.document_count(doc.tenant))
-        return self.catalog.begin(doc, run_id)
+        return self.catalog.begin(doc, run_id, adopt)
 
     def parse(self, doc: DocumentRef, data: bytes) -> ParsedDocument:
         if self.d.offload is not None:  # a process of its own, under the per-file limit

@@ -185,20 +185,22 @@ class IngestBatchWorkflow:
                     self._finish(_failed(entry, err))
                 return
             # The group failed as a whole for another reason: each document in a workflow of
-            # its own, so one that broke the group fails alone and the others go in.
-            await asyncio.gather(*(self._ingest(inp, entry) for entry in group.entries))
+            # its own, so one that broke the group fails alone and the others go in. What the
+            # group's run published or claimed before it failed counts as theirs.
+            adopt = [err.run_id] if isinstance(err, ChildWorkflowError) and err.run_id else []
+            await asyncio.gather(*(self._ingest(inp, entry, adopt) for entry in group.entries))
             return
         for outcome in out.outcomes:
             outcome.workflow_id = outcome.workflow_id or wf_id
             self._finish(outcome)
 
-    async def _ingest(self, inp: IngestBatchInput, entry: ManifestEntry) -> None:
+    async def _ingest(self, inp: IngestBatchInput, entry: ManifestEntry, adopt: list[str] | None = None) -> None:
         doc = self._document(inp, entry)
         wf_id = ingest_workflow_id(inp.tenant, doc.version)
         try:
             out = await workflow.execute_child_workflow(
                 IngestDocumentWorkflow.run,
-                IngestDocumentInput(doc=doc),
+                IngestDocumentInput(doc=doc, adopt_runs=list(adopt or [])),
                 id=wf_id,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             )

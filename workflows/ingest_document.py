@@ -55,7 +55,7 @@ class IngestDocumentWorkflow:
     @workflow.run
     async def run(self, inp: IngestDocumentInput) -> IngestDocumentOutput:
         doc = inp.doc
-        begin = await local_step(IngestActivities.begin, BeginInput(doc=doc), policies.BEGIN)
+        begin = await local_step(IngestActivities.begin, BeginInput(doc=doc, adopt_runs=inp.adopt_runs), policies.BEGIN)
         if begin.unchanged:  # published before, by another run or (before a crash) by this one
             return begin.published_here or IngestDocumentOutput(
                 doc_id=begin.doc_id, version=doc.version, status="unchanged"
