@@ -219,10 +219,8 @@ class _Answering:
             self.release.feed(token)
 
     def restart(self, reason: str) -> None:
-        """The answer streamed so far is void: another one follows."""
-        if self.sink is not None and self.release is not None:
-            self.release.reset()
-            self.sink.reset(reason)
+        """The answer streamed so far is void, and another one is asked for: its first token is timed anew."""
+        self._restart_in_chain(reason)
         self.first_token.clear()
 
     def ask(self, rendered: prompts.Rendered, strict: bool = False) -> ChainResult:

@@ -42,7 +42,6 @@ from contracts.query import (
 from generation import prompts
 from generation.chain import ProviderChain
 from generation.instructions import contain
-from generation.router import RoutingConfig
 from generation.verify import Verifier
 from index.active import ActiveIndex
 from index.catalog import Catalog
@@ -100,12 +99,8 @@ class QuerySteps:
         verifier: Verifier | None = None,
     ) -> None:
         self.d = deps
-        self.verifier = verifier  # reads a model's citations back before they stand (validate)
         self.s = deps.settings
         self.reranker = reranker
-        self.chain = chain
-        self.routes = routes
-        self.routing = RoutingConfig(self.s.clarify_below, self.s.easy_min_confidence, self.s.easy_max_words)
         self.catalog = Catalog(deps.redis)
         self.retriever = HybridRetriever(deps.store, deps.sparse, deps.redis)
         lifecycle = Lifecycle(deps.redis, deps.indexes.catalog)
@@ -124,6 +119,19 @@ class QuerySteps:
         self._template_tokens: dict[str, int] = {}
         # The last two steps, a model's answer and its checks: pipelines.answer.
         self.answers = AnswerSteps(deps, chain, routes, verifier)
+
+    # What the answer steps hold, read through them (the worker's wiring and its tests look here).
+    @property
+    def chain(self) -> ProviderChain:
+        return self.answers.chain
+
+    @property
+    def routes(self) -> dict[str, list[str]]:
+        return self.answers.routes
+
+    @property
+    def verifier(self) -> Verifier | None:
+        return self.answers.verifier
 
     def template_tokens(self, index: ActiveIndex) -> int:
         if index.version.key not in self._template_tokens:
