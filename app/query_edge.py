@@ -1,5 +1,9 @@
 """The edge's side of answering a question, around its workflow: the caller's limits, the exact
-and semantic caches before it, and after the answer is sent, its record and what the caches keep.
+cache before it, and after the answer is sent, its record and what the caches keep.
+
+The semantic cache is looked up in one place, the workflow's retrieve step, which embeds the
+question anyway; it leaves the vector in the request's state, where `wrap_up` finds it to keep
+a whole answer under it.
 
 The HTTP routes (`api.routers.query`) only translate HTTP to these and back; the workflow and its
 steps are `workflows.query` and `pipelines.query`.
@@ -26,7 +30,6 @@ from gateway.keys import Principal
 from gateway.limits import Limiter, Ticket
 from guardrails.pii import Redactor
 from index.active import Indexes
-from index.catalog import Catalog
 from keel.config import Settings
 from keel.errors import RateLimited
 from observability import metrics
@@ -43,7 +46,6 @@ class Looked:
     digest: str = ""  # the question's exact entry ("": the cache is off)
     answer: QueryOutput | None = None  # a hit
     ms: float = 0.0  # what a miss's lookup took
-    generation: int = -1  # the tenant's, as the lookup read it (-1: not read)
     question: str = ""  # a hit's: the (redacted) question it was kept under
 
 
@@ -101,10 +103,10 @@ class Caller:
         scope = self.cache.scope(inp.tenant, inp.groups, answer_scope(inp, self.answer_config))
         inp = replace(self.snippet_scoped(inp), cache_scope=scope, cache_read=wanted)
         digest = entry_digest(scope, inp.question)
-        generation, hit = self.cache.lookup(inp.tenant, inp.groups, digest) if wanted else (-1, None)
+        _, hit = self.cache.lookup(inp.tenant, inp.groups, digest) if wanted else (-1, None)
         metrics.CACHE.labels(layer="exact", outcome="hit" if hit else ("miss" if wanted else "skipped")).inc()
         if hit is None:
-            return Looked(inp=inp, digest=digest, ms=(time.perf_counter() - started) * 1000, generation=generation)
+            return Looked(inp=inp, digest=digest, ms=(time.perf_counter() - started) * 1000)
         served = {  # what this request cost and took, not what the answer first did
             "request_id": inp.request_id,
             "cache": "exact",
@@ -123,41 +125,6 @@ class Caller:
         scope = self.cache.scope(inp.tenant, inp.groups, retrieval_scope(inp, self.answer_config))
         return replace(inp, snippet_scope=scope)
 
-    def paraphrased(self, inp: QueryInput, generation: int) -> tuple[QueryInput, QueryOutput | None, float]:
-        """Where this process shares the workers' indexes: the semantic layer looked up here, on
-        the redacted question, before any workflow starts. The question's embedding is left in
-        the request's state for retrieval (embedded once either way), and the workflow does not
-        look again. `generation` is the tenant's as the exact lookup read it (-1: read it here).
-        Returns the input to run, the cached answer on a hit, and the ms it took."""
-        if self.semantic is None or self.indexes is None or not inp.cache_scope or not inp.cache_read:
-            return inp, None, 0.0
-        started = time.perf_counter()
-        if generation < 0:
-            generation = Catalog(self.redis).generation(inp.tenant)
-        if generation <= 0:
-            return inp, None, 0.0
-        index = self.indexes.open(inp.tenant)
-        vector = index.embedder.embed_query(inp.question)
-        embedded = time.perf_counter()
-        hit = self.semantic.lookup(
-            index, inp.tenant, inp.groups, inp.cache_scope, generation, inp.question, vector, count_miss=False
-        )
-        if hit is None:  # the miss is counted after the answer (`wrap_up`), off the caller's time
-            query_state.save_vector(self.redis, inp.tenant, inp.request_id, vector)
-            lookup_ms = (time.perf_counter() - embedded) * 1000  # the embedding is retrieval's, not the cache's
-            return replace(inp, vector_ready=True, cache_read=False), None, lookup_ms
-        served = {
-            "request_id": inp.request_id,
-            "cache": "semantic",
-            "cached_question": hit.question,
-            "timings_ms": {"cache": round((time.perf_counter() - started) * 1000, 3)},
-            "tokens_in": 0,
-            "tokens_out": 0,
-            "cost_usd": 0.0,
-            "question_pii": inp.question_pii,
-        }
-        return inp, query_output({**hit.hit.answer, **served}), 0.0
-
     def wrap_up(
         self, looked: Looked | None, inp: QueryInput | None, out: QueryOutput | None, trace_id: str, ms: float
     ) -> None:
@@ -172,8 +139,6 @@ class Caller:
             self.record(looked, inp, out, trace_id, ms)
             if out is not None and out.cache == "semantic":
                 metrics.CACHE.labels(layer="semantic", outcome="hit").inc()
-            elif inp.vector_ready and self.semantic is not None:  # looked at the edge, and missed
-                self.semantic.entries.count(inp.tenant, "semantic_miss")
             if self.cache is not None and digest and out is not None and cacheable(out):
                 answer = asdict(out)
                 for transient in (

@@ -70,11 +70,8 @@ class SemanticCache:
         generation: int,
         question: str,
         vector: np.ndarray,
-        *,
-        count_miss: bool = True,
     ) -> SemanticHit | None:
-        """The first cached paraphrase the guard agrees with and whose entry stands; a miss is
-        counted unless the caller counts it later (`count_miss`), off its request's time."""
+        """The first cached paraphrase the guard agrees with and whose entry stands (a miss is counted)."""
         where = _scope(tenant, scope, generation)
         try:
             near = self.store.search_dense(self.collection(index), vector.tolist(), where, NEAREST)
@@ -92,8 +89,7 @@ class SemanticCache:
             hit = self.entries.get(tenant, groups, entry_digest(scope, cached_question))
             if hit is not None:
                 return SemanticHit(hit=hit, question=cached_question, similarity=candidate.score)
-        if count_miss:
-            self.entries.count(tenant, "semantic_miss")
+        self.entries.count(tenant, "semantic_miss")
         return None
 
     def remember(

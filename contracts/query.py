@@ -45,9 +45,6 @@ class QueryInput:
     # whether a cached answer may be served (False: answer afresh; the fresh answer is kept).
     cache_scope: str = ""
     cache_read: bool = True
-    # The edge embedded the question already (it looked in the semantic cache itself) and left
-    # the vector in the request's state: retrieval reads it instead of embedding again.
-    vector_ready: bool = False
     # The snippet cache's scope ("": none): what retrieval and re-scoring found for this question
     # in it may stand in for both (`caches.snippets`).
     snippet_scope: str = ""

@@ -177,8 +177,8 @@ class QuerySteps:
         the first two (they end the step), or None with `found` filled by the search."""
         cached = self.semantic is not None and bool(q.cache_scope)
         # Embedded once: for the cache's lookup and store, and for the dense search.
-        vector = query_state.question_vector(self.d.redis, q.tenant, q.request_id) if q.vector_ready else None
-        if vector is None and (cached or (q.mode != "bm25" and found.kept is None)):
+        vector = None
+        if cached or (q.mode != "bm25" and found.kept is None):
             vector = index.embedder.embed_query(q.question)
         if cached and q.cache_read and vector is not None and self.semantic is not None:
             looked = time.monotonic()
@@ -196,7 +196,7 @@ class QuerySteps:
                     cached_question=hit.question,
                     cache_ms=found.cache_ms,
                 )
-        saved_vector = vector if cached and not q.vector_ready else None
+        saved_vector = vector if cached else None  # the edge keeps a whole answer under it
         kept = found.kept
         if kept is not None and self._restore(index, found.key, kept, saved_vector):
             final = kept.reranked if kept.reranked is not None else kept.retrieved

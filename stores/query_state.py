@@ -99,15 +99,6 @@ def candidates(r: redis.Redis, key: str, ids: Sequence[str]) -> dict[str, Candid
     return {pid: Candidate(**json.loads(v)) for pid, v in zip(ids, raw, strict=True) if v is not None}
 
 
-def save_vector(r: redis.Redis, tenant: str, request_id: str, vector: np.ndarray) -> None:
-    """The question's embedding, before any step ran (the edge embedded it for the cache)."""
-    key = query_candidates_key(tenant, request_id)
-    pipe = r.pipeline()
-    pipe.hset(key, VECTOR, _vector(vector))
-    pipe.expire(key, QUERY_STATE_TTL_S)
-    pipe.execute()
-
-
 def question_vector(r: redis.Redis, tenant: str, request_id: str) -> np.ndarray | None:
     raw = r.hget(query_candidates_key(tenant, request_id), VECTOR)
     return np.frombuffer(base64.b64decode(str(raw)), dtype=np.float32) if raw else None

@@ -117,20 +117,15 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
         inp: QueryInput | None = None
         started = time.perf_counter()
         looked: Looked | None = None
-        semantic_ms = 0.0
         try:
             checked = await _input(body, request, who, stream=False)
             looked = await on_edge(request, who.cached, checked, body.cache)
             inp, out = looked.inp, looked.answer
             if out is None:
-                redacted = await _redacted(inp, who)
-                ready, out, semantic_ms = await asyncio.to_thread(who.paraphrased, redacted, looked.generation)
-                inp = ready
-                if out is None:
-                    out = await run_query(who.temporal, who.settings, ready)
-                    if looked.digest:  # what the lookups added to this miss (and the workflow's, if it looked)
-                        spent = out.timings_ms.get("cache", 0.0) + looked.ms + semantic_ms
-                        out.timings_ms["cache"] = round(spent, 3)
+                inp = await _redacted(inp, who)
+                out = await run_query(who.temporal, who.settings, inp)
+                if looked.digest:  # what the exact lookup added to this miss, beside the workflow's
+                    out.timings_ms["cache"] = round(out.timings_ms.get("cache", 0.0) + looked.ms, 3)
         finally:
             await on_edge(request, who.settle, ticket, out)
             # On the edge's threads, after the answer: the caller does not wait for it.
