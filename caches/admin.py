@@ -9,7 +9,7 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from stores.keys import TENANTS_KEY, cache_lru_key, cache_stats_key
+from stores.keys import TENANTS_KEY, cache_lru_key, cache_pattern, cache_stats_key
 
 
 def stats(r: redis.Redis, tenant: str) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def stats(r: redis.Redis, tenant: str) -> dict[str, Any]:
 def purge(r: redis.Redis, tenant: str) -> int:
     """Remove every cache entry of the tenant (its counters stay); returns how many keys went."""
     gone = 0
-    keys = [str(k) for k in r.scan_iter(match=f"keel:cache:{tenant}:*", count=1000) if k != cache_stats_key(tenant)]
+    keys = [str(k) for k in r.scan_iter(match=cache_pattern(tenant), count=1000) if k != cache_stats_key(tenant)]
     for start in range(0, len(keys), 500):
         gone += int(r.unlink(*keys[start : start + 500]))
     pipe = r.pipeline()

@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from app.ingest import follow, new_job_id, stage, start_batch
 from app.staging import StagedBatch
+from cli.admin import admin_app
 from cli.backup import backup, restore
 from cli.cache import cache_app
 from cli.common import connect_redis as _redis
@@ -42,6 +43,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(cache_app, name="cache")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(report_app, name="report")
+app.add_typer(admin_app, name="admin")
 app.command()(audit)
 app.command()(backup)
 app.command()(restore)

@@ -109,8 +109,11 @@ class KeyStore:
             limits=limits or Limits(),
         )
         token = f"{KEY_PREFIX}{record.key_id}_{secrets.token_urlsafe(32)}"
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(
+        # Listed under its tenant first, then written: on a Redis Cluster the two keys lie in
+        # different slots, and a listed id with no record yet is skipped, while a record that no
+        # listing named would be a key its tenant could not see or revoke.
+        self.r.sadd(tenant_api_keys_key(record.tenant), record.key_id)
+        self.r.hset(
             api_key_key(record.key_id),
             mapping={
                 "digest": _digest(token),
@@ -122,8 +125,6 @@ class KeyStore:
                 "limits": record.limits.to_json(),
             },
         )
-        pipe.sadd(tenant_api_keys_key(record.tenant), record.key_id)
-        pipe.execute()
         return record, token
 
     def resolve(self, token: str | None) -> Principal:

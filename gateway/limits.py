@@ -79,6 +79,7 @@ class Limits:
 class Scope:
     name: str  # "key" or "tenant": what a refusal names
     id: str  # the key id or the tenant
+    tenant: str  # whose: its counters carry the tenant's hash tag (`stores.keys.limit_key`)
     limits: Limits
     unit: str = "tokens"  # what `tpm` counts: model tokens, or a route family's own (KB of uploads)
 
@@ -194,8 +195,8 @@ class Limiter:
 
     def scopes(self, key_id: str, key_limits: Limits, tenant: str) -> list[Scope]:
         return [
-            Scope(name="key", id=key_id, limits=key_limits),
-            Scope(name="tenant", id=tenant, limits=self.tenant_limits(tenant)),
+            Scope(name="key", id=key_id, tenant=tenant, limits=key_limits),
+            Scope(name="tenant", id=tenant, tenant=tenant, limits=self.tenant_limits(tenant)),
         ]
 
     def route_scopes(
@@ -203,8 +204,20 @@ class Limiter:
     ) -> list[Scope]:
         """The scopes of a route family (uploads, feedback, admin): counted apart from queries."""
         return [
-            Scope(name="key", id=f"{key_id}/{family}", limits=key_limits, unit=ROUTE_UNITS.get(family, "tokens")),
-            Scope(name="tenant", id=f"{tenant}/{family}", limits=tenant_limits, unit=ROUTE_UNITS.get(family, "tokens")),
+            Scope(
+                name="key",
+                id=f"{key_id}/{family}",
+                tenant=tenant,
+                limits=key_limits,
+                unit=ROUTE_UNITS.get(family, "tokens"),
+            ),
+            Scope(
+                name="tenant",
+                id=f"{tenant}/{family}",
+                tenant=tenant,
+                limits=tenant_limits,
+                unit=ROUTE_UNITS.get(family, "tokens"),
+            ),
         ]
 
     # -- per request -------------------------------------------------------------------------
@@ -258,10 +271,10 @@ class Limiter:
             k
             for s in scopes
             for k in (
-                limit_key(s.name, s.id, "rpm"),
-                limit_key(s.name, s.id, "tpm"),
-                limit_key(s.name, s.id, "inflight"),
-                limit_key(s.name, s.id, f"spent:{month}"),
+                limit_key(s.tenant, s.name, s.id, "rpm"),
+                limit_key(s.tenant, s.name, s.id, "tpm"),
+                limit_key(s.tenant, s.name, s.id, "inflight"),
+                limit_key(s.tenant, s.name, s.id, f"spent:{month}"),
             )
         ]
 

@@ -10,13 +10,16 @@ not take generation down with it.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 import redis
 
 from observability import metrics
-from stores.keys import breaker_key
+from stores.keys import breaker_key, breaker_trial_key
+
+log = logging.getLogger("keel.breaker")
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 _GAUGE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}  # keel_provider_breaker_state
@@ -29,10 +32,6 @@ class BreakerConfig:
     trial_timeout_s: float = 30.0  # a trial holder that dies frees the slot after this
 
 
-def _trial_key(provider: str) -> str:
-    return breaker_key(provider) + ":trial"  # held by the caller making the half-open trial call
-
-
 class Breaker:
     def __init__(self, client: redis.Redis, config: BreakerConfig) -> None:
         self.r = client
@@ -41,7 +40,8 @@ class Breaker:
     def state(self, provider: str) -> str:
         try:
             raw = self.r.hget(breaker_key(provider), "opened_at")
-        except redis.RedisError:
+        except redis.RedisError as exc:  # fails open: a provider is tried rather than refused
+            log.warning("breaker state of %s unread (Redis: %s): treated as closed", provider, exc)
             return CLOSED
         state = CLOSED
         if raw is not None:
@@ -58,17 +58,18 @@ class Breaker:
             return False
         try:
             ttl_ms = int(self.config.trial_timeout_s * 1000)
-            return bool(self.r.set(_trial_key(provider), "1", nx=True, px=ttl_ms))
-        except redis.RedisError:
+            return bool(self.r.set(breaker_trial_key(provider), "1", nx=True, px=ttl_ms))
+        except redis.RedisError as exc:
+            log.warning("breaker trial of %s not claimed (Redis: %s): trying it", provider, exc)
             return True
 
     def success(self, provider: str) -> None:
         try:
             pipe = self.r.pipeline()
-            pipe.delete(breaker_key(provider), _trial_key(provider))
+            pipe.delete(breaker_key(provider), breaker_trial_key(provider))
             pipe.execute()
-        except redis.RedisError:
-            pass
+        except redis.RedisError as exc:
+            log.warning("breaker of %s not reset (Redis: %s)", provider, exc)
 
     def failure(self, provider: str) -> None:
         key = breaker_key(provider)
@@ -78,7 +79,7 @@ class Breaker:
             if half_open or failures >= self.config.failure_threshold:
                 pipe = self.r.pipeline()
                 pipe.hset(key, "opened_at", time.time())
-                pipe.delete(_trial_key(provider))
+                pipe.delete(breaker_trial_key(provider))
                 pipe.execute()
-        except redis.RedisError:
-            pass
+        except redis.RedisError as exc:
+            log.warning("failure of %s not counted by its breaker (Redis: %s)", provider, exc)

@@ -59,11 +59,24 @@ class Settings(BaseSettings):
 
     # -- Redis and Qdrant ---------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6390/0"
-    """Redis: job state, each query's state and stream, keys, the audit log, limits, caches."""
+    """Redis: job state, each query's state and stream, keys, the audit log, limits, caches.
+    `redis://host:port/db` for one server, `redis+cluster://host:port,host:port` for a Redis
+    Cluster, `redis+sentinel://host:port,host:port/service` for a primary Sentinel fails over."""
     qdrant_url: str | None = Field(default=None, validation_alias="QDRANT_URL")
     """A Qdrant server (env `QDRANT_URL`); unset, Qdrant Edge runs embedded in the worker."""
     qdrant_api_key: str | None = Field(default=None, validation_alias="QDRANT_API_KEY")
     """The Qdrant server's API key (env `QDRANT_API_KEY`)."""
+    qdrant_shards: int = Field(default=3, ge=1, le=64)
+    """Shards of each collection Keel creates on a Qdrant server. Set at creation only: more shards
+    than nodes leaves room to add nodes later (a shard moves whole)."""
+    qdrant_replication: int = Field(default=2, ge=1, le=8)
+    """Copies of each shard on a Qdrant server: with 2, one node of a cluster can be lost and every
+    collection stays readable and writable. A single server keeps one copy whatever this says."""
+    qdrant_write_consistency: int = Field(default=1, ge=1, le=8)
+    """Copies that must acknowledge a write before it returns (at most `qdrant_replication`)."""
+    qdrant_timeout_s: int = Field(default=10, ge=1, le=300)
+    """A Qdrant server request's timeout. The client does not retry: a failure is the step's,
+    and Temporal retries the step."""
     collection: str = "keel_chunks"
     """The name every tenant's index collections start with."""
 

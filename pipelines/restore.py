@@ -29,7 +29,7 @@ from keel.keyring import KeyRing, load_key_ring
 from keel.tenancy import check_tenant
 from pipelines.backup import FILES, FORMAT, MANIFEST_PURPOSE, PAGE, canonical, locked, sha256_of
 from pipelines.deps import Deps
-from stores import snapshot
+from stores import key_layout, snapshot
 from stores.blobs import tenant_dirs
 from stores.keys import (
     TENANTS_KEY,
@@ -137,7 +137,8 @@ class Restorer:
         with path.open("rb") as f:
             for line in f:
                 record = json.loads(line)
-                key = str(record["key"])
+                # A 0.1 backup names keys without their tenant's tag: read under today's names.
+                key = record["key"] = key_layout.tagged(str(record["key"]), lambda _key_id: tenant) or ""
                 if not _belongs(record, tenant):
                     raise BadInput(f"the snapshot holds {key!r}, which is not tenant {tenant!r}'s")
                 if record["type"] not in snapshot.TYPES:

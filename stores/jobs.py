@@ -51,10 +51,10 @@ class JobStore:
         }
         mapping.update({c: 0 for c in COUNTERS})
         mapping["total"] = total
-        pipe = self.r.pipeline()
-        pipe.hset(job_key(job_id), mapping=mapping)  # type: ignore[arg-type]  # redis' Mapping is invariant
-        pipe.zadd(JOBS_INDEX, {job_id: now})
-        pipe.execute()
+        # The record, then the index (a job's keys and the index lie in different cluster slots):
+        # every indexed job has a record.
+        self.r.hset(job_key(job_id), mapping=mapping)  # type: ignore[arg-type]  # redis' Mapping is invariant
+        self.r.zadd(JOBS_INDEX, {job_id: now})
 
     def record(self, job_id: str, outcomes: Sequence[FileOutcome], counters: dict[str, int], status: str) -> None:
         """Idempotent: outcomes are keyed by source and counters are absolute, not increments."""
@@ -104,9 +104,11 @@ class JobStore:
         mine = self._tenant_jobs(tenant)
         for start in range(0, len(mine), 500):
             part = mine[start : start + 500]
-            pipe = self.r.pipeline()
-            pipe.delete(*[job_key(j) for j in part], *[job_files_key(j) for j in part])
-            pipe.zrem(JOBS_INDEX, *part)
+            # Out of the index first, then deleted: each job's two keys share its slot.
+            self.r.zrem(JOBS_INDEX, *part)
+            pipe = self.r.pipeline(transaction=False)
+            for job_id in part:
+                pipe.delete(job_key(job_id), job_files_key(job_id))
             pipe.execute()
         return mine
 
@@ -123,7 +125,7 @@ class JobStore:
 
     def _tenant_jobs(self, tenant: str) -> list[str]:
         ids: list[str] = self.r.zrange(JOBS_INDEX, 0, -1)  # type: ignore[assignment]  # a decoding client
-        pipe = self.r.pipeline()
+        pipe = self.r.pipeline(transaction=False)  # reads only, of keys in many slots
         for job_id in ids:
             pipe.hget(job_key(job_id), "tenant")
         return [job_id for job_id, owner in zip(ids, pipe.execute(), strict=True) if owner == tenant]

@@ -1,5 +1,11 @@
 """Every Redis key Keel writes, in one place, each carrying the tenant where it is tenant data.
 
+The tenant is the key's hash tag (`keel:doc:{acme}:d1`): on a Redis Cluster all of a tenant's
+keys live in one slot, so every script and transaction over them runs there, whole. A job's keys
+are tagged by the job, and the rest are single keys that no script combines with another. (Keys
+written before the tags, by 0.1 releases, are renamed by `keel admin migrate-redis`:
+`stores.key_layout`.)
+
 Values are text: one client (`stores.redis`) decodes every reply, so no module handles bytes.
 """
 
@@ -8,50 +14,50 @@ from __future__ import annotations
 
 def doc_key(tenant: str, doc_id: str) -> str:
     """Hash: the document's published version, in-flight version, title, counts."""
-    return f"keel:doc:{tenant}:{doc_id}"
+    return f"keel:doc:{{{tenant}}}:{doc_id}"
 
 
 def tenant_docs_key(tenant: str) -> str:
     """Set of the tenant's document ids."""
-    return f"keel:docs:{tenant}"
+    return f"keel:docs:{{{tenant}}}"
 
 
 def doc_versions_key(tenant: str, doc_id: str) -> str:
     """Set: every version of the document ever begun, so a deletion finds each one's leftovers."""
-    return f"keel:docv:{tenant}:{doc_id}"
+    return f"keel:docv:{{{tenant}}}:{doc_id}"
 
 
 def ingesting_key(tenant: str, version: str) -> str:
     """String with a TTL: the workflow run that is ingesting these bytes now (`Catalog.claim`)."""
-    return f"keel:ingesting:{tenant}:{version}"
+    return f"keel:ingesting:{{{tenant}}}:{version}"
 
 
 def generation_key(tenant: str) -> str:
     """Integer: the tenant's index generation; readers see points visible at this generation."""
-    return f"keel:gen:{tenant}"
+    return f"keel:gen:{{{tenant}}}"
 
 
 def term_df_key(tenant: str) -> str:
     """Hash: BM25 term id -> how many of the tenant's published chunks hold it (`stores.term_stats`)."""
-    return f"keel:bm25:{tenant}:df"
+    return f"keel:bm25:{{{tenant}}}:df"
 
 
 def term_totals_key(tenant: str) -> str:
     """Hash: `chunks` and `terms` over the tenant's published chunks (BM25's N and mean length)."""
-    return f"keel:bm25:{tenant}:totals"
+    return f"keel:bm25:{{{tenant}}}:totals"
 
 
 def publish_lock_key(tenant: str) -> str:
-    return f"keel:lock:publish:{tenant}"
+    return f"keel:lock:publish:{{{tenant}}}"
 
 
 def job_key(job_id: str) -> str:
-    return f"keel:job:{job_id}"
+    return f"keel:job:{{{job_id}}}"
 
 
 def job_files_key(job_id: str) -> str:
     """Hash: path -> outcome JSON for each file of a job."""
-    return f"keel:job:{job_id}:files"
+    return f"keel:job:{{{job_id}}}:files"
 
 
 JOBS_INDEX = "keel:jobs"  # sorted set of job ids by creation time
@@ -59,17 +65,22 @@ JOBS_INDEX = "keel:jobs"  # sorted set of job ids by creation time
 
 def query_candidates_key(tenant: str, request_id: str) -> str:
     """Hash: point id -> candidate JSON, for the steps of one query (expires with QUERY_STATE_TTL)."""
-    return f"keel:q:{tenant}:{request_id}:candidates"
+    return f"keel:q:{{{tenant}}}:{request_id}:candidates"
 
 
 def query_stream_key(tenant: str, request_id: str) -> str:
     """Stream: one query's events (sources, tokens, done) for the API to relay as Server-Sent Events."""
-    return f"keel:q:{tenant}:{request_id}:stream"
+    return f"keel:q:{{{tenant}}}:{request_id}:stream"
 
 
 def breaker_key(provider: str) -> str:
     """Hash: a provider's circuit-breaker state, shared by every worker."""
-    return f"keel:breaker:{provider}"
+    return f"keel:breaker:{{{provider}}}"
+
+
+def breaker_trial_key(provider: str) -> str:
+    """String with a TTL: held by the caller making a half-open breaker's trial call."""
+    return f"keel:breaker:{{{provider}}}:trial"
 
 
 QUERY_STATE_TTL_S = 3600  # long enough for a retried step; short enough not to keep tenant text around
@@ -87,7 +98,7 @@ def tenant_patterns(tenant: str) -> tuple[str, ...]:
     """SCAN patterns of every key holding the tenant's data (erasure). Tenant names are checked
     (`keel.tenancy`), so no name is a glob and `a` never matches `a-b`'s keys."""
     scanned = tuple(
-        f"keel:{kind}:{tenant}:*" for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache", "ans", "ingesting")
+        f"keel:{kind}:{{{tenant}}}:*" for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache", "ans", "ingesting")
     )
     singles = (
         tenant_docs_key(tenant),
@@ -101,8 +112,8 @@ def tenant_patterns(tenant: str) -> tuple[str, ...]:
 
 
 def _limiter_counters(tenant: str) -> tuple[str, ...]:
-    """The tenant's limits' counters: its queries' (`<tenant>:`) and its route families' (`<tenant>/`)."""
-    return f"keel:rl:tenant:{tenant}:*", f"keel:rl:tenant:{tenant}/*"
+    """The limiter's counters of the tenant and of its keys, queries and route families alike."""
+    return (f"keel:rl:{{{tenant}}}:*",)
 
 
 def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
@@ -111,9 +122,9 @@ def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
     limits, its guardrail policy and its prompt releases (an erasure keeps those)."""
     # queries' state, caches, ingests in flight
     transient = (
-        f"keel:q:{tenant}:*",
-        f"keel:cache:{tenant}:*",
-        f"keel:ingesting:{tenant}:*",
+        f"keel:q:{{{tenant}}}:*",
+        f"keel:cache:{{{tenant}}}:*",
+        f"keel:ingesting:{{{tenant}}}:*",
         restoring_key(tenant),
         *_limiter_counters(tenant),
         data_key_key(tenant),
@@ -140,61 +151,66 @@ def matches(key: str, pattern: str) -> bool:
 def data_key_key(tenant: str) -> str:
     """String: the tenant's data key, wrapped (`stores.data_keys`). Erased with the tenant, never
     backed up: a restore must not revive a key an erasure destroyed."""
-    return f"keel:dek:{tenant}"
+    return f"keel:dek:{{{tenant}}}"
 
 
 def restoring_key(tenant: str) -> str:
     """String: the snapshot a restore of the tenant is writing (a retry of it may go on over it)."""
-    return f"keel:restoring:{tenant}"
+    return f"keel:restoring:{{{tenant}}}"
 
 
 # -- the index lifecycle (index.active, index.lifecycle): per tenant ---------------------------
 def index_key(tenant: str) -> str:
     """Hash: the tenant's active index (encoder name), the side index a migration fills, and the
     replaced index kept for a rollback until `previous_until`. Absent: the default index."""
-    return f"keel:index:{tenant}"
+    return f"keel:index:{{{tenant}}}"
 
 
 def migration_key(tenant: str, migration_id: str) -> str:
     """Hash: one migration's state, progress, gate figures and timings."""
-    return f"keel:mig:{tenant}:{migration_id}"
+    return f"keel:mig:{{{tenant}}}:{migration_id}"
 
 
 def shadow_key(tenant: str, migration_id: str) -> str:
     """Hash: sums over the shadow queries of a migration (count, overlap@10, rank correlation)."""
-    return f"keel:mig:{tenant}:{migration_id}:shadow"
+    return f"keel:mig:{{{tenant}}}:{migration_id}:shadow"
 
 
 def migrations_key(tenant: str) -> str:
     """Sorted set: the tenant's migration ids by start time."""
-    return f"keel:migs:{tenant}"
+    return f"keel:migs:{{{tenant}}}"
 
 
 # -- answer caches (caches/): per tenant; an entry's key carries its whole scope, hashed -------
 def cache_prefix(tenant: str, layer: str) -> str:
     """Strings under it: one entry of a cache layer (exact, semantic) each, named by the SHA-1 of
     its digest and generation (`caches.entries`)."""
-    return f"keel:cache:{tenant}:{layer}:"
+    return f"keel:cache:{{{tenant}}}:{layer}:"
+
+
+def cache_pattern(tenant: str) -> str:
+    """SCAN pattern of every key of the tenant's answer caches."""
+    return f"keel:cache:{{{tenant}}}:*"
 
 
 def cache_doc_key(tenant: str, doc_id: str) -> str:
     """Set: the cache entries that cite a document (a deletion removes them with it)."""
-    return f"keel:cache:{tenant}:doc:{doc_id}"
+    return f"keel:cache:{{{tenant}}}:doc:{doc_id}"
 
 
 def cache_lru_key(tenant: str) -> str:
     """Sorted set: the tenant's cache entries by last use (eviction, within the tenant only)."""
-    return f"keel:cache:{tenant}:lru"
+    return f"keel:cache:{{{tenant}}}:lru"
 
 
 def cache_stats_key(tenant: str) -> str:
     """Hash: hits and misses by layer, stores, evictions, purges, flagged entries."""
-    return f"keel:cache:{tenant}:stats"
+    return f"keel:cache:{{{tenant}}}:stats"
 
 
 # -- the dedupe registry (index.dedupe): per tenant and access-group scope ---------------------
 def dedupe_prefix(tenant: str, scope: str) -> str:
-    return f"keel:dd:{tenant}:{scope}"
+    return f"keel:dd:{{{tenant}}}:{scope}"
 
 
 def dedupe_exact_key(prefix: str, fingerprint: str) -> str:
@@ -230,19 +246,19 @@ def api_key_key(key_id: str) -> str:
 
 def tenant_api_keys_key(tenant: str) -> str:
     """Set: the ids of a tenant's API keys."""
-    return f"keel:apikeys:{tenant}"
+    return f"keel:apikeys:{{{tenant}}}"
 
 
 def audit_key(tenant: str) -> str:
     """Stream: a tenant's security events (keys created and revoked, erasures, restores, releases).
     Never trimmed by count: nothing an outsider does can push an entry out of it."""
-    return f"keel:audit:{tenant}"
+    return f"keel:audit:{{{tenant}}}"
 
 
 def audit_denied_key(tenant: str) -> str:
     """Stream: the tenant's denied requests, capped (`gateway.audit.DENIED_MAX`): anyone who knows a
     key id can add to it, so it has a stream of its own."""
-    return f"keel:audit:{tenant}:denied"
+    return f"keel:audit:{{{tenant}}}:denied"
 
 
 def codec_session_key(digest: str) -> str:
@@ -250,15 +266,16 @@ def codec_session_key(digest: str) -> str:
     return f"keel:codecsess:{digest}"
 
 
-def limit_key(scope: str, scope_id: str, what: str) -> str:
+def limit_key(tenant: str, scope: str, scope_id: str, what: str) -> str:
     """The limiter's state for a key or a tenant: GCRA times (`rpm`, `tpm`), in-flight requests
-    (a sorted set by expiry), a month's spend in micro-dollars (`spent:<YYYYMM>`)."""
-    return f"keel:rl:{scope}:{scope_id}:{what}"
+    (a sorted set by expiry), a month's spend in micro-dollars (`spent:<YYYYMM>`). A key's state
+    carries its tenant's tag too: one admission checks both in one script, so in one slot."""
+    return f"keel:rl:{{{tenant}}}:{scope}:{scope_id}:{what}"
 
 
 def tenant_limits_key(tenant: str) -> str:
     """String: a tenant's limits as JSON (set by an operator: `keel tenants limits`)."""
-    return f"keel:limits:{tenant}"
+    return f"keel:limits:{{{tenant}}}"
 
 
 UNATTRIBUTED_AUDIT = "keel:audit:-"  # denied requests whose key names no tenant (operators read it)
@@ -267,34 +284,34 @@ UNATTRIBUTED_AUDIT = "keel:audit:-"  # denied requests whose key names no tenant
 # -- answers and their feedback (stores.feedback): per tenant ----------------------------------
 def answer_key(tenant: str, request_id: str) -> str:
     """String (JSON): what one answer was made of (no question, no answer text), for its feedback."""
-    return f"keel:ans:{tenant}:{request_id}"
+    return f"keel:ans:{{{tenant}}}:{request_id}"
 
 
 def feedback_key(tenant: str) -> str:
     """Hash: request id -> the feedback on that answer (JSON; the last one given counts)."""
-    return f"keel:fb:{tenant}"
+    return f"keel:fb:{{{tenant}}}"
 
 
 def cache_sizes_key(tenant: str) -> str:
     """Hash: entry key -> its bytes (the tenant's cache memory is their sum, kept in its stats)."""
-    return f"keel:cache:{tenant}:sizes"
+    return f"keel:cache:{{{tenant}}}:sizes"
 
 
 def cache_generations_key(tenant: str) -> str:
     """Sorted set: the generations the tenant has entries of (older ones are swept)."""
-    return f"keel:cache:{tenant}:gens"
+    return f"keel:cache:{{{tenant}}}:gens"
 
 
 def cache_generation_key(tenant: str, generation: int | str) -> str:
     """Set: the tenant's entries stored at one generation (swept once it moved on)."""
-    return f"keel:cache:{tenant}:gen:{generation}"
+    return f"keel:cache:{{{tenant}}}:gen:{generation}"
 
 
 def guard_key(tenant: str) -> str:
     """Hash: the tenant's guardrail policy (`stores.guard_policy`)."""
-    return f"keel:guard:{tenant}"
+    return f"keel:guard:{{{tenant}}}"
 
 
 def prompt_releases_key(scope: str) -> str:
     """Hash: `<family>:<label>` -> prompt version, for a tenant or "*" (`stores.prompt_releases`)."""
-    return f"keel:prompts:{scope}"
+    return f"keel:prompts:{{{scope}}}"

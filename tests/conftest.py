@@ -17,7 +17,9 @@ import redis
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
 
-from infra.services import free_port, start_redis, start_temporal
+from infra import qdrant_server as qdrant
+from infra.redis_cluster import RedisClusterService, start_redis_cluster
+from infra.services import Service, free_port, start_redis, start_temporal
 from infra.worker import build_workers, run_workers
 from keel import offline  # noqa: F401 - offline environment before any model import
 from keel.config import Settings
@@ -42,24 +44,47 @@ TEST_CODEC_KEY = "a2VlbC10ZXN0LWhpc3Rvcmllcy1vbmx5LW5vdC1zZWM="
 class Services:
     data_dir: Path
     temporal_port: int
-    redis_port: int
+    redis_url: str
 
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """KEEL_TEST_REDIS=cluster runs the suite on a 3-primary Redis Cluster instead of one server."""
     data = tmp_path_factory.mktemp("stack")
     temporal = start_temporal(data, port=free_port(), ui_port=None)
-    red = start_redis(data, port=free_port())
-    yield Services(data, temporal.port, red.port)
+    red: Service | RedisClusterService
+    if os.environ.get("KEEL_TEST_REDIS") == "cluster":
+        red = start_redis_cluster(data, [free_port() for _ in range(3)], replicas=0)
+        url = red.url
+    else:
+        red = start_redis(data, port=free_port())
+        url = f"redis://127.0.0.1:{red.port}/0"
+    yield Services(data, temporal.port, url)
     temporal.stop()
     red.stop()
+
+
+@pytest.fixture(scope="session")
+def qdrant_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[qdrant.QdrantNode]:
+    """A real single-node Qdrant server (the pinned binary `make install` fetched)."""
+    node = qdrant.start_node(tmp_path_factory.mktemp("qdrant-server"))
+    yield node
+    node.service.stop()
+
+
+@pytest.fixture(scope="session")
+def qdrant_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[qdrant.QdrantCluster]:
+    """A real 3-node Qdrant cluster on loopback."""
+    cluster = qdrant.start_cluster(tmp_path_factory.mktemp("qdrant-cluster"), nodes=3)
+    yield cluster
+    cluster.stop()
 
 
 def make_settings(services: Services, data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,
         "temporal_address": f"127.0.0.1:{services.temporal_port}",
-        "redis_url": f"redis://127.0.0.1:{services.redis_port}/0",
+        "redis_url": services.redis_url,
         "ingest_task_queue": "test-ingest",
         "batch_window": 4,
         "retire_grace_seconds": 0.0,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from encoders.sparse import Sparse
 from keel.errors import IndexOutdated, VectorStoreUnavailable
@@ -64,6 +66,15 @@ def _unavailable_as_error(url: str) -> Iterator[None]:
         raise
 
 
+@dataclass(frozen=True, kw_only=True)
+class Layout:
+    """How a collection is spread over a server's nodes (set when it is created)."""
+
+    shards: int = 1
+    replication: int = 1
+    write_consistency: int = 1
+
+
 class ServerStore:
     def __init__(
         self,
@@ -71,8 +82,10 @@ class ServerStore:
         api_key: str | None = None,
         path: str | None = None,
         timeout: int = 10,
+        layout: Layout | None = None,
     ) -> None:
         self.where = url or path or ":memory:"
+        self.layout = layout or Layout()
         if url:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout, check_compatibility=False)
         else:
@@ -80,28 +93,39 @@ class ServerStore:
         self._known: set[str] = set()
 
     def ensure_collection(self, collection: str, dim: int) -> None:
+        """Created if absent, with its payload indexes. Every process of a deployment may call
+        this at once: a creation another one won is not an error, and the indexes are declared
+        each time (declaring one that exists changes nothing), so a creator that died between
+        the two leaves nothing half made."""
         if collection in self._known:
             return
         with _unavailable_as_error(self.where):
             if not self.client.collection_exists(collection):
-                self.client.create_collection(
-                    collection,
-                    vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
-                    sparse_vectors_config={SPARSE: models.SparseVectorParams()},
-                )
-                for key in KEYWORD_INDEXES:
-                    schema: Any = (
-                        models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
-                        if key == "tenant"
-                        else models.PayloadSchemaType.KEYWORD
+                try:
+                    self.client.create_collection(
+                        collection,
+                        vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+                        sparse_vectors_config={SPARSE: models.SparseVectorParams()},
+                        shard_number=self.layout.shards,
+                        replication_factor=self.layout.replication,
+                        write_consistency_factor=self.layout.write_consistency,
                     )
-                    self.client.create_payload_index(collection, key, field_schema=schema)
-                for key in INTEGER_INDEXES:
-                    self.client.create_payload_index(collection, key, field_schema=models.PayloadSchemaType.INTEGER)
-                for key in FLOAT_INDEXES:
-                    self.client.create_payload_index(collection, key, field_schema=models.PayloadSchemaType.FLOAT)
+                except UnexpectedResponse as exc:
+                    if exc.status_code != 409:  # 409: created by another process meanwhile
+                        raise
             elif SPARSE not in (self.client.get_collection(collection).config.params.sparse_vectors or {}):
                 raise IndexOutdated(collection)
+            for key in KEYWORD_INDEXES:
+                schema: Any = (
+                    models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+                    if key == "tenant"
+                    else models.PayloadSchemaType.KEYWORD
+                )
+                self.client.create_payload_index(collection, key, field_schema=schema)
+            for key in INTEGER_INDEXES:
+                self.client.create_payload_index(collection, key, field_schema=models.PayloadSchemaType.INTEGER)
+            for key in FLOAT_INDEXES:
+                self.client.create_payload_index(collection, key, field_schema=models.PayloadSchemaType.FLOAT)
         self._known.add(collection)
 
     def upsert(self, collection: str, points: Sequence[ChunkPoint]) -> None:

@@ -148,7 +148,7 @@ async def test_a_repeated_question_is_answered_anew_on_the_rankings_kept_for_it(
     done = events[-1][1]
     assert done["cache"] == "snippet" and cited(done) == cited(first)
     # Kept as rankings only: no passage text stays in Redis once the requests are over.
-    kept = [k for k in redis_client.scan_iter(match=f"keel:cache:{sampled}:snippet:*")]
+    kept = [k for k in redis_client.scan_iter(match=f"keel:cache:{{{sampled}}}:snippet:*")]
     assert kept and all(first["citations"][0]["snippet"] not in str(redis_client.get(k)) for k in kept)
     # Other groups are another scope.
     other = auth(sampled, roles=(QUERY,), groups=("hr",))

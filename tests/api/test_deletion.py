@@ -52,7 +52,7 @@ def _points(deps: Deps, tenant: str, **match: str) -> int:
 def _redis_mentions(r: redis.Redis, tenant: str, needle: str) -> list[str]:
     """Keys of the tenant whose name or value mentions `needle` (audit log aside: it records the deletion)."""
     found = []
-    for key in r.scan_iter(match=f"keel:*{tenant}*", count=1000):
+    for key in r.scan_iter(match=f"keel:*{{{tenant}}}*", count=1000):
         if key.startswith("keel:audit:"):
             continue
         kind = r.type(key)
@@ -137,7 +137,7 @@ async def test_an_admin_erases_its_tenant(
     assert _points(deps, tenant) == 0
     left = [
         k
-        for k in redis_client.scan_iter(match=f"keel:*:{tenant}*")
+        for k in redis_client.scan_iter(match=f"keel:*{{{tenant}}}*")
         if not k.startswith(("keel:audit:", "keel:apikeys:"))
     ]
     assert not left, left  # its limits' counters too

@@ -73,10 +73,11 @@ def test_question_points_live_no_longer_than_their_entries(
 
 @pytest.mark.stack
 @pytest.mark.usefixtures("worker")
-async def test_the_workflow_answers_a_paraphrase_itself_when_the_edge_did_not_look(
+async def test_the_workflows_retrieve_step_answers_a_paraphrase(
     client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str
 ) -> None:
-    """An API-only process has no indexes to look in: QueryWorkflow's retrieve step does."""
+    """The one place the semantic cache is looked up: QueryWorkflow's retrieve step, which leaves
+    the question's vector in the request's state for the edge to keep the answer under."""
     await ingest(client, settings, redis_client, [SAMPLES], tenant)
     asked = build_query(settings, redis_client, uuid.uuid4().hex, tenant, [], "How do I retry failed files?")
     asked.cache_scope = "workflow-scope"

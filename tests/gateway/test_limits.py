@@ -17,7 +17,7 @@ from stores import redis as redis_store
 
 
 def _key(limits: Limits) -> list[Scope]:
-    return [Scope(name="key", id=uuid.uuid4().hex[:12], limits=limits)]
+    return [Scope(name="key", id=uuid.uuid4().hex[:12], tenant="acme", limits=limits)]
 
 
 def _rid() -> str:

@@ -6,6 +6,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
@@ -14,9 +15,9 @@ import pytest
 
 from encoders.sparse import Sparse, SparseEncoder
 from keel.errors import IndexOutdated
-from vectorstore.base import BM25_LEN, LEGACY_SPARSE, SPARSE, ChunkPoint, Cond, VectorStore, Where
+from vectorstore.base import BM25_LEN, KEYWORD_INDEXES, LEGACY_SPARSE, SPARSE, ChunkPoint, Cond, VectorStore, Where
 from vectorstore.edge import EdgeStore
-from vectorstore.server import ServerStore
+from vectorstore.server import Layout, ServerStore
 
 DIM = 16
 TEXTS = [
@@ -60,11 +61,27 @@ def _points() -> list[ChunkPoint]:
     return pts
 
 
-@pytest.fixture(params=["edge", "client"])
+CLUSTER_LAYOUT = Layout(shards=3, replication=2, write_consistency=1)
+
+
+def _open(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> VectorStore:
+    """Edge, qdrant-client's local mode, a live server, or a live 3-node cluster; empty."""
+    s: VectorStore
+    if kind == "edge":
+        s = EdgeStore(tmp_path / "edge")
+    elif kind == "local":
+        s = ServerStore(path=str(tmp_path / "local"))
+    elif kind == "server":
+        s = ServerStore(url=request.getfixturevalue("qdrant_server").url)
+    else:
+        s = ServerStore(url=request.getfixturevalue("qdrant_cluster").url, layout=CLUSTER_LAYOUT)
+    s.drop_collection("c")  # a live server outlives a test
+    return s
+
+
+@pytest.fixture(params=["edge", "local", "server", "cluster"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    s: VectorStore = (
-        EdgeStore(tmp_path / "edge") if request.param == "edge" else ServerStore(path=str(tmp_path / "local"))
-    )
+    s = _open(request.param, tmp_path, request)
     s.ensure_collection("c", DIM)
     s.upsert("c", _points())
     yield s
@@ -126,19 +143,19 @@ def _sparse_pairs(sparse: Sparse | None) -> list[tuple[int, float]]:
     return sorted(zip(sparse.indices, (round(v, 4) for v in sparse.values), strict=True))
 
 
-def test_edge_and_server_api_agree(tmp_path: Path) -> None:
-    edge = EdgeStore(tmp_path / "edge")
-    client = ServerStore(path=str(tmp_path / "local"))
-    results = []
-    for s in (edge, client):
+def test_edge_local_mode_server_and_cluster_agree(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    results = {}
+    for kind in ("edge", "local", "server", "cluster"):
+        s = _open(kind, tmp_path, request)
         s.ensure_collection("c", DIM)
         s.upsert("c", _points())
-        results.append(_run_all(s))
+        results[kind] = _run_all(s)
         s.close()
-    a, b = results
-    assert a.keys() == b.keys()
-    for key in a:
-        assert a[key] == b[key], f"{key}: edge={a[key]} client={b[key]}"
+    a = results["edge"]
+    for kind, b in results.items():
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == b[key], f"{key}: edge={a[key]} {kind}={b[key]}"
     # and the answers are the expected ones, not merely equal
     assert a["count_all"] == 12 and a["count_acme"] == 8 and a["after_delete"] == 8
     enc = SparseEncoder()
@@ -181,3 +198,28 @@ def test_a_collection_with_collection_wide_bm25_is_refused_as_unavailable(tmp_pa
         EdgeStore(tmp_path / "edge").ensure_collection("old", DIM)
     # Not the caller's fault and not a 500: the service is unavailable until an operator re-ingests.
     assert refused.value.http_status == 503 and refused.value.retry_after_s
+
+
+def test_a_collection_on_a_cluster_is_laid_out_as_configured(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    s = _open("cluster", tmp_path, request)
+    assert isinstance(s, ServerStore)
+    s.ensure_collection("c", DIM)
+    params = s.client.get_collection("c").config.params
+    assert (params.shard_number, params.replication_factor, params.write_consistency_factor) == (3, 2, 1)
+    # every shard has a copy on two of the three nodes
+    info = s.client.http.distributed_api.collection_cluster_info("c").result
+    assert info is not None
+    copies = Counter(r.shard_id for r in info.local_shards + info.remote_shards)
+    assert copies == {0: 2, 1: 2, 2: 2}
+    s.close()
+
+
+def test_processes_that_create_a_collection_at_once_all_succeed(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("qdrant_server").url
+    ServerStore(url=url).drop_collection("race")
+    stores = [ServerStore(url=url) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda s: s.ensure_collection("race", DIM), stores))
+    info = stores[0].client.get_collection("race")
+    assert set(KEYWORD_INDEXES) <= set(info.payload_schema)
+    stores[0].drop_collection("race")

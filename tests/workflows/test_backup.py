@@ -29,6 +29,7 @@ from pipelines.deps import Deps
 from pipelines.migrate import Migrator
 from pipelines.restore import Restorer, read_manifest
 from stores import redis as redis_store
+from stores.keys import generation_key, tenant_api_keys_key
 from temporal.client import connect
 from tests.conftest import SAMPLES, Services, make_settings
 from tests.helpers import ingest, start_keel_process
@@ -85,8 +86,9 @@ async def test_a_snapshot_restored_into_an_empty_stack_answers_the_same(
     try:
         r2 = redis_store.connect(other)
         client2 = await connect(other)
-        found = snapshots.snapshots_in(tmp_path / "backups", None)
-        (restored,) = await snapshots.restore(client2, other, r2, found, api_keys=True)
+        # As a 0.1 release wrote it: its keys without their tenant's tag.
+        old = _as_written_by_0_1(folder, tmp_path / "backups-0.1" / tenant, load_key_ring(settings))
+        (restored,) = await snapshots.restore(client2, other, r2, [(tenant, old)], api_keys=True)
         assert (restored.tenant, restored.points, restored.generation) == (tenant, done.points, done.generation)
         assert await answers(client2, other, r2, tenant) == before
         assert KeyStore(r2).resolve(token).tenant == tenant  # its keys work there too, when asked for
@@ -96,6 +98,22 @@ async def test_a_snapshot_restored_into_an_empty_stack_answers_the_same(
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
         red.stop()
+
+
+def _as_written_by_0_1(folder: Path, dest: Path, ring: KeyRing) -> Path:
+    """A copy of a snapshot whose keys have the names 0.1 gave them, checksummed and signed again."""
+    shutil.copytree(folder, dest)
+    rows = [json.loads(line) for line in (dest / "redis.jsonl").open()]
+    untag = re.compile(r"\{([^}]*)\}")
+    (dest / "redis.jsonl").write_text(
+        "".join(json.dumps({**row, "key": untag.sub(r"\1", row["key"])}) + "\n" for row in rows)
+    )
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["sha256"]["redis.jsonl"] = hashlib.sha256((dest / "redis.jsonl").read_bytes()).hexdigest()
+    manifest.pop("signature", None)
+    manifest["signature"] = ring.sign(MANIFEST_PURPOSE, canonical(manifest))
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
 
 
 async def test_damaged_altered_or_foreign_snapshots_are_refused(
@@ -127,9 +145,9 @@ async def test_damaged_altered_or_foreign_snapshots_are_refused(
     shutil.copytree(folder, forged)
     manifest = json.loads((forged / "manifest.json").read_text())
     manifest["tenant"] = fresh
-    renamed = re.compile(rf":{tenant}(?=:|$)")
+    renamed = re.compile(re.escape("{" + tenant + "}"))
     rows = [json.loads(line) for line in (forged / "redis.jsonl").open()]
-    rows = [{**row, "key": renamed.sub(f":{fresh}", row["key"])} for row in rows]
+    rows = [{**row, "key": renamed.sub("{" + fresh + "}", row["key"])} for row in rows]
     for row in rows:
         if row["key"].startswith("keel:apikey:"):
             row["value"]["tenant"] = fresh
@@ -163,7 +181,7 @@ async def test_damaged_altered_or_foreign_snapshots_are_refused(
     write(ring)
     with pytest.raises(BadInput, match="someone-else"):
         Restorer(deps).restore(forged, fresh)
-    assert not r.exists("keel:limits:someone-else") and not r.exists(f"keel:gen:{fresh}")
+    assert not r.exists("keel:limits:{someone-else}") and not r.exists(generation_key(fresh))
     assert Migrator(deps).count(deps.indexes.active(fresh), fresh) == 0  # refused before any write
     # A tenant named like a key segment cannot claim global or other tenants' keys.
     for planted in ("keel:lock:publish:someone", f"keel:doc:{fresh}x:abc", "keel:tenants"):
@@ -179,7 +197,7 @@ async def test_damaged_altered_or_foreign_snapshots_are_refused(
     manifest["sha256"]["redis.jsonl"] = hashlib.sha256((forged / "redis.jsonl").read_bytes()).hexdigest()
     write(ring)
     Restorer(deps).restore(forged, fresh)
-    assert r.exists(f"keel:gen:{fresh}") and not r.exists(f"keel:apikeys:{fresh}")
+    assert r.exists(generation_key(fresh)) and not r.exists(tenant_api_keys_key(fresh))
     assert KeyStore(r).resolve(token).tenant == tenant  # the original key is untouched
     assert r.hget(f"keel:apikey:{created.key_id}", "tenant") == tenant
 

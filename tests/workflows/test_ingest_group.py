@@ -65,7 +65,7 @@ async def test_small_documents_share_one_workflow_and_a_bad_one_fails_alone(
     assert Catalog(redis_client).record(tenant, ids.document_id(tenant, str(d / "broken.pdf"))) == {}
     leftovers = [p for p in Path(settings.blob_dir).rglob("*") if p.is_file() and f"/{tenant}/" in str(p)]
     assert all(p.name == "redacted.json" for p in leftovers)  # kept for re-homing duplicates
-    assert not list(redis_client.scan_iter(f"keel:ingesting:{tenant}:*"))
+    assert not list(redis_client.scan_iter(f"keel:ingesting:{{{tenant}}}:*"))
 
     history = await client.get_workflow_handle(broken.workflow_id or "", run_id=broken.run_id).fetch_history()
     assert _local_activities(history) == ["ingest.begin_group", "ingest.stage_group", "ingest.publish_group"]
