@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 
-.PHONY: install tools run down status test test-fast lint docs docs-serve bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding bench-hostile llm eval clean
+.PHONY: install tools run down run-cluster down-cluster bench-cluster status test test-fast lint docs docs-serve bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding bench-hostile llm eval clean
 
 # One resolve with torch pinned to the CPU wheel on disk (never the CUDA build). The second step
 # adds unstructured-inference without its declared deps: unstructured's PDF module imports it,
@@ -48,6 +48,14 @@ llm: install
 down:
 	$(BIN)/python -m infra.stack down
 
+# The cluster profile on loopback (infra/cluster.py): a 3-node Qdrant cluster, a Redis Cluster of
+# 3 primaries with a replica each, Temporal, two API-only processes, a query and an ingest worker.
+run-cluster: install tools
+	$(BIN)/python -m infra.cluster up
+
+down-cluster:
+	$(BIN)/python -m infra.cluster down
+
 status:
 	$(BIN)/python -m infra.stack status
 
@@ -81,6 +89,10 @@ bench-edge: install
 
 bench-load: install
 	$(BIN)/python -m bench.load --dataset $(DATASET) $(BENCH_ARGS)
+
+# The cluster profile against the embedded stack, then kill -9 drills (bench/cluster.py).
+bench-cluster: install tools
+	$(BIN)/python -m bench.cluster --dataset $(DATASET) $(BENCH_ARGS)
 
 # Attacks an ordinary key can make, through the real API on a private stack (bench/hostile.py).
 bench-hostile: install

@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     """The Temporal frontend, host:port."""
     temporal_namespace: str = "default"
     """The Temporal namespace every workflow runs in."""
+    temporal_tls: bool = False
+    """Connect to Temporal over TLS (with the system's roots unless `temporal_tls_ca_file` is set).
+    On whenever a client certificate or an API key is given."""
+    temporal_tls_ca_file: Path | None = None
+    """The CA certificate (PEM) the Temporal frontend's certificate is checked against."""
+    temporal_tls_cert_file: Path | None = None
+    """This process's client certificate (PEM), for a Temporal service that requires mTLS."""
+    temporal_tls_key_file: Path | None = None
+    """The client certificate's private key (PEM)."""
+    temporal_tls_server_name: str | None = None
+    """The name the frontend's certificate is checked for, when it is not the address's host."""
+    temporal_api_key: str | None = None
+    """An API key for the Temporal service (Temporal Cloud's, for one), sent on every call."""
     temporal_ui_url: str = "http://127.0.0.1:8233"
     """The Temporal UI, for the links Keel gives to a job's runs."""
     ingest_task_queue: str = "keel-ingest"

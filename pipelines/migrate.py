@@ -163,7 +163,7 @@ class Migrator:
 
     def _named_anywhere(self, name: str) -> bool:
         r = self.d.redis
-        pipe = r.pipeline()
+        pipe = r.pipeline(transaction=False)  # reads only, of every tenant's slot
         tenants = [str(t) for t in r.smembers(TENANTS_KEY)]
         for tenant in tenants:
             pipe.hmget(index_key(tenant), ["active", "side", "previous"])

@@ -63,9 +63,9 @@ class Restorer:
             points = self._read_points(folder / "points.jsonl", index, tenant, renew)
             keys = self._write_records(records, renew)
             blobs = self._read_blobs(folder / "blobs.tar", tenant)
-            pipe = r.pipeline(transaction=True)
+            r.sadd(TENANTS_KEY, tenant)  # listed first: a listed tenant with no generation reads as empty
+            pipe = r.pipeline(transaction=True)  # the tenant's own keys, in its slot
             pipe.set(generation_key(tenant), int(manifest["generation"]))  # last: readers see it all at once
-            pipe.sadd(TENANTS_KEY, tenant)
             pipe.delete(restoring_key(tenant))
             pipe.execute()
         return RestoreOutput(

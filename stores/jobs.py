@@ -107,8 +107,9 @@ class JobStore:
             # Out of the index first, then deleted: each job's two keys share its slot.
             self.r.zrem(JOBS_INDEX, *part)
             pipe = self.r.pipeline(transaction=False)
-            for job_id in part:
-                pipe.delete(job_key(job_id), job_files_key(job_id))
+            for job_id in part:  # a key a command: a cluster pipeline sends each to its slot's node
+                pipe.delete(job_key(job_id))
+                pipe.delete(job_files_key(job_id))
             pipe.execute()
         return mine
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from temporalio.client import Client
+from temporalio.service import TLSConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from keel.config import Settings
@@ -29,6 +30,20 @@ def metrics_runtime(port: int) -> Runtime | None:
         return None
 
 
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """How to reach Temporal: in the clear (False), over TLS with the system's roots (True), or
+    with a CA, a client certificate for mTLS and a server name of the operator's."""
+    files = (settings.temporal_tls_ca_file, settings.temporal_tls_cert_file, settings.temporal_tls_key_file)
+    if (settings.temporal_tls_cert_file is None) != (settings.temporal_tls_key_file is None):
+        raise ValueError("KEEL_TEMPORAL_TLS_CERT_FILE and KEEL_TEMPORAL_TLS_KEY_FILE are given together")
+    if not any(files) and not settings.temporal_tls_server_name:
+        return bool(settings.temporal_tls or settings.temporal_api_key)
+    ca, cert, key = (path.read_bytes() if path else None for path in files)
+    return TLSConfig(
+        server_root_ca_cert=ca, client_cert=cert, client_private_key=key, domain=settings.temporal_tls_server_name
+    )
+
+
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     """A client with tracing (workers built from it trace too) and Keel's data converter;
     `runtime` for a worker process whose SDK metrics are served (metrics_runtime)."""
@@ -39,6 +54,8 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
             interceptors=interceptors(),
             data_converter=data_converter(settings),
             runtime=runtime,
+            tls=tls_config(settings),
+            api_key=settings.temporal_api_key,
         )
     except RuntimeError as exc:
         raise TemporalUnavailable(
