@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from temporalio.client import Client
-from temporalio.service import TLSConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import TLSConfig
 
 from keel.config import Settings
 from keel.errors import TemporalUnavailable
