@@ -287,6 +287,9 @@ def cluster_settings(profile: ClusterProfile) -> Settings:
             "redis_url": env["KEEL_REDIS_URL"],
             "qdrant_url": env["QDRANT_URL"],
             "temporal_address": env["KEEL_TEMPORAL_ADDRESS"],
+            # The processes' codec key (None: the ring they share in the data dir): a tenant's data
+            # key wrapped here must open there.
+            "codec_key": env.get("KEEL_CODEC_KEY"),
         }
     )
 

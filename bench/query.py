@@ -246,7 +246,7 @@ def start_api(
             raise RuntimeError((work / "server.log").read_text()[-2000:])
         time.sleep(0.2)
     if apart:
-        procs.append(_spawn(["-m", "uvicorn", "api.main:app", "--port", str(port)], env, work / "api.log"))
+        procs.append(_spawn(["-m", "infra.api"], env, work / "api.log"))
     wait_port("127.0.0.1", port, 60, procs[-1])
     return f"http://127.0.0.1:{port}"
 

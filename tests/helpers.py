@@ -87,11 +87,10 @@ def start_keel_process(module: str, settings: Settings, log: Path) -> subprocess
 
 
 def start_api_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    """An API-only process (no workers: its queries run on another process's) on `settings.api_port`,
-    the port last in its arguments; returns once it listens."""
+    """An API-only process (`infra.api`; no workers: its queries run on another process's) on
+    `settings.api_port`; returns once it listens."""
     out = open(log, "ab")  # noqa: SIM115 - the child owns it
-    port = str(settings.api_port)
-    args = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", port]
+    args = [sys.executable, "-m", "infra.api"]
     proc = subprocess.Popen(args, env=_process_env(settings), stdout=out, stderr=subprocess.STDOUT)
     wait_port("127.0.0.1", settings.api_port, 120, proc)
     return proc

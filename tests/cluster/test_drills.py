@@ -8,7 +8,6 @@ SciFact are `make bench-cluster`'s."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,24 +15,13 @@ import pytest
 
 from bench.cluster import DRILLS, baseline, cluster_settings, drill, ingest_through_workflows
 from gateway.keys import INGEST, QUERY, KeyStore
-from infra.cluster import ClusterProfile, start_profile
+from infra.cluster import ClusterProfile
 from stores import redis as redis_store
-from tests.conftest import SAMPLES, TEST_CODEC_KEY
+from tests.conftest import SAMPLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 TENANT = "asked"
 GOLDEN = Path(__file__).resolve().parents[2] / "samples" / "golden" / "queries.jsonl"
-
-
-@pytest.fixture(scope="module")
-def profile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProfile]:
-    started = start_profile(
-        tmp_path_factory.mktemp("cluster"),
-        codec_key=TEST_CODEC_KEY,
-        extra_env={"KEEL_CACHE_ENABLED": "false", "KEEL_NEW_TENANT_ENCODER": "default"},
-    )
-    yield started
-    started.stop()
 
 
 def _batch(folder: Path, name: str, count: int) -> list[Path]:
