@@ -185,13 +185,13 @@ class DrillResult:
         codes = " ".join(f"{k}:{v}" for k, v in sorted(o.statuses.items()))
         return (
             f"{self.name:<15}{self.batch:>6}{self.lost:>6}{self.duplicated:>6}{o.right:>7}{o.refused:>8}"
-            f"{o.wrong:>7}{o.unreachable:>7}{self.recovery_s:>10.1f}  {codes}"
+            f"{o.wrong:>7}{o.unreachable:>9}{self.recovery_s:>12.1f}  {codes}"
         )
 
 
 DRILL_HEADER = (
-    f"{'drill':<15}{'batch':>6}{'lost':>6}{'dups':>6}{'right':>7}{'refused':>8}{'wrong':>7}{'unreach':>7}"
-    f"{'recovery s':>10}  statuses"
+    f"{'drill':<15}{'batch':>6}{'lost':>6}{'dups':>6}{'right':>7}{'refused':>8}{'wrong':>7}{'unreach':>9}"
+    f"{'recovery s':>12}  statuses"
 )
 
 
@@ -202,7 +202,7 @@ def _kill_and_heal(profile: ClusterProfile, name: str, down_s: float) -> tuple[C
         holder: dict[str, object] = {}
 
         def kill_q() -> None:
-            holder["node"] = profile.kill_qdrant_node(1)
+            holder["node"] = profile.kill_qdrant_node(0)  # the first named: every process talks to it first
 
         return kill_q, lambda: profile.restart_qdrant_node(holder["node"])  # type: ignore[arg-type]
     if name == "redis_primary":
@@ -257,7 +257,7 @@ async def drill(
     if not process:
         await asyncio.to_thread(heal)  # the node rejoins: the next drill starts whole
     recovery = max(0.0, out.last_not_right - killed_at)
-    store = ServerStore(url=profile.qdrant.url)
+    store = ServerStore(url=profile.qdrant.urls)
     result = DrillResult(
         name=name,
         batch=len(docs),

@@ -169,7 +169,7 @@ def start_profile(
         **os.environ,
         "KEEL_DATA_DIR": str(data_dir / "keel"),
         "KEEL_REDIS_URL": redis.url,
-        "QDRANT_URL": qdrant.url,
+        "QDRANT_URL": qdrant.urls,
         "KEEL_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal.port}",
         "KEEL_TORCH_THREADS": "1",
         **({"KEEL_CODEC_KEY": codec_key} if codec_key else {}),

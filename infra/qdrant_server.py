@@ -85,6 +85,11 @@ class QdrantCluster:
         """The first node's: a client talks to one node, which routes to the shards' holders."""
         return self.nodes[0].url
 
+    @property
+    def urls(self) -> str:
+        """Every node's, comma-separated, as `QDRANT_URL` takes them (a client fails over)."""
+        return ",".join(n.url for n in self.nodes)
+
     def stop(self) -> None:
         for node in self.nodes:
             node.service.stop()

@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     `redis://host:port/db` for one server, `redis+cluster://host:port,host:port` for a Redis
     Cluster, `redis+sentinel://host:port,host:port/service` for a primary Sentinel fails over."""
     qdrant_url: str | None = Field(default=None, validation_alias="QDRANT_URL")
-    """A Qdrant server (env `QDRANT_URL`); unset, Qdrant Edge runs embedded in the worker."""
+    """A Qdrant server (env `QDRANT_URL`), or nodes of one Qdrant cluster, comma-separated (a node
+    that cannot be reached hands the next call to the next one); unset, Qdrant Edge runs embedded
+    in the worker."""
     qdrant_api_key: str | None = Field(default=None, validation_alias="QDRANT_API_KEY")
     """The Qdrant server's API key (env `QDRANT_API_KEY`)."""
     qdrant_shards: int = Field(default=3, ge=1, le=64)

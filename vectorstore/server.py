@@ -53,17 +53,12 @@ def _sparse(v: Sparse) -> models.SparseVector:
     return models.SparseVector(indices=list(v.indices), values=list(v.values))
 
 
-@contextmanager
-def _unavailable_as_error(url: str) -> Iterator[None]:
-    try:
-        yield
-    except (ConnectionError, TimeoutError, OSError) as exc:
-        raise VectorStoreUnavailable(f"Qdrant at {url} is unreachable: {exc}") from exc
-    except Exception as exc:  # httpx/grpc transport errors have no common base we can import lazily
-        name = type(exc).__name__
-        if any(s in name for s in ("Connect", "Timeout", "Transport", "Unavailable", "ResponseHandling")):
-            raise VectorStoreUnavailable(f"Qdrant at {url} is unreachable: {name}: {exc}") from exc
-        raise
+def _unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return True
+    # httpx/grpc transport errors have no common base we can import lazily
+    name = type(exc).__name__
+    return any(s in name for s in ("Connect", "Timeout", "Transport", "Unavailable", "ResponseHandling"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,13 +79,40 @@ class ServerStore:
         timeout: int = 10,
         layout: Layout | None = None,
     ) -> None:
-        self.where = url or path or ":memory:"
         self.layout = layout or Layout()
+        # Several URLs (comma-separated) name nodes of one cluster: a node that cannot be reached
+        # hands the next call to the next node. The failed call itself is VectorStoreUnavailable,
+        # retried by Temporal, so a lost node costs a retry, not an answer.
+        self.urls = [u.strip() for u in url.split(",") if u.strip()] if url else [path or ":memory:"]
         if url:
-            self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout, check_compatibility=False)
+            self.clients = [
+                QdrantClient(url=u, api_key=api_key, timeout=timeout, check_compatibility=False) for u in self.urls
+            ]
         else:
-            self.client = QdrantClient(path=path) if path else QdrantClient(location=":memory:")
+            self.clients = [QdrantClient(path=path) if path else QdrantClient(location=":memory:")]
+        self._current = 0
         self._known: set[str] = set()
+
+    @property
+    def client(self) -> QdrantClient:
+        return self.clients[self._current]
+
+    @property
+    def where(self) -> str:
+        return self.urls[self._current]
+
+    @contextmanager
+    def _unavailable_as_error(self) -> Iterator[None]:
+        """A node that cannot be reached is VectorStoreUnavailable (retryable), and the next
+        call goes to the next node."""
+        try:
+            yield
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            where = self.where
+            self._current = (self._current + 1) % len(self.clients)
+            raise VectorStoreUnavailable(f"Qdrant at {where} is unreachable: {type(exc).__name__}: {exc}") from exc
 
     def ensure_collection(self, collection: str, dim: int) -> None:
         """Created if absent, with its payload indexes. Every process of a deployment may call
@@ -99,7 +121,7 @@ class ServerStore:
         the two leaves nothing half made."""
         if collection in self._known:
             return
-        with _unavailable_as_error(self.where):
+        with self._unavailable_as_error():
             if not self.client.collection_exists(collection):
                 try:
                     self.client.create_collection(
@@ -135,20 +157,20 @@ class ServerStore:
             models.PointStruct(id=p.id, vector={DENSE: list(p.dense), SPARSE: _sparse(p.sparse)}, payload=p.payload)
             for p in points
         ]
-        with _unavailable_as_error(self.where):
+        with self._unavailable_as_error():
             self.client.upsert(collection, structs, wait=True)
 
     def set_payload(self, collection: str, where: Where, payload: dict[str, Any]) -> None:
-        with _unavailable_as_error(self.where):
+        with self._unavailable_as_error():
             self.client.set_payload(collection, payload=payload, points=to_filter(where), wait=True)  # type: ignore[arg-type]
 
     def delete(self, collection: str, where: Where) -> None:
         selector = models.FilterSelector(filter=to_filter(where))  # type: ignore[arg-type]
-        with _unavailable_as_error(self.where):
+        with self._unavailable_as_error():
             self.client.delete(collection, points_selector=selector, wait=True)
 
     def count(self, collection: str, where: Where | None = None) -> int:
-        with _unavailable_as_error(self.where):
+        with self._unavailable_as_error():
             return int(self.client.count(collection, count_filter=to_filter(where), exact=True).count)
 
     def search_dense(self, collection: str, vector: Sequence[float], where: Where, limit: int) -> list[Hit]:
@@ -158,7 +180,7 @@ class ServerStore:
         return self._nearest(collection, _sparse(vector), SPARSE, where, limit)
 
     def _nearest(self, collection: str, query: Any, using: str, where: Where, limit: int) -> list[Hit]:
-        with _unavailable_as_error(self.where):
+        with self._unavailable_as_error():
             res = self.client.query_points(
                 collection, query=query, using=using, query_filter=to_filter(where), limit=limit, with_payload=True
             )
@@ -175,7 +197,7 @@ class ServerStore:
         rrf_k: int = 60,
     ) -> list[Hit]:
         flt = to_filter(where)
-        with _unavailable_as_error(self.where):
+        with self._unavailable_as_error():
             res = self.client.query_points(
                 collection,
                 prefetch=[
@@ -198,7 +220,7 @@ class ServerStore:
         with_sparse: bool = False,
         with_dense: bool = False,
     ) -> tuple[list[Hit], str | None]:
-        with _unavailable_as_error(self.where):
+        with self._unavailable_as_error():
             records, nxt = self.client.scroll(
                 collection,
                 scroll_filter=to_filter(where),
@@ -213,14 +235,14 @@ class ServerStore:
     def retrieve(self, collection: str, ids: Sequence[str], with_sparse: bool = False) -> list[Hit]:
         if not ids:
             return []
-        with _unavailable_as_error(self.where):
+        with self._unavailable_as_error():
             records = self.client.retrieve(
                 collection, list(ids), with_payload=True, with_vectors=[SPARSE] if with_sparse else False
             )
         return hits_of(records, with_sparse)
 
     def drop_collection(self, collection: str) -> None:
-        with _unavailable_as_error(self.where):
+        with self._unavailable_as_error():
             if self.client.collection_exists(collection):
                 self.client.delete_collection(collection)
         self._known.discard(collection)
@@ -229,7 +251,7 @@ class ServerStore:
         out: list[tuple[list[int], int]] = []
         offset: Any = None
         while True:
-            with _unavailable_as_error(self.where):
+            with self._unavailable_as_error():
                 records, offset = self.client.scroll(
                     collection,
                     scroll_filter=to_filter(where),
@@ -246,4 +268,5 @@ class ServerStore:
                 return out
 
     def close(self) -> None:
-        self.client.close()
+        for client in self.clients:
+            client.close()

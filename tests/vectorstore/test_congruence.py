@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from encoders.sparse import Sparse, SparseEncoder
-from keel.errors import IndexOutdated
+from infra.services import free_port
+from keel.errors import IndexOutdated, VectorStoreUnavailable
 from vectorstore.base import BM25_LEN, KEYWORD_INDEXES, LEGACY_SPARSE, SPARSE, ChunkPoint, Cond, VectorStore, Where
 from vectorstore.edge import EdgeStore
 from vectorstore.server import Layout, ServerStore
@@ -223,3 +224,15 @@ def test_processes_that_create_a_collection_at_once_all_succeed(tmp_path: Path, 
     info = stores[0].client.get_collection("race")
     assert set(KEYWORD_INDEXES) <= set(info.payload_schema)
     stores[0].drop_collection("race")
+
+
+def test_a_node_that_cannot_be_reached_hands_the_next_call_to_the_next(request: pytest.FixtureRequest) -> None:
+    live = request.getfixturevalue("qdrant_server").url
+    dead = f"http://127.0.0.1:{free_port()}"
+    s = ServerStore(url=f"{dead},{live}", timeout=2)
+    with pytest.raises(VectorStoreUnavailable, match=dead):
+        s.ensure_collection("failover", DIM)  # this call fails, and is retried (Temporal's, in Keel)
+    s.ensure_collection("failover", DIM)
+    assert s.where == live and s.count("failover") == 0
+    s.drop_collection("failover")
+    s.close()
