@@ -1,14 +1,19 @@
-"""`keel admin`: one-off operations on a deployment's own state (Redis access)."""
+"""`keel admin`: operations on a deployment itself: its Redis keys, its workers' versions."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import typer
 
-from cli.common import connect_redis, console
-from keel.config import get_settings
+from cli.common import connect_redis, console, fail
+from keel.config import Settings, get_settings
+from keel.errors import BadInput
 from stores import key_layout
+from temporal import deployments
+from temporal.client import connect
+from temporal.deployments import workflow_code_id
 
 admin_app = typer.Typer(no_args_is_help=True, help="One-off operations on a deployment's own state.")
 
@@ -34,3 +39,40 @@ def migrate_redis(
         console.print(f"  left {key}: the API key it counts for no longer exists", highlight=False)
     if moved.conflicts:
         raise typer.Exit(code=1)
+
+
+workers_app = typer.Typer(no_args_is_help=True, help="Temporal worker versioning: which release takes new workflows.")
+admin_app.add_typer(workers_app, name="workers")
+
+
+@workers_app.command(name="status")
+def workers_status() -> None:
+    """The deployment's versions and the current one."""
+    settings = get_settings()
+    if not settings.worker_deployment:
+        fail(BadInput("worker versioning is off: set KEEL_WORKER_DEPLOYMENT"))
+    state = asyncio.run(_describe(settings))
+    console.print(f"deployment {state.name}: current {state.current or '(none)'}", highlight=False)
+    for build_id in state.versions:
+        console.print(f"  {build_id}{'  <- current' if build_id == state.current else ''}", highlight=False)
+
+
+@workers_app.command(name="promote")
+def workers_promote(
+    build_id: Annotated[str, typer.Option(help="the version to make current (default: this release's)")] = "",
+) -> None:
+    """Send new workflows to a release's workers; the last release's pinned ones finish where they started."""
+    settings = get_settings()
+    if not settings.worker_deployment:
+        fail(BadInput("worker versioning is off: set KEEL_WORKER_DEPLOYMENT"))
+    chosen = build_id or settings.worker_build_id or workflow_code_id()
+    asyncio.run(_promote(settings, chosen))
+    console.print(f"deployment {settings.worker_deployment}: {chosen} is current", highlight=False)
+
+
+async def _describe(settings: Settings) -> deployments.DeploymentState:
+    return await deployments.describe(await connect(settings), settings.worker_deployment)
+
+
+async def _promote(settings: Settings, build_id: str) -> None:
+    await deployments.promote(await connect(settings), settings.worker_deployment, build_id)

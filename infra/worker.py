@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.backup import BackupActivities
 from activities.batch import BatchActivities
@@ -45,6 +46,7 @@ from pipelines.query import QuerySteps
 from retrieval.rerank import Reranker, build_reranker
 from stores.jobs import JobStore
 from temporal.client import connect, metrics_runtime
+from temporal.deployments import workflow_code_id
 from workflows.backfill_index import BackfillIndexWorkflow
 from workflows.backup import BackupTenantWorkflow, RestoreTenantWorkflow
 from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
@@ -169,6 +171,7 @@ def build_workers(
                 activity_executor=query_executor,
                 max_concurrent_local_activities=settings.max_concurrent_query_activities,
                 max_concurrent_activities=settings.max_concurrent_query_activities,
+                deployment_config=deployment_config(settings, VersioningBehavior.PINNED),
             )
         )
     if "ingest" in queues:
@@ -199,9 +202,22 @@ def build_workers(
                 activity_executor=executor,
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_concurrent_local_activities=settings.max_concurrent_local_activities,
+                deployment_config=deployment_config(settings, VersioningBehavior.AUTO_UPGRADE),
             )
         )
     return workers
+
+
+def deployment_config(settings: Settings, behavior: VersioningBehavior) -> WorkerDeploymentConfig | None:
+    """This release's version of the workers' deployment (None: versioning off). Queries are
+    short: pinned, a release's own workers finish the ones they started. Ingestion runs for hours:
+    auto-upgrade, it moves to the current release at its next step, which its patches allow."""
+    if not settings.worker_deployment:
+        return None
+    version = WorkerDeploymentVersion(
+        deployment_name=settings.worker_deployment, build_id=settings.worker_build_id or workflow_code_id()
+    )
+    return WorkerDeploymentConfig(version=version, use_worker_versioning=True, default_versioning_behavior=behavior)
 
 
 @asynccontextmanager

@@ -215,6 +215,14 @@ class Settings(BaseSettings):
     queries sharing the box."""
     max_concurrent_query_activities: int = 8
     """Query activities a worker runs at once."""
+    worker_deployment: str = ""
+    """Temporal worker versioning: the deployment this process's workers belong to ("": off).
+    With it on, a release's workers poll as one version of the deployment, and new workflows go to
+    the version an operator made current (`keel admin workers promote`): queries stay on the
+    version that started them (pinned: old workers drain them), ingestion and index workflows move
+    to the current one at their next step (auto-upgrade: guarded by patches)."""
+    worker_build_id: str = ""
+    """This release's version within the deployment ("": a hash of the code the process loaded)."""
     gil_switch_interval_ms: float = 5.0
     """How often Python hands the GIL between threads in the server process; shorter lets the API
     answer (and refuse) sooner while query steps run."""
