@@ -8,10 +8,12 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import redis
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api.body_limit import MULTIPART_SLACK, BodyLimit
 from api.deps import question_redactor
@@ -23,7 +25,7 @@ from gateway.admission import Admission
 from index.active import Indexes
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import get_settings
-from keel.errors import TemporalUnavailable
+from keel.errors import RedisUnavailable, TemporalUnavailable
 from observability.tracing import setup_tracing
 from stores import redis as redis_store
 from stores.blobs import BlobStore
@@ -65,6 +67,9 @@ async def shed_load(request: Request, call_next: Callable[[Request], Awaitable[R
     return await call_next(request)
 
 
+READY_TIMEOUT_S = 2.0  # each dependency's answer to a readiness check
+
+
 def create_app(temporal: Client | None = None, indexes: Indexes | None = None) -> FastAPI:
     """The app; `temporal` is the client of workers in the same process (infra.server), whose
     queries then start eagerly on them. Without one, the lifespan connects its own. `indexes`
@@ -104,7 +109,27 @@ def create_app(temporal: Client | None = None, indexes: Indexes | None = None) -
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
+        """The process serves HTTP (liveness): nothing else is checked."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> dict[str, str]:
+        """Ready to take traffic: Redis answers and Temporal's frontend says it serves, each within
+        2 s; otherwise a 503 with Retry-After naming which one is away."""
+        try:
+            await asyncio.wait_for(asyncio.to_thread(request.app.state.redis.ping), READY_TIMEOUT_S)
+        except (TimeoutError, redis.RedisError) as exc:
+            raise RedisUnavailable(f"Redis does not answer: {type(exc).__name__}") from exc
+        temporal: Client | None = request.app.state.temporal
+        try:
+            serving = temporal is not None and await asyncio.wait_for(
+                temporal.service_client.check_health(), READY_TIMEOUT_S
+            )
+        except (TimeoutError, RPCError):
+            serving = False
+        if not serving:
+            raise TemporalUnavailable("Temporal's frontend does not answer or is not serving")
+        return {"status": "ready"}
 
     return app
 

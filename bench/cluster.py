@@ -38,7 +38,7 @@ import httpx
 import redis
 
 from app.ingest import follow, new_job_id, stage, start_batch
-from bench.load import closed_loop, pick_questions
+from bench.load import closed_loop, cpu_ms, pick_questions
 from bench.query import TENANT, ingest, stack_settings, start_api
 from evaluation.beir import check_dataset, write_documents
 from gateway.keys import INGEST, QUERY, KeyStore
@@ -305,7 +305,22 @@ async def ingest_through_workflows(settings: Settings, paths: list[Path], tenant
     return len(paths) / (time.perf_counter() - started)
 
 
-async def embedded_qps(work: Path, sample: list[Path], questions: list[str], clients: int, seconds: float) -> float:
+Groups = dict[str, list[int]]  # a part of the stack -> its process ids
+
+
+def cpu_by_group(groups: Groups) -> dict[str, float]:
+    """CPU ms each part has used so far (its processes', not their children's)."""
+    return {name: sum(cpu_ms(pid) for pid in pids) for name, pids in groups.items()}
+
+
+def per_answer(before: dict[str, float], after: dict[str, float], answers: float) -> dict[str, float]:
+    return {name: (after[name] - before[name]) / max(answers, 1.0) for name in before}
+
+
+async def embedded_qps(
+    work: Path, sample: list[Path], questions: list[str], clients: int, seconds: float
+) -> tuple[float, dict[str, float]]:
+    """Answers a second on the embedded stack, and the CPU ms each part spent per answer."""
     temporal = start_temporal(work / "embedded", port=free_port(), ui_port=None)
     red = start_redis(work / "embedded", port=free_port())
     procs: list[subprocess.Popen[bytes]] = []
@@ -317,8 +332,10 @@ async def embedded_qps(work: Path, sample: list[Path], questions: list[str], cli
         )
         _, key = KeyStore(redis_store.connect(settings)).create(tenant=TENANT, roles=[QUERY], name="bench-cluster")
         await closed_loop(api, key, questions, 2, 5, cap=50)  # warm-up
+        groups = {"server (API + workers)": [procs[0].pid], "redis": [red.proc.pid], "temporal": [temporal.proc.pid]}
+        before = cpu_by_group(groups)
         level = await closed_loop(api, key, questions, clients, seconds, cap=10**9)
-        return level.qps
+        return level.qps, per_answer(before, cpu_by_group(groups), len(level.latencies))
     finally:
         for p in procs:
             p.terminate()
@@ -327,11 +344,35 @@ async def embedded_qps(work: Path, sample: list[Path], questions: list[str], cli
         red.stop()
 
 
-async def cluster_qps(apis: list[str], key: str, questions: list[str], clients: int, seconds: float) -> float:
+def profile_groups(profile: ClusterProfile) -> Groups:
+    return {
+        "API processes": [profile.processes[n].proc.pid for n in ("api-1", "api-2")],
+        "query worker": [profile.processes["query-worker"].proc.pid],
+        "ingest worker": [profile.processes["ingest-worker"].proc.pid],
+        "qdrant (3 nodes)": [n.service.proc.pid for n in profile.qdrant.nodes],
+        "redis (6 nodes)": [n.proc.pid for n in profile.redis.nodes],
+        "temporal": [profile.temporal.proc.pid],
+    }
+
+
+async def cluster_qps(
+    profile: ClusterProfile, key: str, questions: list[str], clients: int, seconds: float
+) -> tuple[float, dict[str, float]]:
+    apis = profile.api_urls
     await asyncio.gather(*(closed_loop(api, key, questions, 1, 5, cap=25) for api in apis))  # warm-up
     per = max(1, clients // len(apis))
+    groups = profile_groups(profile)
+    before = cpu_by_group(groups)
     levels = await asyncio.gather(*(closed_loop(api, key, questions, per, seconds, cap=10**9) for api in apis))
-    return sum(level.qps for level in levels)
+    answers = sum(len(level.latencies) for level in levels)
+    return sum(level.qps for level in levels), per_answer(before, cpu_by_group(groups), answers)
+
+
+def cpu_table(title: str, cpu: dict[str, float]) -> None:
+    print(f"\n{title}: CPU ms per answer")
+    for name, ms in cpu.items():
+        print(f"  {name:<24}{ms:8.1f}")
+    print(f"  {'all':<24}{sum(cpu.values()):8.1f}")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -340,7 +381,7 @@ async def run(args: argparse.Namespace) -> None:
     sample, questions = pick_questions(args.dataset, docs, args.docs, args.queries)
     others = [p for p in docs if p not in set(sample)]
     print(f"{len(sample)} documents, {len(questions)} questions; {args.clients} clients for {args.seconds:.0f} s")
-    embedded = await embedded_qps(work, sample, questions, args.clients, args.seconds)
+    embedded, embedded_cpu = await embedded_qps(work, sample, questions, args.clients, args.seconds)
     print(f"embedded: {embedded:.1f} answers/s")
 
     profile = start_profile(work / "cluster", extra_env={"KEEL_CACHE_ENABLED": "false"})
@@ -350,7 +391,7 @@ async def run(args: argparse.Namespace) -> None:
         _, key = KeyStore(r).create(tenant=TENANT, roles=[QUERY, INGEST], name="bench-cluster")
         docs_per_s = await ingest_through_workflows(settings, sample, TENANT)
         print(f"cluster: ingested {len(sample)} documents at {docs_per_s:.2f}/s")
-        qps = await cluster_qps(profile.api_urls, key, questions, args.clients, args.seconds)
+        qps, cluster_cpu = await cluster_qps(profile, key, questions, args.clients, args.seconds)
         print(f"cluster: {qps:.1f} answers/s over {len(profile.api_urls)} API processes")
         expected = await baseline(profile.api_urls, key, questions)
         print(f"baseline: {len(expected)} questions with the same cited documents on both API processes")
@@ -363,6 +404,8 @@ async def run(args: argparse.Namespace) -> None:
                 )
             )
             print(results[-1].row(), flush=True)
+        cpu_table("embedded", embedded_cpu)
+        cpu_table("cluster", cluster_cpu)
         print(f"\n{DRILL_HEADER}")
         for res in results:
             print(res.row())

@@ -6,6 +6,7 @@ import httpx
 import pytest
 import redis
 
+from infra.services import free_port
 from keel.config import Settings
 from pipelines.deps import Deps
 from tests.api.conftest import Auth, expect_error, wait_job
@@ -101,3 +102,17 @@ async def test_dead_temporal_is_a_503_with_a_reason(api: httpx.AsyncClient, tena
     app.state.temporal = None
     resp = await api.post("/v1/documents", files={"file": ("a.md", b"# hi")}, headers=auth(tenant))
     expect_error(resp, 503, "temporal_unavailable")
+
+
+async def test_ready_only_while_redis_and_temporal_answer(api: httpx.AsyncClient, redis_client: redis.Redis) -> None:
+    assert (await api.get("/readyz")).json() == {"status": "ready"}
+    app = api._transport.app  # type: ignore[attr-defined]
+    kept = app.state.redis
+    app.state.redis = redis.Redis(port=free_port(), socket_connect_timeout=0.5)  # nothing listens there
+    try:
+        down = await api.get("/readyz")
+        assert down.status_code == 503 and down.json()["error"]["code"] == "redis_unavailable"
+        assert int(down.headers["retry-after"]) >= 1
+    finally:
+        app.state.redis = kept
+    assert (await api.get("/healthz")).status_code == 200  # liveness says nothing of dependencies
