@@ -280,18 +280,7 @@ async def _wait_job(client: object, job_id: str, timeout: float) -> None:
 
 # -- the whole benchmark ----------------------------------------------------------------------
 def cluster_settings(profile: ClusterProfile) -> Settings:
-    env = profile.env
-    return Settings().model_copy(
-        update={
-            "data_dir": Path(env["KEEL_DATA_DIR"]),
-            "redis_url": env["KEEL_REDIS_URL"],
-            "qdrant_url": env["QDRANT_URL"],
-            "temporal_address": env["KEEL_TEMPORAL_ADDRESS"],
-            # The processes' codec key (None: the ring they share in the data dir): a tenant's data
-            # key wrapped here must open there.
-            "codec_key": env.get("KEEL_CODEC_KEY"),
-        }
-    )
+    return profile.settings()
 
 
 async def ingest_through_workflows(settings: Settings, paths: list[Path], tenant: str) -> float:

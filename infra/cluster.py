@@ -31,6 +31,7 @@ from infra import qdrant_server
 from infra.redis_cluster import RedisClusterService, start_redis_cluster
 from infra.redis_cluster import start_node as start_redis_node
 from infra.services import Service, ServiceError, free_port, start_temporal, wait_port, wait_redis_ready
+from keel.config import Settings
 
 KEEL_PROCESSES = ("api-1", "api-2", "query-worker", "ingest-worker")
 COMMANDS = {
@@ -58,6 +59,22 @@ class ClusterProfile:
     env: dict[str, str]
     ports: dict[str, dict[str, int]] = field(default_factory=dict)  # process -> its ports
     processes: dict[str, KeelProcess] = field(default_factory=dict)
+
+    def settings(self) -> Settings:
+        """Settings for a client of this profile (the CLI, a test, a benchmark): its services, its
+        data dir, and the processes' codec key (None: the ring they share in the data dir), so a
+        tenant's data key wrapped by the client opens in the workers."""
+        env = self.env
+        return Settings().model_copy(
+            update={
+                "data_dir": Path(env["KEEL_DATA_DIR"]),
+                "redis_url": env["KEEL_REDIS_URL"],
+                "qdrant_url": env["QDRANT_URL"],
+                "temporal_address": env["KEEL_TEMPORAL_ADDRESS"],
+                "temporal_ui_url": env.get("KEEL_TEMPORAL_UI_URL", Settings().temporal_ui_url),
+                "codec_key": env.get("KEEL_CODEC_KEY"),
+            }
+        )
 
     @property
     def api_urls(self) -> list[str]:
@@ -156,7 +173,11 @@ def _wait_line(log: Path, needle: str, proc: subprocess.Popen[bytes], timeout: f
 
 
 def start_profile(
-    data_dir: Path, *, codec_key: str | None = None, extra_env: dict[str, str] | None = None
+    data_dir: Path,
+    *,
+    codec_key: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    temporal_ui: bool = False,
 ) -> ClusterProfile:
     """Every service, then Keel's four processes (the workers first: they create what the APIs use).
     The processes share the data dir (uploads staged by an API are read by the ingest worker,
@@ -164,7 +185,13 @@ def start_profile(
     data_dir.mkdir(parents=True, exist_ok=True)
     qdrant = qdrant_server.start_cluster(data_dir, nodes=3)
     redis = start_redis_cluster(data_dir, [free_port() for _ in range(6)], replicas=1)
-    temporal = start_temporal(data_dir / "temporal", port=free_port(), ui_port=None)
+    ports = {
+        name: {"api": free_port(), "metrics": free_port(), "temporal_metrics": free_port()} for name in KEEL_PROCESSES
+    }
+    ui_port = free_port() if temporal_ui else None
+    # The UI decodes payloads through an API process's codec endpoint (the first one's).
+    codec = f"http://127.0.0.1:{ports['api-1']['api']}/codec"
+    temporal = start_temporal(data_dir / "temporal", port=free_port(), ui_port=ui_port, codec_endpoint=codec)
     env = {
         **os.environ,
         "KEEL_DATA_DIR": str(data_dir / "keel"),
@@ -172,12 +199,11 @@ def start_profile(
         "QDRANT_URL": qdrant.urls,
         "KEEL_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal.port}",
         "KEEL_TORCH_THREADS": "1",
+        **({"KEEL_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}"} if ui_port else {}),
         **({"KEEL_CODEC_KEY": codec_key} if codec_key else {}),
         **(extra_env or {}),
     }
-    profile = ClusterProfile(data_dir=data_dir, qdrant=qdrant, redis=redis, temporal=temporal, env=env)
-    for name in KEEL_PROCESSES:
-        profile.ports[name] = {"api": free_port(), "metrics": free_port(), "temporal_metrics": free_port()}
+    profile = ClusterProfile(data_dir=data_dir, qdrant=qdrant, redis=redis, temporal=temporal, env=env, ports=ports)
     try:
         for name in ("query-worker", "ingest-worker", "api-1", "api-2"):
             profile.start(name)
@@ -206,22 +232,34 @@ STATE = Path(".keel-cluster") / "profile.json"
 
 
 def up() -> None:
+    from infra.stack import SAMPLE_CORPUS, SAMPLE_TENANT, ensure_sample_keys
+
     if STATE.exists():
         sys.exit(f"a cluster profile is up already ({STATE}); `make down-cluster` first")
-    profile = start_profile(STATE.parent.resolve())
+    profile = start_profile(STATE.parent.resolve(), temporal_ui=True)
     pids = [
         *(n.service.proc.pid for n in profile.qdrant.nodes),
         *(n.proc.pid for n in profile.redis.nodes),
         profile.temporal.proc.pid,
         *(p.proc.pid for p in profile.processes.values()),
     ]
-    STATE.write_text(json.dumps({"pids": pids, "apis": profile.api_urls, "env": _public(profile.env)}, indent=1))
-    print("cluster profile up:")
+    STATE.write_text(json.dumps({"pids": pids, "apis": profile.api_urls}, indent=1))
+    public = _public(profile.env)
+    env_file = STATE.parent / "env"  # `set -a; . .keel-cluster/env` points the CLI at the profile
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(public.items())))
+    settings = profile.settings()
+    keys = ensure_sample_keys(settings)
+    print(f"\ningesting the sample corpus into tenant '{SAMPLE_TENANT}'...", flush=True)
+    cli_env = {**os.environ, **public, "KEEL_API_KEY": keys["KEEL_API_KEY"]}
+    subprocess.run([sys.executable, "-m", "cli.main", "ingest", str(SAMPLE_CORPUS)], check=False, env=cli_env)
+    print("\ncluster profile up:")
     for url in profile.api_urls:
-        print(f"  api        {url}")
+        print(f"  api        {url}  (ready: {url}/readyz)")
     print(f"  qdrant     {', '.join(n.url for n in profile.qdrant.nodes)}")
     print(f"  redis      {profile.redis.url}")
-    print(f"  temporal   {profile.env['KEEL_TEMPORAL_ADDRESS']}")
+    print(f"  temporal   {profile.env['KEEL_TEMPORAL_ADDRESS']}  (UI {profile.env['KEEL_TEMPORAL_UI_URL']})")
+    print(f"  api keys   {settings.keys_file}  (tenant '{SAMPLE_TENANT}')")
+    print(f"  CLI        set -a; . {env_file}; . {settings.keys_file}; set +a")
     print(f"  logs       {profile.data_dir / 'logs'}")
     print("stop with `make down-cluster`")
 
@@ -234,11 +272,27 @@ def down() -> None:
     if not STATE.exists():
         print("no cluster profile is up")
         return
-    for pid in reversed(json.loads(STATE.read_text())["pids"]):
+    pids = list(reversed(json.loads(STATE.read_text())["pids"]))
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60  # workers drain their tasks first
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.3)
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     STATE.unlink()
     print("cluster profile stopped")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
