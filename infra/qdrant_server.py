@@ -31,11 +31,8 @@ BINARY = INSTALL_DIR / "node_modules" / "@just-memory" / "qdrant-linux-x64" / "b
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def install() -> Path:

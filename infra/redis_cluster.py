@@ -21,7 +21,7 @@ from infra.services import (
     ServiceError,
     _spawn,
     free_port,
-    redis_binary,
+    redis_args,
     wait_port,
     wait_redis_ready,
 )
@@ -53,30 +53,9 @@ class RedisClusterService:
 def _node_args(data_dir: Path, port: int, bus_port: int, node_timeout_ms: int) -> list[str]:
     node_dir = data_dir / "redis-cluster" / str(port)
     node_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        redis_binary(),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(node_dir.resolve()),
-        "--cluster-enabled",
-        "yes",
-        "--cluster-port",
-        str(bus_port),
-        "--cluster-config-file",
-        "nodes.conf",
-        # How long a primary may be silent before its replica is promoted.
-        "--cluster-node-timeout",
-        str(node_timeout_ms),
-        "--appendonly",
-        "yes",
-        "--save",
-        "",
-        "--protected-mode",
-        "yes",
-    ]
+    # How long a primary may be silent before its replica is promoted: --cluster-node-timeout.
+    cluster = ("--cluster-enabled", "yes", "--cluster-port", str(bus_port), "--cluster-config-file", "nodes.conf")
+    return redis_args(port, node_dir, *cluster, "--cluster-node-timeout", str(node_timeout_ms))
 
 
 def start_redis_cluster(

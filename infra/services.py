@@ -172,25 +172,31 @@ def set_retention(address: str, namespace: str, hours: int = 720) -> None:
 REDIS_LOAD_TIMEOUT_S = 600.0  # loading a few GB of append-only file
 
 
-def start_redis(data_dir: Path, port: int = 6390, detach: bool = False, timeout: float = 10) -> Service:
-    """A real Redis/Valkey server on loopback, with an append-only file so job state survives restarts."""
-    redis_dir = data_dir / "redis"
-    redis_dir.mkdir(parents=True, exist_ok=True)
-    args = [
+def redis_args(port: int, folder: Path, *extra: str) -> list[str]:
+    """A Redis/Valkey server on loopback with an append-only file in `folder`, and `extra`."""
+    return [
         redis_binary(),
         "--port",
         str(port),
         "--bind",
         "127.0.0.1",
         "--dir",
-        str(redis_dir.resolve()),
+        str(folder.resolve()),
         "--appendonly",
         "yes",
         "--save",
         "",
         "--protected-mode",
         "yes",
+        *extra,
     ]
+
+
+def start_redis(data_dir: Path, port: int = 6390, detach: bool = False, timeout: float = 10) -> Service:
+    """A real Redis/Valkey server on loopback, with an append-only file so job state survives restarts."""
+    redis_dir = data_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    args = redis_args(port, redis_dir)
     proc = _spawn(args, data_dir / "logs" / "redis.log", detach)
     wait_port("127.0.0.1", port, timeout, proc)
     wait_redis_ready(port, REDIS_LOAD_TIMEOUT_S)
