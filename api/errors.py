@@ -50,11 +50,31 @@ def new_request_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable_error",
+}
+
+
 def error_response(
     request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     rid = request_id(request) or new_request_id()
-    body: dict[str, str] = {"code": code, "message": message, "request_id": rid}
+    # OpenAI's error shape too (`type`, `param`), so its SDKs read Keel's errors as their own.
+    body: dict[str, str | None] = {
+        "code": code,
+        "message": message,
+        "type": ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+        "param": None,
+        "request_id": rid,
+    }
     if correlation_id(request):
         body["correlation_id"] = correlation_id(request)
     return JSONResponse(

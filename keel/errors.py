@@ -291,6 +291,12 @@ class NotFound(KeelError):
     http_status = 404
 
 
+class ModelNotFound(NotFound):
+    """The model a chat completion names is not one of `GET /v1/models`."""
+
+    code = "model_not_found"
+
+
 class UnknownTenant(NotFound):
     """A tenant that has never ingested a document."""
 

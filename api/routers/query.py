@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 from fastapi import APIRouter, Depends, Request, Response
@@ -107,6 +107,14 @@ def _answer(out: QueryOutput, trace_id: str, correlation: str) -> QueryAnswer:
 
 @router.post("", response_model=QueryAnswer)
 async def query(body: QueryBody, request: Request, response: Response, who: CallerDep) -> QueryAnswer:
+    answer, headers = await answered(body, request, who)
+    response.headers.update(headers)
+    return answer
+
+
+async def answered(body: QueryBody, request: Request, who: Caller) -> tuple[QueryAnswer, dict[str, str]]:
+    """One question answered at the edge: the answer, and the headers the limits add. Every route
+    that answers a question (this one, chat completions) goes through here."""
     # Cheapest refusal first: a full process says so in microseconds, before any Redis call or
     # redaction; then the limits (one Redis script); then the question is checked and redacted.
     async with who.admission.slot(who.tenant):
@@ -133,15 +141,28 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
             asyncio.get_running_loop().run_in_executor(pool, who.wrap_up, looked, inp, out, current_trace_id(), ms)
     assert inp is not None  # set whenever an answer came back
     record_answer(inp.tenant, out, time.perf_counter() - started)
-    response.headers.update(ticket.headers)
     annotate(out, inp)
     if out.json_error is not None:
         raise JsonInvalid(f"the answer is not valid JSON for the schema: {out.json_error}")
-    return _answer(out, current_trace_id(), correlation_id(request))
+    return _answer(out, current_trace_id(), correlation_id(request)), ticket.headers
 
 
 @router.post("/stream")
 async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> StreamingResponse:
+    events, headers = await streamed(body, request, who)
+
+    async def sse() -> AsyncIterator[str]:
+        async for event, data in events:
+            yield _sse(event, data)
+
+    return StreamingResponse(sse(), media_type="text/event-stream", headers=headers)
+
+
+async def streamed(
+    body: QueryBody, request: Request, who: Caller
+) -> tuple[AsyncIterator[tuple[str, Any]], dict[str, str]]:
+    """One question answered as a stream of (event, data): `sources`, `token`s, `reset`s, then
+    `done` with the whole answer or `error`. Refusals raise before the stream starts."""
     taken_at = await who.admission.acquire(who.tenant)  # refusals here, as plain 429/503s, before the stream
     try:
         ticket = await on_edge(
@@ -171,29 +192,28 @@ async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> Str
 
     task.add_done_callback(finished)
 
-    async def events() -> AsyncIterator[str]:
+    async def events() -> AsyncIterator[tuple[str, Any]]:
         last = "0"  # if the client goes away mid-stream, the query runs on and is settled when it ends
         while True:
             batch = await asyncio.to_thread(_read, who.redis, inp, last)
             for eid, event, data in batch:
                 last = eid
-                yield _sse(event, data)
+                yield event, data
             if task.done() and not batch:
                 break
         try:
             out = task.result()
         except KeelError as exc:
-            yield _sse("error", {"code": exc.code, "message": exc.message, "request_id": inp.request_id})
+            yield "error", {"code": exc.code, "message": exc.message, "request_id": inp.request_id}
             return
         if out.json_error is not None:
-            err = {"code": "json_invalid", "message": out.json_error, "request_id": inp.request_id}
-            yield _sse("error", err)
+            yield "error", {"code": "json_invalid", "message": out.json_error, "request_id": inp.request_id}
             return
-        yield _sse("done", _answer(out, trace_id, correlation_id(request)).model_dump())
+        yield "done", _answer(out, trace_id, correlation_id(request)).model_dump()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-ID": inp.request_id}
     headers.update(ticket.headers)
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    return events(), headers
 
 
 def _finish(who: Caller, inp: QueryInput, ticket: Ticket, out: QueryOutput | None, trace_id: str, ms: float) -> None:
