@@ -331,6 +331,15 @@ class DependencyUnavailable(KeelError):
     http_status = 503
 
 
+class EmbeddingsUnavailable(KeelError):
+    """This process has no encoder to embed with: an API-only process beside the embedded Qdrant
+    (only the worker's process opens the index). Ask a process that shares the workers' indexes,
+    or run API processes against a Qdrant server."""
+
+    code = "embeddings_unavailable"
+    http_status = 501
+
+
 class IndexOutdated(KeelError):
     """A collection made before BM25 used the tenant's own statistics: its sparse vectors carry
     Qdrant's collection-wide IDF, which mixes tenants. Not retried: an operator re-ingests."""

@@ -1,14 +1,17 @@
 """The OpenAI-compatible surface, asked with the official `openai` SDK (async, streamed and not)
-against the real stack: the same keys, limits and answers as /v1/query, in OpenAI's shapes."""
+against the real stack: the same keys, limits and answers as /v1/query, in OpenAI's shapes, and
+embeddings from the tenant's encoder."""
 
 from __future__ import annotations
 
 import httpx
 import httpx2
+import numpy as np
 import openai
 import pytest
 from openai import AsyncOpenAI
 
+from pipelines.deps import Deps
 from tests.api.conftest import Auth, expect_error
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
@@ -81,3 +84,20 @@ async def test_errors_are_openai_errors_with_keels_code(api: httpx.AsyncClient, 
     )
     err = expect_error(no_question, 400, "bad_input")
     assert err["type"] == "invalid_request_error" and "param" in err
+
+
+async def test_embeddings_are_the_tenants_encoder_vectors(
+    api: httpx.AsyncClient, sampled: str, auth: Auth, deps: Deps
+) -> None:
+    sdk = _sdk(api, auth(sampled))
+    texts = ["How do I retry failed files?", "Run keel ingest again on the same paths."]
+    got = await sdk.embeddings.create(model="keel", input=texts)
+    index = deps.indexes.active(sampled)
+    assert got.model == index.version.key and [d.index for d in got.data] == [0, 1]
+    expected = index.embedder.embed(texts, interactive=True)
+    assert np.allclose(np.array([d.embedding for d in got.data]), expected, atol=1e-5)
+    assert got.usage.prompt_tokens == sum(index.embedder.count_tokens(texts))
+    with pytest.raises(openai.BadRequestError):
+        await sdk.embeddings.create(model="keel", input=[""])
+    plain = await api.post("/v1/embeddings", json={"input": texts[0]}, headers=auth(sampled))
+    assert np.allclose(plain.json()["data"][0]["embedding"], expected[0], atol=1e-5)  # as floats when not asked

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible surface: `GET /v1/models` and `POST /v1/chat/completions`, so that chat
+"""The OpenAI-compatible surface: `GET /v1/models`, `POST /v1/chat/completions` and
+`POST /v1/embeddings`, so that chat
 front ends, agent frameworks and the official SDKs can ask Keel's knowledge base as they ask a
 model. Same keys, limits, admission, guardrails, caches and audit as `/v1/query`: a completion
 is a query (`api.routers.query.answered`, `streamed`).
@@ -12,24 +13,31 @@ shape (`message`, `type`, `param`, `code`: Keel's code).
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import QueryCaller, SettingsDep
+from api.deps import QueryCaller, SettingsDep, on_edge
+from api.errors import request_id
 from api.routers.query import CallerDep, answered, streamed
 from api.schemas import QueryAnswer, QueryBody
+from index.catalog import Catalog
 from keel.config import Settings
-from keel.errors import BadInput, ModelNotFound
+from keel.errors import BadInput, EmbeddingsUnavailable, ModelNotFound, UnknownTenant
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 MODEL = "keel"
 MAX_MESSAGES = 200
+MAX_EMBED_INPUTS = 256
+MAX_EMBED_CHARS = 32_000
 
 
 class TextPart(BaseModel):
@@ -173,3 +181,54 @@ async def _chunks(events: AsyncIterator[tuple[str, Any]], model: str, cid: str) 
             error = {"message": data.get("message", ""), "type": "server_error", "param": None, **data}
             yield f"data: {json.dumps({'error': error})}\n\n"
     yield "data: [DONE]\n\n"
+
+
+class EmbeddingsBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # user, dimensions: not used
+
+    model: str = MODEL
+    input: str | list[str] = Field(min_length=1, max_length=MAX_EMBED_INPUTS)
+    encoding_format: Literal["float", "base64"] = "float"  # base64: little-endian float32, as the SDKs ask
+
+    def texts(self) -> list[str]:
+        texts = [self.input] if isinstance(self.input, str) else self.input
+        if any(not t or len(t) > MAX_EMBED_CHARS for t in texts):
+            raise BadInput(f"each input is 1 to {MAX_EMBED_CHARS} characters")
+        return texts
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingsBody, request: Request, response: Response, who: CallerDep) -> dict[str, Any]:
+    """The texts embedded with the tenant's active encoder, as its chunks are: vectors in the space
+    the tenant's index searches (`model` in the reply names the encoder's version)."""
+    if body.model != MODEL:
+        raise ModelNotFound(f"no embedding model {body.model!r}: use {MODEL!r}, the tenant's active encoder")
+    texts = body.texts()
+    if who.indexes is None:
+        raise EmbeddingsUnavailable("this API process has no encoder: ask one that shares the workers' indexes")
+    async with who.admission.slot(who.tenant):
+        ticket = await on_edge(request, who.admit, request_id(request), " ".join(texts), 1)
+        try:
+            if not await asyncio.to_thread(Catalog(who.redis).has_tenant, who.tenant):
+                raise UnknownTenant(f"tenant {who.tenant!r} has never ingested a document")
+            index = await asyncio.to_thread(who.indexes.active, who.tenant)
+            tokens = await asyncio.to_thread(index.embedder.count_tokens, texts)
+            vectors = await asyncio.to_thread(index.embedder.embed, texts, interactive=True)
+        finally:
+            await on_edge(request, who.settle, ticket, None)
+    response.headers.update(ticket.headers)
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": _encoded(v, body.encoding_format)}
+            for i, v in enumerate(vectors)
+        ],
+        "model": index.version.key,
+        "usage": {"prompt_tokens": sum(tokens), "total_tokens": sum(tokens)},
+    }
+
+
+def _encoded(vector: np.ndarray, encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+    return [float(x) for x in vector]
