@@ -156,7 +156,7 @@ def _seconds(pattern: re.Pattern[str], text: str) -> float:
 
 def _grows(pattern: re.Pattern[str], small: str, large: str) -> str | None:
     """Why the step from `small` to `large` (ten times its size) is superlinear, if it is."""
-    for _ in range(2):  # measured twice before failing: a busy machine can stall one measurement
+    for _ in range(3):  # measured three times before failing: a busy machine can stall a measurement
         t_small = _seconds(pattern, small)
         if t_small > MAX_BASE_SECONDS:
             return f"{t_small * 1000:.0f} ms at {len(small)} chars"
