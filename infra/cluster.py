@@ -136,7 +136,9 @@ class ClusterProfile:
         return node
 
     def restart_qdrant_node(self, node: qdrant_server.QdrantNode) -> None:
+        """Started again over its storage; returns once every shard copy is Active again."""
         qdrant_server.restart(self.data_dir, node, self.qdrant)
+        qdrant_server.wait_replicas_active(self.qdrant)
 
     def kill_redis_primary(self, index: int) -> Service:
         node = self.redis.primaries[index]

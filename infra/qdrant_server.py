@@ -182,6 +182,36 @@ def restart(data_dir: Path, node: QdrantNode, cluster: QdrantCluster, timeout: f
     return again
 
 
+def replicas_not_active(cluster: QdrantCluster) -> list[str]:
+    """`collection/shard@peer: state` for every shard copy that is not Active, over all nodes."""
+    behind = []
+    for node in cluster.nodes:
+        collections = httpx.get(f"{node.url}/collections", timeout=5).json()["result"]["collections"]
+        for name in (c["name"] for c in collections):
+            info = httpx.get(f"{node.url}/collections/{name}/cluster", timeout=5).json()["result"]
+            for shard in [*info["local_shards"], *info["remote_shards"]]:
+                if shard["state"] != "Active":
+                    behind.append(
+                        f"{name}/{shard['shard_id']}@{shard.get('peer_id', info['peer_id'])}: {shard['state']}"
+                    )
+    return sorted(set(behind))
+
+
+def wait_replicas_active(cluster: QdrantCluster, timeout: float = 180) -> None:
+    """Until every copy of every shard is Active again (a restarted node has caught up)."""
+    deadline = time.monotonic() + timeout
+    behind: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            behind = replicas_not_active(cluster)
+            if not behind:
+                return
+        except (httpx.HTTPError, KeyError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise ServiceError(f"Qdrant: shard copies still not active after {timeout:.0f}s: {behind[:5]}")
+
+
 def _wait_peers(cluster: QdrantCluster, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     want = len(cluster.nodes)
