@@ -379,7 +379,7 @@ async def run(args: argparse.Namespace) -> None:
     sample, questions = pick_questions(args.dataset, docs, args.docs, args.queries)
     others = [p for p in docs if p not in set(sample)]
     print(f"{len(sample)} documents, {len(questions)} questions; {args.clients} clients for {args.seconds:.0f} s")
-    embedded, embedded_cpu = 0.0, {}
+    embedded, embedded_cpu = 0.0, dict[str, float]()
     if not args.drills_only:
         embedded, embedded_cpu = await embedded_qps(work, sample, questions, args.clients, args.seconds)
     print(f"embedded: {embedded:.1f} answers/s")
@@ -391,7 +391,7 @@ async def run(args: argparse.Namespace) -> None:
         _, key = KeyStore(r).create(tenant=TENANT, roles=[QUERY, INGEST], name="bench-cluster")
         docs_per_s = await ingest_through_workflows(settings, sample, TENANT)
         print(f"cluster: ingested {len(sample)} documents at {docs_per_s:.2f}/s")
-        qps, cluster_cpu = 0.0, {}
+        qps, cluster_cpu = 0.0, dict[str, float]()
         if not args.drills_only:
             qps, cluster_cpu = await cluster_qps(profile, key, questions, args.clients, args.seconds)
         print(f"cluster: {qps:.1f} answers/s over {len(profile.api_urls)} API processes")
