@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE = {"keel"}
 ALLOWED: dict[str, set[str]] = {
     "keel": set(),  # the kernel: settings, errors, ids, tenancy, offline
+    "keel_client": set(),  # the HTTP client: nothing of the server
     "contracts": BASE,
     "encoders": BASE,
     "observability": BASE,
