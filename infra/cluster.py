@@ -30,7 +30,7 @@ import httpx
 from infra import qdrant_server
 from infra.redis_cluster import RedisClusterService, start_redis_cluster
 from infra.redis_cluster import start_node as start_redis_node
-from infra.services import Service, ServiceError, free_port, start_temporal, wait_port, wait_redis_ready
+from infra.services import Service, ServiceError, free_ports, start_temporal, wait_port, wait_redis_ready
 from keel.config import Settings
 
 KEEL_PROCESSES = ("api-1", "api-2", "query-worker", "ingest-worker")
@@ -186,14 +186,17 @@ def start_profile(
     and the codec key ring is made there once); across machines that is a shared volume."""
     data_dir.mkdir(parents=True, exist_ok=True)
     qdrant = qdrant_server.start_cluster(data_dir, nodes=3)
-    redis = start_redis_cluster(data_dir, [free_port() for _ in range(6)], replicas=1)
+    redis = start_redis_cluster(data_dir, free_ports(6), replicas=1)
+    chosen = iter(free_ports(3 * len(KEEL_PROCESSES) + 2))  # all different: one of each per process, Temporal's two
     ports = {
-        name: {"api": free_port(), "metrics": free_port(), "temporal_metrics": free_port()} for name in KEEL_PROCESSES
+        name: {"api": next(chosen), "metrics": next(chosen), "temporal_metrics": next(chosen)}
+        for name in KEEL_PROCESSES
     }
-    ui_port = free_port() if temporal_ui else None
+    temporal_port, ui = next(chosen), next(chosen)
+    ui_port = ui if temporal_ui else None
     # The UI decodes payloads through an API process's codec endpoint (the first one's).
     codec = f"http://127.0.0.1:{ports['api-1']['api']}/codec"
-    temporal = start_temporal(data_dir / "temporal", port=free_port(), ui_port=ui_port, codec_endpoint=codec)
+    temporal = start_temporal(data_dir / "temporal", port=temporal_port, ui_port=ui_port, codec_endpoint=codec)
     env = {
         **os.environ,
         "KEEL_DATA_DIR": str(data_dir / "keel"),

