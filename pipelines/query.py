@@ -145,6 +145,8 @@ class QuerySteps:
         where = query_where(tenant, 1, [], QueryFilters())
         try:
             index = self.d.indexes.open(tenant)
+            if self.semantic is not None:  # its collection too: made on a first query, it cost that query ~1 s
+                self.semantic.collection(index)
             for mode in ("hybrid", "dense", "bm25"):
                 self.retriever.retrieve(index, tenant, "warm up", where, mode, 1, 1)
         except KeelError as exc:  # e.g. a Qdrant server that is down: the worker still starts
