@@ -204,7 +204,7 @@ DRILL_HEADER = (
 )
 
 
-def _kill_and_heal(profile: ClusterProfile, name: str, down_s: float) -> tuple[Callable[[], None], Callable[[], None]]:
+def _kill_and_heal(profile: ClusterProfile, name: str) -> tuple[Callable[[], None], Callable[[], None]]:
     """The kill, and what brings the part back afterwards (a supervisor's restart, or the node
     rejoining once the drill's measurement is done)."""
     if name == "qdrant_node":
@@ -251,7 +251,7 @@ async def drill(
     out = Outcomes()
     stop = asyncio.Event()
     asking = asyncio.create_task(ask_until(profile.api_urls, key, expected, clients, stop, out))
-    kill, heal = _kill_and_heal(profile, name, down_s)
+    kill, heal = _kill_and_heal(profile, name)
     await asyncio.sleep(3.0)  # under way: documents in flight, answers flowing
     killed_at = time.monotonic()
     kill()

@@ -274,6 +274,8 @@ def _public(env: dict[str, str]) -> dict[str, str]:
 
 
 def down() -> None:
+    from infra.stack import process_alive
+
     if not STATE.exists():
         print("no cluster profile is up")
         return
@@ -282,22 +284,14 @@ def down() -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60  # workers drain their tasks first
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+    while time.monotonic() < deadline and any(process_alive(pid) for pid in pids):
         time.sleep(0.3)
     for pid in pids:
-        if _alive(pid):
+        if process_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     STATE.unlink()
     print("cluster profile stopped")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

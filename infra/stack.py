@@ -39,7 +39,7 @@ def _pid_file(settings: Settings, name: str) -> Path:
     return settings.data_dir / "run" / f"{name}.pid"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:  # a child of this process that exited is a zombie until reaped: signal 0 still reaches it
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -58,7 +58,7 @@ def running(settings: Settings, name: str) -> int | None:
     path = _pid_file(settings, name)
     if path.exists():
         pid = int(path.read_text().strip() or 0)
-        if pid and _alive(pid):
+        if pid and process_alive(pid):
             return pid
         path.unlink()
     return None
@@ -95,7 +95,7 @@ def wait_for_line(log: Path, needle: str, pid: int, timeout: float) -> None:
     while time.monotonic() < deadline:
         if log.exists() and needle in log.read_text(errors="replace"):
             return
-        if not _alive(pid):
+        if not process_alive(pid):
             raise ServiceError(f"process {pid} exited during start-up; see {log}")
         time.sleep(0.25)
     raise ServiceError(f"no '{needle}' in {log} after {timeout:.0f}s")
@@ -202,9 +202,9 @@ def stop(settings: Settings, name: str) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + 20
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(pid):
+    if process_alive(pid):
         os.killpg(pid, signal.SIGKILL)
     _pid_file(settings, name).unlink(missing_ok=True)
     print(f"stopped {name} (pid {pid})")

@@ -106,6 +106,14 @@ def _keel(answer: QueryAnswer) -> dict[str, Any]:
     }
 
 
+def _usage(answer: QueryAnswer) -> dict[str, int]:
+    return {
+        "prompt_tokens": answer.tokens_in,
+        "completion_tokens": answer.tokens_out,
+        "total_tokens": answer.tokens_in + answer.tokens_out,
+    }
+
+
 def completion(answer: QueryAnswer, model: str) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{answer.request_id}",
@@ -120,11 +128,7 @@ def completion(answer: QueryAnswer, model: str) -> dict[str, Any]:
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": answer.tokens_in,
-            "completion_tokens": answer.tokens_out,
-            "total_tokens": answer.tokens_in + answer.tokens_out,
-        },
+        "usage": _usage(answer),
         "citations": [c.model_dump() for c in answer.citations],
         "keel": _keel(answer),
     }
@@ -170,11 +174,7 @@ async def _chunks(events: AsyncIterator[tuple[str, Any]], model: str, cid: str) 
             yield chunk({"content": "\n\n[the answer restarts: a model failed mid-answer]\n\n"})
         elif event == "done":
             answer = QueryAnswer(**data)
-            usage = {
-                "prompt_tokens": answer.tokens_in,
-                "completion_tokens": answer.tokens_out,
-                "total_tokens": answer.tokens_in + answer.tokens_out,
-            }
+            usage = _usage(answer)
             citations = [c.model_dump() for c in answer.citations]
             yield chunk({}, "stop", usage=usage, citations=citations, keel=_keel(answer))
         elif event == "error":
