@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATASET ?= ../shared/datasets/scifact
 PYTEST_ARGS ?=
 PACKAGES := keel contracts encoders ingestion index vectorstore stores observability temporal gateway retrieval caches guardrails generation \
-            pipelines activities workflows app cli api infra evaluation bench keel_client
+            pipelines activities workflows app cli api infra evaluation bench keel_client conversations
 
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1

@@ -9,15 +9,17 @@ from temporalio import activity
 
 from activities.errors import mapped
 from activities.heartbeat import keep_alive
-from contracts.delete import DeleteDocumentInput, DocumentRemoved, EraseTenantInput, TenantErased
+from contracts.delete import Conversations, DeleteDocumentInput, DocumentRemoved, EraseTenantInput, TenantErased
 from pipelines.delete import Deleter
 from pipelines.deps import Deps
 from pipelines.ingest import IngestSteps
+from stores import conversations
 
 
 class DeleteActivities:
     def __init__(self, deps: Deps) -> None:
         self.deleter = Deleter(deps, IngestSteps(deps))
+        self.redis = deps.redis
 
     @activity.defn(name="delete.document")
     @mapped
@@ -31,5 +33,10 @@ class DeleteActivities:
         with keep_alive():
             return self.deleter.erase_tenant(inp.tenant)
 
+    @activity.defn(name="delete.conversations")
+    @mapped
+    def conversations(self, inp: EraseTenantInput) -> Conversations:
+        return Conversations(ids=sorted(conversations.every(self.redis, inp.tenant)))
+
     def all(self) -> Sequence[Any]:
-        return [self.document, self.tenant]
+        return [self.document, self.tenant, self.conversations]

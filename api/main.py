@@ -20,7 +20,7 @@ from api.deps import question_redactor
 from api.docs import install_docs
 from api.errors import error_response, install_error_handlers, request_id_middleware
 from api.metrics import count_requests
-from api.routers import admin, codec, documents, feedback, jobs, openai_compat, query
+from api.routers import admin, codec, conversations, documents, feedback, jobs, openai_compat, query
 from gateway.admission import Admission
 from index.active import Indexes
 from keel import offline  # noqa: F401 - before any library that might reach for the network
@@ -88,6 +88,7 @@ def create_app(temporal: Client | None = None, indexes: Indexes | None = None) -
     app.include_router(jobs.router)
     app.include_router(query.router)
     app.include_router(openai_compat.router)
+    app.include_router(conversations.router)
     app.include_router(feedback.router)
     app.include_router(admin.router)
     app.include_router(codec.router)

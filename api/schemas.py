@@ -100,6 +100,15 @@ class AttemptOut(BaseModel):
     ms: float = 0.0
 
 
+class RewriteOut(BaseModel):
+    """A follow-up made standalone before retrieval: what was asked, and what was answered."""
+
+    asked: str
+    question: str
+    method: str  # context (from the earlier turns) | llm
+    conversation_id: str = ""  # the durable conversation ("": history sent by the client)
+
+
 class QueryAnswer(BaseModel):
     request_id: str
     correlation_id: str | None = None
@@ -131,6 +140,34 @@ class QueryAnswer(BaseModel):
     # mixed, none
     citations_from: str = ""
     first_token_ms: float = 0.0  # from the generate step's start to the answer's first text
+    rewrite: RewriteOut | None = None  # a conversation's follow-up, made standalone
+
+
+class ConversationBody(BaseModel):
+    title: str = Field(default="", max_length=200)
+
+
+class TurnOut(BaseModel):
+    request_id: str
+    asked: str
+    question: str  # the standalone form it was answered as
+    method: str
+    answer: str
+    answered: bool
+    doc_ids: list[str]
+    at: float
+
+
+class ConversationOut(BaseModel):
+    id: str
+    title: str
+    created_at: float
+    updated_at: float
+    turns: list[TurnOut] = []
+
+
+class ConversationList(BaseModel):
+    data: list[str]  # conversation ids, most recently active first
 
 
 class FeedbackBody(BaseModel):

@@ -35,6 +35,7 @@ from keel.errors import (
     UnknownTenant,
     UnsafeContent,
 )
+from keel.ids import query_workflow_id
 from keel.tenancy import check_groups, check_tenant
 from keel.text import check_text
 from retrieval.filters import check_filters
@@ -93,11 +94,12 @@ def retrieval_scope(inp: QueryInput, config: str) -> dict[str, Any]:
 def redact_question(inp: QueryInput, redactor: Redactor) -> QueryInput:
     """The input with its question redacted (before a workflow, trace, log or provider sees it)."""
     redacted = redactor.redact(inp.question)
-    return replace(inp, question=redacted.text, question_pii=redacted.counts)
-
-
-def query_workflow_id(tenant: str, request_id: str) -> str:
-    return f"query/{tenant}/{request_id}"
+    out = replace(inp, question=redacted.text, question_pii=redacted.counts)
+    if inp.search_text:  # a follow-up's context: earlier questions and answers, the client's words
+        out.search_text = redactor.redact(inp.search_text).text
+    if inp.rewrite is not None:
+        out.rewrite = replace(inp.rewrite, asked=redactor.redact(inp.rewrite.asked).text, question=redacted.text)
+    return out
 
 
 def build_query(

@@ -102,7 +102,7 @@ class Caller:
         started = time.perf_counter()
         scope = self.cache.scope(inp.tenant, inp.groups, answer_scope(inp, self.answer_config))
         inp = replace(self.snippet_scoped(inp), cache_scope=scope, cache_read=wanted)
-        digest = entry_digest(scope, inp.question)
+        digest = entry_digest(scope, inp.retrieval_text())  # a follow-up's context is part of it
         _, hit = self.cache.lookup(inp.tenant, inp.groups, digest) if wanted else (-1, None)
         metrics.CACHE.labels(layer="exact", outcome="hit" if hit else ("miss" if wanted else "skipped")).inc()
         if hit is None:
@@ -156,7 +156,7 @@ class Caller:
                 if self.semantic is not None and vector is not None and self.indexes is not None:
                     index = self.indexes.by_version(inp.tenant, out.embedding_version)
                     self.semantic.remember(
-                        index, inp.tenant, inp.cache_scope, out.generation, inp.question, vector, answer
+                        index, inp.tenant, inp.cache_scope, out.generation, inp.retrieval_text(), vector, answer
                     )
         finally:
             query_state.drop(self.redis, inp.tenant, inp.request_id)

@@ -246,6 +246,9 @@ def eval_(
     golden: Annotated[
         bool, typer.Option(help="only the golden set over the sample corpus, against its committed baseline")
     ] = False,
+    conversations: Annotated[
+        bool, typer.Option(help="follow-up turns: raw, Keel's rewrite and a human's (conversations.jsonl)")
+    ] = False,
 ) -> None:
     """Retrieval quality (nDCG@10, Recall@10/100, MRR) of BM25, dense, hybrid and hybrid + re-score;
     with --answers, answer quality too (contains gold, F1, abstention, support); with --golden,
@@ -259,6 +262,9 @@ def eval_(
         _golden(settings)
         return
     name = dataset.resolve().name
+    if conversations:
+        _conversations(settings, dataset, out, concurrency)
+        return
 
     async def run() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
         client, r = await connect(settings), _redis(settings)
@@ -289,6 +295,27 @@ def eval_(
         print(f"{name}_total_p95_ms={m['total_p95_ms']:.0f}")
         print(f"{name}_ungrounded={m['ungrounded']:.4f}")
         print(f"{name}_silent_uncited={m['silent_uncited']:.0f}")
+
+
+def _conversations(settings: Settings, dataset: Path, out: Path, concurrency: int) -> None:
+    from evaluation.beir import check_dataset
+    from evaluation.conversations import VARIANTS, evaluate_conversations
+
+    async def run() -> dict[str, dict[str, float]]:
+        return await evaluate_conversations(
+            await connect(settings), settings, _redis(settings), dataset, out, concurrency
+        )
+
+    try:
+        check_dataset(dataset)
+        results = asyncio.run(run())
+    except KeelError as exc:
+        _fail(exc)
+    name = dataset.resolve().name
+    for variant in VARIANTS:
+        print(f"{name}_{variant}_ndcg10={results[variant]['ndcg@10']:.4f}")
+    for variant, closed in results["gap_closed"].items():
+        print(f"{name}_{variant}_gap_closed={closed:.4f}")
 
 
 def _golden(settings: Settings) -> None:

@@ -30,6 +30,13 @@ class EraseTenantInput:
 
 
 @dataclass(kw_only=True)
+class Conversations:
+    """A tenant's durable conversations (their ids), which its erasure ends first."""
+
+    ids: list[str]
+
+
+@dataclass(kw_only=True)
 class TenantErased:
     tenant: str
     documents: int = 0

@@ -24,6 +24,16 @@ class QueryFilters:
 
 
 @dataclass(kw_only=True)
+class QuestionRewrite:
+    """A follow-up made standalone (`conversations.rewrite`): recorded on its answer."""
+
+    asked: str  # the follow-up as the caller asked it (redacted)
+    question: str  # the standalone question the answer answers
+    method: str  # "context" (deterministic, from the earlier turns) | "llm"
+    conversation_id: str = ""  # the durable conversation's id ("": history sent by the client)
+
+
+@dataclass(kw_only=True)
 class QueryInput:
     request_id: str
     tenant: str
@@ -58,6 +68,14 @@ class QueryInput:
     # The prompt release the caller was assigned (stores.prompt_releases): a version and its label.
     prompt_id: str = ""
     prompt_label: str = ""
+    # A conversation's follow-up: what retrieval looks for (the standalone question with the
+    # conversation's context; "": the question), and how the question was rewritten.
+    search_text: str = ""
+    rewrite: QuestionRewrite | None = None
+
+    def retrieval_text(self) -> str:
+        """What retrieval, re-scoring and the caches key on."""
+        return self.search_text or self.question
 
 
 @dataclass(kw_only=True)
@@ -305,6 +323,7 @@ class QueryOutput:
     # model's were missing or wrong (attributed), both (mixed), or none at all
     citations_from: str = ""
     first_token_ms: float = 0.0  # from the generate step's start to the answer's first text
+    rewrite: QuestionRewrite | None = None  # a follow-up's standalone form
 
 
 def query_output(fields: dict[str, Any]) -> QueryOutput:
@@ -314,5 +333,6 @@ def query_output(fields: dict[str, Any]) -> QueryOutput:
             **fields,
             "citations": [Citation(**c) for c in fields.get("citations", [])],
             "attempts": [ProviderAttempt(**a) for a in fields.get("attempts", [])],
+            "rewrite": QuestionRewrite(**fields["rewrite"]) if fields.get("rewrite") else None,
         }
     )

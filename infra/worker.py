@@ -49,6 +49,7 @@ from temporal.client import connect, metrics_runtime
 from temporal.deployments import workflow_code_id
 from workflows.backfill_index import BackfillIndexWorkflow
 from workflows.backup import BackupTenantWorkflow, RestoreTenantWorkflow
+from workflows.conversation import ConversationWorkflow
 from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
@@ -172,6 +173,16 @@ def build_workers(
                 max_concurrent_local_activities=settings.max_concurrent_query_activities,
                 max_concurrent_activities=settings.max_concurrent_query_activities,
                 deployment_config=deployment_config(settings, VersioningBehavior.PINNED),
+            )
+        )
+        # Conversations live between turns for weeks: they move to each release at their next
+        # turn (their changes are patched), on a queue of their own; no activities run there.
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.conversation_task_queue,
+                workflows=[ConversationWorkflow],
+                deployment_config=deployment_config(settings, VersioningBehavior.AUTO_UPGRADE),
             )
         )
     if "ingest" in queues:

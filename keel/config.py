@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     """The task queue of ingestion's workflows and activities."""
     query_task_queue: str = "keel-query"
     """The task queue of queries' workflows and activities."""
+    conversation_task_queue: str = "keel-conversation"
+    """The task queue of conversations' workflows (their turns' queries run on the query queue).
+    Apart from queries' so that, with worker versioning, conversations, which live for weeks,
+    upgrade to each release while queries stay pinned to theirs."""
     encrypt_payloads: bool = True
     """Workflow histories hold only ciphertext (`temporal/codec.py`): every payload is sealed with
     its tenant's data key."""
@@ -179,6 +183,14 @@ class Settings(BaseSettings):
     backfill_page: int = 256
     """Chunks re-embedded per page of a backfill (one heartbeat and progress record each)."""
 
+    # -- Conversations ------------------------------------------------------------------------
+    conversation_retention_s: float = Field(default=30 * 24 * 3600, gt=0)
+    """A conversation idle this long ends, and its turns go with it (its workflow's history is
+    then kept only for the Temporal namespace's retention, sealed with the tenant's key)."""
+    conversation_history_tokens: int = Field(default=2000, ge=100)
+    """The turns a conversation keeps for rewriting its follow-ups fit in about this many tokens;
+    older turns are dropped."""
+
     # -- Answer caches and BM25 ---------------------------------------------------------------
     cache_enabled: bool = True
     """The answer caches; a request may skip them with `"cache": false`."""
@@ -245,15 +257,18 @@ class Settings(BaseSettings):
         "ingest": {"rpm": 120, "tpm": 512_000, "concurrent": 8},
         "status": {"rpm": 1200},
         "feedback": {"rpm": 120},
+        "conversations": {"rpm": 300},
         "admin": {"rpm": 120, "concurrent": 8},
     }
     """Every other authenticated route's limits per key, by family: uploads and deletions
     (`ingest`: rpm, and upload kilobytes a minute as `tpm`), a job's status (`status`),
-    `feedback`, and `admin` (keys, audit, erasure, index, guard, the codec)."""
+    `feedback`, `conversations` (start, list, read, delete; a turn is a query), and `admin` (keys,
+    audit, erasure, index, guard, the codec)."""
     tenant_route_limits: dict[str, dict[str, float]] = {
         "ingest": {"rpm": 600, "tpm": 2_048_000, "concurrent": 32},
         "status": {"rpm": 6000},
         "feedback": {"rpm": 600},
+        "conversations": {"rpm": 1500},
         "admin": {"rpm": 600, "concurrent": 16},
     }
     """The same families' limits per tenant, all of its keys together."""

@@ -291,6 +291,12 @@ class NotFound(KeelError):
     http_status = 404
 
 
+class ConversationNotFound(NotFound):
+    """No live conversation of this id belongs to the caller (another principal's reads the same)."""
+
+    code = "conversation_not_found"
+
+
 class ModelNotFound(NotFound):
     """The model a chat completion names is not one of `GET /v1/models`."""
 

@@ -35,9 +35,13 @@ def ingest_group_workflow_id(job_id: str, page: int, index: int) -> str:
 # Workflows named by their tenant (`<kind>/<tenant>/...`), and those named by a job whose id starts
 # with its tenant (`<kind>/<tenant>.<job>...`). An erasure's own workflow is not bound to the
 # tenant: it must still replay once the tenant's key is gone.
-_BY_TENANT = ("query", "ingest", "delete", "backup", "restore", "migrate")
+_BY_TENANT = ("query", "ingest", "delete", "backup", "restore", "migrate", "conversation")
 _BY_JOB = ("ingest-batch", "ingest-group")
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def query_workflow_id(tenant: str, request_id: str) -> str:
+    return f"query/{tenant}/{request_id}"
 
 
 def workflow_tenant(workflow_id: str) -> str | None:

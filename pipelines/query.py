@@ -161,7 +161,7 @@ class QuerySteps:
         found = _Found(key=query_candidates_key(q.tenant, q.request_id))
         snippets = self.snippets if q.snippet_scope else None
         if snippets is not None:  # one script reads the generation and the snippet
-            found.generation, found.kept = snippets.find(q.tenant, q.groups, q.snippet_scope, q.question)
+            found.generation, found.kept = snippets.find(q.tenant, q.groups, q.snippet_scope, q.retrieval_text())
             found.cache_ms = _ms(started)
         if found.generation < 0:  # no snippet layer, or Redis is down (this read then says so)
             found.generation = self.catalog.generation(q.tenant)
@@ -181,10 +181,11 @@ class QuerySteps:
         # Embedded once: for the cache's lookup and store, and for the dense search.
         vector = None
         if cached or (q.mode != "bm25" and found.kept is None):
-            vector = index.embedder.embed_query(q.question)
+            vector = index.embedder.embed_query(q.retrieval_text())
         if cached and q.cache_read and vector is not None and self.semantic is not None:
             looked = time.monotonic()
-            hit = self.semantic.lookup(index, q.tenant, q.groups, q.cache_scope, found.generation, q.question, vector)
+            text = q.retrieval_text()
+            hit = self.semantic.lookup(index, q.tenant, q.groups, q.cache_scope, found.generation, text, vector)
             found.cache_ms += _ms(looked)
             if hit is not None:
                 return RetrieveOutput(
@@ -218,11 +219,11 @@ class QuerySteps:
         )
         s = self.s
         hits = self.retriever.retrieve(
-            index, q.tenant, q.question, where, q.mode, s.retrieve_candidates, s.retrieve_prefetch, vector
+            index, q.tenant, q.retrieval_text(), where, q.mode, s.retrieve_candidates, s.retrieve_prefetch, vector
         )
         to_keep = None
         if self.snippets is not None and q.snippet_scope:
-            snippet = snippet_key(q.tenant, q.snippet_scope, found.generation, q.question, hits.candidates)
+            snippet = snippet_key(q.tenant, q.snippet_scope, found.generation, q.retrieval_text(), hits.candidates)
             if q.rerank and len(hits.scored) > 1:  # kept by the re-scorer, once it is done in time
                 to_keep = encode_key(snippet)
             else:
@@ -231,7 +232,7 @@ class QuerySteps:
             self.d.redis, found.key, RETRIEVE, hits.scored, hits.candidates, vector=saved_vector, snippet=to_keep
         )
         found.count, found.top = len(hits.scored), hits.scored[: query_state.HISTORY_TOP]
-        self.shadow.offer(q.tenant, q.question, q.mode, where, hits)
+        self.shadow.offer(q.tenant, q.retrieval_text(), q.mode, where, hits)
         return None
 
     def _restore(self, index: ActiveIndex, key: str, kept: Snippet, vector: np.ndarray | None) -> bool:

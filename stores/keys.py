@@ -73,6 +73,11 @@ def query_stream_key(tenant: str, request_id: str) -> str:
     return f"keel:q:{{{tenant}}}:{request_id}:stream"
 
 
+def conversations_key(tenant: str, owner: str) -> str:
+    """Sorted set: the conversations a principal (a key id) owns, by last activity."""
+    return f"keel:conv:{{{tenant}}}:{owner}"
+
+
 def breaker_key(provider: str) -> str:
     """Hash: a provider's circuit-breaker state, shared by every worker."""
     return f"keel:breaker:{{{provider}}}"
@@ -98,7 +103,8 @@ def tenant_patterns(tenant: str) -> tuple[str, ...]:
     """SCAN patterns of every key holding the tenant's data (erasure). Tenant names are checked
     (`keel.tenancy`), so no name is a glob and `a` never matches `a-b`'s keys."""
     scanned = tuple(
-        f"keel:{kind}:{{{tenant}}}:*" for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache", "ans", "ingesting")
+        f"keel:{kind}:{{{tenant}}}:*"
+        for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache", "ans", "ingesting", "conv")
     )
     singles = (
         tenant_docs_key(tenant),
@@ -125,6 +131,7 @@ def tenant_record_patterns(tenant: str) -> tuple[str, ...]:
         f"keel:q:{{{tenant}}}:*",
         f"keel:cache:{{{tenant}}}:*",
         f"keel:ingesting:{{{tenant}}}:*",
+        f"keel:conv:{{{tenant}}}:*",  # conversations live in Temporal; a restore has none to index
         restoring_key(tenant),
         *_limiter_counters(tenant),
         data_key_key(tenant),

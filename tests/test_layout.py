@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "keel": set(),  # the kernel: settings, errors, ids, tenancy, offline
     "keel_client": set(),  # the HTTP client: nothing of the server
     "contracts": BASE,
+    "conversations": BASE | {"contracts"},  # follow-ups made standalone: pure functions of the turns
     "encoders": BASE,
     "observability": BASE,
     "guardrails": BASE,  # detectors over text: nothing below them but the kernel
@@ -45,11 +46,12 @@ ALLOWED: dict[str, set[str]] = {
     },
     "activities": BASE
     | {"caches", "contracts", "generation", "index", "ingestion", "observability", "pipelines", "retrieval", "stores"},
-    "workflows": BASE | {"contracts", "activities"},
+    "workflows": BASE | {"contracts", "activities", "conversations"},
     "app": BASE
     | {
         "caches",
         "contracts",
+        "conversations",
         "gateway",
         "generation",
         "guardrails",
@@ -61,7 +63,8 @@ ALLOWED: dict[str, set[str]] = {
         "temporal",
         "workflows",
     },
-    "evaluation": BASE | {"app", "contracts", "generation", "index", "retrieval", "stores", "temporal"},
+    "evaluation": BASE
+    | {"app", "contracts", "conversations", "generation", "index", "retrieval", "stores", "temporal"},
 }
 TOP = {"cli", "api", "infra", "bench"}  # entry points: they may import every room below them
 ROOMS = set(ALLOWED) | TOP

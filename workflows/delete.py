@@ -8,7 +8,10 @@ finds nothing and reports so. Ids are business keys (`delete/<tenant>/<doc id>`,
 
 from __future__ import annotations
 
+import contextlib
+
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 from workflows import policies
 from workflows.policies import step
@@ -29,4 +32,12 @@ class DeleteDocumentWorkflow:
 class EraseTenantWorkflow:
     @workflow.run
     async def run(self, inp: EraseTenantInput) -> TenantErased:
+        # Since conversations (docs/concepts/durability-and-replay.md): the tenant's conversations
+        # end first, so none answers another turn while its data goes.
+        if workflow.patched("erase-conversations"):
+            live = await step(DeleteActivities.conversations, inp, policies.DELETE_DOCUMENT)
+            for conversation_id in live.ids:
+                handle = workflow.get_external_workflow_handle(f"conversation/{inp.tenant}/{conversation_id}")
+                with contextlib.suppress(FailureError):  # ended already (expired or deleted)
+                    await handle.signal("end")
         return await step(DeleteActivities.tenant, inp, policies.ERASE_TENANT)

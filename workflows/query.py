@@ -147,7 +147,7 @@ class QueryWorkflow:
             reranked = await query_step(
                 QueryActivities.rerank,
                 RerankInput(
-                    question=q.question,
+                    question=q.retrieval_text(),  # a follow-up's context re-scores as it retrieved
                     candidates_key=retrieved.candidates_key,
                     ranking=retrieved.ranking,
                     deadline_ms=budget_ms,

@@ -5,8 +5,11 @@ model. Same keys, limits, admission, guardrails, caches and audit as `/v1/query`
 is a query (`api.routers.query.answered`, `streamed`).
 
 The question is the last user message. A client's system messages are not passed to the model
-(the tenant's prompt releases govern what it is told), and earlier turns do not yet change what
-is retrieved. Citations are `[n]` markers in the content and a structured `citations` field;
+(the tenant's prompt releases govern what it is told). The earlier user and assistant messages
+are the conversation so far: a follow-up is made standalone from them before retrieval
+(`conversations.rewrite`), and the answer's `keel.rewrite` says how. A client that names a durable
+conversation (`conversation_id`, from `POST /v1/conversations`) sends only its new question; the
+conversation holds the rest. Citations are `[n]` markers in the content and a structured `citations` field;
 Keel's request id, degradations and cache layer ride in a `keel` field. Errors have OpenAI's
 shape (`message`, `type`, `param`, `code`: Keel's code).
 """
@@ -29,6 +32,8 @@ from api.deps import QueryCaller, SettingsDep, on_edge
 from api.errors import request_id
 from api.routers.query import CallerDep, answered, streamed
 from api.schemas import QueryAnswer, QueryBody
+from app.conversations import Thread, check_conversation_id
+from conversations.rewrite import Exchange
 from index.catalog import Catalog
 from keel.config import Settings
 from keel.errors import BadInput, EmbeddingsUnavailable, ModelNotFound, UnknownTenant
@@ -36,6 +41,7 @@ from keel.errors import BadInput, EmbeddingsUnavailable, ModelNotFound, UnknownT
 router = APIRouter(prefix="/v1", tags=["openai"])
 MODEL = "keel"
 MAX_MESSAGES = 200
+MAX_HISTORY = 20  # earlier turns a follow-up's rewrite reads (it uses the last few anyway)
 MAX_EMBED_INPUTS = 256
 MAX_EMBED_CHARS = 32_000
 
@@ -67,6 +73,7 @@ class ChatBody(BaseModel):
     stream: bool = False
     max_tokens: int | None = Field(default=None, ge=1, le=32_000)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=32_000)
+    conversation_id: str | None = None  # a durable conversation's (the SDKs send it in `extra_body`)
 
 
 def models(settings: Settings) -> list[str]:
@@ -82,16 +89,32 @@ async def list_models(settings: SettingsDep, _caller: QueryCaller) -> dict[str, 
     }
 
 
-def _query_body(body: ChatBody, settings: Settings) -> QueryBody:
+def _query_body(body: ChatBody, settings: Settings) -> tuple[QueryBody, Thread]:
     if body.model not in models(settings):
         raise ModelNotFound(f"no model {body.model!r}: GET /v1/models lists them")
-    asked = [m for m in body.messages if m.role == "user" and m.text().strip()]
+    asked = [i for i, m in enumerate(body.messages) if m.role == "user" and m.text().strip()]
     if not asked:
         raise BadInput("the messages hold no user message with text to answer")
     route = body.model.removeprefix(f"{MODEL}-") if body.model != MODEL else None
-    return QueryBody(
-        question=asked[-1].text(), max_output_tokens=body.max_completion_tokens or body.max_tokens, route=route
-    )
+    question = body.messages[asked[-1]].text()
+    if body.conversation_id is not None:
+        thread = Thread(conversation_id=check_conversation_id(body.conversation_id))
+    else:
+        thread = Thread(history=tuple(history(body.messages[: asked[-1]]))[-MAX_HISTORY:])
+    tokens = body.max_completion_tokens or body.max_tokens
+    return QueryBody(question=question, max_output_tokens=tokens, route=route), thread
+
+
+def history(messages: list[ChatMessage]) -> list[Exchange]:
+    """The earlier turns: each user message with the assistant's reply that followed it."""
+    turns: list[Exchange] = []
+    for i, message in enumerate(messages):
+        if message.role != "user" or not message.text().strip():
+            continue
+        after = messages[i + 1] if i + 1 < len(messages) else None
+        reply = after.text() if after is not None and after.role == "assistant" else ""
+        turns.append(Exchange(question=message.text(), answer=reply, answered=bool(reply.strip())))
+    return turns
 
 
 def _keel(answer: QueryAnswer) -> dict[str, Any]:
@@ -103,6 +126,7 @@ def _keel(answer: QueryAnswer) -> dict[str, Any]:
         "route": answer.route,
         "provider": answer.provider,
         "no_sources": answer.no_sources,
+        "rewrite": answer.rewrite.model_dump() if answer.rewrite else None,
     }
 
 
@@ -138,12 +162,12 @@ def completion(answer: QueryAnswer, model: str) -> dict[str, Any]:
 async def chat_completions(
     body: ChatBody, request: Request, response: Response, settings: SettingsDep, who: CallerDep
 ) -> Any:
-    asked = _query_body(body, settings)
+    asked, thread = _query_body(body, settings)
     if not body.stream:
-        answer, headers = await answered(asked, request, who)
+        answer, headers = await answered(asked, request, who, thread)
         response.headers.update(headers)
         return completion(answer, body.model)
-    events, headers = await streamed(asked, request, who)
+    events, headers = await streamed(asked, request, who, thread)
     chunks = _chunks(events, body.model, f"chatcmpl-{headers['X-Request-ID']}")
     return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)
 

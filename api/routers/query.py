@@ -36,6 +36,8 @@ from api.deps import (
 from api.errors import correlation_id, request_id
 from api.metrics import record_answer
 from api.schemas import QueryAnswer, QueryBody
+from app import conversations
+from app.conversations import Thread, with_history
 from app.query import build_query, redact_question, run_query
 from app.query_edge import Caller, Looked
 from contracts.query import QueryFilters, QueryInput, QueryOutput
@@ -69,11 +71,14 @@ def _caller(
 CallerDep = Annotated[Caller, Depends(_caller)]
 
 
-async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -> QueryInput:
-    """The checked workflow input, its question not yet redacted (`_redacted`); its tenant check
-    reads Redis, so it runs in a thread."""
+async def _input(
+    body: QueryBody, request: Request, who: Caller, stream: bool, thread: Thread | None = None
+) -> QueryInput:
+    """The checked workflow input, its question not yet redacted (`_redacted`), a stateless
+    client's follow-up made standalone from the history it sent; its tenant check reads Redis, so
+    it runs in a thread."""
     filters = QueryFilters(**body.filters.model_dump()) if body.filters else None
-    return await asyncio.to_thread(
+    inp = await asyncio.to_thread(
         build_query,
         who.settings,
         who.redis,
@@ -90,6 +95,18 @@ async def _input(body: QueryBody, request: Request, who: Caller, stream: bool) -
         stream=stream,
         key_id=who.principal.key_id,
     )
+    return with_history(inp, thread.history) if thread is not None and thread.history else inp
+
+
+async def _run(who: Caller, inp: QueryInput, thread: Thread | None) -> QueryOutput:
+    """The query's workflow: its own, or the next turn of a durable conversation."""
+    if thread is not None and thread.conversation_id:
+        return await conversations.take_turn(
+            who.temporal, who.settings, who.redis, who.principal, thread.conversation_id, inp
+        )
+    out = await run_query(who.temporal, who.settings, inp)
+    out.rewrite = inp.rewrite  # a stateless client's follow-up, rewritten here at the edge
+    return out
 
 
 async def _redacted(inp: QueryInput, who: Caller) -> QueryInput:
@@ -112,9 +129,12 @@ async def query(body: QueryBody, request: Request, response: Response, who: Call
     return answer
 
 
-async def answered(body: QueryBody, request: Request, who: Caller) -> tuple[QueryAnswer, dict[str, str]]:
+async def answered(
+    body: QueryBody, request: Request, who: Caller, thread: Thread | None = None
+) -> tuple[QueryAnswer, dict[str, str]]:
     """One question answered at the edge: the answer, and the headers the limits add. Every route
-    that answers a question (this one, chat completions) goes through here."""
+    that answers a question (this one, chat completions, a conversation's turn) goes through here;
+    `thread` joins it to a conversation."""
     # Cheapest refusal first: a full process says so in microseconds, before any Redis call or
     # redaction; then the limits (one Redis script); then the question is checked and redacted.
     async with who.admission.slot(who.tenant):
@@ -126,12 +146,16 @@ async def answered(body: QueryBody, request: Request, who: Caller) -> tuple[Quer
         started = time.perf_counter()
         looked: Looked | None = None
         try:
-            checked = await _input(body, request, who, stream=False)
-            looked = await on_edge(request, who.cached, checked, body.cache)
+            checked = await _input(body, request, who, stream=False, thread=thread)
+            if thread is not None and thread.conversation_id:
+                # The turn is made standalone in its workflow, so no exact entry can be named here.
+                looked = Looked(inp=who.snippet_scoped(checked))
+            else:
+                looked = await on_edge(request, who.cached, checked, body.cache)
             inp, out = looked.inp, looked.answer
             if out is None:
                 inp = await _redacted(inp, who)
-                out = await run_query(who.temporal, who.settings, inp)
+                out = await _run(who, inp, thread)
                 if looked.digest:  # what the exact lookup added to this miss, beside the workflow's
                     out.timings_ms["cache"] = round(out.timings_ms.get("cache", 0.0) + looked.ms, 3)
         finally:
@@ -150,16 +174,17 @@ async def answered(body: QueryBody, request: Request, who: Caller) -> tuple[Quer
 @router.post("/stream")
 async def query_stream(body: QueryBody, request: Request, who: CallerDep) -> StreamingResponse:
     events, headers = await streamed(body, request, who)
+    return StreamingResponse(sse_of(events), media_type="text/event-stream", headers=headers)
 
-    async def sse() -> AsyncIterator[str]:
-        async for event, data in events:
-            yield _sse(event, data)
 
-    return StreamingResponse(sse(), media_type="text/event-stream", headers=headers)
+async def sse_of(events: AsyncIterator[tuple[str, Any]]) -> AsyncIterator[str]:
+    """The stream's events as server-sent events."""
+    async for event, data in events:
+        yield _sse(event, data)
 
 
 async def streamed(
-    body: QueryBody, request: Request, who: Caller
+    body: QueryBody, request: Request, who: Caller, thread: Thread | None = None
 ) -> tuple[AsyncIterator[tuple[str, Any]], dict[str, str]]:
     """One question answered as a stream of (event, data): `sources`, `token`s, `reset`s, then
     `done` with the whole answer or `error`. Refusals raise before the stream starts."""
@@ -172,13 +197,14 @@ async def streamed(
         who.admission.release(taken_at, who.tenant)
         raise
     try:
-        inp = who.snippet_scoped(await _redacted(await _input(body, request, who, stream=True), who))
+        checked = await _input(body, request, who, stream=True, thread=thread)
+        inp = who.snippet_scoped(await _redacted(checked, who))
     except Exception:
         who.admission.release(taken_at, who.tenant)
         await on_edge(request, who.settle, ticket, None)
         raise
     trace_id = current_trace_id()
-    task = asyncio.create_task(run_query(who.temporal, who.settings, inp))
+    task = asyncio.create_task(_run(who, inp, thread))
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
 

@@ -73,10 +73,12 @@ async def wait_job(api: httpx.AsyncClient, job_id: str, headers: dict[str, str])
     raise AssertionError("job did not complete")
 
 
-async def stream_events(api: httpx.AsyncClient, headers: dict[str, str], question: str) -> list[tuple[str, Any]]:
-    """POST /v1/query/stream, read to its end: the (event, data) pairs in order."""
+async def stream_events(
+    api: httpx.AsyncClient, headers: dict[str, str], question: str, path: str = "/v1/query/stream"
+) -> list[tuple[str, Any]]:
+    """POST /v1/query/stream (or another streaming route), read to its end: the (event, data) pairs in order."""
     events: list[tuple[str, Any]] = []
-    async with api.stream("POST", "/v1/query/stream", json={"question": question}, headers=headers) as resp:
+    async with api.stream("POST", path, json={"question": question}, headers=headers) as resp:
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
         event = ""
         async for line in resp.aiter_lines():

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = [
     "keel", "contracts", "encoders", "ingestion", "index", "vectorstore", "stores", "observability", "temporal",
     "gateway", "retrieval", "caches", "guardrails", "generation", "pipelines", "activities", "workflows", "app",
-    "api", "cli", "infra", "evaluation", "bench",
+    "api", "cli", "infra", "evaluation", "bench", "conversations",
 ]  # fmt: skip
 RE_CALLS = {"compile", "search", "match", "fullmatch", "findall", "finditer", "sub", "subn", "split"}
 # Ten times the size may cost this many times the time before a pattern counts as superlinear.

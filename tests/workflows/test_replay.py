@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,21 +25,25 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from app import backup as snapshots
+from app import conversations as conversation
 from app import index as migrations
+from app.conversations import conversation_workflow_id
 from app.delete import delete_document, erase_tenant
 from app.query import build_query, query_workflow_id, run_query
 from caches.semantic import semantic_cache
-from gateway.keys import ADMIN, INGEST, KeyStore
+from contracts.conversation import ConversationStart
+from gateway.keys import ADMIN, INGEST, QUERY, KeyStore
 from keel import ids
 from keel.config import Settings
 from pipelines.deps import Deps
-from stores import query_state
+from stores import conversations, query_state
 from stores.keys import data_key_key
 from temporal.data_converter import DATA_CONVERTER, data_converter
 from tests.conftest import SAMPLES, TEST_CODEC_KEY
 from tests.helpers import ingest
 from workflows.backfill_index import BackfillIndexWorkflow
 from workflows.backup import BackupTenantWorkflow, RestoreTenantWorkflow
+from workflows.conversation import ConversationWorkflow
 from workflows.delete import DeleteDocumentWorkflow, EraseTenantWorkflow
 from workflows.ingest_batch import IngestBatchWorkflow
 from workflows.ingest_document import IngestDocumentWorkflow
@@ -56,6 +61,7 @@ WORKFLOWS = [
     BackfillIndexWorkflow,
     BackupTenantWorkflow,
     RestoreTenantWorkflow,
+    ConversationWorkflow,
 ]
 TYPES = (
     "IngestBatch",
@@ -67,6 +73,7 @@ TYPES = (
     "BackfillIndex",
     "BackupTenant",
     "RestoreTenant",
+    "Conversation",
 )
 
 
@@ -160,6 +167,20 @@ async def test_record_histories(
     await migration.result()
     (backed_up,) = await snapshots.backup(client, settings, redis_client, [tenant], tmp_path / "backup")
     store = KeyStore(redis_client)
+    # A conversation that continues as new after two turns, and is ended by the tenant's erasure.
+    asker = store.create(tenant=tenant, roles=[QUERY])[0].principal()
+    began = ConversationStart(
+        tenant=tenant, conversation_id="d" * 32, owner=asker.key_id, created_at=time.time(), retention_s=3600,
+        history_tokens=2000, query_task_queue=settings.query_task_queue, turns_per_run=2,
+    )  # fmt: skip
+    await client.start_workflow(
+        "Conversation", began, id=conversation_workflow_id(tenant, began.conversation_id),
+        task_queue=settings.conversation_task_queue,
+    )  # fmt: skip
+    conversations.add(redis_client, tenant, asker.key_id, began.conversation_id)
+    for n, question in enumerate(("How do I retry failed files?", "Does that skip unchanged ones?", "And then?")):
+        turn = build_query(settings, redis_client, f"record-turn-{n}", tenant, [], question)
+        await conversation.take_turn(client, settings, redis_client, asker, began.conversation_id, turn)
     writer = store.create(tenant=tenant, roles=[INGEST])[0].principal()
     await delete_document(client, settings, redis_client, writer, ids.document_id(tenant, str(SAMPLES / "faq.txt")))
     keep_data_key()
@@ -176,7 +197,9 @@ async def test_record_histories(
             e.start_child_workflow_execution_initiated_event_attributes.workflow_type.name == "IngestGroup"
             for e in history.events
         )
+        patched = any(e.marker_recorded_event_attributes.marker_name == "core_patch" for e in history.events)
         variant = ".grouped" if grouped and wf.workflow_type == "IngestBatch" else ""
+        variant = ".conversations" if patched and wf.workflow_type == "EraseTenant" else variant
         target = HISTORIES / f"{wf.workflow_type}.{status}{variant}.sealed.json"
         if not target.exists():
             target.write_text(history.to_json())
