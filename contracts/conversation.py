@@ -57,3 +57,22 @@ class ConversationView:
     updated_at: float
     turns: list[TurnRecord]
     ended: bool = False
+
+
+@dataclass(kw_only=True)
+class RewriteInput:
+    """A follow-up to make standalone, with the turns it may lean on and the conversation's title."""
+
+    question: str
+    turns: list[TurnRecord]
+    topic: str = ""
+    deadline_ms: float = 0.0  # a model's rewrite is given up past this
+
+
+@dataclass(kw_only=True)
+class RewriteOutput:
+    question: str  # standalone
+    search: str  # what retrieval looks for
+    method: str  # none | context | llm
+    model_failed: bool = False  # a model was asked, and its rewrite was not used (late, failed, implausible)
+    ms: float = 0.0

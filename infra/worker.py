@@ -24,6 +24,7 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.backup import BackupActivities
 from activities.batch import BatchActivities
+from activities.conversation import ConversationActivities
 from activities.delete import DeleteActivities
 from activities.index import IndexActivities
 from activities.ingest import IngestActivities
@@ -32,6 +33,7 @@ from caches.admin import CacheMemory
 from generation.breaker import Breaker, BreakerConfig
 from generation.chain import LinkPolicy, ProviderChain, RetryConfig
 from generation.extractive import ExtractiveAnswerer
+from generation.followup import FollowupWriter
 from generation.openai_compat import OpenAICompatProvider, ProviderConfig
 from generation.providers import Provider
 from generation.verify import NO_VERIFIER, Verifier
@@ -41,6 +43,7 @@ from keel import offline  # noqa: F401 - sets the offline environment before any
 from keel.config import Settings, get_settings
 from observability import metrics
 from observability.tracing import setup_tracing
+from pipelines.conversation import FollowupSteps
 from pipelines.deps import Deps, build_deps
 from pipelines.query import QuerySteps
 from retrieval.rerank import Reranker, build_reranker
@@ -70,6 +73,17 @@ def watch_caches(deps: Deps) -> None:
     """Each tenant's cache memory on the metrics port (read from Redis at each scrape)."""
     with contextlib.suppress(ValueError):  # an earlier start in this process registered it
         metrics.REGISTRY.register(CacheMemory(deps.redis))
+
+
+def build_followup_writer(settings: Settings, providers: dict[str, Provider]) -> FollowupWriter | None:
+    """The model that rewrites follow-ups: the operator's choice, else the wired model's."""
+    local = [str(p["name"]) for p in wired(settings).providers]  # the model `make llm` wired in, if any
+    name = settings.rewriter or (local[0] if local else "")
+    if not name or name == NO_VERIFIER:
+        return None
+    if name not in providers:
+        raise ValueError(f"KEEL_REWRITER names {name!r}, which is not a provider: {sorted(providers)}")
+    return FollowupWriter(providers[name])
 
 
 def build_query_steps(settings: Settings, deps: Deps) -> QuerySteps:
@@ -160,7 +174,9 @@ def build_workers(
     (`python -m infra.worker --queues ingest`), each pool sized and placed for its work."""
     workers = []
     if "query" in queues:
-        query = QueryActivities(build_query_steps(settings, deps))
+        steps = build_query_steps(settings, deps)
+        query = QueryActivities(steps)
+        conversation = ConversationActivities(FollowupSteps(build_followup_writer(settings, steps.chain.providers)))
         query.warm_up()  # at start, so the first query does not pay for it
         # Queries on their own task queue and thread pool, so a big ingest never queues them.
         workers.append(
@@ -176,12 +192,15 @@ def build_workers(
             )
         )
         # Conversations live between turns for weeks: they move to each release at their next
-        # turn (their changes are patched), on a queue of their own; no activities run there.
+        # turn (their changes are patched), on a queue of their own; only their rewrite runs there.
         workers.append(
             Worker(
                 client,
                 task_queue=settings.conversation_task_queue,
                 workflows=[ConversationWorkflow],
+                activities=conversation.all(),
+                activity_executor=query_executor,
+                max_concurrent_local_activities=settings.max_concurrent_query_activities,
                 deployment_config=deployment_config(settings, VersioningBehavior.AUTO_UPGRADE),
             )
         )

@@ -355,6 +355,10 @@ class Settings(BaseSettings):
     verifier: str = ""
     """The provider that reads each cited sentence of a model's answer against its passage, yes or
     no. "": the one `make llm` wired in, if any; "none": no verifier."""
+    rewriter: str = ""
+    """The provider that rewrites a conversation's follow-ups as standalone questions (within 2.5 s,
+    else the deterministic rewrite stands). "": the one `make llm` wired in, if any; "none": the
+    deterministic rewrite only."""
     verify_budget_s: float = 3.0
     """The verifier's time per answer, inside the validate step's budget."""
     breaker_failures: int = 3

@@ -30,11 +30,12 @@ ALLOWED: dict[str, set[str]] = {
     "gateway": BASE | {"observability", "stores"},
     "retrieval": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
     "caches": BASE | {"contracts", "encoders", "index", "stores", "vectorstore"},
-    "generation": BASE | {"contracts", "guardrails", "observability", "stores"},
+    "generation": BASE | {"contracts", "conversations", "guardrails", "observability", "stores"},
     "pipelines": BASE
     | {
         "caches",
         "contracts",
+        "conversations",
         "encoders",
         "generation",
         "guardrails",

@@ -23,15 +23,32 @@ from datetime import timedelta
 from functools import partial
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ParentClosePolicy
 
+from workflows import policies
+from workflows.policies import query_step
+
 with workflow.unsafe.imports_passed_through():
-    from contracts.conversation import ConversationStart, ConversationView, TurnInput, TurnRecord
+    from activities.conversation import ConversationActivities
+    from contracts.conversation import (
+        ConversationStart,
+        ConversationView,
+        RewriteInput,
+        RewriteOutput,
+        TurnInput,
+        TurnRecord,
+    )
     from contracts.query import QueryInput, QueryOutput, QuestionRewrite
     from conversations.history import exchanges, kept_within, said_something
     from conversations.rewrite import rewrite
     from keel.ids import query_workflow_id
+
+
+# A model's rewrite gets this long (a small local model writes a short question in about a second
+# on a CPU); past it, the deterministic rewrite stands. The step's own timeout adds the grace.
+REWRITE_BUDGET_MS = 2500
+REWRITE_GRACE_MS = 500
 
 
 @workflow.defn(name="Conversation", sandboxed=False)
@@ -65,7 +82,7 @@ class ConversationWorkflow:
     @workflow.update
     async def turn(self, inp: TurnInput) -> QueryOutput:
         async with self._lock:
-            q = self._standalone(inp.query)
+            q, model_failed = await self._standalone(inp.query)
             out: QueryOutput = await workflow.execute_child_workflow(
                 "Query",
                 q,
@@ -91,6 +108,8 @@ class ConversationWorkflow:
             self._updated_at = workflow.now().timestamp()
             self._touched += 1
             out.rewrite = q.rewrite
+            if model_failed:  # the model's rewrite was not used: the deterministic one was
+                out.degradations.append("rewrite_model_skipped")
             return out
 
     @turn.validator
@@ -119,15 +138,26 @@ class ConversationWorkflow:
             ended=self._ended,
         )
 
-    def _standalone(self, q: QueryInput) -> QueryInput:
-        """The question as QueryWorkflow answers it: a follow-up made standalone from the turns kept."""
-        written = rewrite(q.question, exchanges(self._turns))
+    async def _standalone(self, q: QueryInput) -> tuple[QueryInput, bool]:
+        """The question as QueryWorkflow answers it, a follow-up made standalone from the turns kept
+        (by the tenant's model when one is wired), and whether a model's rewrite was not used."""
+        s = self._start
+        try:
+            written = await query_step(
+                ConversationActivities.rewrite,
+                RewriteInput(question=q.question, turns=self._turns, topic=s.title, deadline_ms=REWRITE_BUDGET_MS),
+                REWRITE_BUDGET_MS + REWRITE_GRACE_MS,
+                retry=policies.NO_RETRY,
+            )
+        except FailureError:  # the step failed: the same deterministic rewrite, made here
+            fallback = rewrite(q.question, exchanges(self._turns), topic=s.title)
+            written = RewriteOutput(question=fallback.question, search=fallback.search, method=fallback.method)
         if written.method == "none":
-            return q
+            return q, False
         made = QuestionRewrite(
             asked=q.question,
             question=written.question,
             method=written.method,
             conversation_id=self._start.conversation_id,
         )
-        return replace(q, question=written.question, search_text=written.search, rewrite=made)
+        return replace(q, question=written.question, search_text=written.search, rewrite=made), written.model_failed

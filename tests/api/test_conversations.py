@@ -43,7 +43,7 @@ async def test_a_conversation_keeps_its_turns_and_rewrites_its_follow_ups(
     api: httpx.AsyncClient, sampled: str, auth: Auth
 ) -> None:
     key = auth(sampled)
-    cid = await _start(api, key, title="retrying")
+    cid = await _start(api, key)
     first = await _ask(api, key, cid, FIRST)
     assert first["rewrite"] is None and "keel ingest" in str(first["answer"]).lower()  # nothing to lean on
 
@@ -56,7 +56,7 @@ async def test_a_conversation_keeps_its_turns_and_rewrites_its_follow_ups(
     kept = (await api.get(f"/v1/conversations/{cid}", headers=key)).json()
     assert [t["asked"] for t in kept["turns"]] == [FIRST, FOLLOW_UP]
     assert kept["turns"][0]["answered"] and kept["turns"][0]["doc_ids"]  # a cited answer carries context
-    assert kept["title"] == "retrying" and kept["updated_at"] >= kept["created_at"]
+    assert kept["title"] == "" and kept["updated_at"] >= kept["created_at"]
     assert (await api.get("/v1/conversations", headers=key)).json()["data"] == [cid]
 
     # Streamed, the turn ends with the whole answer and its rewrite.
@@ -66,6 +66,11 @@ async def test_a_conversation_keeps_its_turns_and_rewrites_its_follow_ups(
     done = events[-1]
     assert done[0] == "done" and done[1]["rewrite"]["method"] == "context"
     assert len((await api.get(f"/v1/conversations/{cid}", headers=key)).json()["turns"]) == 3
+
+    # A title says what the conversation is about: even its first question is searched with it.
+    titled = await _start(api, key, title="Failed files")
+    opening = (await _ask(api, key, titled, FIRST))["rewrite"]
+    assert isinstance(opening, dict) and opening["question"] == f"{FIRST} (about Failed files)"
 
 
 async def test_a_conversation_is_its_owners_alone(api: httpx.AsyncClient, sampled: str, auth: Auth) -> None:
