@@ -275,6 +275,7 @@ ExactCacheDep = Annotated[ExactCache | None, Depends(_exact_cache)]
 QueryCaller = Annotated[Principal, Depends(require(QUERY))]  # the query routes admit with their token reservation
 FeedbackCaller = Annotated[Principal, Depends(require(QUERY, "feedback"))]
 ConversationCaller = Annotated[Principal, Depends(require(QUERY, "conversations"))]
+ReadCaller = Annotated[Principal, Depends(require(QUERY, "read"))]  # a document's text, as a query could see it
 IngestCaller = Annotated[Principal, Depends(require(INGEST, "ingest"))]
 StatusCaller = Annotated[Principal, Depends(require(INGEST, "status"))]  # a job's progress, polled
 AdminCaller = Annotated[Principal, Depends(require(ADMIN, "admin"))]

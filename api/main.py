@@ -15,10 +15,12 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from api import mcp
 from api.body_limit import MULTIPART_SLACK, BodyLimit
 from api.deps import question_redactor
 from api.docs import install_docs
 from api.errors import error_response, install_error_handlers, request_id_middleware
+from api.mcp import build_mcp, mounted
 from api.metrics import count_requests
 from api.routers import admin, codec, conversations, documents, feedback, jobs, openai_compat, query
 from gateway.admission import Admission
@@ -47,7 +49,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         except TemporalUnavailable as exc:  # serve anyway: endpoints answer 503 with the reason
             log.error("%s", exc.message)
             app.state.temporal = None
-    yield
+    async with app.state.mcp.session_manager.run():  # the MCP transport's task group
+        yield
     app.state.redis.close()
 
 
@@ -79,6 +82,7 @@ def create_app(temporal: Client | None = None, indexes: Indexes | None = None) -
     app = FastAPI(title="Keel", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=docs)
     app.state.temporal = temporal
     app.state.indexes = indexes
+    app.state.mcp = mounted(build_mcp())
     FastAPIInstrumentor.instrument_app(app)  # spans go to whichever provider is installed at start
     app.middleware("http")(shed_load)  # innermost of the three: its refusals are counted and carry the request id
     app.middleware("http")(count_requests)
@@ -92,6 +96,7 @@ def create_app(temporal: Client | None = None, indexes: Indexes | None = None) -
     app.include_router(feedback.router)
     app.include_router(admin.router)
     app.include_router(codec.router)
+    app.include_router(mcp.router)
     # The Temporal UI calls /codec from its own origin; bearer keys are not ambient credentials,
     # so allowing that one origin opens nothing a key does not already open.
     app.add_middleware(

@@ -143,6 +143,21 @@ class QueryAnswer(BaseModel):
     rewrite: RewriteOut | None = None  # a conversation's follow-up, made standalone
 
 
+class ChunkOut(BaseModel):
+    index: int
+    section_path: list[str]
+    text: str
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    version: str
+    source: str
+    title: str
+    chunks: list[ChunkOut]
+    truncated: bool  # a very long document: its first chunks only
+
+
 class ConversationBody(BaseModel):
     title: str = Field(default="", max_length=200)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import redis
@@ -40,8 +40,9 @@ from keel.tenancy import check_groups, check_tenant
 from keel.text import check_text
 from retrieval.filters import check_filters
 from retrieval.retriever import MODES
-from stores import guard_policy
+from stores import guard_policy, query_state
 from stores.guard_policy import GuardPolicy
+from stores.keys import query_candidates_key
 
 
 def answer_config(settings: Settings) -> str:
@@ -298,3 +299,39 @@ def honest(out: QueryOutput) -> QueryOutput:
 def started_eagerly(handle: WorkflowHandle[Any, Any]) -> bool:
     # temporalio records it under this name on the handle (client/_impl.py); no public accessor yet.
     return bool(getattr(handle, "__temporal_eagerly_started", False))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Passage:
+    """A retrieved chunk as a search returns it: what it says, where it is, how it ranked."""
+
+    rank: int
+    score: float
+    doc_id: str
+    version: str
+    source: str
+    title: str
+    section_path: list[str]
+    chunk_index: int
+    text: str
+
+
+def passages_of(r: redis.Redis, inp: QueryInput, ranking: str, limit: int) -> list[Passage]:
+    """The best `limit` of a finished retrieval-only query's ranking, with their text."""
+    ranked = query_state.final_ranking(r, inp.tenant, inp.request_id, ranking)[:limit]
+    found = query_state.candidates(r, query_candidates_key(inp.tenant, inp.request_id), [s.point_id for s in ranked])
+    return [
+        Passage(
+            rank=i + 1,
+            score=round(s.rerank if s.rerank is not None else s.fused, 4),
+            doc_id=c.doc_id,
+            version=c.version,
+            source=c.source,
+            title=c.title,
+            section_path=c.section_path,
+            chunk_index=c.chunk_index,
+            text=c.text,
+        )
+        for i, s in enumerate(ranked)
+        if (c := found.get(s.point_id)) is not None
+    ]

@@ -23,3 +23,8 @@ def visible_at(tenant: str, generation: int, groups: Sequence[str]) -> Where:
             Cond("visible_until", gt=generation),
         )
     )
+
+
+def document_visible_at(tenant: str, generation: int, groups: Sequence[str], doc_id: str) -> Where:
+    """One document's points a reader may see (reading a document: `app.reading`)."""
+    return visible_at(tenant, generation, groups).and_(Cond("doc_id", value=doc_id))

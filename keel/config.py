@@ -258,17 +258,19 @@ class Settings(BaseSettings):
         "status": {"rpm": 1200},
         "feedback": {"rpm": 120},
         "conversations": {"rpm": 300},
+        "read": {"rpm": 300, "concurrent": 8},
         "admin": {"rpm": 120, "concurrent": 8},
     }
     """Every other authenticated route's limits per key, by family: uploads and deletions
     (`ingest`: rpm, and upload kilobytes a minute as `tpm`), a job's status (`status`),
-    `feedback`, `conversations` (start, list, read, delete; a turn is a query), and `admin` (keys,
-    audit, erasure, index, guard, the codec)."""
+    `feedback`, `conversations` (start, list, read, delete; a turn is a query), `read` (a document's
+    text), and `admin` (keys, audit, erasure, index, guard, the codec)."""
     tenant_route_limits: dict[str, dict[str, float]] = {
         "ingest": {"rpm": 600, "tpm": 2_048_000, "concurrent": 32},
         "status": {"rpm": 6000},
         "feedback": {"rpm": 600},
         "conversations": {"rpm": 1500},
+        "read": {"rpm": 1500, "concurrent": 32},
         "admin": {"rpm": 600, "concurrent": 16},
     }
     """The same families' limits per tenant, all of its keys together."""

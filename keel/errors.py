@@ -291,6 +291,12 @@ class NotFound(KeelError):
     http_status = 404
 
 
+class DocumentNotFound(NotFound):
+    """No document of this id that the key may read (one it may not read reads the same)."""
+
+    code = "document_not_found"
+
+
 class ConversationNotFound(NotFound):
     """No live conversation of this id belongs to the caller (another principal's reads the same)."""
 
@@ -335,6 +341,14 @@ class DependencyUnavailable(KeelError):
     code = "dependency_unavailable"
     retryable = True
     http_status = 503
+
+
+class IndexNotHere(KeelError):
+    """This process does not open the index (an API-only process beside the embedded Qdrant):
+    reading a document needs one that does, or API processes against a Qdrant server."""
+
+    code = "index_not_here"
+    http_status = 501
 
 
 class EmbeddingsUnavailable(KeelError):

@@ -1,4 +1,5 @@
-"""POST /v1/documents: upload one file, ingested by a job of one document; DELETE removes one.
+"""POST /v1/documents: upload one file, ingested by a job of one document; GET reads one as the
+key may see it; DELETE removes one.
 
 The multipart body is parsed in the handler, after the key and its role are checked: FastAPI
 parses a declared `UploadFile` before any dependency runs, which would let a caller without a
@@ -14,15 +15,16 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from starlette.datastructures import FormData, UploadFile
 
-from api.deps import BlobsDep, IngestCaller, RedisDep, SettingsDep, TemporalDep
+from api.deps import BlobsDep, IngestCaller, ReadCaller, RedisDep, SettingsDep, TemporalDep, on_edge
 from api.errors import correlation_id, request_id
-from api.schemas import DocumentDeleted, JobAccepted, RemovedOut
-from app.delete import delete_document, delete_workflow_id
+from api.schemas import DocumentDeleted, DocumentOut, JobAccepted, RemovedOut
+from app.delete import check_doc_id, delete_document, delete_workflow_id
 from app.ingest import batch_workflow_id, new_job_id, start_batch
+from app.reading import read_document
 from app.staging import stage_upload
 from index.catalog import Catalog
 from ingestion.files import check_name
-from keel.errors import BadInput, FileTooLarge
+from keel.errors import BadInput, FileTooLarge, IndexNotHere
 from keel.tenancy import check_replacement, document_groups
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -116,6 +118,18 @@ async def upload_document(
         request_id=request_id(request),
         correlation_id=correlation_id(request) or None,
     )
+
+
+@router.get("/{doc_id}", response_model=DocumentOut)
+async def read(doc_id: str, request: Request, r: RedisDep, caller: ReadCaller) -> DocumentOut:
+    """A document's text as indexed (redacted where the tenant's policy redacts), chunk by chunk, if
+    the key's groups may read it; otherwise 404, as for a document that does not exist."""
+    check_doc_id(doc_id)
+    indexes = request.app.state.indexes
+    if indexes is None:
+        raise IndexNotHere("this API process does not open the index: ask one that shares the workers' indexes")
+    view = await on_edge(request, read_document, indexes, r, caller.tenant, list(caller.groups), doc_id)
+    return DocumentOut.model_validate(view, from_attributes=True)
 
 
 @router.delete("/{doc_id}", response_model=DocumentDeleted)

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Annotated, Any
 
 import redis
@@ -38,7 +38,7 @@ from api.metrics import record_answer
 from api.schemas import QueryAnswer, QueryBody
 from app import conversations
 from app.conversations import Thread, with_history
-from app.query import build_query, redact_question, run_query
+from app.query import Passage, build_query, passages_of, redact_question, run_query
 from app.query_edge import Caller, Looked
 from contracts.query import QueryFilters, QueryInput, QueryOutput
 from gateway.limits import Ticket
@@ -169,6 +169,23 @@ async def answered(
     if out.json_error is not None:
         raise JsonInvalid(f"the answer is not valid JSON for the schema: {out.json_error}")
     return _answer(out, current_trace_id(), correlation_id(request)), ticket.headers
+
+
+async def searched(body: QueryBody, request: Request, who: Caller, limit: int) -> list[Passage]:
+    """The passages retrieval and re-scoring rank best for the question, with the same admission,
+    limits, checks and redaction as an answer, and no generation: the MCP `search` tool."""
+    async with who.admission.slot(who.tenant):
+        ticket = await on_edge(request, who.admit, request_id(request), body.question, 1, None)
+        out: QueryOutput | None = None
+        inp: QueryInput | None = None
+        try:
+            inp = replace(await _redacted(await _input(body, request, who, stream=False), who), answer=False)
+            out = await run_query(who.temporal, who.settings, inp)
+            return await on_edge(request, passages_of, who.redis, inp, out.ranking, limit)
+        finally:
+            await on_edge(request, who.settle, ticket, out)
+            if inp is not None:
+                await on_edge(request, query_state.drop, who.redis, inp.tenant, inp.request_id)
 
 
 @router.post("/stream")

@@ -36,6 +36,33 @@ async def test_upload_starts_a_job_that_ingests_the_document(
     expect_error(await api.get(f"/v1/jobs/{accepted['job_id']}", headers=auth(tenant + "x")), 404, "not_found")
 
 
+async def test_a_document_is_read_by_the_keys_that_may_read_it_only(
+    api: httpx.AsyncClient, tenant: str, auth: Auth
+) -> None:
+    writer = auth(tenant, groups=["hr"])
+    text = "# Rosters\n\nNight shifts rotate weekly.\n\n## Pay\n\nNight shifts pay a quarter more.\n"
+    files = {"file": ("rosters.md", text.encode(), "text/markdown")}
+    resp = await api.post("/v1/documents", files=files, data={"groups": "hr"}, headers=writer)
+    job = await wait_job(api, resp.json()["job_id"], writer)
+    doc_id = job["files"][0]["doc_id"]
+
+    read = await api.get(f"/v1/documents/{doc_id}", headers=auth(tenant, roles=["query"], groups=["hr"]))
+    assert read.status_code == 200, read.text
+    doc = read.json()
+    assert doc["source"] == "rosters.md" and not doc["truncated"]
+    assert [c["index"] for c in doc["chunks"]] == sorted(c["index"] for c in doc["chunks"])
+    assert "quarter more" in " ".join(c["text"] for c in doc["chunks"])
+    # outside the group, or another tenant: as if it did not exist
+    expect_error(
+        await api.get(f"/v1/documents/{doc_id}", headers=auth(tenant, roles=["query"])), 404, "document_not_found"
+    )
+    expect_error(await api.get(f"/v1/documents/{doc_id}", headers=auth(tenant + "x")), 404, "unknown_tenant")
+    expect_error(await api.get("/v1/documents/not-an-id", headers=writer), 400, "bad_input")
+    expect_error(
+        await api.get(f"/v1/documents/{doc_id}", headers=auth(tenant, roles=["ingest"])), 403, "role_forbidden"
+    )
+
+
 async def test_corrupt_upload_fails_in_its_job_with_a_code(api: httpx.AsyncClient, tenant: str, auth: Auth) -> None:
     files = {"file": ("scan.pdf", b"%PDF-1.5\nnot really", "application/pdf")}
     key = auth(tenant)
