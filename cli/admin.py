@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cli import batch, documents
 from cli.common import connect_redis, console, fail
 from keel.config import Settings, get_settings
 from keel.errors import BadInput
@@ -16,6 +17,8 @@ from temporal.client import connect
 from temporal.deployments import workflow_code_id
 
 admin_app = typer.Typer(no_args_is_help=True, help="One-off operations on a deployment's own state.")
+admin_app.command(name="ingest")(batch.ingest)
+admin_app.command(name="delete")(documents.delete)
 
 
 @admin_app.command(name="migrate-redis")

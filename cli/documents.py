@@ -1,4 +1,5 @@
-"""`keel delete` and `keel erase-tenant`: removal for good, as the API key's tenant.
+"""`keel admin delete` and `keel erase-tenant`: removal for good, as the API key's tenant, through
+Temporal directly (`keel delete` asks the HTTP API; this one also names a document by its source).
 
 Both run a durable workflow and print what it removed; running either again is harmless and
 says there was nothing left.

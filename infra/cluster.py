@@ -255,7 +255,7 @@ def up() -> None:
     settings = profile.settings()
     keys = ensure_sample_keys(settings)
     print(f"\ningesting the sample corpus into tenant '{SAMPLE_TENANT}'...", flush=True)
-    cli_env = {**os.environ, **public, "KEEL_API_KEY": keys["KEEL_API_KEY"]}
+    cli_env = {**os.environ, **public, "KEEL_API_KEY": keys["KEEL_API_KEY"], "KEEL_URL": profile.api_urls[0]}
     subprocess.run([sys.executable, "-m", "cli.main", "ingest", str(SAMPLE_CORPUS)], check=False, env=cli_env)
     print("\ncluster profile up:")
     for url in profile.api_urls:

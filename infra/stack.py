@@ -138,8 +138,9 @@ def up(settings: Settings) -> None:
     )
     print(f"\ningesting the sample corpus into tenant '{SAMPLE_TENANT}'...", flush=True)
     corpus = os.path.relpath(SAMPLE_CORPUS) if SAMPLE_CORPUS.is_relative_to(Path.cwd()) else str(SAMPLE_CORPUS)
-    env = {**os.environ, "KEEL_API_KEY": keys["KEEL_API_KEY"]}
-    subprocess.run([sys.executable, "-m", "cli.main", "ingest", corpus], check=False, env=env)
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    env = {**os.environ, "KEEL_API_KEY": keys["KEEL_API_KEY"], "KEEL_URL": url}
+    subprocess.run([sys.executable, "-m", "cli.main", "ingest", corpus], check=False, env=env)  # over HTTP
     print(
         "\nKeel is up.\n"
         f"  API docs     http://{settings.api_host}:{settings.api_port}/docs\n"

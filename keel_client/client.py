@@ -23,14 +23,20 @@ class KeelAPIError(Exception):
 
 class Keel:
     def __init__(
-        self, url: str, api_key: str, *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None
+        self,
+        url: str,
+        api_key: str,
+        *,
+        groups: list[str] | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.http = httpx.Client(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=timeout,
-            transport=transport,
-        )
+        """`groups` narrows the key's access groups for every call (what is read, and what an
+        upload is readable by); a key's groups are never widened."""
+        headers = {"Authorization": f"Bearer {api_key}"}
+        if groups:
+            headers["X-Keel-Groups"] = ",".join(groups)
+        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self.http.close()
@@ -66,18 +72,49 @@ class Keel:
                         )
                     yield event, data
 
-    def chat(self, messages: list[dict[str, Any]], model: str = "keel") -> dict[str, Any]:
-        """An OpenAI-shaped chat completion over the knowledge base (`POST /v1/chat/completions`)."""
-        return _json(self.http.post("/v1/chat/completions", json={"model": model, "messages": messages}))
+    def chat(
+        self, messages: list[dict[str, Any]], model: str = "keel", conversation_id: str | None = None
+    ) -> dict[str, Any]:
+        """An OpenAI-shaped chat completion over the knowledge base (`POST /v1/chat/completions`):
+        the earlier messages make a follow-up standalone, or `conversation_id` continues a durable one."""
+        body: dict[str, Any] = {"model": model, "messages": messages}
+        if conversation_id is not None:
+            body["conversation_id"] = conversation_id
+        return _json(self.http.post("/v1/chat/completions", json=body))
+
+    # -- conversations --------------------------------------------------------------------------
+    def conversation(self, title: str = "") -> str:
+        """A new durable conversation of this key; returns its id."""
+        return str(_json(self.http.post("/v1/conversations", json={"title": title}))["id"])
+
+    def turn(self, conversation_id: str, question: str, **options: Any) -> dict[str, Any]:
+        """The conversation's next question, answered; `rewrite` says how a follow-up was read."""
+        return _json(
+            self.http.post(f"/v1/conversations/{conversation_id}/turns", json={"question": question, **options})
+        )
+
+    def conversations(self) -> list[str]:
+        return list(_json(self.http.get("/v1/conversations"))["data"])
+
+    def turns(self, conversation_id: str) -> list[dict[str, Any]]:
+        return list(_json(self.http.get(f"/v1/conversations/{conversation_id}"))["turns"])
+
+    def end(self, conversation_id: str) -> None:
+        """Delete the conversation and its history."""
+        resp = self.http.delete(f"/v1/conversations/{conversation_id}")
+        if resp.status_code != 204:
+            _json(resp)
 
     # -- documents ------------------------------------------------------------------------------
-    def ingest(self, path: str | Path, source: str | None = None) -> dict[str, Any]:
+    def ingest(self, path: str | Path, source: str | None = None, groups: str = "") -> dict[str, Any]:
         """Upload one file; returns the job (`job_id`, `status_url`). `source` names the document
-        (default: the file's name); the same source again replaces it."""
+        (default: the file's name); the same source again replaces it. `groups` (comma-separated,
+        of the key's) are who may read it; by default all of the key's."""
         path = Path(path)
         data = {"source": source} if source else {}
+        headers = {"X-Keel-Groups": groups} if groups else {}
         with path.open("rb") as f:
-            return _json(self.http.post("/v1/documents", files={"file": (path.name, f)}, data=data))
+            return _json(self.http.post("/v1/documents", files={"file": (path.name, f)}, data=data, headers=headers))
 
     def job(self, job_id: str) -> dict[str, Any]:
         return _json(self.http.get(f"/v1/jobs/{job_id}"))
@@ -92,6 +129,10 @@ class Keel:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {state['status']} after {timeout_s:.0f} s")
             time.sleep(every_s)
+
+    def document(self, doc_id: str) -> dict[str, Any]:
+        """A document as the key may read it: title, source, version and its chunks' text."""
+        return _json(self.http.get(f"/v1/documents/{doc_id}"))
 
     def delete(self, doc_id: str) -> dict[str, Any]:
         """Remove a document for good; `status` says `deleted` or `absent`."""

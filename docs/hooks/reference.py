@@ -26,21 +26,27 @@ def _cell(text: object) -> str:
 
 # -- CLI ---------------------------------------------------------------------------------------
 def cli_page() -> str:
-    import click
     import typer.main
+    from typer.core import TyperOption
 
-    from cli.main import app
+    from cli.main import OPERATOR, app
 
     root = typer.main.get_command(app)
     lines = ["# CLI reference", "", GENERATED, "", f"`keel`: {root.help or ''}", ""]
+    lines += [
+        "Tenant commands (`query`, `ingest`, `job`, `document`, `delete`) go through the HTTP API with "
+        "`KEEL_URL` and `KEEL_API_KEY`; operator commands (marked *operator*) need Redis and Temporal.",
+        "",
+    ]
     for path, command in _commands(root, ["keel"]):
-        lines += [f"## `{' '.join(path)}`", "", inspect.cleandoc(command.help or "").split("\n\n")[0], ""]
+        kind = " *(operator)*" if path[1] in OPERATOR else ""
+        lines += [f"## `{' '.join(path)}`{kind}", "", inspect.cleandoc(command.help or "").split("\n\n")[0], ""]
         params = [p for p in command.params if p.name != "help"]
         if not params:
             continue
         lines += ["| argument | help | default |", "|---|---|---|"]
         for p in params:
-            name = ", ".join(f"`{o}`" for o in p.opts) if isinstance(p, click.Option) else f"`{(p.name or '').upper()}`"
+            name = ", ".join(f"`{o}`" for o in p.opts) if isinstance(p, TyperOption) else f"`{(p.name or '').upper()}`"
             default = "" if p.required or p.default in (None, "", ()) else f"`{p.default}`"
             text = getattr(p, "help", None) or ""
             lines.append(f"| {name} | {_cell(text)}{' (required)' if p.required else ''} | {_cell(default)} |")
@@ -50,7 +56,7 @@ def cli_page() -> str:
 
 def _commands(group: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
     for name in sorted(group.commands):
-        command = group.commands[name]
+        command = group.get_command(None, name)  # an operator command loads here (cli.main.LazyGroup)
         if getattr(command, "hidden", False):
             continue
         if hasattr(command, "commands"):

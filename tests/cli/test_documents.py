@@ -1,4 +1,4 @@
-"""`keel delete` and `keel erase-tenant` against the real stack, with the key they are given."""
+"""`keel admin delete` and `keel erase-tenant` against the real stack, with the key they are given."""
 
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ async def test_keel_delete_and_erase_tenant(
         result = await asyncio.to_thread(runner.invoke, main.app, list(args), env={"KEEL_API_KEY": token})
         return result.exit_code, result.output
 
-    code, out = await keel("delete", "--source", str(note))
+    code, out = await keel("admin", "delete", "--source", str(note))
     assert code == 0 and "deleted" in out and "1 points" in out, out
     assert points_of(deps, tenant, note) == 0
-    code, out = await keel("delete", "--source", str(note))
+    code, out = await keel("admin", "delete", "--source", str(note))
     assert code == 0 and "nothing to delete" in out, out
-    code, out = await keel("delete")
+    code, out = await keel("admin", "delete")
     assert code == 2 and "bad_input" in out
 
     code, out = await keel("erase-tenant", "--confirm", tenant)

@@ -6,7 +6,7 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from cli import keys, main
+from cli import batch, keys, main
 from gateway.keys import KeyStore
 from keel.config import Settings
 
@@ -15,7 +15,7 @@ def test_keys_create_prints_the_key_last_and_jobs_use_it(
     monkeypatch: pytest.MonkeyPatch, settings: Settings, redis_client: redis.Redis, tenant: str
 ) -> None:
     monkeypatch.setattr(keys, "get_settings", lambda: settings)
-    monkeypatch.setattr(main, "get_settings", lambda: settings)
+    monkeypatch.setattr(batch, "get_settings", lambda: settings)
     runner = CliRunner()
     made = runner.invoke(main.app, ["keys", "create", "--tenant", tenant, "--role", "ingest,query", "--name", "ci"])
     assert made.exit_code == 0, made.output
@@ -24,7 +24,7 @@ def test_keys_create_prints_the_key_last_and_jobs_use_it(
 
     monkeypatch.setenv("KEEL_API_KEY", token)
     assert runner.invoke(main.app, ["jobs"]).exit_code == 0
-    wrong = runner.invoke(main.app, ["query", "hello", "--tenant", tenant + "x"])
+    wrong = runner.invoke(main.app, ["jobs", "--tenant", tenant + "x"])
     assert wrong.exit_code == 2 and "forbidden" in wrong.output
 
     monkeypatch.delenv("KEEL_API_KEY")
