@@ -16,6 +16,12 @@ It prints `edge_auth_p95_ms=`, `edge_codec_added_p95_ms=` and `edge_added_p95_ms
 `--stream` times `/v1/query/stream` for the same queries from the client's side: the first `token`
 event (sent once the output guardrails passed the answer's first sentence) and `done`; it prints
 `stream_first_token_p95_ms=` and `stream_done_p95_ms=` before the last line.
+`--chat` asks each question through `/v1/query` and `/v1/chat/completions` side by side (caches
+off, the order alternating), and once more as a follow-up after an earlier turn (its rewrite made
+at the edge); it prints `chat_added_p95_ms=` and `chat_followup_p95_ms=` before the last line.
+`--client` runs `keel query` (the CLI, over HTTP) as a user would, a process per question, and
+prints its wall time and its own CPU time beside the server's: `client_query_wall_p50_ms=` and
+`client_query_cpu_p50_ms=`.
 """
 
 from __future__ import annotations
@@ -204,6 +210,53 @@ def run_stream(api: str, key: str, questions: list[str]) -> dict[str, list[float
     return times
 
 
+def run_chat(api: str, key: str, questions: list[str]) -> dict[str, list[float]]:
+    """Each question through /v1/query and /v1/chat/completions, caches off, which goes first
+    alternating; then as a follow-up after an earlier turn (a stateless client's history)."""
+    times: dict[str, list[float]] = {"query": [], "chat": [], "followup": []}
+    headers = {"Authorization": f"Bearer {key}"}
+    chat = {"model": "keel", "cache": False}
+    with httpx.Client(base_url=api, timeout=60) as http:
+
+        def timed(what: str, path: str, body: dict[str, object]) -> dict[str, object]:
+            t0 = time.perf_counter()
+            resp = http.post(path, json=body, headers=headers)
+            times[what].append((time.perf_counter() - t0) * 1000)
+            resp.raise_for_status()
+            answer: dict[str, object] = resp.json()
+            return answer
+
+        for i, q in enumerate(questions):
+            pair = [
+                ("query", "/v1/query", {"question": q, "cache": False}),
+                ("chat", "/v1/chat/completions", {**chat, "messages": [{"role": "user", "content": q}]}),
+            ]
+            for what, path, body in pair if i % 2 == 0 else pair[::-1]:
+                timed(what, path, body)
+            earlier = questions[i - 1]
+            history = [{"role": "user", "content": earlier}, {"role": "assistant", "content": "(an earlier answer)"}]
+            timed("followup", "/v1/chat/completions", {**chat, "messages": [*history, {"role": "user", "content": q}]})
+    return times
+
+
+def run_client(api: str, key: str, questions: list[str]) -> dict[str, list[float]]:
+    """`keel query` as a user runs it: a process per question; its wall time, its own CPU time
+    (user + system, from the children's rusage) and the server's total from the answer."""
+    import resource
+
+    times: dict[str, list[float]] = {"wall": [], "cpu": []}
+    env = {**os.environ, "KEEL_URL": api, "KEEL_API_KEY": key}
+    for q in questions:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "cli.main", "query", q], env=env, check=True, capture_output=True)
+        times["wall"].append((time.perf_counter() - t0) * 1000)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        times["cpu"].append(cpu * 1000)
+    return times
+
+
 def _server_timing(header: str, name: str) -> list[float]:
     """`auth;dur=0.312, ...` -> [0.312] for `name`."""
     out = []
@@ -318,6 +371,8 @@ def main() -> None:
     parser.add_argument("--apart", action="store_true", help="API and worker in separate processes (no eager start)")
     parser.add_argument("--edge", action="store_true", help="also measure the key check and the payload codec")
     parser.add_argument("--stream", action="store_true", help="also time /v1/query/stream: first token and done")
+    parser.add_argument("--chat", action="store_true", help="also compare /v1/chat/completions with /v1/query")
+    parser.add_argument("--client", action="store_true", help="also time `keel query` (the CLI over HTTP)")
     args = parser.parse_args()
     try:
         check_dataset(args.dataset)
@@ -362,6 +417,21 @@ def main() -> None:
             )
             print(f"stream_first_token_p95_ms={pct(first, 95):.1f}")
             print(f"stream_done_p95_ms={pct(done, 95):.1f}")
+        if args.chat:
+            side = run_chat(api, key, timed)
+            for what in ("query", "chat", "followup"):
+                print(f"{what:<9} p50 {pct(side[what], 50):.1f}  p95 {pct(side[what], 95):.1f} ms (caches off)")
+            print(f"chat_added_p95_ms={pct(side['chat'], 95) - pct(side['query'], 95):.1f}")
+            print(f"chat_followup_p95_ms={pct(side['followup'], 95):.1f}")
+        if args.client:
+            ran = run_client(api, key, timed[:20])
+            server = pct(flow["total"], 50)
+            print(
+                f"keel query: wall p50 {pct(ran['wall'], 50):.0f} ms, its own CPU p50 {pct(ran['cpu'], 50):.0f} ms "
+                f"(the HTTP round trip alone: p50 {server:.0f} ms)"
+            )
+            print(f"client_query_wall_p50_ms={pct(ran['wall'], 50):.0f}")
+            print(f"client_query_cpu_p50_ms={pct(ran['cpu'], 50):.0f}")
         print(f"query_overhead_p95_ms={overhead:.1f}")
     finally:
         for p in procs:

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import Stemmer
 
-from keel.words import CARDINALS, NEGATIONS
+from keel.words import CALENDAR, CARDINALS, NEGATIONS
 
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _WORDS = re.compile(r"[^\W_]+", re.UNICODE)
@@ -44,32 +44,7 @@ NUMBER_WORDS = frozenset(CARDINALS) | frozenset(
         "dozen",
     ]
 )
-MONTHS = frozenset(
-    [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-        "yesterday",
-        "today",
-        "tomorrow",
-    ]
-)
+MONTHS = CALENDAR | frozenset(["yesterday", "today", "tomorrow"])
 # Words that carry no content of their own here: function words, and the ones every question
 # style adds ("best way", "really", "good").
 FILLER = frozenset(

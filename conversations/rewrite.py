@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from keel.words import OVERLAP_STOP_WORDS, STOP_WORDS
+from keel.words import CALENDAR, OVERLAP_STOP_WORDS, STOP_WORDS
 
 SEARCH_WORDS = 160  # the search text's budget: a short passage's worth, well inside the encoder's window
 ANSWERS_CARRIED = 2  # the last answers that said something
@@ -35,105 +35,23 @@ SUBJECTS_NAMED = 2  # names added to a follow-up that leans on the conversation
 # An answer's citation markers, "[2]": words of no passage.
 _MARKER = re.compile(r"\[\d{1,4}\]")
 _TOKEN = re.compile(r"[\w'&.\-]+|[^\w\s]")
-# Words that join the capitalised words of one name: "Bank of England", "Jan and Dean".
 _SENTENCE_ENDS = frozenset([".", "?", "!", ":", ";"])
+# Words that join the capitalised words of one name: "Bank of England", "Jan and Dean".
 _JOINERS = frozenset(["of", "the", "and", "&", "de", "da", "del", "der", "van", "von", "la", "le", "du", "al"])
 # Referring words: a follow-up that holds one leans on what came before.
 _REFERRING = frozenset(
-    [
-        "he",
-        "him",
-        "his",
-        "she",
-        "her",
-        "hers",
-        "they",
-        "them",
-        "their",
-        "theirs",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "then",
-        "else",
-        "other",
-        "another",
-        "same",
-        "former",
-        "latter",
-    ]
+    "he him his she her hers they them their theirs it its this that these those there then else other another"  # noqa: SIM905
+    " same former latter".split()
 )
-# Capitalised only because a sentence starts with them, or never a name; calendar words are
-# capitalised without naming what a conversation is about.
+# Capitalised only because a sentence starts with them, or never a name.
 _NOT_NAMES = (
     STOP_WORDS
     | OVERLAP_STOP_WORDS
     | _REFERRING
+    | CALENDAR
     | frozenset(
-        [
-            "i",
-            "did",
-            "does",
-            "was",
-            "were",
-            "is",
-            "are",
-            "has",
-            "had",
-            "can",
-            "could",
-            "would",
-            "should",
-            "will",
-            "what",
-            "who",
-            "whom",
-            "whose",
-            "when",
-            "where",
-            "why",
-            "how",
-            "which",
-            "any",
-            "anything",
-            "also",
-            "yes",
-            "no",
-            "ok",
-            "okay",
-            "so",
-            "and",
-            "after",
-            "before",
-            "during",
-            "later",
-            "in",
-            "on",
-            "at",
-            "january",
-            "february",
-            "march",
-            "april",
-            "may",
-            "june",
-            "july",
-            "august",
-            "september",
-            "october",
-            "november",
-            "december",
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ]
+        "i did does was were is are has had can could would should will what who whom whose when where why how"  # noqa: SIM905
+        " which any anything also yes no ok okay so and after before during later in on at".split()
     )
 )
 

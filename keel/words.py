@@ -107,3 +107,11 @@ _TENS = "thirty forty fifty sixty seventy eighty ninety"
 CARDINALS: dict[str, str] = {w: str(n) for n, w in enumerate(_TO_TWENTY.split())} | {
     w: str(10 * n) for n, w in enumerate(_TENS.split(), start=3)
 }
+
+
+# The calendar's names: capitalised in English without naming what a text is about, and, in a
+# question, a detail that changes what it asks (the caches compare them; `caches.question`).
+CALENDAR = frozenset(
+    "january february march april may june july august september october november december"  # noqa: SIM905
+    " monday tuesday wednesday thursday friday saturday sunday".split()
+)

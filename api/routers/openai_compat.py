@@ -74,6 +74,7 @@ class ChatBody(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=32_000)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=32_000)
     conversation_id: str | None = None  # a durable conversation's (the SDKs send it in `extra_body`)
+    cache: bool = True  # false: never answer from a cache, as /v1/query's `cache` (also `extra_body`)
 
 
 def models(settings: Settings) -> list[str]:
@@ -102,7 +103,7 @@ def _query_body(body: ChatBody, settings: Settings) -> tuple[QueryBody, Thread]:
     else:
         thread = Thread(history=tuple(history(body.messages[: asked[-1]]))[-MAX_HISTORY:])
     tokens = body.max_completion_tokens or body.max_tokens
-    return QueryBody(question=question, max_output_tokens=tokens, route=route), thread
+    return QueryBody(question=question, max_output_tokens=tokens, route=route, cache=body.cache), thread
 
 
 def history(messages: list[ChatMessage]) -> list[Exchange]:

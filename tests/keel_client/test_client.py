@@ -63,3 +63,31 @@ async def test_a_client_with_a_url_and_a_key_ingests_asks_and_deletes(
         assert refused.value.status == 401 and refused.value.code
 
     await asyncio.to_thread(session)
+
+
+async def test_the_synchronous_openai_sdk_against_a_running_api(
+    api_url: str, redis_client: redis.Redis, tenant: str
+) -> None:
+    """The official SDK's synchronous client, over a real socket (the other SDK tests run async, in-process)."""
+    import openai
+
+    _, token = KeyStore(redis_client).create(tenant=tenant, roles=[INGEST, QUERY], name="sdk")
+
+    def session() -> None:
+        with Keel(api_url, token) as keel:
+            keel.wait(keel.ingest(SAMPLES / "faq.txt")["job_id"], every_s=0.2)
+        sdk = openai.OpenAI(base_url=f"{api_url}/v1", api_key=token, max_retries=0)
+        assert "keel" in {m.id for m in sdk.models.list().data}
+        done = sdk.chat.completions.create(
+            model="keel", messages=[{"role": "user", "content": "How do I retry failed files?"}]
+        )
+        assert "[1]" in (done.choices[0].message.content or "")
+        streamed = sdk.chat.completions.create(
+            model="keel", messages=[{"role": "user", "content": "How do I retry failed files?"}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        assert "[1]" in text
+        with pytest.raises(openai.NotFoundError):
+            sdk.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
+
+    await asyncio.to_thread(session)
