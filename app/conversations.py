@@ -84,7 +84,7 @@ async def start(
             "Conversation",
             began,
             id=conversation_workflow_id(who.tenant, began.conversation_id),
-            task_queue=settings.conversation_task_queue,
+            task_queue=settings.conversation_queue,
         )
     except RPCError as exc:
         raise TemporalUnavailable(f"Temporal is unreachable: {exc.message}") from exc

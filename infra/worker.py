@@ -196,7 +196,7 @@ def build_workers(
         workers.append(
             Worker(
                 client,
-                task_queue=settings.conversation_task_queue,
+                task_queue=settings.conversation_queue,
                 workflows=[ConversationWorkflow],
                 activities=conversation.all(),
                 activity_executor=query_executor,

@@ -59,10 +59,11 @@ class Settings(BaseSettings):
     """The task queue of ingestion's workflows and activities."""
     query_task_queue: str = "keel-query"
     """The task queue of queries' workflows and activities."""
-    conversation_task_queue: str = "keel-conversation"
-    """The task queue of conversations' workflows (their turns' queries run on the query queue).
-    Apart from queries' so that, with worker versioning, conversations, which live for weeks,
-    upgrade to each release while queries stay pinned to theirs."""
+    conversation_task_queue: str = ""
+    """The task queue of conversations' workflows (their turns' queries run on the query queue);
+    "": the query queue's name and `-conversation`. Apart from queries' so that, with worker
+    versioning, conversations, which live for weeks, upgrade to each release while queries stay
+    pinned to theirs."""
     encrypt_payloads: bool = True
     """Workflow histories hold only ciphertext (`temporal/codec.py`): every payload is sealed with
     its tenant's data key."""
@@ -381,6 +382,11 @@ class Settings(BaseSettings):
     def codec_keys_file(self) -> Path:
         """The payload codec's key ring (see temporal/codec.py), made on first start when absent."""
         return self.data_dir / "codec-keys.json"
+
+    @property
+    def conversation_queue(self) -> str:
+        """Where conversations' workflows run: `conversation_task_queue`, else beside the query queue."""
+        return self.conversation_task_queue or f"{self.query_task_queue}-conversation"
 
     @property
     def keys_file(self) -> Path:

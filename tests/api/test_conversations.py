@@ -159,7 +159,7 @@ async def test_a_long_conversation_continues_as_new_with_its_turns(
         retention_s=3600, history_tokens=2000, query_task_queue=settings.query_task_queue, turns_per_run=2,
     )  # fmt: skip
     handle = await client.start_workflow(
-        "Conversation", began, id=conversation_workflow_id(sampled, cid), task_queue=settings.conversation_task_queue
+        "Conversation", began, id=conversation_workflow_id(sampled, cid), task_queue=settings.conversation_queue
     )
     index.add(redis_client, sampled, key_record.key_id, cid)
     for question in (FIRST, FOLLOW_UP, "And which files does it skip?"):

@@ -175,7 +175,7 @@ async def test_record_histories(
     )  # fmt: skip
     await client.start_workflow(
         "Conversation", began, id=conversation_workflow_id(tenant, began.conversation_id),
-        task_queue=settings.conversation_task_queue,
+        task_queue=settings.conversation_queue,
     )  # fmt: skip
     conversations.add(redis_client, tenant, asker.key_id, began.conversation_id)
     for n, question in enumerate(("How do I retry failed files?", "Does that skip unchanged ones?", "And then?")):
