@@ -420,7 +420,14 @@ def main() -> None:
         if args.chat:
             side = run_chat(api, key, timed)
             for what in ("query", "chat", "followup"):
-                print(f"{what:<9} p50 {pct(side[what], 50):.1f}  p95 {pct(side[what], 95):.1f} ms (caches off)")
+                mean = statistics.fmean(side[what])
+                print(
+                    f"{what:<9} p50 {pct(side[what], 50):.1f}  p95 {pct(side[what], 95):.1f}  mean {mean:.1f} ms "
+                    f"(caches off, {len(side[what])} requests)"
+                )
+            out = Path("bench/results")
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "query-chat-samples.json").write_text(json.dumps(side))
             print(f"chat_added_p95_ms={pct(side['chat'], 95) - pct(side['query'], 95):.1f}")
             print(f"chat_followup_p95_ms={pct(side['followup'], 95):.1f}")
         if args.client:

@@ -153,7 +153,7 @@ def _runs(text: str) -> list[tuple[str, bool]]:
     start = True  # at a sentence's start, a capital may only be grammar
     initial = False  # the run began a sentence
     for token in _TOKEN.findall(text):
-        word = token.strip(".'")
+        word = token.removesuffix("'s").strip(".'")  # "Berry's" names Berry
         if word and word[0].isupper() and (run or word.lower() not in _NOT_NAMES):
             initial = initial if run else start
             run += [*pending, word]
