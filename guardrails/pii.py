@@ -16,10 +16,11 @@ import string
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guardrails.pseudonyms import Pseudonyms
 from keel import offline
 
 
@@ -27,6 +28,7 @@ from keel import offline
 class Redaction:
     text: str
     counts: dict[str, int]
+    tokens: dict[str, str] = field(default_factory=dict)  # pseudonym token -> the value it stands for
 
 
 # What Presidio reads of a spaCy doc: entities (the NER component) and lemmas (its context
@@ -120,14 +122,20 @@ class Redactor:
     def redact(self, text: str) -> Redaction:
         return self.redact_many([text])[0]
 
-    def redact_many(self, texts: Sequence[str]) -> list[Redaction]:
-        """Each text with its PII replaced, analysed in one batch (`find_many`)."""
+    def redact_many(self, texts: Sequence[str], pseudonyms: Pseudonyms | None = None) -> list[Redaction]:
+        """Each text with its PII replaced, analysed in one batch (`find_many`): by the tenant's
+        keyed pseudonyms and per-type choices when given (`guardrails.pseudonyms`), else by
+        blank placeholders."""
         from presidio_analyzer import RecognizerResult
 
         out = []
         for text, spans in zip(texts, self.find_many(texts), strict=True):
             if not spans:
                 out.append(Redaction(text, {}))
+                continue
+            if pseudonyms is not None:
+                done = pseudonyms.replace(text, spans)
+                out.append(Redaction(done.text, done.counts, done.tokens))
                 continue
             results = [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]
             anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results)  # type: ignore[arg-type]

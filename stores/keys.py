@@ -78,6 +78,21 @@ def conversations_key(tenant: str, owner: str) -> str:
     return f"keel:conv:{{{tenant}}}:{owner}"
 
 
+def pii_vault_key(tenant: str) -> str:
+    """Hash: pseudonym token -> its original, sealed with the tenant's data key (`stores.pii_vault`)."""
+    return f"keel:pii:{{{tenant}}}:vault"
+
+
+def pii_refs_key(tenant: str) -> str:
+    """Hash: pseudonym token -> how many of the tenant's documents hold it."""
+    return f"keel:pii:{{{tenant}}}:refs"
+
+
+def pii_doc_key(tenant: str, doc_id: str) -> str:
+    """Set: the pseudonym tokens a document holds (what its deletion releases)."""
+    return f"keel:pii:{{{tenant}}}:doc:{doc_id}"
+
+
 def breaker_key(provider: str) -> str:
     """Hash: a provider's circuit-breaker state, shared by every worker."""
     return f"keel:breaker:{{{provider}}}"
@@ -104,7 +119,7 @@ def tenant_patterns(tenant: str) -> tuple[str, ...]:
     (`keel.tenancy`), so no name is a glob and `a` never matches `a-b`'s keys."""
     scanned = tuple(
         f"keel:{kind}:{{{tenant}}}:*"
-        for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache", "ans", "ingesting", "conv")
+        for kind in ("doc", "docv", "dd", "q", "bm25", "mig", "cache", "ans", "ingesting", "conv", "pii")
     )
     singles = (
         tenant_docs_key(tenant),

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from guardrails.pii import WINDOW_CHARS, WINDOW_OVERLAP_CHARS, Redactor, could_name_a_person, windows
+from guardrails.pseudonyms import Pseudonyms
 from keel.config import Settings
 
 
@@ -205,3 +206,14 @@ def test_phone_numbers_found_as_presidio_finds_them_scanning_fewer_regions() -> 
         assert mine == sorted((r.start, r.end, r.score) for r in presidio.analyze(text, ["PHONE_NUMBER"])), text
         found += bool(mine)
     assert found > 50  # the sample holds real numbers, not only misses
+
+
+def test_with_a_tenants_pseudonyms_a_name_is_the_same_token_in_every_text(redactor: Redactor) -> None:
+    names = Pseudonyms(b"k" * 32)
+    texts = ["Scott Derrickson directed the film.", "Mail Scott Derrickson at scott@example.com today."]
+    first, second = redactor.redact_many(texts, names)
+    token = names.token("PERSON", "Scott Derrickson")
+    assert token in first.text and token in second.text and "Derrickson" not in first.text + second.text
+    assert second.tokens[token] == "Scott Derrickson" and second.counts == {"PERSON": 1, "EMAIL_ADDRESS": 1}
+    # without them, the blank placeholders as before
+    assert redactor.redact(texts[0]).text == "<PERSON> directed the film."
