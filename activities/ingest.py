@@ -140,7 +140,7 @@ class IngestActivities:
     @mapped
     def redact(self, inp: RedactInput) -> RedactOutput:
         with keep_alive():
-            title, chunks, pii = self.steps.redact(inp.title, self._chunks(inp.chunks_key))
+            title, chunks, pii = self.steps.redact(inp.doc, inp.title, self._chunks(inp.chunks_key))
         key = work_key(inp.doc.tenant, inp.doc.version, "redacted.json")
         self._save_chunks(key, chunks)
         return RedactOutput(chunks_key=key, title=title, pii=pii)

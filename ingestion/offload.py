@@ -33,9 +33,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from guardrails.pii import Redactor
+from guardrails.pseudonyms import Pseudonyms
 from ingestion.chunk import Chunk
 from ingestion.parse import ParsedDocument, parse_document
-from ingestion.redact import redact_chunks
+from ingestion.redact import Redacted, redact_chunks
 from keel.errors import FileTooLarge, FileTooSlow, KeelError, ParserCrashed, from_code
 
 log = logging.getLogger("keel.offload")
@@ -91,8 +92,8 @@ class Offload:
         parsed: ParsedDocument = self._call("parse", (data, filename), self.config.parse_limit_s)
         return parsed
 
-    def redact(self, title: str, chunks: list[Chunk]) -> tuple[str, list[Chunk], dict[str, int]]:
-        out: tuple[str, list[Chunk], dict[str, int]] = self._call("redact", (title, chunks), self.config.redact_limit_s)
+    def redact(self, title: str, chunks: list[Chunk], pseudonyms: Pseudonyms | None = None) -> Redacted:
+        out: Redacted = self._call("redact", (title, chunks, pseudonyms), self.config.redact_limit_s)
         return out
 
     def pids(self) -> list[int]:
@@ -230,8 +231,8 @@ def _serve(conn: Connection, config: OffloadConfig) -> None:
                     data, filename, config.max_file_bytes, config.decode_legacy_text, config.max_inflated_bytes
                 )
             else:
-                title, chunks = args
-                value = redact_chunks(redactor, title, chunks)
+                title, chunks, pseudonyms = args
+                value = redact_chunks(redactor, title, chunks, pseudonyms)
             reply: tuple[str, Any] = ("ok", value)
         except KeelError as exc:
             reply = ("keel", (exc.code, exc.message))

@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     """The detector's score from which a span is redacted."""
     pii_use_ner: bool = True
     """Find names with spaCy's NER when the model package is importable."""
+    pii_pseudonyms: bool = False
+    """Replace detected values with the tenant's keyed pseudonyms (`guardrails.pseudonyms`), their
+    originals sealed in its vault, instead of blank placeholders. Being built (ingestion writes
+    them; the edge does not yet turn them back into names), so off by default."""
     dedupe_threshold: float = 0.85
     """Estimated Jaccard similarity over word 5-shingles from which a chunk is a near-duplicate."""
     retire_grace_seconds: float = 60.0

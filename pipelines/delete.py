@@ -61,6 +61,8 @@ class Deleter:
         withdrawn = self.steps.publisher.withdraw(tenant, doc_id, in_flight, before_flip=rehome)
         forget_document(self.d.redis, tenant, doc_id)  # cached answers quoting it
         JobStore(self.d.redis).forget_document(tenant, doc_id)  # the jobs that ingested it name it
+        if self.d.vault is not None:  # the originals of names no other document holds
+            self.d.vault.forget_document(tenant, doc_id)
         versions = sorted(self.catalog.versions(tenant, doc_id) - {in_flight})
         entries = sum(self.steps.deduper.forget(tenant, groups, doc_id, v, self._texts(tenant, v)) for v in versions)
         shared = self.catalog.versions_in_use(tenant, but=doc_id) | {in_flight}

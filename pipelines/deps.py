@@ -18,6 +18,8 @@ from ingestion.offload import Offload, OffloadConfig
 from keel.config import Settings
 from stores import redis as redis_store
 from stores.blobs import BlobStore
+from stores.data_keys import TenantKeys
+from stores.pii_vault import PiiVault
 from vectorstore.base import VectorStore
 from vectorstore.factory import open_store
 
@@ -33,6 +35,7 @@ class Deps:
     redactor: Redactor
     sparse: SparseEncoder
     offload: Offload | None = None  # parse and redaction in processes of their own (children start on first use)
+    vault: PiiVault | None = None  # the tenants' pseudonym vaults (None: pseudonyms off, placeholders)
 
     def close(self) -> None:
         if self.offload is not None:
@@ -61,7 +64,15 @@ def build_deps(settings: Settings) -> Deps:
         redactor=Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner),
         sparse=SparseEncoder(k1=settings.bm25_k1, b=settings.bm25_b),
         offload=build_offload(settings),
+        vault=build_vault(settings, client) if settings.pii_pseudonyms else None,
     )
+
+
+def build_vault(settings: Settings, client: redis.Redis) -> PiiVault:
+    """The pseudonym vaults, their originals sealed with each tenant's data key."""
+    from keel.keyring import load_key_ring  # the codec's key ring wraps the tenants' data keys
+
+    return PiiVault(client, TenantKeys(lambda: client, load_key_ring(settings)))
 
 
 def build_offload(settings: Settings) -> Offload | None:

@@ -21,6 +21,7 @@ import numpy as np
 from contracts.ingest import PREPARE_STEPS, STORE_STEPS, BeginOutput, DocumentRef, StageOutput
 from encoders.dense import embedding_text
 from guardrails import injection
+from guardrails.pseudonyms import Pseudonyms
 from index.active import ActiveIndex
 from index.catalog import Catalog, staged_record
 from index.dedupe import Deduper
@@ -98,12 +99,19 @@ class IngestSteps:
         with self.gil_gate:
             return chunk_elements(elements, embedder.count_tokens, self.chunk_config)
 
-    def redact(self, title: str, chunks: list[Chunk]) -> tuple[str, list[Chunk], dict[str, int]]:
-        """Chunk text, section titles and the document title (`ingestion.redact.redact_chunks`)."""
+    def redact(self, doc: DocumentRef, title: str, chunks: list[Chunk]) -> tuple[str, list[Chunk], dict[str, int]]:
+        """Chunk text, section titles and the document title (`ingestion.redact.redact_chunks`);
+        with pseudonyms on, the originals of the document's tokens go to the tenant's vault."""
+        vault = self.d.vault
+        pseudonyms = Pseudonyms(vault.secret(doc.tenant)) if vault is not None else None
         if self.d.offload is not None:
-            return self.d.offload.redact(title, chunks)
-        with self.gil_gate:
-            return redact_chunks(self.d.redactor, title, chunks)
+            done = self.d.offload.redact(title, chunks, pseudonyms)
+        else:
+            with self.gil_gate:
+                done = redact_chunks(self.d.redactor, title, chunks, pseudonyms)
+        if vault is not None and done.tokens:
+            vault.keep(doc.tenant, ids.document_id(doc.tenant, doc.source), done.tokens)
+        return done.title, done.chunks, done.counts
 
     def dedupe(self, doc: DocumentRef, doc_id: str, chunks: list[Chunk]) -> tuple[list[Chunk], int]:
         decisions = self.deduper.decide(doc.tenant, doc.groups, doc_id, doc.version, [c.text for c in chunks])
@@ -131,7 +139,7 @@ class IngestSteps:
         with clock(chunk):
             chunked = self.chunk(doc, parsed.elements, index)
         with clock(redact):
-            title, chunks, pii = self.redact(parsed.title, chunked)
+            title, chunks, pii = self.redact(doc, parsed.title, chunked)
         with self.gil_gate:
             # kept for re-homing duplicates if this document's copy of a paragraph is later retired
             with clock("work files"):
