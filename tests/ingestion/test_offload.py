@@ -45,9 +45,9 @@ def test_parse_and_redact_run_in_a_child_process(pool: Offload) -> None:
     parsed = pool.parse(b"# Contacts\n\nWrite to maria.gonzalez@example.com about the trial.\n", "notes.md")
     assert [e.kind for e in parsed.elements][:1] == ["Title"] and parsed.title == "Contacts"
     chunk = Chunk(index=0, text=parsed.elements[-1].text, section_path=["Contacts"], token_count=10)
-    title, chunks, pii = pool.redact("Contacts", [chunk])
-    assert "maria.gonzalez@example.com" not in chunks[0].text and "<EMAIL_ADDRESS>" in chunks[0].text
-    assert pii == {"EMAIL_ADDRESS": 1} and title == "Contacts"
+    done = pool.redact("Contacts", [chunk])
+    assert "maria.gonzalez@example.com" not in done.chunks[0].text and "<EMAIL_ADDRESS>" in done.chunks[0].text
+    assert done.counts == {"EMAIL_ADDRESS": 1} and done.title == "Contacts" and done.tokens == {}
     assert pool.pids() and os.getpid() not in pool.pids()
 
 
