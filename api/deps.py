@@ -37,6 +37,8 @@ from guardrails.pii import Redactor
 from keel.config import Settings, get_settings
 from keel.errors import Forbidden, InvalidKey, RoleForbidden, TemporalUnavailable, Unauthorized
 from stores.blobs import BlobStore
+from stores.data_keys import TenantKeys
+from stores.pii_vault import PiiVault
 from temporal.codec import load_key_ring
 
 
@@ -130,6 +132,19 @@ def question_redactor(app: Any, settings: Settings) -> Redactor | None:
             settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner
         )
     return redactor
+
+
+def pii_vault_of(app: Any, settings: Settings) -> PiiVault | None:
+    """The tenants' pseudonym vaults (`KEEL_PII_PSEUDONYMS`), made once per app; None when off."""
+    if not settings.pii_pseudonyms:
+        return None
+    vault: PiiVault | None = getattr(app.state, "pii_vault", None)
+    if vault is None:
+        from keel.keyring import load_key_ring
+
+        redis_client = app.state.redis
+        vault = app.state.pii_vault = PiiVault(redis_client, TenantKeys(lambda: redis_client, load_key_ring(settings)))
+    return vault
 
 
 async def _question_redactor(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Redactor | None:

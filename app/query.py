@@ -21,6 +21,7 @@ from contracts.query import QueryFilters, QueryInput, QueryOutput
 from generation import schema
 from guardrails import injection, moderation
 from guardrails.pii import Redactor
+from guardrails.pseudonyms import Pseudonyms, name_candidates, reveal, tokens_in
 from index.catalog import Catalog
 from keel.config import Settings
 from keel.errors import (
@@ -43,6 +44,7 @@ from retrieval.retriever import MODES
 from stores import guard_policy, query_state
 from stores.guard_policy import GuardPolicy
 from stores.keys import query_candidates_key
+from stores.pii_vault import PiiVault
 
 
 def answer_config(settings: Settings) -> str:
@@ -90,6 +92,65 @@ def retrieval_scope(inp: QueryInput, config: str) -> dict[str, Any]:
         "mode": inp.mode,
         "rerank": inp.rerank,
     }
+
+
+def pseudonymise_question(inp: QueryInput, redactor: Redactor, vault: PiiVault) -> tuple[QueryInput, dict[str, str]]:
+    """The input with the tenant's pseudonyms for the names in its question (and a follow-up's
+    search text): what the detector finds, and the names the tenant's documents hold that it
+    missed, found by their tokens in the vault. Returns the question's own tokens -> originals,
+    which the edge keeps for this request only (to reveal them in its answer)."""
+    names = Pseudonyms(vault.secret(inp.tenant))
+    texts = [inp.question, *([inp.search_text] if inp.search_text else [])]
+    done = redactor.redact_many(texts, names)
+    tokens: dict[str, str] = {}
+    out_texts = []
+    for d in done:
+        text, known = _known_names(d.text, names, vault, inp.tenant)
+        tokens.update(d.tokens)
+        tokens.update(known)
+        out_texts.append(text)
+    out = replace(inp, question=out_texts[0], question_pii=done[0].counts)
+    if inp.search_text:
+        out.search_text = out_texts[1]
+    if inp.rewrite is not None:
+        asked = _known_names(redactor.redact_many([inp.rewrite.asked], names)[0].text, names, vault, inp.tenant)[0]
+        out.rewrite = replace(inp.rewrite, asked=asked, question=out_texts[0])
+    return out, tokens
+
+
+def _known_names(text: str, names: Pseudonyms, vault: PiiVault, tenant: str) -> tuple[str, dict[str, str]]:
+    """`text` with the names the tenant's documents hold replaced by their tokens (longest first)."""
+    spans = name_candidates(text)
+    if not spans:
+        return text, {}
+    tokens = [names.token("PERSON", text[a:b]) for a, b in spans]
+    known = vault.known(tenant, tokens)
+    taken: list[tuple[int, int, str]] = []
+    for (a, b), token in zip(spans, tokens, strict=True):
+        if token in known and all(b <= x or a >= y for x, y, _ in taken):
+            taken.append((a, b, token))
+    found = {token: text[a:b] for a, b, token in taken}
+    for a, b, token in sorted(taken, reverse=True):
+        text = text[:a] + token + text[b:]
+    return text, found
+
+
+def reveal_output(out: QueryOutput, originals: dict[str, str]) -> QueryOutput:
+    """The answer with pseudonym tokens turned back into names (`originals`), in its text, its
+    citations' snippets and its rewrite; a token without an original reads as a plain label."""
+    citations = [replace(c, snippet=reveal(c.snippet, originals)) for c in out.citations]
+    rewrite = out.rewrite
+    if rewrite is not None:
+        rewrite = replace(rewrite, asked=reveal(rewrite.asked, originals), question=reveal(rewrite.question, originals))
+    return replace(out, answer=reveal(out.answer, originals), citations=citations, rewrite=rewrite)
+
+
+def output_tokens(out: QueryOutput) -> list[str]:
+    """Every pseudonym token an answer holds (its text, snippets and rewrite)."""
+    texts = [out.answer, *(c.snippet for c in out.citations)]
+    if out.rewrite is not None:
+        texts += [out.rewrite.asked, out.rewrite.question]
+    return tokens_in("\n".join(texts))
 
 
 def redact_question(inp: QueryInput, redactor: Redactor) -> QueryInput:

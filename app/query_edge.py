@@ -20,7 +20,7 @@ import redis
 from temporalio.client import Client
 
 from app.feedback import answer_record
-from app.query import answer_scope, reserve_tokens, retrieval_scope
+from app.query import answer_scope, output_tokens, reserve_tokens, retrieval_scope, reveal_output
 from caches.entries import entry_digest
 from caches.exact import ExactCache
 from caches.semantic import SemanticCache
@@ -29,11 +29,13 @@ from gateway.admission import Admission
 from gateway.keys import Principal
 from gateway.limits import Limiter, Ticket
 from guardrails.pii import Redactor
+from guardrails.pseudonyms import reveal, tokens_in
 from index.active import Indexes
 from keel.config import Settings
 from keel.errors import RateLimited
 from observability import metrics
 from stores import feedback, query_state
+from stores.pii_vault import PiiVault
 
 log = logging.getLogger("keel.query")
 
@@ -64,6 +66,7 @@ class Caller:
     answer_config: str
     semantic: SemanticCache | None
     indexes: Indexes | None
+    vault: PiiVault | None = None  # the tenant's pseudonyms and their originals (None: placeholders)
 
     @property
     def tenant(self) -> str:
@@ -178,6 +181,21 @@ class Caller:
             feedback.record(self.redis, inp.tenant, record)
         except redis.exceptions.RedisError as exc:  # the answer was sent; only its feedback is lost
             log.warning("answer %s not recorded (Redis: %s)", inp.request_id, exc)
+
+    def revealed(self, out: QueryOutput, question_tokens: dict[str, str]) -> QueryOutput:
+        """The answer as its reader sees it: pseudonym tokens turned back into names, from the
+        question's own and the tenant's vault (the answer came from passages the caller may read)."""
+        if self.vault is None:
+            return out
+        wanted = [t for t in output_tokens(out) if t not in question_tokens]
+        return reveal_output(out, {**question_tokens, **self.vault.reveal(self.tenant, wanted)})
+
+    def revealed_text(self, text: str, question_tokens: dict[str, str]) -> str:
+        """A piece of a streamed answer, revealed the same way."""
+        if self.vault is None:
+            return text
+        wanted = [t for t in tokens_in(text) if t not in question_tokens]
+        return reveal(text, {**question_tokens, **self.vault.reveal(self.tenant, wanted)})
 
     def settle(self, ticket: Ticket, out: QueryOutput | None) -> None:
         used, cost = (out.tokens_in + out.tokens_out, out.cost_usd) if out is not None else (0, 0.0)

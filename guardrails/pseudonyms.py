@@ -32,6 +32,9 @@ CODE_CHARS = 8  # base32 characters of the HMAC: 40 bits, no collision in any on
 # A token as it stands in text: the entity type, an underscore, the code (lower-case base32).
 TOKEN = re.compile(r"\b([A-Z][A-Z_]{1,30})_([a-z2-7]{8})\b")
 _SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"\S+")
+# A run of up to four capitalised words: where a name the detector missed may stand ("Ed Wood").
+_CAPITALISED_RUN = re.compile(r"\b[A-Z][a-z][\w'’\-]*(?: [A-Z][a-z][\w'’\-]*){0,3}\b")
 
 
 class Located(Protocol):
@@ -120,3 +123,14 @@ def reveal(text: str, originals: Mapping[str, str], unknown: str = "[{kind}]") -
         return found if found is not None else unknown.format(kind=m.group(1).lower().replace("_", " "))
 
     return TOKEN.sub(back, text)
+
+
+def name_candidates(text: str) -> list[tuple[int, int]]:
+    """Every run of one to four capitalised words, and each of its contiguous parts, longest
+    first: the spans to look up among the tenant's known names by their tokens."""
+    spans: list[tuple[int, int]] = []
+    for run in _CAPITALISED_RUN.finditer(text):
+        words = [(m.start() + run.start(), m.end() + run.start()) for m in _WORD.finditer(run.group(0))]
+        for size in range(len(words), 0, -1):
+            spans += [(words[i][0], words[i + size - 1][1]) for i in range(len(words) - size + 1)]
+    return sorted(spans, key=lambda s: (s[0] - s[1], s[0]))

@@ -31,6 +31,7 @@ from api.deps import (
     TemporalDep,
     edge_pool,
     on_edge,
+    pii_vault_of,
     semantic_cache_of,
 )
 from api.errors import correlation_id, request_id
@@ -38,7 +39,7 @@ from api.metrics import record_answer
 from api.schemas import QueryAnswer, QueryBody
 from app import conversations
 from app.conversations import Thread, with_history
-from app.query import Passage, build_query, passages_of, redact_question, run_query
+from app.query import Passage, build_query, passages_of, pseudonymise_question, redact_question, run_query
 from app.query_edge import Caller, Looked
 from contracts.query import QueryFilters, QueryInput, QueryOutput
 from gateway.limits import Ticket
@@ -65,7 +66,10 @@ def _caller(
     config = getattr(request.app.state, "answer_config", "")
     semantic = semantic_cache_of(request.app, settings) if cache is not None else None
     indexes = request.app.state.indexes
-    return Caller(settings, temporal, r, principal, redactor, admission, limiter, cache, config, semantic, indexes)
+    vault = pii_vault_of(request.app, settings) if redactor is not None else None
+    return Caller(
+        settings, temporal, r, principal, redactor, admission, limiter, cache, config, semantic, indexes, vault
+    )
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
@@ -109,8 +113,14 @@ async def _run(who: Caller, inp: QueryInput, thread: Thread | None) -> QueryOutp
     return out
 
 
-async def _redacted(inp: QueryInput, who: Caller) -> QueryInput:
-    return inp if who.redactor is None else await asyncio.to_thread(redact_question, inp, who.redactor)
+async def _redacted(inp: QueryInput, who: Caller) -> tuple[QueryInput, dict[str, str]]:
+    """The input with its question protected, and (with pseudonyms) the question's own tokens ->
+    names, kept at the edge for this request to reveal them in its answer."""
+    if who.redactor is None:
+        return inp, {}
+    if who.vault is not None:
+        return await asyncio.to_thread(pseudonymise_question, inp, who.redactor, who.vault)
+    return await asyncio.to_thread(redact_question, inp, who.redactor), {}
 
 
 def _answer(out: QueryOutput, trace_id: str, correlation: str) -> QueryAnswer:
@@ -145,6 +155,7 @@ async def answered(
         inp: QueryInput | None = None
         started = time.perf_counter()
         looked: Looked | None = None
+        tokens: dict[str, str] = {}
         try:
             checked = await _input(body, request, who, stream=False, thread=thread)
             if thread is not None and thread.conversation_id:
@@ -154,7 +165,7 @@ async def answered(
                 looked = await on_edge(request, who.cached, checked, body.cache)
             inp, out = looked.inp, looked.answer
             if out is None:
-                inp = await _redacted(inp, who)
+                inp, tokens = await _redacted(inp, who)
                 out = await _run(who, inp, thread)
                 if looked.digest:  # what the exact lookup added to this miss, beside the workflow's
                     out.timings_ms["cache"] = round(out.timings_ms.get("cache", 0.0) + looked.ms, 3)
@@ -166,6 +177,7 @@ async def answered(
     assert inp is not None  # set whenever an answer came back
     record_answer(inp.tenant, out, time.perf_counter() - started)
     annotate(out, inp)
+    out = await on_edge(request, who.revealed, out, tokens)  # after the caches kept it with its tokens
     if out.json_error is not None:
         raise JsonInvalid(f"the answer is not valid JSON for the schema: {out.json_error}")
     return _answer(out, current_trace_id(), correlation_id(request)), ticket.headers
@@ -179,9 +191,12 @@ async def searched(body: QueryBody, request: Request, who: Caller, limit: int) -
         out: QueryOutput | None = None
         inp: QueryInput | None = None
         try:
-            inp = replace(await _redacted(await _input(body, request, who, stream=False), who), answer=False)
+            protected, tokens = await _redacted(await _input(body, request, who, stream=False), who)
+            inp = replace(protected, answer=False)
             out = await run_query(who.temporal, who.settings, inp)
-            return await on_edge(request, passages_of, who.redis, inp, out.ranking, limit)
+            found = await on_edge(request, passages_of, who.redis, inp, out.ranking, limit)
+            texts = await on_edge(request, _revealed_event, who, [p.text for p in found], tokens)
+            return [replace(p, text=t) for p, t in zip(found, texts, strict=True)]
         finally:
             await on_edge(request, who.settle, ticket, out)
             if inp is not None:
@@ -215,7 +230,8 @@ async def streamed(
         raise
     try:
         checked = await _input(body, request, who, stream=True, thread=thread)
-        inp = who.snippet_scoped(await _redacted(checked, who))
+        protected, tokens = await _redacted(checked, who)
+        inp = who.snippet_scoped(protected)
     except Exception:
         who.admission.release(taken_at, who.tenant)
         await on_edge(request, who.settle, ticket, None)
@@ -241,7 +257,7 @@ async def streamed(
             batch = await asyncio.to_thread(_read, who.redis, inp, last)
             for eid, event, data in batch:
                 last = eid
-                yield event, data
+                yield event, (await on_edge(request, _revealed_event, who, data, tokens) if who.vault else data)
             if task.done() and not batch:
                 break
         try:
@@ -252,11 +268,24 @@ async def streamed(
         if out.json_error is not None:
             yield "error", {"code": "json_invalid", "message": out.json_error, "request_id": inp.request_id}
             return
+        out = await on_edge(request, who.revealed, out, tokens)
         yield "done", _answer(out, trace_id, correlation_id(request)).model_dump()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-ID": inp.request_id}
     headers.update(ticket.headers)
     return events(), headers
+
+
+def _revealed_event(who: Caller, data: Any, tokens: dict[str, str]) -> Any:
+    """A streamed event's text with pseudonym tokens revealed: a token piece, or the strings of
+    the sources event (a sentence is released whole, so a token never spans two events)."""
+    if isinstance(data, str):
+        return who.revealed_text(data, tokens)
+    if isinstance(data, list):
+        return [_revealed_event(who, item, tokens) for item in data]
+    if isinstance(data, dict):
+        return {k: _revealed_event(who, v, tokens) for k, v in data.items()}
+    return data
 
 
 def _finish(who: Caller, inp: QueryInput, ticket: Ticket, out: QueryOutput | None, trace_id: str, ms: float) -> None:
