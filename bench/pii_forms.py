@@ -1,5 +1,6 @@
 """What protecting names does to retrieval, per form of the replacement: plain text, blank
-placeholders (`<PERSON>`), keyed typed tokens (`PERSON_q7tm2kxa`), on an entity-centric set.
+placeholders (`<PERSON>`), keyed typed tokens (`PERSON_q7tm2kxa`), and tokens with the edge's
+lookup of the names the documents hold (`token_known`), on an entity-centric set.
 
 Questions and paragraphs are both protected (as Keel protects both): the same detector
 (`guardrails.pii.Redactor`, the default entities) finds the spans once, and each form replaces
@@ -25,17 +26,19 @@ import numpy as np
 
 from evaluation.beir import check_dataset, corpus, load_split
 from guardrails.pii import Redactor, Span
-from guardrails.pseudonyms import Pseudonyms
+from guardrails.pseudonyms import Pseudonyms, name_candidates, tokens_in
 from keel import offline  # noqa: F401 - before the models load
 from keel.config import Settings
 from keel.errors import DatasetNotFound
 
-FORMS = ("plain", "placeholder", "token")
+FORMS = ("plain", "placeholder", "token", "token_known")
 
 
 def protect(form: str, text: str, spans: list[Span], names: Pseudonyms) -> str:
     if form == "plain" or not spans:
         return text
+    if form == "token_known":
+        form = "token"
     if form == "placeholder":
         out, at = [], 0
         for s in spans:
@@ -43,6 +46,18 @@ def protect(form: str, text: str, spans: list[Span], names: Pseudonyms) -> str:
             at = s.end
         return "".join([*out, text[at:]])
     return names.replace(text, spans).text
+
+
+def known_names(text: str, names: Pseudonyms, held: set[str]) -> str:
+    """`app.query._known_names` over a set of held tokens instead of the vault."""
+    taken: list[tuple[int, int, str]] = []
+    for a, b in name_candidates(text):
+        token = names.token("PERSON", text[a:b])
+        if token in held and all(b <= x or a >= y for x, y, _ in taken):
+            taken.append((a, b, token))
+    for a, b, token in sorted(taken, reverse=True):
+        text = text[:a] + token + text[b:]
+    return text
 
 
 def ndcg10(ranked: list[str], rels: dict[str, int]) -> float:
@@ -114,6 +129,9 @@ def main() -> None:
     for form in FORMS:
         docs = [protect(form, t, s, names) for t, s in zip(texts, doc_spans, strict=True)]
         queries = {q: protect(form, split.queries[q], s, names) for q, s in zip(qids, q_spans, strict=True)}
+        if form == "token_known":  # as the edge does: names the documents hold, found by their tokens
+            held = {t for d in docs for t in tokens_in(d)}
+            queries = {q: known_names(text, names, held) for q, text in queries.items()}
         bm25, bm25_both = score(bm25_runs(ids, docs, queries), split.qrels)
         dense, dense_both = score(dense_runs(model, ids, docs, queries), split.qrels)
         results[form] = {"bm25": bm25, "bm25_both": bm25_both, "dense": dense, "dense_both": dense_both}
