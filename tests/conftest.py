@@ -5,6 +5,7 @@ models loaded once, and an in-process worker whose embedded Qdrant the tests can
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -139,3 +140,18 @@ async def worker(client: Client, settings: Settings, deps: Deps) -> AsyncIterato
 def tenant() -> str:
     """A fresh tenant per test: tests share the stack but never each other's data."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def api_url(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """An API-only process (`infra.api`) on a port of its own; its queries and jobs run on the
+    session's worker. What a client with only a URL and a key talks to."""
+    from tests.helpers import start_api_process  # helpers import this module
+
+    apart = settings.model_copy(update={"api_port": free_port()})
+    proc = start_api_process(apart, tmp_path / "api.log")
+    try:
+        yield f"http://127.0.0.1:{apart.api_port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

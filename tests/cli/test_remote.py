@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,23 +16,10 @@ from typer.testing import CliRunner
 from cli import main
 from gateway.keys import INGEST, QUERY, KeyStore
 from infra.services import free_port
-from keel.config import Settings
 from stores.keys import tenant_docs_key
 from tests.conftest import SAMPLES
-from tests.helpers import start_api_process
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def api_url(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    apart = settings.model_copy(update={"api_port": free_port()})
-    proc = start_api_process(apart, tmp_path / "api.log")
-    try:
-        yield f"http://127.0.0.1:{apart.api_port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.mark.stack

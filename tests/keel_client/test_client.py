@@ -4,32 +4,15 @@ on the test stack's worker: upload and follow a job, ask, stream, chat, delete, 
 from __future__ import annotations
 
 import asyncio
-import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from gateway.keys import INGEST, QUERY, KeyStore
-from infra.services import free_port
-from keel.config import Settings
 from keel_client import Keel, KeelAPIError
 from tests.conftest import SAMPLES
-from tests.helpers import start_api_process
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("worker")]
-
-
-@pytest.fixture
-def api_url(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    apart = settings.model_copy(update={"api_port": free_port()})
-    proc = start_api_process(apart, tmp_path / "api.log")
-    try:
-        yield f"http://127.0.0.1:{apart.api_port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 async def test_a_client_with_a_url_and_a_key_ingests_asks_and_deletes(
