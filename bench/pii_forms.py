@@ -1,6 +1,7 @@
 """What protecting names does to retrieval, per form of the replacement: plain text, blank
 placeholders (`<PERSON>`), keyed typed tokens (`PERSON_q7tm2kxa`), and tokens with the edge's
-lookup of the names the documents hold (`token_known`), on an entity-centric set.
+lookup of the names the documents hold, in questions (`token_known`) and in the documents too
+(`token_consistent`), on an entity-centric set.
 
 Questions and paragraphs are both protected (as Keel protects both): the same detector
 (`guardrails.pii.Redactor`, the default entities) finds the spans once, and each form replaces
@@ -31,13 +32,13 @@ from keel import offline  # noqa: F401 - before the models load
 from keel.config import Settings
 from keel.errors import DatasetNotFound
 
-FORMS = ("plain", "placeholder", "token", "token_known")
+FORMS = ("plain", "placeholder", "token", "token_known", "token_consistent")
 
 
 def protect(form: str, text: str, spans: list[Span], names: Pseudonyms) -> str:
     if form == "plain" or not spans:
         return text
-    if form == "token_known":
+    if form in ("token_known", "token_consistent"):
         form = "token"
     if form == "placeholder":
         out, at = [], 0
@@ -129,9 +130,11 @@ def main() -> None:
     for form in FORMS:
         docs = [protect(form, t, s, names) for t, s in zip(texts, doc_spans, strict=True)]
         queries = {q: protect(form, split.queries[q], s, names) for q, s in zip(qids, q_spans, strict=True)}
-        if form == "token_known":  # as the edge does: names the documents hold, found by their tokens
+        if form in ("token_known", "token_consistent"):  # as the edge does: names the documents hold
             held = {t for d in docs for t in tokens_in(d)}
             queries = {q: known_names(text, names, held) for q, text in queries.items()}
+            if form == "token_consistent":  # and the documents too: one replacement per name everywhere
+                docs = [known_names(d, names, held) for d in docs]
         bm25, bm25_both = score(bm25_runs(ids, docs, queries), split.qrels)
         dense, dense_both = score(dense_runs(model, ids, docs, queries), split.qrels)
         results[form] = {"bm25": bm25, "bm25_both": bm25_both, "dense": dense, "dense_both": dense_both}
