@@ -9,6 +9,7 @@ costs its HTTP calls and little else.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -46,6 +47,9 @@ def api_key() -> str:
 
 
 def client(groups: str = "") -> Keel:
+    # The CLI's output is the answer: httpx's per-request INFO lines are not for its reader, even
+    # where the host process logs at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return Keel(api_url(), api_key(), groups=[g.strip() for g in groups.split(",") if g.strip()])
 
 
@@ -137,7 +141,8 @@ def ingest(
                     if state["status"] not in ("running", "pending"):
                         results[job_id] = state
                         bar.advance(done)
-                time.sleep(0.2) if len(results) < len(jobs) else None
+                if len(results) < len(jobs):
+                    time.sleep(0.2)
     except _FAILURES as exc:
         _failed(exc)
     except KeyboardInterrupt:
@@ -181,8 +186,10 @@ def job(job_id: str, files: Annotated[bool, typer.Option(help="list every file, 
     c = state["counters"]
     console.print(f"job {job_id}  [bold]{state['status']}[/bold]  ({state['temporal_ui_url']})")
     console.print(f"{c.get('ingested', 0)} ingested, {c.get('unchanged', 0)} unchanged, {c.get('failed', 0)} failed")
-    _summary(state["files"]) if not files else None
-    for f in state["files"] if files else []:
+    if not files:
+        _summary(state["files"])
+        return
+    for f in state["files"]:
         console.print(escape(f"{f['status']:<10} {f['chunks']:>5} chunks  {f['doc_id'] or '-'}  {f['source']}"))
 
 

@@ -177,7 +177,8 @@ async def answered(
     assert inp is not None  # set whenever an answer came back
     record_answer(inp.tenant, out, time.perf_counter() - started)
     annotate(out, inp)
-    out = await on_edge(request, who.revealed, out, tokens)  # after the caches kept it with its tokens
+    if who.vault is not None:  # pseudonyms back to names, after the caches kept the answer with its tokens
+        out = await on_edge(request, who.revealed, out, tokens)
     if out.json_error is not None:
         raise JsonInvalid(f"the answer is not valid JSON for the schema: {out.json_error}")
     return _answer(out, current_trace_id(), correlation_id(request)), ticket.headers
@@ -268,7 +269,8 @@ async def streamed(
         if out.json_error is not None:
             yield "error", {"code": "json_invalid", "message": out.json_error, "request_id": inp.request_id}
             return
-        out = await on_edge(request, who.revealed, out, tokens)
+        if who.vault is not None:
+            out = await on_edge(request, who.revealed, out, tokens)
         yield "done", _answer(out, trace_id, correlation_id(request)).model_dump()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-ID": inp.request_id}
