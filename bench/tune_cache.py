@@ -26,12 +26,14 @@ import numpy as np
 
 from caches.guard import FEATURES, GUARD_FILE, pair_features, veto
 from caches.question import facts
+from encoders.dense import DenseEncoder
 from encoders.registry import Encoders
 from index.active import DEFAULT_ENCODER, encoder_catalog
 from keel import offline  # noqa: F401
 from keel.config import Settings
 
 DEFAULT_PAIRS = Path("../shared/datasets/qqp_pairs_dev/pairs.jsonl")
+DEFAULT_ADVERSARIAL = Path("bench/results/swapped-pairs.jsonl")
 
 
 def load(path: Path) -> list[dict[str, object]]:
@@ -63,6 +65,19 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50
     return weights, float(w[-1] - (w[:-1] * mean / std).sum())
 
 
+def measured(
+    pairs: list[dict[str, object]], encoder: DenseEncoder
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Each pair's cosine, label, the rules' veto ("" if none) and the score's features."""
+    q1, q2 = [str(p["q1"]) for p in pairs], [str(p["q2"]) for p in pairs]
+    cosine = (encoder.embed(q1) * encoder.embed(q2)).sum(axis=1)
+    y = np.array([int(str(p["label"])) for p in pairs])
+    f1, f2 = [facts(q) for q in q1], [facts(q) for q in q2]
+    reasons = [veto(a, b) for a, b in zip(f1, f2, strict=True)]
+    x = np.array([pair_features(a, b, float(c)) for a, b, c in zip(f1, f2, cosine, strict=True)])
+    return cosine, y, reasons, x
+
+
 def rates(hit: np.ndarray, y: np.ndarray, half: np.ndarray) -> tuple[float, float]:
     return float(hit[half & (y == 1)].mean()), float(hit[half & (y == 0)].mean())
 
@@ -71,6 +86,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
     parser.add_argument("--target", type=float, default=0.008, help="false-hit rate allowed on the tuning half")
+    parser.add_argument(
+        "--adversarial",
+        type=Path,
+        default=DEFAULT_ADVERSARIAL,
+        help="near misses to report the fitted guard on (python -m bench.swap_pairs builds them)",
+    )
     parser.add_argument("--write", action="store_true", help=f"save the fitted guard to {GUARD_FILE}")
     args = parser.parse_args()
     pairs = load(args.pairs)
@@ -78,16 +99,9 @@ def main() -> None:
     encoder = Encoders(settings.torch_threads, settings.embed_batch_size).get(
         encoder_catalog(settings)[DEFAULT_ENCODER]
     )
-    q1, q2 = [str(p["q1"]) for p in pairs], [str(p["q2"]) for p in pairs]
-    v1 = encoder.embed(q1)
-    v2 = encoder.embed(q2)
-    cosine = (v1 * v2).sum(axis=1)
-    y = np.array([int(str(p["label"])) for p in pairs])
+    cosine, y, reasons, x = measured(pairs, encoder)
     half = np.array([tuning(p) for p in pairs])
-    f1, f2 = [facts(q) for q in q1], [facts(q) for q in q2]
-    reasons = [veto(a, b) for a, b in zip(f1, f2, strict=True)]
     passes = np.array([not r for r in reasons])
-    x = np.array([pair_features(a, b, float(c)) for a, b, c in zip(f1, f2, cosine, strict=True)])
 
     fit = half & passes
     weights, bias = fit_logistic(x[fit], y[fit].astype(float))
@@ -116,6 +130,19 @@ def main() -> None:
     print(f"threshold {threshold:.4f} (score), min cosine {min_cosine:.2f}")
     print(f"tuning   hit rate {tune_hit:.3f}  false-hit rate {tune_fhr:.4f}")
     print(f"held out hit rate {held_hit:.3f}  false-hit rate {held_fhr:.4f}")
+    near_fhr = None
+    if args.adversarial.is_file():
+        near = [p for p in load(args.adversarial) if int(str(p["label"])) == 0]
+        n_cos, _, n_reasons, n_x = measured(near, encoder)
+        n_score = 1 / (1 + np.exp(-(n_x @ weights + bias)))
+        n_hit = (n_cos >= min_cosine) & np.array([not r for r in n_reasons]) & (n_score >= threshold)
+        near_fhr = float(n_hit.mean())
+        print(
+            f"near misses ({args.adversarial.name}, {len(near)}): false-hit rate {near_fhr:.4f}; "
+            f"rules veto {dict(Counter(r for r in n_reasons if r))}"
+        )
+    else:
+        print(f"no near misses at {args.adversarial}: python -m bench.swap_pairs builds them")
     if args.write:
         GUARD_FILE.write_text(
             json.dumps(
@@ -131,6 +158,9 @@ def main() -> None:
                         "target_false_hit_rate": args.target,
                         "tuning": {"hit_rate": round(tune_hit, 4), "false_hit_rate": round(tune_fhr, 4)},
                         "held_out": {"hit_rate": round(held_hit, 4), "false_hit_rate": round(held_fhr, 4)},
+                        "near_misses": None
+                        if near_fhr is None
+                        else {"pairs": args.adversarial.name, "false_hit_rate": round(near_fhr, 4)},
                     },
                 },
                 indent=2,
@@ -140,6 +170,8 @@ def main() -> None:
         print(f"wrote {GUARD_FILE}")
     print(f"semantic_hit_rate={held_hit:.3f}")
     print(f"semantic_false_hit_rate={held_fhr:.4f}")
+    if near_fhr is not None:
+        print(f"near_miss_false_hit_rate={near_fhr:.4f}")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from caches.question import QuestionFacts
+from keel.words import OPPOSITES, SYMMETRIC
 
 GUARD_FILE = Path(__file__).with_name("guard.json")
 FEATURES = (
@@ -41,7 +43,58 @@ def veto(a: QuestionFacts, b: QuestionFacts) -> str:
         return "names"
     if a.kind != b.kind:
         return "kind"
+    if opposite(a, b):
+        return "opposite"
+    if swapped_roles(a, b):
+        return "order"
     return ""
+
+
+def opposite(a: QuestionFacts, b: QuestionFacts) -> bool:
+    """One question says a direction or degree where the other says its opposite ("before"/"after")."""
+    count_a, count_b = Counter(a.plain), Counter(b.plain)
+    only_a, only_b = count_a - count_b, count_b - count_a  # "most … most" / "least … most" differ too
+    return any(OPPOSITES.get(w, frozenset()) & only_b.keys() for w in only_a)
+
+
+def _occurrences(sequence: tuple[str, ...]) -> dict[tuple[str, int], int]:
+    """(word, k) -> where the word's k-th occurrence stands: the k-th "light" of one question is
+    matched with the k-th "light" of the other."""
+    seen: dict[str, int] = {}
+    at: dict[tuple[str, int], int] = {}
+    for i, w in enumerate(sequence):
+        k = seen.get(w, 0)
+        seen[w] = k + 1
+        at[(w, k)] = i
+    return at
+
+
+def swapped_roles(a: QuestionFacts, b: QuestionFacts) -> bool:
+    """Two content words trade places around a word both questions hold between them.
+
+    "flights from Boston to Denver" / "from Denver to Boston" ("to" between them, both ways),
+    "does Apple buy Samsung" / "does Samsung buy Apple" ("buy"). A reordering that moves a word
+    without crossing such an anchor keeps the question ("flights to Denver from Boston", "lose
+    weight fast" / "fastest way to lose weight"), and so does a swap across a symmetric word
+    ("cats and dogs", "how is A different from B" / "how is B different from A").
+    """
+    pos_a, pos_b = _occurrences(a.sequence), _occurrences(b.sequence)
+    shared = pos_a.keys() & pos_b.keys()
+    if len(shared) < 3:
+        return False
+    sym_a = [i for i, w in enumerate(a.plain) if w in SYMMETRIC]
+    sym_b = [i for i, w in enumerate(b.plain) if w in SYMMETRIC]
+    anchors = [(pos_a[w], pos_b[w]) for w in shared if a.plain[pos_a[w]] not in SYMMETRIC]
+    movable = sorted((pos_a[w], pos_b[w]) for w in shared if w[0] in a.content)
+    for i, (xa, xb) in enumerate(movable):
+        for ya, yb in movable[i + 1 :]:
+            if yb > xb:
+                continue  # the same order in both
+            if any(xa < s < ya for s in sym_a) or any(yb < s < xb for s in sym_b):
+                continue
+            if any(xa < ca < ya and yb < cb < xb for ca, cb in anchors):
+                return True
+    return False
 
 
 def pair_features(a: QuestionFacts, b: QuestionFacts, cosine: float) -> list[float]:

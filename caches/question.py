@@ -184,6 +184,9 @@ FILLER = frozenset(
         "really",
     ]
 )
+# Word order is compared over this many words: a question's roles are in its first sentence, and
+# the comparison is quadratic in the words two questions share.
+SEQUENCE_WORDS = 48
 # The kind of answer asked for, coarse on purpose: "how do I" and "what is the way to" ask alike.
 _KINDS = (
     (re.compile(r"\bhow (many|much)\b"), "quantity"),
@@ -219,6 +222,10 @@ class QuestionFacts:
     words: frozenset[str]  # stems of every word
     content: frozenset[str]  # stems of the words that carry content
     kind: str  # quantity, time, place, person, reason, or open
+    # The first SEQUENCE_WORDS words' stems in order, and their folded forms: who does what to whom
+    # is in the order ("Apple buys Samsung" / "Samsung buys Apple" hold the same words).
+    sequence: tuple[str, ...] = ()
+    plain: tuple[str, ...] = ()
 
 
 def facts(question: str) -> QuestionFacts:
@@ -243,4 +250,6 @@ def facts(question: str) -> QuestionFacts:
         words=frozenset(stem(w) for w in plain),
         content=frozenset(stem(w) for w in plain if w not in FILLER and len(w) > 1),
         kind=kind,
+        sequence=tuple(stem(w) for w in plain[:SEQUENCE_WORDS]),
+        plain=tuple(plain[:SEQUENCE_WORDS]),
     )

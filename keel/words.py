@@ -115,3 +115,52 @@ CALENDAR = frozenset(
     "january february march april may june july august september october november december"  # noqa: SIM905
     " monday tuesday wednesday thursday friday saturday sunday".split()
 )
+
+
+# Words that make a relation read the same both ways: "cats and dogs", "the difference between
+# A and B", "is A similar to B". Two words with one of these between them may trade places.
+SYMMETRIC = frozenset(
+    "and or nor & vs versus plus between among differ different difference differences similar similarity same"  # noqa: SIM905
+    " alike equal equivalent compare compared comparison related relation relationship relationships".split()
+)
+
+# Opposite directions, amounts and orders: a question with one of them does not ask what a question
+# with its opposite asks ("before the interview" / "after the interview"). Function words and
+# comparison words only: an open list of antonymous adjectives would never be complete.
+_OPPOSITE_PAIRS = (
+    ("before", "after"),
+    ("from", "to"),
+    ("more", "less"),
+    ("more", "fewer"),
+    ("most", "least"),
+    ("best", "worst"),
+    ("better", "worse"),
+    ("above", "below"),
+    ("over", "under"),
+    ("up", "down"),
+    ("in", "out"),
+    ("into", "out"),
+    ("on", "off"),
+    ("higher", "lower"),
+    ("highest", "lowest"),
+    ("longer", "shorter"),
+    ("longest", "shortest"),
+    ("larger", "smaller"),
+    ("largest", "smallest"),
+    ("bigger", "smaller"),
+    ("biggest", "smallest"),
+    ("increase", "decrease"),
+    ("maximum", "minimum"),
+    ("max", "min"),
+    ("first", "last"),
+    ("start", "end"),
+    ("buy", "sell"),
+    ("import", "export"),
+    ("win", "lose"),
+    ("pros", "cons"),
+    ("advantages", "disadvantages"),
+)
+OPPOSITES: dict[str, frozenset[str]] = {}
+for _a, _b in _OPPOSITE_PAIRS:
+    OPPOSITES[_a] = OPPOSITES.get(_a, frozenset()) | {_b}
+    OPPOSITES[_b] = OPPOSITES.get(_b, frozenset()) | {_a}

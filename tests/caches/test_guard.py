@@ -70,3 +70,47 @@ def test_the_shipped_guard_was_fitted_under_the_false_hit_constraint() -> None:
     fitted = json.loads(GUARD_FILE.read_text())["fitted_on"]
     assert fitted["held_out"]["false_hit_rate"] <= 0.01 and fitted["tuning"]["false_hit_rate"] <= 0.01
     assert 0.5 <= Guard.load().min_cosine < 1.0
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "reason"),
+    [
+        ("Flights from Boston to Denver?", "Flights from Denver to Boston?", "order"),
+        ("What if Apple buys Samsung?", "What if Samsung buys Apple?", "order"),
+        ("How do I convert MP4 to AVI?", "How do I convert AVI to MP4?", "order"),
+        ("Is Python faster than Java?", "Is Java faster than Python?", "order"),
+        ("What can I do in the US but not in India?", "What can I do in India but not in the US?", "order"),
+        ("If light has no mass, how can light bend?", "If bend has no mass, how can light light?", "order"),
+        ("What should I do before an interview?", "What should I do after an interview?", "opposite"),
+        ("Which phone has the longest battery life?", "Which phone has the shortest battery life?", "opposite"),
+        ("How do I move to Canada?", "How do I move from Canada?", "opposite"),
+        ("What are the most popular TV shows?", "What are the least popular TV shows?", "opposite"),
+    ],
+)
+def test_swapped_roles_and_opposite_directions_are_vetoed(a: str, b: str, reason: str) -> None:
+    assert veto(facts(a), facts(b)) == reason
+    assert veto(facts(b), facts(a)) == reason
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Flights from Boston to Denver?", "Flights to Denver from Boston?"),  # the same roles, reordered
+        ("How can I lose weight fast?", "What is the fastest way to lose weight?"),
+        ("What is the difference between Java and Python?", "What is the difference between Python and Java?"),
+        ("How is a virus different from a bacterium?", "How is a bacterium different from a virus?"),
+        ("Are cats and dogs good pets?", "Are dogs and cats good pets?"),
+        ("What is the best book to learn Python?", "Which Python book is the best to learn from?"),
+    ],
+)
+def test_reorderings_that_keep_the_roles_are_not_vetoed_for_their_order(a: str, b: str) -> None:
+    assert veto(facts(a), facts(b)) not in ("order", "opposite")
+
+
+def test_the_shipped_guard_was_checked_on_near_misses() -> None:
+    import json
+
+    from caches.guard import GUARD_FILE
+
+    near = json.loads(GUARD_FILE.read_text())["fitted_on"]["near_misses"]
+    assert near is not None and near["false_hit_rate"] <= 0.01
