@@ -157,9 +157,11 @@ def main() -> None:
     print(f"tuning on {sorted(tune_set)}; held out: {sorted(set(articles) - tune_set)}")
     routing = RoutingConfig(settings.clarify_below, settings.easy_min_confidence, settings.easy_max_words)
     grid = [
-        AnswererConfig(max_sentences=k, keep_ratio=r, min_coverage=m, answer_type=t, phrase_weight=ph)
-        for k, r, m, t, ph in itertools.product(
-            (1, 2, 3), (0.0, 0.5, 0.8), (0.0, 0.3, 0.5), (False, True), (0.0, 0.5, 1.0)
+        AnswererConfig(
+            max_sentences=k, keep_ratio=r, min_coverage=m, answer_type=t, phrase_weight=ph, negation=d, details=d
+        )
+        for k, r, m, t, ph, d in itertools.product(
+            (1, 2, 3), (0.0, 0.5, 0.8), (0.0, 0.3, 0.5), (False, True), (0.0, 1.0), (False, True)
         )
     ]
     default = AnswererConfig()
@@ -183,7 +185,7 @@ def main() -> None:
     for value, cfg, m in results[:12]:
         print(f"{value:.3f}  " + line(str(cfg), m))
     for value, cfg, m in results:  # the abstention trade-off: every setting that declines
-        if (cfg.min_coverage or cfg.answer_type) and cfg.max_sentences == 3 and cfg.keep_ratio == 0.5:
+        if cfg.max_sentences == 3 and cfg.keep_ratio == 0.5 and cfg.phrase_weight == 1.0:
             print(f"{value:.3f}  " + line(str(cfg), m))
     best = results[0][1]
     for half in halves:

@@ -1,6 +1,6 @@
 """The quality gate: a golden set over the sample corpus, measured against committed baselines.
 
-`samples/golden/` holds questions written for `samples/corpus/` (20 answerable, 8 that the corpus
+`samples/golden/` holds questions written for `samples/corpus/` (21 answerable, 10 that the corpus
 cannot answer), their relevant file (`qrels.tsv`), gold answers in SQuAD's shape
 (`answers.jsonl`) and `baseline.json`: the figures the shipped pipeline measured, each a floor.
 `measure` ingests the corpus into a tenant through the workflows and asks every question through

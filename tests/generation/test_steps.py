@@ -88,6 +88,36 @@ def test_the_answerer_declines_when_the_best_sentence_misses_the_question() -> N
     assert pick("How are failed files retried?", _passages(), config=strict)  # an answered one still is
 
 
+def test_a_what_is_question_is_answered_by_the_sentence_that_defines_it() -> None:
+    text = (
+        "To upgrade Keel, drain the workers and run the migration first. "
+        "Keel runs retrieval-augmented generation as durable workflows. "
+        "Keel keeps the previous index for a rollback."
+    )
+    passages = [_passage(1, "d", "overview.md", "Overview", text, 1.0)]
+    assert pick("What is Keel?", passages, config=AnswererConfig(define_weight=0.0))[0][1].startswith("To upgrade")
+    assert pick("What is Keel?", passages)[0][1] == "Keel runs retrieval-augmented generation as durable workflows."
+    # A long "what is" asks for a detail, not a definition: no sentence gains for starting with "Keel".
+    assert pick("What is the first step to upgrade Keel?", passages)[0][1].startswith("To upgrade")
+
+
+def test_a_negated_question_is_declined_when_no_kept_sentence_negates() -> None:
+    text = "Snow fell in Oslo and in Bergen in March. Rain fell in Madrid."
+    passages = [_passage(1, "d", "weather.txt", "Weather", text, 1.0)]
+    assert pick("Which cities had snow in March?", passages)
+    assert pick("Which cities had no snow in March?", passages) == []
+    assert pick("Which cities had no snow in March?", passages, config=AnswererConfig(negation=False))
+    said = [_passage(1, "d", "w.txt", "Weather", "Madrid had no snow in March, only rain.", 1.0)]
+    assert pick("Which cities had no snow in March?", said)  # a sentence that says "no" can answer it
+
+
+def test_a_number_the_question_states_must_be_in_the_quoted_passage() -> None:
+    passages = [_passage(1, "d", "oil.txt", "Oil", "The oil embargo of 1973 quadrupled prices.", 1.0)]
+    assert pick("What did the oil embargo of 1973 do to prices?", passages)
+    assert pick("What did the oil embargo of 1979 do to prices?", passages) == []
+    assert pick("What did the oil embargo of 1979 do?", passages, config=AnswererConfig(details=False))
+
+
 def test_citations_are_checked_against_the_passages() -> None:
     text = "Failed files are retried by running keel ingest again [2]. Keel runs on the moon [1]. Extra [7]."
     checked = check_citations(text, _passages())
