@@ -13,6 +13,8 @@ from contracts.query import (
     ContextOutput,
     GenerateInput,
     GenerateOutput,
+    HopInput,
+    HopOutput,
     RerankInput,
     RerankOutput,
     RetrieveInput,
@@ -47,6 +49,11 @@ class QueryActivities:
     def rerank(self, inp: RerankInput) -> RerankOutput:
         return self.steps.rerank(inp)
 
+    @activity.defn(name="query.hop")
+    @mapped
+    def hop(self, inp: HopInput) -> HopOutput:
+        return self.steps.hop(inp)
+
     @activity.defn(name="query.context")
     @mapped
     def context(self, inp: ContextInput) -> ContextOutput:
@@ -63,4 +70,4 @@ class QueryActivities:
         return self.steps.validate(inp)
 
     def all(self) -> list[Any]:
-        return [self.retrieve, self.rerank, self.context, self.generate, self.validate]
+        return [self.retrieve, self.rerank, self.hop, self.context, self.generate, self.validate]

@@ -231,6 +231,7 @@ def build_query(
         flags=flags,
         prompt_id=release.prompt_id,
         prompt_label=release.label,
+        second_hop=settings.second_hop,
     )
 
 

@@ -68,6 +68,7 @@ def eval_(
         _fail(exc)
     if results:
         print(f"{name}_ndcg10={results[DEFAULT]['ndcg@10']:.4f}")
+        print(f"{name}_all_in_top10={results[DEFAULT]['all@10']:.4f}")
     if scored:
         m = scored["all"]
         print(f"{name}_answer_contains={m['answer_contains']:.4f}")

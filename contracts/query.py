@@ -72,6 +72,9 @@ class QueryInput:
     # conversation's context; "": the question), and how the question was rewritten.
     search_text: str = ""
     rewrite: QuestionRewrite | None = None
+    # The second hop (`retrieval.links`): after re-scoring, the documents the top passages name by
+    # title join the ranking. Off for a query that was started before it existed.
+    second_hop: bool = False
 
     def retrieval_text(self) -> str:
         """What retrieval, re-scoring and the caches key on."""
@@ -145,6 +148,30 @@ class RerankOutput:
     top: list[Scored]
     reranker: str
     ms: float = 0.0  # measured by the activity: workflow time does not move inside a task
+
+
+@dataclass(kw_only=True)
+class HopInput:
+    query: QueryInput
+    candidates_key: str
+    ranking: str  # the ranking the hop starts from (re-scored, or retrieval's)
+    generation: int
+    deadline_ms: float  # the hop gives up past this, and the workflow keeps the first hop's ranking
+
+
+@dataclass(kw_only=True)
+class SecondHop:
+    """What the second hop did, on the answer."""
+
+    names: int  # candidate titles the top passages held
+    linked: int  # passages of the documents they name that joined the ranking
+
+
+@dataclass(kw_only=True)
+class HopOutput:
+    ranking: str  # "hop", or the input's when nothing was linked
+    hop: SecondHop
+    ms: float = 0.0
 
 
 @dataclass(kw_only=True)
@@ -324,6 +351,7 @@ class QueryOutput:
     citations_from: str = ""
     first_token_ms: float = 0.0  # from the generate step's start to the answer's first text
     rewrite: QuestionRewrite | None = None  # a follow-up's standalone form
+    second_hop: SecondHop | None = None  # None: no second hop ran
 
 
 def query_output(fields: dict[str, Any]) -> QueryOutput:
@@ -334,5 +362,6 @@ def query_output(fields: dict[str, Any]) -> QueryOutput:
             "citations": [Citation(**c) for c in fields.get("citations", [])],
             "attempts": [ProviderAttempt(**a) for a in fields.get("attempts", [])],
             "rewrite": QuestionRewrite(**fields["rewrite"]) if fields.get("rewrite") else None,
+            "second_hop": SecondHop(**fields["second_hop"]) if fields.get("second_hop") else None,
         }
     )

@@ -326,6 +326,14 @@ class Settings(BaseSettings):
     """Fused candidates kept for the request (their ids and scores are in the history)."""
     retrieve_prefetch: int = 100
     """Candidates per list (dense, BM25) before fusion."""
+    second_hop: bool = True
+    """After re-scoring, add the passages of the documents that the top passages name by title
+    (`retrieval.links`): multi-hop questions, whose answer sits in a document the question does not
+    describe."""
+    hop_passages: int = 2
+    """Top passages whose named documents the second hop looks up."""
+    hop_limit: int = 10
+    """Passages of named documents the second hop adds at most, best first."""
     rerank_model_path: str | None = None
     """A local CrossEncoder directory; unset, the offline fusion re-scorer."""
     rerank_depth: int = 100

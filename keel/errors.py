@@ -457,6 +457,12 @@ class RerankTimeout(KeelError):
     code = "rerank_timeout"
 
 
+class HopTimeout(KeelError):
+    """The second hop passed its deadline; the workflow keeps the first hop's ranking."""
+
+    code = "hop_timeout"
+
+
 def _subclasses(cls: type[KeelError]) -> list[type[KeelError]]:
     return [cls, *(s for sub in cls.__subclasses__() for s in _subclasses(sub))]
 

@@ -34,6 +34,7 @@ from keel import ids
 from keel.tenancy import EVERYONE
 from pipelines.clock import StepClock
 from pipelines.deps import Deps
+from retrieval.links import title_key
 from stores import term_stats
 from stores.blobs import work_key
 from stores.term_stats import Contribution
@@ -265,6 +266,7 @@ class IngestSteps:
                     "version": doc.version,
                     "source": doc.source,
                     "title": title,
+                    "title_key": title_key(title),
                     "section_path": c.section_path,
                     "chunk_index": c.index,
                     "pages": c.pages,

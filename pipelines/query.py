@@ -29,6 +29,8 @@ from contracts.query import (
     ContextOutput,
     GenerateInput,
     GenerateOutput,
+    HopInput,
+    HopOutput,
     QueryFilters,
     QueryInput,
     RerankInput,
@@ -36,6 +38,7 @@ from contracts.query import (
     RetrieveInput,
     RetrieveOutput,
     Scored,
+    SecondHop,
     ValidateInput,
     ValidateOutput,
 )
@@ -46,23 +49,26 @@ from generation.verify import Verifier
 from index.active import ActiveIndex
 from index.catalog import Catalog
 from index.lifecycle import Lifecycle
-from keel.errors import KeelError, RerankTimeout
+from keel.errors import HopTimeout, KeelError, RerankTimeout
 from pipelines.answer import AnswerSteps
 from pipelines.deps import Deps
 from retrieval.context import ContextConfig, confidence, pack
 from retrieval.filters import query_where
+from retrieval.links import names_in, with_links
 from retrieval.rerank import Reranker
 from retrieval.retriever import HybridRetriever, candidate, neighbours
 from retrieval.shadow import ShadowQueries
 from stores import query_state
 from stores.keys import query_candidates_key
 from stores.streams import EventSink
+from vectorstore.base import Cond, Where
 
 __all__ = ["QuerySteps"]
 
 log = logging.getLogger("keel.query")
 
-RETRIEVE, RERANK = "retrieve", "rerank"  # rankings kept in the request's state
+RETRIEVE, RERANK, HOP = "retrieve", "rerank", "hop"  # rankings kept in the request's state
+MIN_HOP_MS = 10  # a second hop is not started on less
 
 
 @dataclass(kw_only=True)
@@ -262,6 +268,40 @@ class QuerySteps:
             self._keeping.submit(self.snippets.keep, decode_key(snippet), ranked, scored)
         top = scored[: query_state.HISTORY_TOP]
         return RerankOutput(ranking=RERANK, top=top, reranker=self.reranker.name, ms=_ms(started))
+
+    def hop(self, inp: HopInput) -> HopOutput:
+        """The second hop: the documents the top passages name by title (`retrieval.links`),
+        searched with the question among those documents only, fused into the ranking. Visibility,
+        groups and filters are the first hop's; the linking documents are left out."""
+        started = time.monotonic()
+        q, s = inp.query, self.s
+        if inp.deadline_ms < MIN_HOP_MS:  # too short for one search: say so rather than pretend
+            raise HopTimeout(f"the second hop's budget of {inp.deadline_ms:.0f} ms is under {MIN_HOP_MS} ms")
+        ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
+        top = query_state.candidates(self.d.redis, inp.candidates_key, [x.point_id for x in ranked[: s.hop_passages]])
+        names = names_in([c.text for c in top.values()], q.question, [c.title for c in top.values()])
+        if not names:
+            return HopOutput(ranking=inp.ranking, hop=SecondHop(names=0, linked=0), ms=_ms(started))
+        where = query_where(q.tenant, inp.generation, q.groups, q.filters, exclude_flagged=q.guard_sources == "exclude")
+        where = Where(
+            must=(*where.must, Cond("title_key", any=tuple(names))),
+            must_not=(*where.must_not, Cond("doc_id", any=tuple({c.doc_id for c in top.values()}))),
+        )
+        index = self.d.indexes.open(q.tenant)
+        found = self.retriever.retrieve(index, q.tenant, q.retrieval_text(), where, "bm25", s.hop_limit, s.hop_limit)
+        linked, candidates = list(found.scored), dict(found.candidates)
+        if len(linked) < s.hop_limit:  # named documents that share no word with the question: their opening passage
+            opening, _ = self.d.store.scroll(index.collection, where.and_(Cond("chunk_index", value=0)), s.hop_limit)
+            for h in opening:
+                if h.id not in candidates and len(linked) < s.hop_limit:
+                    linked.append(Scored(point_id=h.id, doc_id=str(h.payload.get("doc_id", ""))))
+                    candidates[h.id] = candidate(h)
+        if time.monotonic() - started > inp.deadline_ms / 1000:
+            raise HopTimeout(f"the second hop took {_ms(started):.0f} ms; its budget is {inp.deadline_ms:.0f} ms")
+        if not linked:
+            return HopOutput(ranking=inp.ranking, hop=SecondHop(names=len(names), linked=0), ms=_ms(started))
+        query_state.save(self.d.redis, inp.candidates_key, HOP, with_links(ranked, linked), candidates)
+        return HopOutput(ranking=HOP, hop=SecondHop(names=len(names), linked=len(linked)), ms=_ms(started))
 
     def context(self, inp: ContextInput) -> ContextOutput:
         started = time.monotonic()

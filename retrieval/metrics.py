@@ -39,11 +39,12 @@ def mrr(ranked: Sequence[str], rels: dict[str, int], k: int) -> float:
 def summarise(runs: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
     """Mean metrics over the judged queries (a query with no run counts as zero)."""
     n = len(qrels)
-    totals = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
+    totals = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0, "all@10": 0.0}
     for qid, rels in qrels.items():
         ranked = dedupe(runs.get(qid, []))
         totals["ndcg@10"] += ndcg(ranked, rels, 10)
         totals["recall@10"] += recall(ranked, rels, 10)
         totals["recall@100"] += recall(ranked, rels, 100)
         totals["mrr@10"] += mrr(ranked, rels, 10)
+        totals["all@10"] += float(recall(ranked, rels, 10) == 1.0)  # every relevant one (multi-hop: both)
     return {k: v / n for k, v in totals.items()} if n else totals

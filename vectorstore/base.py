@@ -24,7 +24,16 @@ BM25_LEN = "bm25_len"  # payload: the chunk's BM25 term count (its share of the 
 # Payload fields with an index: tenant first (it partitions every query), then the filters every
 # read uses (access groups, visibility window) and the keys writes select by; the semantic
 # cache's collections filter on scope and generation (an index on a field a point lacks is free).
-KEYWORD_INDEXES = ("tenant", "access_groups", "doc_id", "version", "source", "embedding_version", "scope")
+KEYWORD_INDEXES = (
+    "tenant",
+    "access_groups",
+    "doc_id",
+    "version",
+    "source",
+    "embedding_version",
+    "scope",
+    "title_key",  # the second hop looks documents up by the titles passages name (`retrieval.links`)
+)
 INTEGER_INDEXES = ("visible_from", "visible_until", "generation")
 FLOAT_INDEXES = ("retired_at",)
 

@@ -140,6 +140,7 @@ def runner_for(size_bytes: int) -> Runner:
 QUERY_BUDGETS_MS: dict[str, float] = {
     "retrieve": 2000,
     "rerank": 800,
+    "hop": 300,  # one filtered BM25 search over the named documents: ~10 ms; past this, the first hop stands
     "context": 1000,
     "generate": 30000,
     "validate": 4000,  # a model's answer is checked claim by claim, with the encoder: seconds on a busy CPU

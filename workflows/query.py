@@ -1,4 +1,4 @@
-"""QueryWorkflow: retrieve -> rerank -> context -> generate -> validate, each step on a budget.
+"""QueryWorkflow: retrieve -> rerank -> hop -> context -> generate -> validate, each step on a budget.
 
 Retrieval looks in the semantic answer cache first (`caches.semantic`); a hit is the answer. It
 also looks in the snippet cache (`caches.snippets`): rankings kept for the same question and
@@ -7,7 +7,8 @@ scope stand in for retrieval, and for re-scoring when they were re-scored.
 Every step is a local activity with a deadline from `policies.QUERY_BUDGETS_MS`. A step that
 fails or runs out of time degrades the answer instead of failing the query, and the degradation
 is recorded on it: no retrieval is a "no sources" answer, a late rerank keeps the retrieval
-order, a failed generation returns the best passage, a failed validation returns the answer
+order, a late second hop (the documents the top passages name, `retrieval.links`) keeps the
+first hop's, a failed generation returns the best passage, a failed validation returns the answer
 without checked citations. Its id is `query/<tenant>/<request id>`.
 """
 
@@ -34,11 +35,13 @@ with workflow.unsafe.imports_passed_through():
         ContextOutput,
         GenerateInput,
         GenerateOutput,
+        HopInput,
         QueryInput,
         QueryOutput,
         RerankInput,
         RetrieveInput,
         RetrieveOutput,
+        SecondHop,
         ValidateInput,
         ValidateOutput,
         query_output,
@@ -79,6 +82,9 @@ class QueryWorkflow:
             ranking = retrieved.ranking  # the snippet cache's, re-scored when it was kept
         else:
             ranking = await self._rerank(q, retrieved, budget["rerank"])
+        hop = None
+        if q.second_hop and retrieved.count > 0 and workflow.patched("second-hop"):
+            ranking, hop = await self._hop(q, retrieved, ranking, budget["hop"])
         if not q.answer:  # retrieval only (evaluation)
             return QueryOutput(
                 request_id=q.request_id,
@@ -88,6 +94,7 @@ class QueryWorkflow:
                 timings_ms=self._timings,
                 embedding_version=retrieved.embedding_version,
                 ranking=ranking,
+                second_hop=hop,
             )
         context = await self._step(
             "context", QueryActivities.context, _context_input(q, retrieved, ranking), budget["context"], _no_context
@@ -117,7 +124,9 @@ class QueryWorkflow:
             self._degraded.append("citations_attributed")
         if "ungrounded" in validated.flags:
             self._degraded.append("ungrounded")
-        return self._answer(q, retrieved, context, generated, validated)
+        answer = self._answer(q, retrieved, context, generated, validated)
+        answer.second_hop = hop
+        return answer
 
     async def _step(
         self,
@@ -160,6 +169,30 @@ class QueryWorkflow:
             return retrieved.ranking
         self._timings["rerank"] = reranked.ms
         return reranked.ranking
+
+    async def _hop(
+        self, q: QueryInput, retrieved: RetrieveOutput, ranking: str, budget_ms: float
+    ) -> tuple[str, SecondHop | None]:
+        """The ranking with the documents its top passages name, or the first hop's when the hop
+        is out of time or fails (then the answer says `second_hop_skipped`)."""
+        try:
+            hopped = await query_step(
+                QueryActivities.hop,
+                HopInput(
+                    query=q,
+                    candidates_key=retrieved.candidates_key,
+                    ranking=ranking,
+                    generation=retrieved.generation,
+                    deadline_ms=budget_ms,
+                ),
+                budget_ms + STEP_GRACE_MS,
+                retry=policies.NO_RETRY,
+            )
+        except FailureError:
+            self._degraded.append("second_hop_skipped")
+            return ranking, None
+        self._timings["hop"] = hopped.ms
+        return hopped.ranking, hopped.hop
 
     def _cached(self, q: QueryInput, retrieved: RetrieveOutput) -> QueryOutput:
         assert retrieved.cached_answer is not None

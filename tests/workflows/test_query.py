@@ -60,8 +60,9 @@ async def test_answer_cites_the_passage_that_holds_it(
     assert out.provider == "extractive" and out.prompt_id == "answer.v2" and len(out.prompt_hash) == 16
     assert out.embedding_version.startswith("all-MiniLM-L6-v2")
     assert out.supported_rate == 1.0  # extractive sentences are copied from the passage they cite
-    assert set(out.timings_ms) == {"retrieve", "rerank", "context", "generate", "validate"}
+    assert set(out.timings_ms) == {"retrieve", "rerank", "hop", "context", "generate", "validate"}
     assert out.degradations == []
+    assert out.second_hop is not None and out.second_hop.names > 0  # the top passages name things
 
 
 async def test_a_client_without_workers_starts_queries_the_usual_way(
@@ -114,6 +115,18 @@ async def test_rerank_past_its_deadline_is_skipped_not_fatal(
         settings.query_budgets_ms = {}
     assert "rerank_skipped" in out.degradations
     assert out.citations  # answered from the retrieval order
+
+
+async def test_a_second_hop_past_its_deadline_is_skipped_and_said(
+    client: Client, settings: Settings, redis_client: redis.Redis, sampled: str
+) -> None:
+    settings.query_budgets_ms = {"hop": 0}
+    try:
+        out = await _ask(client, settings, redis_client, sampled, "How do I retry failed files?")
+    finally:
+        settings.query_budgets_ms = {}
+    assert "second_hop_skipped" in out.degradations and out.second_hop is None
+    assert out.citations and "hop" not in out.timings_ms  # answered from the first hop's ranking
 
 
 async def test_unrelated_question_gets_a_clarifying_answer(

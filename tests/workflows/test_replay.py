@@ -200,6 +200,7 @@ async def test_record_histories(
         patched = any(e.marker_recorded_event_attributes.marker_name == "core_patch" for e in history.events)
         variant = ".grouped" if grouped and wf.workflow_type == "IngestBatch" else ""
         variant = ".conversations" if patched and wf.workflow_type == "EraseTenant" else variant
+        variant = ".second-hop" if patched and wf.workflow_type == "Query" else variant
         target = HISTORIES / f"{wf.workflow_type}.{status}{variant}.sealed.json"
         if not target.exists():
             target.write_text(history.to_json())
