@@ -9,6 +9,7 @@ It is stored on every point and is what a migration keys on.
 
 from __future__ import annotations
 
+import copy
 import os
 import queue
 import threading
@@ -99,6 +100,12 @@ class Embedder:
         self.batch_size = batch_size
         self.pass_tokens = pass_tokens
         self.tokenizer, native = self._load(model_path, max(1, threads))
+        # A fast tokenizer keeps its truncation and padding settings in the object, and each call
+        # sets them: a count (neither) on another thread while a pass tokenizes (both) once gave
+        # the pass ragged rows. Counting, windowing and cutting use a copy of their own, one call
+        # at a time; the passes keep the original, always called with the same settings.
+        self._counter = copy.deepcopy(self.tokenizer)
+        self._counting = threading.Lock()
         if window is not None and not 8 <= window <= native:
             raise ValueError(f"window {window} is outside 8..{native}, the model's maximum")
         self.window = window or native  # part of the embedding version: another window is another index
@@ -134,24 +141,27 @@ class Embedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        with self._counting:
+            ids = self._counter(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(x) for x in ids]
 
     def truncate(self, text: str, tokens: int) -> str:
         """The text cut to its first `tokens` tokens (as count_tokens counts them)."""
-        ids = self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
-        return text if len(ids) <= tokens else str(self.tokenizer.decode(ids[:tokens]))
+        with self._counting:
+            ids = self._counter(text, add_special_tokens=False, truncation=False)["input_ids"]
+            return text if len(ids) <= tokens else str(self._counter.decode(ids[:tokens]))
 
     def _windows(self, text: str) -> list[tuple[str, int]]:
-        ids = self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
-        size = self.window - 2  # [CLS] and [SEP]
-        if len(ids) <= size:
-            return [(text, max(1, len(ids)))]
-        out = []
-        for start in range(0, len(ids), size):
-            piece = ids[start : start + size]
-            out.append((self.tokenizer.decode(piece), len(piece)))
-        return out
+        with self._counting:
+            ids = self._counter(text, add_special_tokens=False, truncation=False)["input_ids"]
+            size = self.window - 2  # [CLS] and [SEP]
+            if len(ids) <= size:
+                return [(text, max(1, len(ids)))]
+            out = []
+            for start in range(0, len(ids), size):
+                piece = ids[start : start + size]
+                out.append((self._counter.decode(piece), len(piece)))
+            return out
 
     def embed(self, texts: Sequence[str], *, interactive: bool = False) -> np.ndarray:
         """Passages -> unit vectors, shape (len(texts), dim). `interactive` (a question) takes

@@ -60,3 +60,19 @@ def test_a_model_pooled_otherwise_is_refused(tmp_path: Path) -> None:
     spec = replace(encoder_catalog(Settings())[INT8_ENCODER], path=str(model))
     with pytest.raises(ValueError, match="pools by"):
         Int8Embedder(spec.path, spec.model_id, threads=1, cache_dir=tmp_path)
+
+
+def test_counting_tokens_while_passages_are_embedded_never_breaks_a_pass(cache: Path) -> None:
+    """The context step counts tokens (no truncation, no padding) while ingestion embeds (both):
+    one tokenizer object shared by the two once gave a pass ragged rows ("setting an array element
+    with a sequence")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = Encoders(threads=1, batch_size=8, cache_dir=cache).get(encoder_catalog(Settings())[INT8_ENCODER])
+    assert encoder.tokenizer is not encoder._counter  # type: ignore[attr-defined]  # the passes keep theirs
+    texts = [f"{TEXTS[2]} {i}" for i in range(8)] + TEXTS  # some over one window: they are windowed
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        counts = [pool.submit(encoder.count_tokens, texts) for _ in range(100)]
+        passes = [pool.submit(encoder.embed, texts) for _ in range(8)]
+        assert all(len(f.result()) == len(texts) for f in counts)
+        assert all(f.result().shape == (len(texts), encoder.dim) for f in passes)
