@@ -23,11 +23,16 @@ MAX_WORDS = 6  # the longest title looked for, in words
 MAX_NAMES = 256  # candidate names per hop: one filter, bounded whatever the passages hold
 _WORD = re.compile(r"[^\W_][\w'’.&-]*", re.UNICODE)
 _EDGES = "'’.&-"
+# A redaction placeholder ("<PERSON>") stands for any name: a title holding one is never linked, and
+# no name runs across one. (A keyed pseudonym, PERSON_q7tm2kxa, is one name: it links.)
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*>")
 
 
 def title_key(title: str) -> str:
     """A title as passages are matched against it: NFKC, case-folded, words single-spaced, the
     punctuation around each word dropped ("The Lord of the Rings:" -> "the lord of the rings")."""
+    if _PLACEHOLDER.search(title):
+        return ""
     folded = unicodedata.normalize("NFKC", title).casefold()
     return " ".join(w.strip(_EDGES) for w in _WORD.findall(folded) if w.strip(_EDGES))
 
@@ -43,23 +48,31 @@ def names_in(texts: Iterable[str], question: str, own_titles: Iterable[str] = ()
     own = {title_key(t) for t in own_titles}
     seen: dict[str, None] = {}
     for text in texts:
-        words = [w.strip(_EDGES) for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
-        words = [w for w in words if w]
-        for i, first in enumerate(words):
-            if not (first[0].isupper() or first[0].isdigit()):
-                continue
-            for n in range(1, MAX_WORDS + 1):
-                if i + n > len(words):
-                    break
-                key = " ".join(words[i : i + n]).casefold()
-                if n == 1 and (key in STOP_WORDS or len(key) < 3):
-                    continue
-                if key in own or f" {key} " in asked:
-                    continue
-                seen.setdefault(key, None)
-                if len(seen) >= MAX_NAMES:
-                    return list(seen)
+        for part in _PLACEHOLDER.split(unicodedata.normalize("NFKC", text)):
+            if _collect(part, asked, own, seen):
+                return list(seen)
     return list(seen)
+
+
+def _collect(text: str, asked: str, own: set[str], seen: dict[str, None]) -> bool:
+    """Add the text's candidate names to `seen`; True once it holds MAX_NAMES."""
+    words = [w.strip(_EDGES) for w in _WORD.findall(text)]
+    words = [w for w in words if w]
+    for i, first in enumerate(words):
+        if not (first[0].isupper() or first[0].isdigit()):
+            continue
+        for n in range(1, MAX_WORDS + 1):
+            if i + n > len(words):
+                break
+            key = " ".join(words[i : i + n]).casefold()
+            if n == 1 and (key in STOP_WORDS or len(key) < 3):
+                continue
+            if key in own or f" {key} " in asked:
+                continue
+            seen.setdefault(key, None)
+            if len(seen) >= MAX_NAMES:
+                return True
+    return False
 
 
 def with_links(first: Sequence[Scored], linked: Sequence[Scored], k: int = RRF_K) -> list[Scored]:

@@ -36,3 +36,13 @@ def test_linked_passages_are_fused_by_rank_and_never_duplicated() -> None:
     assert sorted(fused) == ["a", "b", "c", "d", "x"]
     assert fused.index("x") < fused.index("d")  # a linked passage's first place beats the first hop's fourth
     assert [s.point_id for s in with_links(first, [])] == ["a", "b", "c", "d"]
+
+
+def test_a_placeholder_is_never_a_name_nor_a_linkable_title() -> None:
+    assert title_key("<PERSON>") == title_key("<PERSON> Stadium") == ""  # any person: never linked
+    names = names_in(["<PERSON> played at <LOCATION> Stadium with Ed Wood."], "q")
+    assert "person" not in names and not any("location" in n for n in names)
+    assert "ed wood" in names and "stadium" in names
+    # A keyed pseudonym names one person: it is a name, and a title of it links.
+    assert "person_q7tm2kxa" in names_in(["PERSON_q7tm2kxa directed it."], "q")
+    assert title_key("PERSON_q7tm2kxa") == "person_q7tm2kxa"
