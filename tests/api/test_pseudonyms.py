@@ -21,6 +21,8 @@ from keel.config import Settings, get_settings
 from pipelines.deps import Deps, build_vault
 from stores.pii_vault import PiiVault
 from tests.api.conftest import Auth, stream_events, wait_job
+from tests.api.test_pii_at_rest import _files_text, _redis_text
+from tests.conftest import Services
 from vectorstore.base import Cond, Where
 
 pytestmark = [pytest.mark.stack]
@@ -48,7 +50,13 @@ async def protected(
 
 
 async def test_names_are_tokens_at_rest_and_names_for_their_reader(
-    protected: tuple[httpx.AsyncClient, PiiVault], deps: Deps, tenant: str, auth: Auth
+    protected: tuple[httpx.AsyncClient, PiiVault],
+    deps: Deps,
+    tenant: str,
+    auth: Auth,
+    settings: Settings,
+    services: Services,
+    redis_client: redis.Redis,
 ) -> None:
     api, vault = protected
     key = auth(tenant)
@@ -77,6 +85,18 @@ async def test_names_are_tokens_at_rest_and_names_for_their_reader(
     events = await stream_events(api, key, "Who approved the Q3 budget?")
     text = "".join(str(d) for e, d in events if e == "token")
     assert "Dana Reyes" in text and not tokens_in(text) and not tokens_in(events[-1][1]["answer"])
+
+    # Nowhere at rest are the originals readable: the vault holds them sealed with the tenant's key,
+    # and Redis, Temporal's histories, the index's files and the blobs hold tokens.
+    places = {
+        "redis": _redis_text(redis_client).encode(),
+        "temporal": b"".join(p.read_bytes() for p in services.data_dir.glob("temporal.sqlite*")),
+        "qdrant": _files_text(settings.qdrant_path),
+        "blobs": _files_text(settings.blob_dir),
+    }
+    for seed in (b"Dana Reyes", b"dana@example.com", b"Reyes"):
+        assert not [name for name, data in places.items() if seed in data], seed
+    assert vault.reveal(tenant, tokens_in(stored))  # and yet the vault gives them back by token
 
     # The document's deletion takes the originals with it.
     assert (await api.delete(f"/v1/documents/{doc_id}", headers=key)).status_code == 200
