@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -94,12 +95,14 @@ def retrieval_scope(inp: QueryInput, config: str) -> dict[str, Any]:
     }
 
 
-def pseudonymise_question(inp: QueryInput, redactor: Redactor, vault: PiiVault) -> tuple[QueryInput, dict[str, str]]:
+def pseudonymise_question(
+    inp: QueryInput, redactor: Redactor, vault: PiiVault, actions: Mapping[str, str] | None = None
+) -> tuple[QueryInput, dict[str, str]]:
     """The input with the tenant's pseudonyms for the names in its question (and a follow-up's
     search text): what the detector finds, and the names the tenant's documents hold that it
     missed, found by their tokens in the vault. Returns the question's own tokens -> originals,
     which the edge keeps for this request only (to reveal them in its answer)."""
-    names = Pseudonyms(vault.secret(inp.tenant))
+    names = Pseudonyms(vault.secret(inp.tenant), actions)  # the tenant's actions, as its documents had them
     texts = [inp.question, *([inp.search_text] if inp.search_text else [])]
     done = redactor.redact_many(texts, names)
     tokens: dict[str, str] = {}

@@ -35,8 +35,9 @@ from keel.tenancy import EVERYONE
 from pipelines.clock import StepClock
 from pipelines.deps import Deps
 from retrieval.links import title_key
-from stores import term_stats
+from stores import guard_policy, term_stats
 from stores.blobs import work_key
+from stores.guard_policy import GuardPolicy
 from stores.term_stats import Contribution
 from vectorstore.base import BM25_LEN, ChunkPoint, Cond, Where
 
@@ -104,7 +105,10 @@ class IngestSteps:
         """Chunk text, section titles and the document title (`ingestion.redact.redact_chunks`);
         with pseudonyms on, the originals of the document's tokens go to the tenant's vault."""
         vault = self.d.vault
-        pseudonyms = Pseudonyms(vault.secret(doc.tenant)) if vault is not None else None
+        pseudonyms = None
+        if vault is not None:  # the tenant's choice per entity type: pseudonymise, redact or keep
+            actions = guard_policy.read(self.d.redis, doc.tenant, GuardPolicy()).pii_actions()
+            pseudonyms = Pseudonyms(vault.secret(doc.tenant), actions)
         if self.d.offload is not None:
             done = self.d.offload.redact(title, chunks, pseudonyms)
         else:

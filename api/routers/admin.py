@@ -221,6 +221,8 @@ class GuardBody(BaseModel):
     moderation: Literal["allow", "flag", "refuse"] | None = None  # unsafe content in a question or answer
     severe: Literal["allow", "flag", "refuse"] | None = None  # its severe forms
     grounding: Literal["flag", "retry", "extractive"] | None = None  # a model's answer with unsupported claims
+    # Per entity type found in documents and questions: a keyed token, a placeholder, or as written.
+    pii: dict[str, Literal["pseudonymise", "redact", "keep"]] | None = Field(default=None, max_length=64)
 
 
 class GuardOut(BaseModel):
@@ -230,21 +232,36 @@ class GuardOut(BaseModel):
     moderation: str
     severe: str
     grounding: str
+    pii: dict[str, str]
 
 
 @router.get("/guard", response_model=GuardOut)
 async def read_guard(r: RedisDep, settings: SettingsDep, admin: AdminCaller) -> GuardOut:
     policy = await asyncio.to_thread(guard_policy.read, r, admin.tenant, default_guard_policy(settings))
-    return GuardOut(tenant=admin.tenant, **asdict(policy))
+    return _guard_out(admin.tenant, policy)
+
+
+def _guard_out(tenant: str, policy: guard_policy.GuardPolicy) -> GuardOut:
+    return GuardOut(tenant=tenant, **{**asdict(policy), "pii": policy.pii_actions()})
 
 
 @router.put("/guard", response_model=GuardOut)
 async def set_guard(
     body: GuardBody, request: Request, r: RedisDep, settings: SettingsDep, admin: AdminCaller
 ) -> GuardOut:
-    """The tenant's guardrail policy; in force on every process within a few seconds."""
-    changes = {k: v for k, v in body.model_dump().items() if v is not None}
-    policy = await asyncio.to_thread(guard_policy.write, r, admin.tenant, default_guard_policy(settings), **changes)
+    """The tenant's guardrail policy; in force on every process within a few seconds (for PII: on
+    documents ingested and questions asked from then on)."""
+    changes = {k: v for k, v in body.model_dump().items() if v is not None and k != "pii"}
+    pii = body.pii or {}
+    if unknown := sorted(set(pii) - set(settings.pii_entities)):
+        raise BadInput(
+            f"pii: {', '.join(unknown)} is not an entity type found here; one of {', '.join(settings.pii_entities)}"
+        )
+    policy = await asyncio.to_thread(
+        guard_policy.write, r, admin.tenant, default_guard_policy(settings), pii=pii, **changes
+    )
+    if pii:
+        changes["pii"] = ",".join(f"{e}={a}" for e, a in sorted(pii.items()))
     await asyncio.to_thread(
         Audit(r).record,
         admin.tenant,
@@ -253,4 +270,4 @@ async def set_guard(
         request_id=request_id(request),
         **changes,
     )
-    return GuardOut(tenant=admin.tenant, **asdict(policy))
+    return _guard_out(admin.tenant, policy)

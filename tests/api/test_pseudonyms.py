@@ -15,6 +15,7 @@ import redis
 from temporalio.client import Client
 
 from api.main import create_app
+from gateway.keys import ADMIN
 from guardrails.pseudonyms import tokens_in
 from infra.worker import build_workers, run_workers
 from keel.config import Settings, get_settings
@@ -101,3 +102,26 @@ async def test_names_are_tokens_at_rest_and_names_for_their_reader(
     # The document's deletion takes the originals with it.
     assert (await api.delete(f"/v1/documents/{doc_id}", headers=key)).status_code == 200
     assert vault.reveal(tenant, tokens_in(stored)) == {}
+
+
+async def test_a_tenant_chooses_per_entity_type(
+    protected: tuple[httpx.AsyncClient, PiiVault], deps: Deps, tenant: str, auth: Auth
+) -> None:
+    api, _ = protected
+    admin, key = auth(tenant, roles=(ADMIN,)), auth(tenant)
+    bad = await api.put("/v1/admin/guard", json={"pii": {"SHOE_SIZE": "keep"}}, headers=admin)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_input"
+    bad = await api.put("/v1/admin/guard", json={"pii": {"PERSON": "publish"}}, headers=admin)
+    assert bad.status_code == 422
+    set_ = await api.put("/v1/admin/guard", json={"pii": {"EMAIL_ADDRESS": "redact"}}, headers=admin)
+    assert set_.status_code == 200 and set_.json()["pii"] == {"EMAIL_ADDRESS": "redact"}
+
+    resp = await api.post("/v1/documents", files={"file": ("budget.md", NOTE, "text/markdown")}, headers=key)
+    await wait_job(api, resp.json()["job_id"], key)
+    index = deps.indexes.active(tenant)
+    hits, _ = deps.store.scroll(index.collection, Where(must=(Cond("tenant", value=tenant),)), 50)
+    stored = " ".join(str(h.payload.get("text", "")) for h in hits)
+    assert "<EMAIL_ADDRESS>" in stored and "dana@example.com" not in stored  # redacted: no token, no vault entry
+    assert [t for t in tokens_in(stored) if t.startswith("PERSON_")]  # names still pseudonymised
+    said = (await api.post("/v1/query", json={"question": "Who approved the Q3 budget?"}, headers=key)).json()
+    assert "Dana Reyes" in said["answer"]

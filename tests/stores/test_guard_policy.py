@@ -33,7 +33,7 @@ def test_a_write_is_read_back_at_once_and_only_for_its_tenant(redis_client: redi
 def test_an_unknown_action_is_refused_and_nothing_is_written(redis_client: redis.Redis, change: dict[str, str]) -> None:
     tenant = f"t-{uuid.uuid4().hex}"
     with pytest.raises(ValueError, match="is not one of"):
-        guard_policy.write(redis_client, tenant, DEFAULT, **change)
+        guard_policy.write(redis_client, tenant, DEFAULT, **change)  # type: ignore[arg-type]  # str actions
     assert redis_client.hgetall(guard_key(tenant)) == {}
 
 
@@ -41,3 +41,16 @@ def test_fields_it_does_not_know_are_ignored(redis_client: redis.Redis) -> None:
     tenant = f"t-{uuid.uuid4().hex}"
     redis_client.hset(guard_key(tenant), mapping={"questions": "refuse", "unknown": "x"})
     assert guard_policy.read(redis_client, tenant, DEFAULT) == GuardPolicy(questions="refuse")
+
+
+def test_pii_actions_are_kept_per_entity_type_and_checked(redis_client: redis.Redis) -> None:
+    tenant = f"t-{uuid.uuid4().hex}"
+    assert guard_policy.read(redis_client, tenant, DEFAULT).pii_actions() == {}  # every type pseudonymised
+    written = guard_policy.write(redis_client, tenant, DEFAULT, pii={"EMAIL_ADDRESS": "redact"})
+    assert written.pii_actions() == {"EMAIL_ADDRESS": "redact"}
+    both = guard_policy.write(redis_client, tenant, DEFAULT, pii={"PERSON": "keep"}, sources="exclude")
+    assert both.pii_actions() == {"EMAIL_ADDRESS": "redact", "PERSON": "keep"} and both.sources == "exclude"
+    assert guard_policy.read(redis_client, tenant, DEFAULT) == both
+    with pytest.raises(ValueError, match="is not one of"):
+        guard_policy.write(redis_client, tenant, DEFAULT, pii={"PERSON": "publish"})
+    assert guard_policy.read(redis_client, tenant, DEFAULT).pii_actions()["PERSON"] == "keep"
