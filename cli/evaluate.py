@@ -4,9 +4,11 @@ it ingests datasets into tenants of their own and reads query state from Redis).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import redis
 import typer
 
 from cli.common import connect_redis as _redis
@@ -55,7 +57,8 @@ def eval_(
 
     async def run() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
         client, r = await connect(settings), _redis(settings)
-        found = await evaluate(client, settings, r, dataset, split, out) if retrieval else {}
+        protect = _edge_protection(settings, r)
+        found = await evaluate(client, settings, r, dataset, split, out, protect) if retrieval else {}
         said = await evaluate_answers(client, settings, r, dataset, out, limit, concurrency, offset) if answers else {}
         return found, said
 
@@ -104,6 +107,31 @@ def _conversations(settings: Settings, dataset: Path, out: Path, concurrency: in
         print(f"{name}_{variant}_ndcg10={results[variant]['ndcg@10']:.4f}")
     for variant, closed in results["gap_closed"].items():
         print(f"{name}_{variant}_gap_closed={closed:.4f}")
+
+
+def _edge_protection(settings: Settings, r: redis.Redis) -> Callable[[str, str], str] | None:
+    """(tenant, question) -> the question as the edge protects it before its workflow: redacted,
+    or pseudonymised with the tenant's tokens and policy (`KEEL_PII_PSEUDONYMS`); None when the
+    edge does not protect questions (`KEEL_REDACT_QUESTIONS=false`)."""
+    from app.query import default_guard_policy, pseudonymise_question
+    from contracts.query import QueryInput
+    from guardrails.pii import Redactor
+    from pipelines.deps import build_vault
+    from stores import guard_policy
+
+    if not settings.redact_questions:
+        return None
+    redactor = Redactor(settings.pii_entities, settings.pii_score_threshold, settings.pii_use_ner)
+    vault = build_vault(settings, r) if settings.pii_pseudonyms else None
+
+    def protect(tenant: str, question: str) -> str:
+        if vault is None:
+            return redactor.redact(question).text
+        actions = guard_policy.read(r, tenant, default_guard_policy(settings)).pii_actions()
+        inp = QueryInput(request_id="eval", tenant=tenant, groups=[], question=question)
+        return pseudonymise_question(inp, redactor, vault, actions)[0].question
+
+    return protect
 
 
 def _golden(settings: Settings) -> None:

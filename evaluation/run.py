@@ -14,7 +14,8 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import redis
@@ -101,12 +102,25 @@ async def run_mode(
 
 
 async def evaluate(
-    client: Client, settings: Settings, r: redis.Redis, folder: Path, split_name: str, out_dir: Path
+    client: Client,
+    settings: Settings,
+    r: redis.Redis,
+    folder: Path,
+    split_name: str,
+    out_dir: Path,
+    protect: Callable[[str, str], str] | None = None,
 ) -> dict[str, dict[str, float]]:
+    """Every mode over the split's questions; `protect` (tenant, question) -> the question as the
+    edge would send it to the workflow (redacted or pseudonymised), once per question."""
     tenant = eval_tenant(folder)
     mapping = await ensure_ingested(client, settings, r, folder, tenant)
     split = load_split(folder, split_name)
     print(f"{len(split.queries)} {split_name} queries with judgements", flush=True)
+    if protect is not None:
+        asked = {q: await asyncio.to_thread(protect, tenant, text) for q, text in split.queries.items()}
+        changed = sum(asked[q] != text for q, text in split.queries.items())
+        print(f"questions protected as the edge does: {changed} of {len(asked)} changed", flush=True)
+        split = replace(split, queries=asked)
     results: dict[str, dict[str, float]] = {}
     for mode in MODES:
         runs, lat = await run_mode(client, settings, r, tenant, split, mode)
