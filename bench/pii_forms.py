@@ -17,6 +17,7 @@ Last lines: `pii_<form>_bm25_ndcg10=` and `pii_<form>_dense_ndcg10=` per form.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -32,7 +33,11 @@ from keel import offline  # noqa: F401 - before the models load
 from keel.config import Settings
 from keel.errors import DatasetNotFound
 
-FORMS = ("plain", "placeholder", "token", "token_known", "token_consistent")
+FORMS = ("plain", "placeholder", "token", "token_known", "token_consistent", "surrogate")
+# Syllables of a keyed surrogate name: a name the encoder reads as a name ("Nabilek Zepodov"), the
+# same for the same person, unrelated to who it stands for.
+_ONSETS = "ka ve lo ri ma no sa te bi du fe go ha ji ku le mi na po ru si ta vo wi ya ze".split()  # noqa: SIM905
+_CODAS = "ran del mor vin tas lek bor sim ket dov rus lan mir gat pel sor ven tam kor lis".split()  # noqa: SIM905
 
 
 def protect(form: str, text: str, spans: list[Span], names: Pseudonyms) -> str:
@@ -40,6 +45,16 @@ def protect(form: str, text: str, spans: list[Span], names: Pseudonyms) -> str:
         return text
     if form in ("token_known", "token_consistent"):
         form = "token"
+    if form == "surrogate":  # people as keyed surrogate names, the other types as tokens
+        out, at = [], 0
+        for s in spans:
+            value = text[s.start : s.end]
+            out += [
+                text[at : s.start],
+                surrogate(names, value) if s.entity == "PERSON" else names.token(s.entity, value),
+            ]
+            at = s.end
+        return "".join([*out, text[at:]])
     if form == "placeholder":
         out, at = [], 0
         for s in spans:
@@ -47,6 +62,19 @@ def protect(form: str, text: str, spans: list[Span], names: Pseudonyms) -> str:
             at = s.end
         return "".join([*out, text[at:]])
     return names.replace(text, spans).text
+
+
+def surrogate(names: Pseudonyms, value: str) -> str:
+    """A keyed two-word surrogate name for a person: syllables chosen by the person's token."""
+    code = names.token("PERSON", value).encode()
+    digest = hashlib.sha256(code).digest()
+
+    def word(b: bytes) -> str:
+        return (
+            "".join(_ONSETS[x % len(_ONSETS)] for x in b[1 : 2 + b[0] % 2]) + _CODAS[b[3] % len(_CODAS)]
+        ).capitalize()
+
+    return f"{word(digest[:4])} {word(digest[4:8])}"
 
 
 def known_names(text: str, names: Pseudonyms, held: set[str]) -> str:
