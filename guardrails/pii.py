@@ -149,6 +149,8 @@ class Redactor:
     def find_many(self, texts: Sequence[str]) -> list[list[Span]]:
         """`find` for each text. spaCy reads them all in one `nlp.pipe` (a document's title,
         chunks and headings; the windows of a long text), then the recognizers run per text."""
+        if not self.entities:  # Presidio reads an empty list as "every entity it knows": nothing to find
+            return [[] for _ in texts]
         pieces = [(i, start, window) for i, t in enumerate(texts) if t.strip() for start, window in windows(t)]
         found: list[dict[tuple[int, int, str], float]] = [{} for _ in texts]
         with self._lock:

@@ -38,6 +38,13 @@ def test_clean_text_is_untouched(redactor: Redactor) -> None:
     assert out.text == "The retrieval step filters by tenant." and out.counts == {}
 
 
+def test_no_entity_types_means_nothing_is_redacted() -> None:
+    """Presidio reads an empty list of entities as every entity it knows (dates, places, ...)."""
+    none = Redactor([], 0.4, use_ner=True)
+    text = "Jane Roe flew to Paris on 3 July 2024; mail jane@corp-mail.com."
+    assert none.redact(text).text == text and none.find(text) == []
+
+
 def test_pattern_recognizers_work_without_ner() -> None:
     s = Settings()
     plain = Redactor(s.pii_entities, s.pii_score_threshold, use_ner=False)
