@@ -11,9 +11,11 @@ from contracts.query import (
     ContextInput,
     GenerateInput,
     HopInput,
+    HopOutput,
     QueryInput,
     RerankInput,
     RetrieveInput,
+    RetrieveOutput,
     ValidateInput,
 )
 from infra.worker import build_query_steps
@@ -22,6 +24,7 @@ from keel.config import Settings
 from keel.tenancy import EVERYONE
 from pipelines.deps import Deps
 from pipelines.ingest import IngestSteps, ingest_plain, local_document
+from pipelines.query import QuerySteps
 from stores import query_state
 from tests.conftest import SAMPLES
 
@@ -92,17 +95,19 @@ def test_a_tenant_with_nothing_published_retrieves_nothing(
 
 
 def _bridge_corpus(folder: Path) -> dict[str, Path]:
-    """A question's first passage names the document that answers it; distractors share its words."""
+    """A question's first passage names the document that answers it; distractors share its words.
+    (Names of things, not people: with the default protection a person's name is a placeholder,
+    and a placeholder never links.)"""
     docs = {
-        "film": "# Kiss and Tell\n\nKiss and Tell is a 1945 American comedy film starring Shirley Temple as "
-        "Corliss Archer, a teenager whose secret causes trouble for two families.\n",
-        "actress": "# Shirley Temple\n\nShirley Temple Black was an American actress who later served as "
-        "Chief of Protocol of the United States and as ambassador to Ghana.\n",
-        "hidden": "# Meet Corliss Archer\n\nMeet Corliss Archer is a radio series; its Shirley Temple episode "
-        "aired in 1945, and the film Kiss and Tell followed.\n",
+        "aircraft": "# Skylark 9\n\nThe Skylark 9 is a light aircraft built by Nordwind AS since 1998, "
+        "with a range of 900 kilometres.\n",
+        "maker": "# Nordwind AS\n\nNordwind AS is a company based in Tromsø, Norway, that "
+        "also builds gliders.\n",
+        "hidden": "# Skylark Owners Club\n\nThe Skylark Owners Club meets at Nordwind AS every "
+        "spring to fly the Skylark 9 together.\n",
         **{
-            f"other{i}": f"# Government positions {i}\n\nA government position such as a chief of staff or a "
-            f"secretary is held by the person the president names; list {i} of the woman and man appointed.\n"
+            f"other{i}": f"# Aircraft makers {i}\n\nAn aircraft maker of country {i} is headquartered in its "
+            f"capital; list {i} names each maker, the country it is headquartered in and its light aircraft.\n"
             for i in range(6)
         },
     }
@@ -113,65 +118,59 @@ def _bridge_corpus(folder: Path) -> dict[str, Path]:
     return paths
 
 
+def _ingest_bridge(deps: Deps, tenant: str, folder: Path, hidden: str, group: str) -> dict[str, str]:
+    """The bridge corpus ingested, the document `hidden` in `group` only; name -> doc id."""
+    ingest = IngestSteps(deps)
+    doc_ids = {}
+    for name, path in _bridge_corpus(folder).items():
+        data = path.read_bytes()
+        groups = (group,) if name == hidden else (EVERYONE,)
+        ingest_plain(ingest, local_document(tenant, path, data, groups=groups), data)
+        doc_ids[name] = ids.document_id(tenant, str(path))
+    return doc_ids
+
+
+def _hop(steps: QuerySteps, inp: QueryInput, found: RetrieveOutput, ranking: str) -> HopOutput:
+    return steps.hop(
+        HopInput(
+            query=inp,
+            candidates_key=found.candidates_key,
+            ranking=ranking,
+            generation=found.generation,
+            deadline_ms=5000,
+        )
+    )
+
+
 def test_the_second_hop_adds_the_document_the_top_passage_names(
     settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str, tmp_path: Path
 ) -> None:
-    ingest = IngestSteps(deps)
-    paths = _bridge_corpus(tmp_path)
-    doc_ids = {}
-    for name, path in paths.items():
-        data = path.read_bytes()
-        groups = ("radio",) if name == "hidden" else (EVERYONE,)  # a document this caller may not read
-        ingest_plain(ingest, local_document(tenant, path, data, groups=groups), data)
-        doc_ids[name] = ids.document_id(tenant, str(path))
+    doc_ids = _ingest_bridge(deps, tenant, tmp_path, hidden="hidden", group="radio")  # one this caller may not read
     steps = build_query_steps(settings, deps)
-    question = "What government position was held by the woman who portrayed Corliss Archer in Kiss and Tell?"
+    question = "In which country is the maker of the Skylark 9 headquartered?"
     inp = QueryInput(request_id=uuid.uuid4().hex, tenant=tenant, groups=[], question=question)
     found = steps.retrieve(RetrieveInput(query=inp))
     ranked = steps.rerank(
         RerankInput(question=question, candidates_key=found.candidates_key, ranking=found.ranking, deadline_ms=5000)
     )
     first = [s.doc_id for s in query_state.ranking(redis_client, found.candidates_key, ranked.ranking)]
-    assert first[0] == doc_ids["film"] and first.index(doc_ids["actress"]) > 1  # the question never describes her
-    hopped = steps.hop(
-        HopInput(
-            query=inp,
-            candidates_key=found.candidates_key,
-            ranking=ranked.ranking,
-            generation=found.generation,
-            deadline_ms=5000,
-        )
-    )
+    assert first[0] == doc_ids["aircraft"] and first.index(doc_ids["maker"]) > 1  # never described by the question
+    hopped = _hop(steps, inp, found, ranked.ranking)
     assert hopped.ranking == "hop" and hopped.hop.linked >= 1 and hopped.hop.names > 0
     after = [s.doc_id for s in query_state.ranking(redis_client, found.candidates_key, hopped.ranking)]
-    assert after.index(doc_ids["actress"]) < first.index(doc_ids["actress"])
-    assert after.index(doc_ids["actress"]) <= 2
-    assert set(after[:2]) == {doc_ids["film"], doc_ids["actress"]}  # both passages the answer needs
+    assert after.index(doc_ids["maker"]) < first.index(doc_ids["maker"])
+    assert set(after[:2]) == {doc_ids["aircraft"], doc_ids["maker"]}  # both passages the answer needs
     assert doc_ids["hidden"] not in after  # another group's: neither hop finds it
 
 
 def test_the_second_hop_respects_the_callers_groups(
     settings: Settings, redis_client: redis.Redis, deps: Deps, tenant: str, tmp_path: Path
 ) -> None:
-    ingest = IngestSteps(deps)
-    paths = _bridge_corpus(tmp_path)
-    for name, path in paths.items():
-        data = path.read_bytes()
-        groups = ("board",) if name == "actress" else (EVERYONE,)
-        ingest_plain(ingest, local_document(tenant, path, data, groups=groups), data)
+    doc_ids = _ingest_bridge(deps, tenant, tmp_path, hidden="maker", group="board")
     steps = build_query_steps(settings, deps)
-    question = "Which office did the star of Kiss and Tell hold?"
+    question = "Where is the company that builds the Skylark 9 based?"
     inp = QueryInput(request_id=uuid.uuid4().hex, tenant=tenant, groups=[], question=question)
     found = steps.retrieve(RetrieveInput(query=inp))
-    hopped = steps.hop(
-        HopInput(
-            query=inp,
-            candidates_key=found.candidates_key,
-            ranking=found.ranking,
-            generation=found.generation,
-            deadline_ms=5000,
-        )
-    )
+    hopped = _hop(steps, inp, found, found.ranking)
     after = query_state.ranking(redis_client, found.candidates_key, hopped.ranking)
-    actress = ids.document_id(tenant, str(paths["actress"]))
-    assert hopped.hop.names > 0 and actress not in {s.doc_id for s in after}
+    assert hopped.hop.names > 0 and doc_ids["maker"] not in {s.doc_id for s in after}
