@@ -101,8 +101,7 @@ def _bridge_corpus(folder: Path) -> dict[str, Path]:
     docs = {
         "aircraft": "# Skylark 9\n\nThe Skylark 9 is a light aircraft built by Nordwind AS since 1998, "
         "with a range of 900 kilometres.\n",
-        "maker": "# Nordwind AS\n\nNordwind AS is a company based in Tromsø, Norway, that "
-        "also builds gliders.\n",
+        "maker": "# Nordwind AS\n\nNordwind AS is a company based in Tromsø, Norway, that also builds gliders.\n",
         "hidden": "# Skylark Owners Club\n\nThe Skylark Owners Club meets at Nordwind AS every "
         "spring to fly the Skylark 9 together.\n",
         **{
