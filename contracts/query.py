@@ -157,6 +157,7 @@ class HopInput:
     ranking: str  # the ranking the hop starts from (re-scored, or retrieval's)
     generation: int
     deadline_ms: float  # the hop gives up past this, and the workflow keeps the first hop's ranking
+    embedding_version: str = ""  # the index retrieval resolved: the hop searches the same one
 
 
 @dataclass(kw_only=True)

@@ -287,7 +287,7 @@ class QuerySteps:
             must=(*where.must, Cond("title_key", any=tuple(names))),
             must_not=(*where.must_not, Cond("doc_id", any=tuple({c.doc_id for c in top.values()}))),
         )
-        index = self.d.indexes.open(q.tenant)
+        index = self.d.indexes.loaded(q.tenant, inp.embedding_version)  # the first hop's, even mid-flip
         found = self.retriever.retrieve(index, q.tenant, q.retrieval_text(), where, "bm25", s.hop_limit, s.hop_limit)
         linked, candidates = list(found.scored), dict(found.candidates)
         if len(linked) < s.hop_limit:  # named documents that share no word with the question: their opening passage

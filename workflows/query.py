@@ -184,6 +184,7 @@ class QueryWorkflow:
                     ranking=ranking,
                     generation=retrieved.generation,
                     deadline_ms=budget_ms,
+                    embedding_version=retrieved.embedding_version,
                 ),
                 budget_ms + STEP_GRACE_MS,
                 retry=policies.NO_RETRY,
