@@ -30,7 +30,7 @@ async def test_query_answers_with_citations_timings_and_one_trace(
     assert body["request_id"] == resp.headers["X-Request-ID"]
     assert body["citations"] and body["citations"][0]["snippet"] and body["citations"][0]["doc_id"]
     # every step's time, and what the cache lookups (exact at the edge, semantic in retrieve) added
-    assert set(body["timings_ms"]) == {"retrieve", "rerank", "context", "generate", "validate", "cache"}
+    assert set(body["timings_ms"]) == {"retrieve", "rerank", "hop", "context", "generate", "validate", "cache"}
     assert body["cache"] == "miss" and body["timings_ms"]["cache"] > 0
     assert len(body["trace_id"]) == 32
 

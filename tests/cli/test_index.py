@@ -14,7 +14,7 @@ GOLDEN = Path(__file__).resolve().parents[2] / "samples" / "golden"
 
 def test_the_sample_golden_set_loads_as_a_gate(tmp_path: Path) -> None:
     golden = golden_from_beir(GOLDEN, "test")
-    assert len(golden) == 20 and all(q.query and q.relevant for q in golden)
+    assert len(golden) == 21 and all(q.query and q.relevant for q in golden)
     assert golden[0].relevant == {"faq.txt": 1}
     with pytest.raises(InvalidGolden):
         golden_from_beir(tmp_path, "test")
