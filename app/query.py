@@ -156,6 +156,17 @@ def output_tokens(out: QueryOutput) -> list[str]:
     return tokens_in("\n".join(texts))
 
 
+def protect_question(
+    inp: QueryInput, redactor: Redactor, vault: PiiVault | None, r: redis.Redis, settings: Settings
+) -> tuple[QueryInput, dict[str, str]]:
+    """The input as the edge sends it to its workflow: the question redacted, or, with a vault,
+    pseudonymised under the tenant's per-type PII actions; and the question's own tokens -> names."""
+    if vault is None:
+        return redact_question(inp, redactor), {}
+    actions = guard_policy.read(r, inp.tenant, default_guard_policy(settings)).pii_actions()
+    return pseudonymise_question(inp, redactor, vault, actions)
+
+
 def redact_question(inp: QueryInput, redactor: Redactor) -> QueryInput:
     """The input with its question redacted (before a workflow, trace, log or provider sees it)."""
     redacted = redactor.redact(inp.question)
@@ -239,13 +250,7 @@ def build_query(
 
 
 def default_guard_policy(settings: Settings) -> GuardPolicy:
-    return GuardPolicy(
-        questions=settings.guard_questions,
-        sources=settings.guard_sources,
-        moderation=settings.guard_moderation,
-        severe=settings.guard_severe,
-        grounding=settings.guard_grounding,
-    )
+    return guard_policy.defaults(settings)
 
 
 def screen_question(question: str, policy: GuardPolicy) -> list[str]:

@@ -113,11 +113,10 @@ def _edge_protection(settings: Settings, r: redis.Redis) -> Callable[[str, str],
     """(tenant, question) -> the question as the edge protects it before its workflow: redacted,
     or pseudonymised with the tenant's tokens and policy (`KEEL_PII_PSEUDONYMS`); None when the
     edge does not protect questions (`KEEL_REDACT_QUESTIONS=false`)."""
-    from app.query import default_guard_policy, pseudonymise_question
+    from app.query import protect_question
     from contracts.query import QueryInput
     from guardrails.pii import Redactor
     from pipelines.deps import build_vault
-    from stores import guard_policy
 
     if not settings.redact_questions:
         return None
@@ -125,11 +124,8 @@ def _edge_protection(settings: Settings, r: redis.Redis) -> Callable[[str, str],
     vault = build_vault(settings, r) if settings.pii_pseudonyms else None
 
     def protect(tenant: str, question: str) -> str:
-        if vault is None:
-            return redactor.redact(question).text
-        actions = guard_policy.read(r, tenant, default_guard_policy(settings)).pii_actions()
         inp = QueryInput(request_id="eval", tenant=tenant, groups=[], question=question)
-        return pseudonymise_question(inp, redactor, vault, actions)[0].question
+        return protect_question(inp, redactor, vault, r, settings)[0].question
 
     return protect
 

@@ -68,7 +68,18 @@ _ASKS_TIME = re.compile(r"(when|what (year|decade|century|date|time|month|day)|i
 _ASKS_NAME = re.compile(r"(who|whom|whose)\b")
 _NEGATED = re.compile(r"\b(not|never|no|none|nothing|nobody|neither|nor|without|cannot)\b|n't\b", re.I)
 # "What is X?", "Who were the X?", "What does X mean?": X is what a defining sentence starts with.
-_DEFINE = re.compile(r"(?:what|who)\s+(?:is|are|was|were)\s+(?P<x>[^?]+)\??\s*$|what\s+does\s+(?P<y>[^?]+?)\s+mean\b")
+# "What is X?", "Who were the X?", "What does X mean?": the opening words, as plain words (the rest
+# is split in Python: no pattern runs over the question's tail).
+_DEFINING = (
+    ("what", "is"),
+    ("what", "are"),
+    ("what", "was"),
+    ("what", "were"),
+    ("who", "is"),
+    ("who", "are"),
+    ("who", "was"),
+    ("who", "were"),
+)
 DEFINED_WORDS = 5  # a longer "what is …" asks about a detail, not for a definition
 
 
@@ -86,11 +97,18 @@ def expects(question: str) -> re.Pattern[str] | None:
 
 def defined(question: str) -> list[str]:
     """The stems of what a "what is X?" question asks to define, or [] for any other question."""
-    m = _DEFINE.match(question.lower().strip())
-    if m is None:
+    text = question.lower().strip()
+    if "?" in text.rstrip("?"):
+        return []  # more than one question, or a question inside a sentence
+    words = text.rstrip("?").split()
+    if len(words) > 2 and tuple(words[:2]) in _DEFINING:
+        subject = words[2:]
+    elif len(words) > 3 and words[:2] == ["what", "does"] and words[-1] == "mean":
+        subject = words[2:-1]
+    else:
         return []
-    subject = _stem_sequence(m.group("x") or m.group("y") or "")
-    return subject if 0 < len(subject) <= DEFINED_WORDS else []
+    stems_ = _stem_sequence(" ".join(subject))
+    return stems_ if 0 < len(stems_) <= DEFINED_WORDS else []
 
 
 _DETAIL = re.compile(r"\d+(?:[.,]\d+)*")

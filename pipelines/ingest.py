@@ -37,7 +37,6 @@ from pipelines.deps import Deps
 from retrieval.links import title_key
 from stores import guard_policy, term_stats
 from stores.blobs import work_key
-from stores.guard_policy import GuardPolicy
 from stores.term_stats import Contribution
 from vectorstore.base import BM25_LEN, ChunkPoint, Cond, Where
 
@@ -107,7 +106,8 @@ class IngestSteps:
         vault = self.d.vault
         pseudonyms = None
         if vault is not None:  # the tenant's choice per entity type: pseudonymise, redact or keep
-            actions = guard_policy.read(self.d.redis, doc.tenant, GuardPolicy()).pii_actions()
+            policy = guard_policy.read(self.d.redis, doc.tenant, guard_policy.defaults(self.d.settings))
+            actions = policy.pii_actions()
             pseudonyms = Pseudonyms(vault.secret(doc.tenant), actions)
         if self.d.offload is not None:
             done = self.d.offload.redact(title, chunks, pseudonyms)

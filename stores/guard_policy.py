@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 import redis
 
+from keel.config import Settings
 from stores.keys import guard_key
 from stores.recent import Recent
 
@@ -67,6 +68,18 @@ class GuardPolicy:
 
 
 _recent: Recent[GuardPolicy] = Recent(GUARD_POLICY_TTL_S)
+
+
+def defaults(settings: Settings) -> GuardPolicy:
+    """The process's defaults (`Settings.guard_*`), which a tenant's fields override. Every reader
+    passes these: the cache keeps one policy per tenant, whichever reader loaded it."""
+    return GuardPolicy(
+        questions=settings.guard_questions,
+        sources=settings.guard_sources,
+        moderation=settings.guard_moderation,
+        severe=settings.guard_severe,
+        grounding=settings.guard_grounding,
+    )
 
 
 def read(r: redis.Redis, tenant: str, default: GuardPolicy) -> GuardPolicy:

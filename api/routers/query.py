@@ -39,21 +39,13 @@ from api.metrics import record_answer
 from api.schemas import QueryAnswer, QueryBody
 from app import conversations
 from app.conversations import Thread, with_history
-from app.query import (
-    Passage,
-    build_query,
-    default_guard_policy,
-    passages_of,
-    pseudonymise_question,
-    redact_question,
-    run_query,
-)
+from app.query import Passage, build_query, passages_of, protect_question, run_query
 from app.query_edge import Caller, Looked
 from contracts.query import QueryFilters, QueryInput, QueryOutput
 from gateway.limits import Ticket
 from keel.errors import JsonInvalid, KeelError
 from observability.tracing import current_trace_id
-from stores import guard_policy, query_state
+from stores import query_state
 from stores.streams import read_events
 
 router = APIRouter(prefix="/v1/query", tags=["query"])
@@ -126,10 +118,7 @@ async def _redacted(inp: QueryInput, who: Caller) -> tuple[QueryInput, dict[str,
     names, kept at the edge for this request to reveal them in its answer."""
     if who.redactor is None:
         return inp, {}
-    if who.vault is not None:
-        policy = await asyncio.to_thread(guard_policy.read, who.redis, who.tenant, default_guard_policy(who.settings))
-        return await asyncio.to_thread(pseudonymise_question, inp, who.redactor, who.vault, policy.pii_actions())
-    return await asyncio.to_thread(redact_question, inp, who.redactor), {}
+    return await asyncio.to_thread(protect_question, inp, who.redactor, who.vault, who.redis, who.settings)
 
 
 def _answer(out: QueryOutput, trace_id: str, correlation: str) -> QueryAnswer:

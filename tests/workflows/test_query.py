@@ -105,14 +105,19 @@ async def test_other_tenants_and_groups_never_leak(
     assert out.no_sources and out.citations == [] and "No sources" in out.answer
 
 
+async def _ask_out_of_time(client: Client, settings: Settings, r: redis.Redis, tenant: str, step: str) -> QueryOutput:
+    """The sample question with `step`'s budget at zero."""
+    settings.query_budgets_ms = {step: 0}
+    try:
+        return await _ask(client, settings, r, tenant, "How do I retry failed files?")
+    finally:
+        settings.query_budgets_ms = {}
+
+
 async def test_rerank_past_its_deadline_is_skipped_not_fatal(
     client: Client, settings: Settings, redis_client: redis.Redis, sampled: str
 ) -> None:
-    settings.query_budgets_ms = {"rerank": 0}
-    try:
-        out = await _ask(client, settings, redis_client, sampled, "How do I retry failed files?")
-    finally:
-        settings.query_budgets_ms = {}
+    out = await _ask_out_of_time(client, settings, redis_client, sampled, "rerank")
     assert "rerank_skipped" in out.degradations
     assert out.citations  # answered from the retrieval order
 
@@ -120,11 +125,7 @@ async def test_rerank_past_its_deadline_is_skipped_not_fatal(
 async def test_a_second_hop_past_its_deadline_is_skipped_and_said(
     client: Client, settings: Settings, redis_client: redis.Redis, sampled: str
 ) -> None:
-    settings.query_budgets_ms = {"hop": 0}
-    try:
-        out = await _ask(client, settings, redis_client, sampled, "How do I retry failed files?")
-    finally:
-        settings.query_budgets_ms = {}
+    out = await _ask_out_of_time(client, settings, redis_client, sampled, "hop")
     assert "second_hop_skipped" in out.degradations and out.second_hop is None
     assert out.citations and "hop" not in out.timings_ms  # answered from the first hop's ranking
 
