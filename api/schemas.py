@@ -109,6 +109,14 @@ class RewriteOut(BaseModel):
     conversation_id: str = ""  # the durable conversation ("": history sent by the client)
 
 
+class SecondHopOut(BaseModel):
+    """What the second hop did: candidate titles the top passages held, and passages of the
+    documents they name that joined the ranking."""
+
+    names: int
+    linked: int
+
+
 class QueryAnswer(BaseModel):
     request_id: str
     correlation_id: str | None = None
@@ -141,6 +149,7 @@ class QueryAnswer(BaseModel):
     citations_from: str = ""
     first_token_ms: float = 0.0  # from the generate step's start to the answer's first text
     rewrite: RewriteOut | None = None  # a conversation's follow-up, made standalone
+    second_hop: SecondHopOut | None = None  # None: no second hop ran (off, skipped, or a cached answer)
 
 
 class ChunkOut(BaseModel):

@@ -32,6 +32,7 @@ async def test_query_answers_with_citations_timings_and_one_trace(
     # every step's time, and what the cache lookups (exact at the edge, semantic in retrieve) added
     assert set(body["timings_ms"]) == {"retrieve", "rerank", "hop", "context", "generate", "validate", "cache"}
     assert body["cache"] == "miss" and body["timings_ms"]["cache"] > 0
+    assert body["second_hop"]["names"] > 0 and body["second_hop"]["linked"] >= 0  # what the hop did, said
     assert len(body["trace_id"]) == 32
 
     provider = trace.get_tracer_provider()
