@@ -170,9 +170,10 @@ def pick(
         ]
     subject = defined(question) if config.define_weight else []
     if subject:  # a sentence that starts by naming the subject defines it: "Keel runs RAG as workflows."
+        # Only a sentence that starts as prose does: "keel job JOB_ID lists…" is a command, not a definition.
         overlap = [
-            o + config.define_weight * total if seq[: len(subject)] == subject else o
-            for o, seq in zip(overlap, unit_sequences, strict=True)
+            o + config.define_weight * total if seq[: len(subject)] == subject and not unit[2][:1].islower() else o
+            for o, seq, unit in zip(overlap, unit_sequences, units, strict=True)
         ]
     scored = []
     for order, (p, i, s) in enumerate(units):

@@ -90,7 +90,8 @@ def test_the_answerer_declines_when_the_best_sentence_misses_the_question() -> N
 
 def test_a_what_is_question_is_answered_by_the_sentence_that_defines_it() -> None:
     text = (
-        "To upgrade Keel, drain the workers and run the migration first. "
+        "To upgrade Keel, drain the workers and run the migration first.\n\n"
+        "keel job JOB_ID lists every failed file of a Keel job.\n\n"  # a command: it starts no definition
         "Keel runs retrieval-augmented generation as durable workflows. "
         "Keel keeps the previous index for a rollback."
     )
