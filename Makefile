@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 
-.PHONY: install tools run down run-cluster down-cluster bench-cluster status test test-fast lint docs docs-serve bench-ingest bench-query bench-edge bench-load bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding bench-hostile llm eval clean
+.PHONY: install tools run down run-cluster down-cluster bench-cluster status test test-fast lint docs docs-serve bench-ingest bench-query bench-edge bench-load bench-profile bench-pii bench-bm25 bench-migrate bench-cache bench-guard bench-int8 bench-grounding bench-hostile llm eval clean
 
 # One resolve with torch pinned to the CPU wheel on disk (never the CUDA build). The second step
 # adds unstructured-inference without its declared deps: unstructured's PDF module imports it,
@@ -89,6 +89,9 @@ bench-edge: install
 
 bench-load: install
 	$(BIN)/python -m bench.load --dataset $(DATASET) $(BENCH_ARGS)
+
+bench-profile: install
+	$(BIN)/python -m bench.profile --dataset $(DATASET) $(BENCH_ARGS)
 
 # The cluster profile against the embedded stack, then kill -9 drills (bench/cluster.py).
 bench-cluster: install tools
