@@ -9,8 +9,12 @@ from temporalio import activity
 
 from activities.errors import mapped
 from contracts.query import (
+    AnswerInput,
+    AnswerOutput,
     ContextInput,
     ContextOutput,
+    FindInput,
+    FindOutput,
     GenerateInput,
     GenerateOutput,
     HopInput,
@@ -69,5 +73,26 @@ class QueryActivities:
     def validate(self, inp: ValidateInput) -> ValidateOutput:
         return self.steps.validate(inp)
 
+    @activity.defn(name="query.find")
+    @mapped
+    def find(self, inp: FindInput) -> FindOutput:
+        return self.steps.find(inp)
+
+    @activity.defn(name="query.answer")
+    @mapped
+    def answer(self, inp: AnswerInput) -> AnswerOutput:
+        return self.steps.answer(inp)
+
     def all(self) -> list[Any]:
-        return [self.retrieve, self.rerank, self.hop, self.context, self.generate, self.validate]
+        # The separate steps stay registered while histories that ran them may still be replayed
+        # or resumed (the `find-and-answer` patch, docs/concepts/durability-and-replay.md).
+        return [
+            self.find,
+            self.answer,
+            self.retrieve,
+            self.rerank,
+            self.hop,
+            self.context,
+            self.generate,
+            self.validate,
+        ]

@@ -61,6 +61,25 @@ def table(rows: dict[str, float], before: dict[str, float] | None, total: float)
     return lines
 
 
+def rooms_of(samples_file: Path, rate: int, answered: int) -> tuple[dict[str, float], float]:
+    """Each room's CPU ms per answered query, and the idle threads' left out."""
+    counted = tally(parse_raw(samples_file.read_text().splitlines()))
+    ms_per_sample = 1000 / rate
+    idle = counted.pop(IDLE, 0) * ms_per_sample / answered  # waits the sampler could not tell apart
+    return {f"{p} / {k}": n * ms_per_sample / answered for (p, k), n in counted.items()}, idle
+
+
+def retally(label: str) -> None:
+    """A saved profile's samples sorted again with the rooms as they are now."""
+    saved = json.loads((RESULTS / f"profile-{label}.json").read_text())
+    saved["rooms"], saved["idle_ms_per_query"] = rooms_of(
+        RESULTS / f"profile-{label}.samples.txt", saved.get("rate", 250), saved["answered"]
+    )
+    saved["sampled_ms_per_query"] = sum(saved["rooms"].values())
+    (RESULTS / f"profile-{label}.json").write_text(json.dumps(saved, indent=2))
+    print(f"re-sorted {label}: {saved['sampled_ms_per_query']:.1f} ms per query in rooms")
+
+
 def by_place(rooms: dict[str, float]) -> dict[str, float]:
     places: Counter[str] = Counter()
     for name, ms in rooms.items():
@@ -104,16 +123,15 @@ async def profile(args: argparse.Namespace) -> None:
             stderr=subprocess.PIPE,
         )
         level = await closed_loop(api, key, questions, args.clients, args.seconds, cap=int(args.seconds * 500))
-        spent = {"server": cpu_ms(server) - before["server"], "temporal": cpu_ms(temporal.proc.pid) - before["temporal"]}
+        spent = {
+            "server": cpu_ms(server) - before["server"],
+            "temporal": cpu_ms(temporal.proc.pid) - before["temporal"],
+        }
         _, err = spy.communicate(timeout=120)
         if spy.returncode != 0 or not raw.exists():
             sys.exit(f"the profiler failed: {err.decode(errors='replace')[-2000:]}")
         answered = max(1, len(level.latencies))
-        samples = parse_raw(raw.read_text().splitlines())
-        ms_per_sample = 1000 / args.rate
-        counted = tally(samples)
-        idle = counted.pop(IDLE, 0) * ms_per_sample / answered  # waits the sampler could not tell apart
-        rooms = {f"{p} / {k}": n * ms_per_sample / answered for (p, k), n in counted.items()}
+        rooms, idle = rooms_of(raw, args.rate, answered)
         sampled = sum(rooms.values())
         saved = json.loads((RESULTS / f"profile-{args.before}.json").read_text()) if args.before else None
         print(
@@ -126,6 +144,8 @@ async def profile(args: argparse.Namespace) -> None:
         print("\n".join(table(by_place(rooms), by_place(saved["rooms"]) if saved else None, sampled)))
         result = {
             "qps": level.qps,
+            "rate": args.rate,
+            "idle_ms_per_query": idle,
             "clients": args.clients,
             "answered": answered,
             "server_cpu_ms_per_query": spent["server"] / answered,
@@ -166,7 +186,11 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=250, help="samples a second")
     parser.add_argument("--label", default="", help="save the table as bench/results/profile-LABEL.json")
     parser.add_argument("--before", default="", help="show a saved table (its LABEL) beside this one")
+    parser.add_argument("--retally", default="", help="sort a saved profile's samples (its LABEL) again, and stop")
     args = parser.parse_args()
+    if args.retally:
+        retally(args.retally)
+        return
     try:
         check_dataset(args.dataset)
     except DatasetNotFound as exc:

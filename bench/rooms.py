@@ -17,7 +17,20 @@ from dataclasses import dataclass
 # "function (path/to/file.py:123)": the file of one frame (py-spy --full-filenames).
 _FRAME = re.compile(r"\(([^():]*)(?::\d+)?\)\s*$")
 
-STEPS = ("retrieve", "rerank", "hop", "context", "generate", "validate")
+# A query step's frames in pipelines/query.py and pipelines/answer.py: the step as an activity of
+# its own, and its body as `find` and `answer` run it.
+STEPS = {
+    "retrieve": "retrieve",
+    "_retrieve": "retrieve",
+    "rerank": "rerank",
+    "_rescore": "rerank",
+    "hop": "hop",
+    "_hop": "hop",
+    "context": "context",
+    "_pack": "context",
+    "generate": "generate",
+    "validate": "validate",
+}
 
 # The part of the path, from every frame of the stack: the first of these found anywhere in it
 # wins (a query step, then the edge, ...), so the carriers (the event loop, a thread pool) count
@@ -112,8 +125,7 @@ def _step(frame: str, path: str) -> str | None:
     """A query step's own frame: QuerySteps.retrieve in pipelines/query.py, AnswerSteps.generate..."""
     if not (path.endswith("pipelines/query.py") or path.endswith("pipelines/answer.py")):
         return None
-    name = frame.split(" (", 1)[0].rsplit(".", 1)[-1]
-    return name if name in STEPS else None
+    return STEPS.get(frame.split(" (", 1)[0].rsplit(".", 1)[-1])
 
 
 def _waiting(frame: str) -> bool:
@@ -128,8 +140,8 @@ def room(stack: tuple[str, ...]) -> tuple[str, str]:
     place, step = "other", None
     for frame in stack:
         path = _file(frame)
-        if step is None and (found := _step(frame, path)) is not None:
-            step = found
+        if (found := _step(frame, path)) is not None:
+            step = found  # the innermost: find runs _retrieve, _rescore, ...
         here = next((name for part, name in _PLACES if part in path), None)
         if here is not None and (place == "other" or _RANK[here] < _RANK[place]):
             place = here

@@ -318,6 +318,76 @@ class ValidateOutput:
 
 
 @dataclass(kw_only=True)
+class FindInput:
+    """Retrieve, rerank, second hop and context as one local activity (`query.find`): the query's
+    candidates stay in the worker's memory between them. Each keeps its own budget."""
+
+    query: QueryInput
+    budgets_ms: dict[str, float]  # retrieve, rerank, hop, context (workflows.policies.QUERY_BUDGETS_MS)
+
+
+@dataclass(kw_only=True)
+class FindOutput:
+    retrieved: RetrieveOutput
+    ranking: str  # the ranking the context was packed from: retrieve, rerank or hop
+    context: ContextOutput | None = None  # None: a cached answer, or retrieval only
+    hop: SecondHop | None = None
+    reranker: str = ""
+    # per step, as the separate steps recorded them: what each took, and what each gave up
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    degradations: list[str] = field(default_factory=list)
+    ms: float = 0.0
+
+
+@dataclass(kw_only=True)
+class AnswerInput:
+    """Generate, then validate, as one local activity (`query.answer`), each on its budget."""
+
+    generate: GenerateInput
+    validate_budget_ms: float
+
+
+def validate_input(g: GenerateInput, generated: GenerateOutput) -> ValidateInput:
+    """What validation checks: the generated text, against the passages it was generated from."""
+    return ValidateInput(
+        embedding_version=g.embedding_version,
+        question=g.question,
+        text=generated.text,
+        passages=g.passages,
+        prompt_id=generated.prompt_id,
+        response_format=g.response_format,
+        json_schema=g.json_schema,
+        clarifying=generated.clarifying,
+        moderation=g.moderation,
+        severe=g.severe,
+        tenant=g.tenant,
+        provider=generated.provider,
+    )
+
+
+def best_passage(passages: list[ContextPassage]) -> GenerateOutput:
+    """Generation failed outright: the best passage, cited, is still a grounded answer."""
+    if not passages:
+        return GenerateOutput(text="No answer could be generated.", route="fallback", clarifying=True)
+    best = passages[0]
+    return GenerateOutput(text=f"{best.text} [{best.ref}]", route="fallback", provider="passage")
+
+
+def unverified(generated: GenerateOutput) -> ValidateOutput:
+    """Validation failed or ran out of time: the answer goes out unchecked, and says so."""
+    return ValidateOutput(text=generated.text, citations=[], supported_rate=0.0, flags=["unverified"])
+
+
+@dataclass(kw_only=True)
+class AnswerOutput:
+    generated: GenerateOutput
+    validated: ValidateOutput
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    degradations: list[str] = field(default_factory=list)
+    ms: float = 0.0
+
+
+@dataclass(kw_only=True)
 class QueryOutput:
     request_id: str
     answer: str

@@ -457,6 +457,13 @@ class RerankTimeout(KeelError):
     code = "rerank_timeout"
 
 
+class StepTimeout(KeelError):
+    """A query step that must finish (retrieval, packing the context) passed its budget inside the
+    activity that runs it with others; the workflow answers as it does for that step's timeout."""
+
+    code = "step_timeout"
+
+
 class HopTimeout(KeelError):
     """The second hop passed its deadline; the workflow keeps the first hop's ranking."""
 

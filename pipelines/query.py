@@ -15,18 +15,25 @@ again.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+import redis
 
 from caches.semantic import semantic_cache
 from caches.snippets import Snippet, SnippetCache, decode_key, encode_key, snippet_key
 from contracts.query import (
+    AnswerInput,
+    AnswerOutput,
+    Candidate,
     ContextInput,
     ContextOutput,
+    FindInput,
+    FindOutput,
     GenerateInput,
     GenerateOutput,
     HopInput,
@@ -49,10 +56,10 @@ from generation.verify import Verifier
 from index.active import ActiveIndex
 from index.catalog import Catalog
 from index.lifecycle import Lifecycle
-from keel.errors import HopTimeout, KeelError, RerankTimeout
+from keel.errors import HopTimeout, KeelError, RerankTimeout, StepTimeout
 from pipelines.answer import AnswerSteps
 from pipelines.deps import Deps
-from retrieval.context import ContextConfig, confidence, pack
+from retrieval.context import ContextConfig, TokenCounts, confidence, pack
 from retrieval.filters import query_where
 from retrieval.links import names_in, with_links
 from retrieval.rerank import Reranker
@@ -69,6 +76,7 @@ log = logging.getLogger("keel.query")
 
 RETRIEVE, RERANK, HOP = "retrieve", "rerank", "hop"  # rankings kept in the request's state
 MIN_HOP_MS = 10  # a second hop is not started on less
+PRIMED_PASSAGES = 16  # candidates whose tokens are counted in one call before packing
 
 
 @dataclass(kw_only=True)
@@ -93,6 +101,21 @@ class _Found:
             ms=_ms(started),
             cache_ms=self.cache_ms,
         )
+
+
+@dataclass(kw_only=True)
+class Working:
+    """One query's candidates and rankings while its steps run. `find` keeps them in memory from
+    retrieval to the packed context and writes them to the request's Redis state once, at its end;
+    the separate steps of older histories write and read them there between steps."""
+
+    rankings: dict[str, list[Scored]] = field(default_factory=dict)
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+    vector: np.ndarray | None = None  # the question's embedding, kept for the semantic cache
+    snippet: str | None = None  # where the snippet cache keeps the rankings once re-scored
+
+    def keep(self, r: redis.Redis, key: str) -> None:
+        query_state.keep(r, key, self.rankings, self.candidates, self.vector, self.snippet)
 
 
 class QuerySteps:
@@ -162,8 +185,14 @@ class QuerySteps:
         """The candidates for the question, kept in the request's state: from the semantic cache
         (a paraphrase answered before: the answer itself), a snippet (this question's rankings
         kept before), or a hybrid search. The tenant's index is resolved here, once per query."""
+        w = Working()
+        out = self._retrieve(inp.query, w)
+        if w.rankings:
+            w.keep(self.d.redis, out.candidates_key)
+        return out
+
+    def _retrieve(self, q: QueryInput, w: Working) -> RetrieveOutput:
         started = time.monotonic()
-        q = inp.query
         found = _Found(key=query_candidates_key(q.tenant, q.request_id))
         snippets = self.snippets if q.snippet_scope else None
         if snippets is not None:  # one script reads the generation and the snippet
@@ -174,15 +203,15 @@ class QuerySteps:
         if found.generation <= 0:  # nothing is published for this tenant yet
             return found.output(self.d.indexes.active(q.tenant), started)
         index = self.d.indexes.open(q.tenant)
-        answered = self._search(q, index, found)
+        answered = self._search(q, index, found, w)
         if answered is not None:
             answered.ms = _ms(started)
             return answered
         return found.output(index, started)
 
-    def _search(self, q: QueryInput, index: ActiveIndex, found: _Found) -> RetrieveOutput | None:
+    def _search(self, q: QueryInput, index: ActiveIndex, found: _Found, w: Working) -> RetrieveOutput | None:
         """The semantic cache, then a kept snippet, then the hybrid search; returns the output of
-        the first two (they end the step), or None with `found` filled by the search."""
+        the first two (they end the step), or None with `found` and `w` filled by the search."""
         cached = self.semantic is not None and bool(q.cache_scope)
         # Embedded once: for the cache's lookup and store, and for the dense search.
         vector = None
@@ -207,7 +236,8 @@ class QuerySteps:
                 )
         saved_vector = vector if cached else None  # the edge keeps a whole answer under it
         kept = found.kept
-        if kept is not None and self._restore(index, found.key, kept, saved_vector):
+        w.vector = saved_vector
+        if kept is not None and self._restore(index, kept, w):
             final = kept.reranked if kept.reranked is not None else kept.retrieved
             return RetrieveOutput(
                 candidates_key=found.key,
@@ -234,91 +264,133 @@ class QuerySteps:
                 to_keep = encode_key(snippet)
             else:
                 self._keeping.submit(self.snippets.keep, snippet, hits.scored, None)
-        query_state.save(
-            self.d.redis, found.key, RETRIEVE, hits.scored, hits.candidates, vector=saved_vector, snippet=to_keep
-        )
+        w.rankings[RETRIEVE], w.candidates, w.snippet = list(hits.scored), dict(hits.candidates), to_keep
         found.count, found.top = len(hits.scored), hits.scored[: query_state.HISTORY_TOP]
         self.shadow.offer(q.tenant, q.retrieval_text(), q.mode, where, hits)
         return None
 
-    def _restore(self, index: ActiveIndex, key: str, kept: Snippet, vector: np.ndarray | None) -> bool:
+    def _restore(self, index: ActiveIndex, kept: Snippet, w: Working) -> bool:
         """The request's state from a snippet: its rankings, and its candidates read back from
         the index by id. False (retrieve afresh) when any of them is no longer there."""
         ids = list(dict.fromkeys(s.point_id for s in kept.retrieved))
         hits = self.d.store.retrieve(index.collection, ids)
         if len(hits) != len(ids):
             return False
-        rankings = {RETRIEVE: kept.retrieved} | ({} if kept.reranked is None else {RERANK: kept.reranked})
-        query_state.restore(self.d.redis, key, rankings, {h.id: candidate(h) for h in hits}, vector)
+        w.rankings = {RETRIEVE: list(kept.retrieved)} | ({} if kept.reranked is None else {RERANK: kept.reranked})
+        w.candidates = {h.id: candidate(h) for h in hits}
         return True
 
     def rerank(self, inp: RerankInput) -> RerankOutput:
         started = time.monotonic()
-        deadline = started + inp.deadline_ms / 1000
         ranked, snippet = query_state.ranking_and_snippet(self.d.redis, inp.candidates_key, inp.ranking)
-        head, tail = ranked[: self.s.rerank_depth], ranked[self.s.rerank_depth :]
         # The fusion re-scorer reads only scores: passages come out of Redis only for a model that reads them.
-        ids = [s.point_id for s in head] if self.reranker.reads_text else []
+        ids = [s.point_id for s in ranked[: self.s.rerank_depth]] if self.reranker.reads_text else []
         candidates = query_state.candidates(self.d.redis, inp.candidates_key, ids)
-        scored = [*self.reranker.rerank(inp.question, head, candidates, deadline), *tail]
-        if time.monotonic() > deadline:  # a late order is not used: the workflow keeps retrieval's
-            raise RerankTimeout(f"rerank took {_ms(started):.0f} ms; its budget is {inp.deadline_ms:.0f} ms")
+        scored = self._rescore(inp.question, ranked, candidates, started, inp.deadline_ms)
         query_state.save(self.d.redis, inp.candidates_key, RERANK, scored, {})
         if snippet is not None and self.snippets is not None:
             self._keeping.submit(self.snippets.keep, decode_key(snippet), ranked, scored)
         top = scored[: query_state.HISTORY_TOP]
         return RerankOutput(ranking=RERANK, top=top, reranker=self.reranker.name, ms=_ms(started))
 
+    def _rescore(
+        self, question: str, ranked: list[Scored], candidates: dict[str, Candidate], started: float, budget_ms: float
+    ) -> list[Scored]:
+        """The head of the ranking re-scored, its tail after it; RerankTimeout past the budget."""
+        deadline = started + budget_ms / 1000
+        head, tail = ranked[: self.s.rerank_depth], ranked[self.s.rerank_depth :]
+        scored = [*self.reranker.rerank(question, head, candidates, deadline), *tail]
+        if time.monotonic() > deadline:  # a late order is not used: the workflow keeps retrieval's
+            raise RerankTimeout(f"rerank took {_ms(started):.0f} ms; its budget is {budget_ms:.0f} ms")
+        return scored
+
     def hop(self, inp: HopInput) -> HopOutput:
         """The second hop: the documents the top passages name by title (`retrieval.links`),
         searched with the question among those documents only, fused into the ranking. Visibility,
         groups and filters are the first hop's; the linking documents are left out."""
         started = time.monotonic()
-        q, s = inp.query, self.s
-        if inp.deadline_ms < MIN_HOP_MS:  # too short for one search: say so rather than pretend
-            raise HopTimeout(f"the second hop's budget of {inp.deadline_ms:.0f} ms is under {MIN_HOP_MS} ms")
         ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
-        top = query_state.candidates(self.d.redis, inp.candidates_key, [x.point_id for x in ranked[: s.hop_passages]])
-        names = names_in([c.text for c in top.values()], q.question, [c.title for c in top.values()])
+        top = query_state.candidates(
+            self.d.redis, inp.candidates_key, [x.point_id for x in ranked[: self.s.hop_passages]]
+        )
+        hopped, candidates, hop = self._hop(
+            inp.query, inp.generation, inp.embedding_version, ranked, top, started, inp.deadline_ms
+        )
+        if hopped is None:
+            return HopOutput(ranking=inp.ranking, hop=hop, ms=_ms(started))
+        query_state.save(self.d.redis, inp.candidates_key, HOP, hopped, candidates)
+        return HopOutput(ranking=HOP, hop=hop, ms=_ms(started))
+
+    def _hop(
+        self,
+        q: QueryInput,
+        generation: int,
+        embedding_version: str,
+        ranked: list[Scored],
+        candidates: dict[str, Candidate],
+        started: float,
+        budget_ms: float,
+    ) -> tuple[list[Scored] | None, dict[str, Candidate], SecondHop]:
+        """The ranking with the linked passages fused in (None: nothing linked) and the linked
+        candidates; HopTimeout past the budget."""
+        s = self.s
+        if budget_ms < MIN_HOP_MS:  # too short for one search: say so rather than pretend
+            raise HopTimeout(f"the second hop's budget of {budget_ms:.0f} ms is under {MIN_HOP_MS} ms")
+        top = [candidates[x.point_id] for x in ranked[: s.hop_passages] if x.point_id in candidates]
+        names = names_in([c.text for c in top], q.question, [c.title for c in top])
         if not names:
-            return HopOutput(ranking=inp.ranking, hop=SecondHop(names=0, linked=0), ms=_ms(started))
-        where = query_where(q.tenant, inp.generation, q.groups, q.filters, exclude_flagged=q.guard_sources == "exclude")
+            return None, {}, SecondHop(names=0, linked=0)
+        where = query_where(q.tenant, generation, q.groups, q.filters, exclude_flagged=q.guard_sources == "exclude")
         where = Where(
             must=(*where.must, Cond("title_key", any=tuple(names))),
-            must_not=(*where.must_not, Cond("doc_id", any=tuple({c.doc_id for c in top.values()}))),
+            must_not=(*where.must_not, Cond("doc_id", any=tuple({c.doc_id for c in top}))),
         )
-        index = self.d.indexes.loaded(q.tenant, inp.embedding_version)  # the first hop's, even mid-flip
+        index = self.d.indexes.loaded(q.tenant, embedding_version)  # the first hop's, even mid-flip
         found = self.retriever.retrieve(index, q.tenant, q.retrieval_text(), where, "bm25", s.hop_limit, s.hop_limit)
-        linked, candidates = list(found.scored), dict(found.candidates)
+        linked, added = list(found.scored), dict(found.candidates)
         if len(linked) < s.hop_limit:  # named documents that share no word with the question: their opening passage
             opening, _ = self.d.store.scroll(index.collection, where.and_(Cond("chunk_index", value=0)), s.hop_limit)
             for h in opening:
-                if h.id not in candidates and len(linked) < s.hop_limit:
+                if h.id not in added and len(linked) < s.hop_limit:
                     linked.append(Scored(point_id=h.id, doc_id=str(h.payload.get("doc_id", ""))))
-                    candidates[h.id] = candidate(h)
-        if time.monotonic() - started > inp.deadline_ms / 1000:
-            raise HopTimeout(f"the second hop took {_ms(started):.0f} ms; its budget is {inp.deadline_ms:.0f} ms")
+                    added[h.id] = candidate(h)
+        if time.monotonic() - started > budget_ms / 1000:
+            raise HopTimeout(f"the second hop took {_ms(started):.0f} ms; its budget is {budget_ms:.0f} ms")
         if not linked:
-            return HopOutput(ranking=inp.ranking, hop=SecondHop(names=len(names), linked=0), ms=_ms(started))
-        query_state.save(self.d.redis, inp.candidates_key, HOP, with_links(ranked, linked), candidates)
-        return HopOutput(ranking=HOP, hop=SecondHop(names=len(names), linked=len(linked)), ms=_ms(started))
+            return None, {}, SecondHop(names=len(names), linked=0)
+        return with_links(ranked, linked), added, SecondHop(names=len(names), linked=len(linked))
 
     def context(self, inp: ContextInput) -> ContextOutput:
         started = time.monotonic()
         ranked = query_state.ranking(self.d.redis, inp.candidates_key, inp.ranking)
         candidates = query_state.candidates(self.d.redis, inp.candidates_key, [s.point_id for s in ranked])
+        return self._pack(inp, ranked, candidates, started)
+
+    def _pack(
+        self, inp: ContextInput, ranked: list[Scored], candidates: dict[str, Candidate], started: float
+    ) -> ContextOutput:
         index = self.d.indexes.loaded(inp.tenant, inp.embedding_version)
         tok = index.embedder
         # A schema's JSON is dense: a token per three characters, as the admission reserved it.
         overhead = self.template_tokens(index) + tok.count_tokens([inp.question])[0] + inp.schema_chars // 3
         budget = max(0, min(inp.token_budget or self.s.context_token_budget, self.s.max_input_tokens - overhead))
+        # Chunks carry their token counts from ingest; the few that do not are counted in batches.
+        counts = TokenCounts(tok.count_tokens)
+        head = [candidates[x.point_id] for x in ranked[:PRIMED_PASSAGES] if x.point_id in candidates]
+        counts.prime([c.text for c in head if not c.token_count])
+
+        def near(hit: Candidate, window: int) -> list[Candidate]:
+            found = neighbours(self.d.store, index.collection, inp.tenant, hit, window)
+            counts.prime([c.text for c in found if not c.token_count])
+            return found
+
         packed = pack(
             ranked,
             candidates,
             ContextConfig(budget, self.s.context_window_hits, self.s.context_window),
-            lambda text: tok.count_tokens([text])[0],
+            counts,
             tok.truncate,
-            lambda hit, window: neighbours(self.d.store, index.collection, inp.tenant, hit, window),
+            near,
         )
         passages, flagged = contain(packed.passages, inp.sources_policy)
         if inp.stream:
@@ -336,11 +408,91 @@ class QuerySteps:
             sources_flagged=flagged,
         )
 
+    def find(self, inp: FindInput) -> FindOutput:
+        """Retrieve, rerank, second hop and context in one call, the candidates in memory between
+        them. Each step keeps its budget and its degradation: a late or failed re-scoring keeps
+        retrieval's order (`rerank_skipped`), a late or failed hop the first hop's ranking
+        (`second_hop_skipped`); retrieval past its budget fails the call (StepTimeout), and packing
+        that fails or passes its budget leaves no context (`context_failed`), as the separate
+        steps' timeouts did. The request's state is written once, at the end."""
+        started = time.monotonic()
+        q, budgets = inp.query, inp.budgets_ms
+        w = Working()
+        retrieved = self._retrieve(q, w)
+        _within("retrieve", retrieved.ms, budgets["retrieve"])
+        out = FindOutput(retrieved=retrieved, ranking=retrieved.ranking, timings_ms={"retrieve": retrieved.ms})
+        if retrieved.cached_answer is not None:  # a paraphrase answered before: the answer itself
+            out.ms = _ms(started)
+            return out
+        ranked = w.rankings.get(retrieved.ranking, [])
+        if q.rerank and not retrieved.reranked and retrieved.count > 1:
+            at = time.monotonic()
+            try:
+                ranked = w.rankings[RERANK] = self._rescore(
+                    q.retrieval_text(), ranked, w.candidates, at, budgets["rerank"]
+                )
+                out.ranking, out.reranker, out.timings_ms["rerank"] = RERANK, self.reranker.name, _ms(at)
+                if w.snippet is not None and self.snippets is not None:
+                    self._keeping.submit(self.snippets.keep, decode_key(w.snippet), w.rankings[RETRIEVE], ranked)
+            except Exception as exc:  # late or failed: retrieval's order stands
+                log.warning("rerank skipped for %s: %s", q.request_id, exc)
+                out.degradations.append("rerank_skipped")
+        if q.second_hop and retrieved.count > 0:
+            at = time.monotonic()
+            try:
+                hopped, added, out.hop = self._hop(
+                    q, retrieved.generation, retrieved.embedding_version, ranked, w.candidates, at, budgets["hop"]
+                )
+                out.timings_ms["hop"] = _ms(at)
+                if hopped is not None:
+                    ranked = w.rankings[HOP] = hopped
+                    w.candidates.update(added)
+                    out.ranking = HOP
+            except Exception as exc:  # late or failed: the first hop's ranking stands
+                log.warning("second hop skipped for %s: %s", q.request_id, exc)
+                out.degradations.append("second_hop_skipped")
+        if q.answer:
+            at = time.monotonic()
+            try:
+                context = self._pack(_context_input(q, retrieved), ranked, w.candidates, at)
+                _within("context", context.ms, budgets["context"])
+                out.context, out.timings_ms["context"] = context, context.ms
+            except Exception as exc:  # the passages were never read: the edge answers 503
+                log.warning("context failed for %s: %s", q.request_id, exc)
+                out.degradations.append("context_failed")
+        if w.rankings:  # for the edge (the answer cache, a search's passages) and evaluation
+            w.keep(self.d.redis, retrieved.candidates_key)
+        out.ms = _ms(started)
+        return out
+
     def generate(self, inp: GenerateInput) -> GenerateOutput:
         return self.answers.generate(inp)
 
     def validate(self, inp: ValidateInput) -> ValidateOutput:
         return self.answers.validate(inp)
+
+    def answer(self, inp: AnswerInput) -> AnswerOutput:
+        return self.answers.answer(inp)
+
+
+def _within(step: str, ms: float, budget_ms: float) -> None:
+    if ms > budget_ms:
+        raise StepTimeout(f"{step} took {ms:.0f} ms; its budget is {budget_ms:.0f} ms")
+
+
+def _context_input(q: QueryInput, retrieved: RetrieveOutput) -> ContextInput:
+    return ContextInput(
+        tenant=q.tenant,
+        question=q.question,
+        candidates_key=retrieved.candidates_key,
+        ranking="",  # the ranking is in memory
+        token_budget=q.context_tokens or 0,
+        request_id=q.request_id,
+        stream=q.stream,
+        embedding_version=retrieved.embedding_version,
+        sources_policy=q.guard_sources,
+        schema_chars=len(json.dumps(q.json_schema)) if q.json_schema is not None else 0,
+    )
 
 
 def _ms(started: float) -> float:

@@ -47,6 +47,17 @@ def normalise(values: Sequence[float | None], method: str) -> list[float]:
     raise ValueError(f"unknown fusion method {method!r}; one of {', '.join(METHODS)}")
 
 
+def reciprocal_rank(lists: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Ids of ranked lists fused by reciprocal rank, 1 / (k + rank from 0) summed over the lists
+    that hold each: Qdrant's RRF over prefetches, the same scores. Ties keep the order in which
+    the lists first hold each id (Qdrant breaks them its own way)."""
+    scores: dict[str, float] = {}
+    for ranked in lists:
+        for rank, point_id in enumerate(ranked):
+            scores[point_id] = scores.get(point_id, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])  # stable: first seen first among ties
+
+
 def fuse(
     dense: Sequence[float | None], sparse: Sequence[float | None], method: str, dense_weight: float
 ) -> list[float]:

@@ -19,6 +19,7 @@ import redis
 from contracts.query import Candidate, Scored
 from encoders.sparse import SparseEncoder
 from index.active import ActiveIndex
+from retrieval.fusion import reciprocal_rank
 from stores import term_stats
 from vectorstore.base import Cond, Hit, VectorStore, Where
 
@@ -53,32 +54,37 @@ class HybridRetriever:
         collection = index.collection
         dense_hits: list[Hit] = []
         sparse_hits: list[Hit] = []
+        # Ids and scores only: the payloads of the fused best `limit` are read once, below.
         if mode in ("hybrid", "dense"):
             dense_vec = (index.embedder.embed_query(question) if vector is None else vector).tolist()
-            dense_hits = self.store.search_dense(collection, dense_vec, where, prefetch)
+            dense_hits = self.store.search_dense(collection, dense_vec, where, prefetch, with_payload=False)
         if mode in ("hybrid", "bm25"):
             terms = self.sparse.terms(question)
             stats = term_stats.read(self.r, tenant, terms)
             sparse_vec = self.sparse.query(terms, stats.chunks, stats.df)
             if sparse_vec.indices:  # a question of stop words only has no BM25 terms
-                sparse_hits = self.store.search_sparse(collection, sparse_vec, where, prefetch)
+                sparse_hits = self.store.search_sparse(collection, sparse_vec, where, prefetch, with_payload=False)
         if mode == "hybrid" and dense_hits and sparse_hits:
-            fused = self.store.search_hybrid(collection, dense_vec, sparse_vec, where, limit, prefetch)
+            # Reciprocal rank over both lists, as Qdrant's hybrid query fuses its two prefetches:
+            # a third search for what these two already hold cost a query ~5 ms.
+            fused = reciprocal_rank([[h.id for h in dense_hits], [h.id for h in sparse_hits]])[:limit]
         else:
-            fused = (dense_hits or sparse_hits)[:limit]
+            fused = [(h.id, h.score) for h in (dense_hits or sparse_hits)[:limit]]
+        points = {h.id: h for h in self.store.retrieve(collection, [point_id for point_id, _ in fused])}
         dense = {h.id: h.score for h in dense_hits}
         sparse = {h.id: h.score for h in sparse_hits}
         scored = [
             Scored(
-                point_id=h.id,
-                doc_id=str(h.payload.get("doc_id", "")),
-                dense=dense.get(h.id),
-                sparse=sparse.get(h.id),
-                fused=h.score,
+                point_id=point_id,
+                doc_id=str(points[point_id].payload.get("doc_id", "")),
+                dense=dense.get(point_id),
+                sparse=sparse.get(point_id),
+                fused=score,
             )
-            for h in fused
+            for point_id, score in fused
+            if point_id in points  # deleted since the search: gone
         ]
-        return Retrieved(scored, {h.id: candidate(h) for h in fused})
+        return Retrieved(scored, {s.point_id: candidate(points[s.point_id]) for s in scored})
 
 
 def candidate(hit: Hit) -> Candidate:

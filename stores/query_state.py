@@ -58,6 +58,23 @@ def restore(
     _write(r, key, fields, candidates)
 
 
+def keep(
+    r: redis.Redis,
+    key: str,
+    rankings: Mapping[str, Sequence[Scored]],
+    candidates: dict[str, Candidate],
+    vector: np.ndarray | None = None,
+    snippet: str | None = None,
+) -> None:
+    """A request's whole state in one write: its rankings, candidates, vector and snippet key."""
+    fields = {f"ranking:{name}": _ranking(scored) for name, scored in rankings.items()}
+    if vector is not None:
+        fields[VECTOR] = _vector(vector)
+    if snippet is not None:
+        fields[SNIPPET] = snippet
+    _write(r, key, fields, candidates)
+
+
 def _vector(vector: np.ndarray) -> str:
     return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode()
 

@@ -118,15 +118,23 @@ class EdgeStore:
     def count(self, collection: str, where: Where | None = None) -> int:
         return int(self._shard(collection).count(qe.CountRequest(exact=True, filter=to_filter(where))))
 
-    def search_dense(self, collection: str, vector: Sequence[float], where: Where, limit: int) -> list[Hit]:
-        return self._nearest(collection, list(vector), DENSE, where, limit)
+    def search_dense(
+        self, collection: str, vector: Sequence[float], where: Where, limit: int, with_payload: bool = True
+    ) -> list[Hit]:
+        return self._nearest(collection, list(vector), DENSE, where, limit, with_payload)
 
-    def search_sparse(self, collection: str, vector: Sparse, where: Where, limit: int) -> list[Hit]:
-        return self._nearest(collection, qe.SparseVector(vector.indices, vector.values), SPARSE, where, limit)
+    def search_sparse(
+        self, collection: str, vector: Sparse, where: Where, limit: int, with_payload: bool = True
+    ) -> list[Hit]:
+        return self._nearest(
+            collection, qe.SparseVector(vector.indices, vector.values), SPARSE, where, limit, with_payload
+        )
 
-    def _nearest(self, collection: str, query: Any, using: str, where: Where, limit: int) -> list[Hit]:
+    def _nearest(
+        self, collection: str, query: Any, using: str, where: Where, limit: int, with_payload: bool
+    ) -> list[Hit]:
         req = qe.QueryRequest(
-            limit=limit, query=qe.Query.Nearest(query, using=using), filter=to_filter(where), with_payload=True
+            limit=limit, query=qe.Query.Nearest(query, using=using), filter=to_filter(where), with_payload=with_payload
         )
         return hits_of(self._shard(collection).query(req))
 

@@ -173,16 +173,27 @@ class ServerStore:
         with self._unavailable_as_error():
             return int(self.client.count(collection, count_filter=to_filter(where), exact=True).count)
 
-    def search_dense(self, collection: str, vector: Sequence[float], where: Where, limit: int) -> list[Hit]:
-        return self._nearest(collection, list(vector), DENSE, where, limit)
+    def search_dense(
+        self, collection: str, vector: Sequence[float], where: Where, limit: int, with_payload: bool = True
+    ) -> list[Hit]:
+        return self._nearest(collection, list(vector), DENSE, where, limit, with_payload)
 
-    def search_sparse(self, collection: str, vector: Sparse, where: Where, limit: int) -> list[Hit]:
-        return self._nearest(collection, _sparse(vector), SPARSE, where, limit)
+    def search_sparse(
+        self, collection: str, vector: Sparse, where: Where, limit: int, with_payload: bool = True
+    ) -> list[Hit]:
+        return self._nearest(collection, _sparse(vector), SPARSE, where, limit, with_payload)
 
-    def _nearest(self, collection: str, query: Any, using: str, where: Where, limit: int) -> list[Hit]:
+    def _nearest(
+        self, collection: str, query: Any, using: str, where: Where, limit: int, with_payload: bool
+    ) -> list[Hit]:
         with self._unavailable_as_error():
             res = self.client.query_points(
-                collection, query=query, using=using, query_filter=to_filter(where), limit=limit, with_payload=True
+                collection,
+                query=query,
+                using=using,
+                query_filter=to_filter(where),
+                limit=limit,
+                with_payload=with_payload,
             )
         return hits_of(res.points)
 

@@ -160,11 +160,21 @@ def query_budgets(overrides: dict[str, float]) -> dict[str, float]:
 
 
 async def query_step(
-    activity: Callable[[Any, In], Out], arg: In, budget_ms: float, retry: RetryPolicy = QUERY_RETRY
+    activity: Callable[[Any, In], Out],
+    arg: In,
+    budget_ms: float,
+    retry: RetryPolicy = QUERY_RETRY,
+    summary: str | None = None,
 ) -> Out:
     """A query step as a local activity that must finish, retries included, within its budget
-    (at least 1 ms: Temporal reads a zero timeout as none, and the step would never time out)."""
+    (at least 1 ms: Temporal reads a zero timeout as none, and the step would never time out).
+    `summary` names the steps it runs, beside its marker in the Temporal UI."""
     budget = timedelta(milliseconds=max(1.0, budget_ms))
     return await workflow.execute_local_activity_method(
-        activity, arg, start_to_close_timeout=budget, schedule_to_close_timeout=budget, retry_policy=retry
+        activity,
+        arg,
+        start_to_close_timeout=budget,
+        schedule_to_close_timeout=budget,
+        retry_policy=retry,
+        summary=summary,
     )

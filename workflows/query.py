@@ -31,8 +31,12 @@ from workflows.policies import query_step
 with workflow.unsafe.imports_passed_through():
     from activities.query import QueryActivities
     from contracts.query import (
+        AnswerInput,
+        AnswerOutput,
         ContextInput,
         ContextOutput,
+        FindInput,
+        FindOutput,
         GenerateInput,
         GenerateOutput,
         HopInput,
@@ -42,12 +46,15 @@ with workflow.unsafe.imports_passed_through():
         RetrieveInput,
         RetrieveOutput,
         SecondHop,
-        ValidateInput,
         ValidateOutput,
+        best_passage,
         query_output,
+        unverified,
+        validate_input,
     )
 
 STEP_GRACE_MS = 200  # rerank and generate stop themselves at their deadline; the timeout is the backstop
+FIND_STEPS = ("retrieve", "rerank", "hop", "context")
 
 
 class StepOutput(Protocol):
@@ -67,6 +74,60 @@ class QueryWorkflow:
     @workflow.run
     async def run(self, q: QueryInput) -> QueryOutput:
         budget = policies.query_budgets(q.budgets_ms)
+        if workflow.patched("find-and-answer"):
+            return await self._find_and_answer(q, budget)
+        return await self._step_by_step(q, budget)  # histories recorded before the patch
+
+    async def _find_and_answer(self, q: QueryInput, budget: dict[str, float]) -> QueryOutput:
+        """Two local activities: find (retrieve, rerank, second hop, context; the candidates stay
+        in the worker's memory) and answer (generate, validate). Each step keeps its budget, its
+        timing and its degradation, as when each was an activity of its own."""
+        try:
+            found = await query_step(
+                QueryActivities.find,
+                FindInput(query=q, budgets_ms={step: budget[step] for step in FIND_STEPS}),
+                sum(budget[step] for step in FIND_STEPS) + STEP_GRACE_MS,
+                summary="retrieve, rerank, second hop, context",
+            )
+        except FailureError:  # retrieval is lost: the edge answers 503, never "nothing matched"
+            found = FindOutput(retrieved=_no_retrieval(), ranking="", degradations=["retrieve_failed"])
+        retrieved = found.retrieved
+        self._timings.update(found.timings_ms)
+        self._degraded.extend(found.degradations)
+        if retrieved.cache_ms:
+            self._timings["cache"] = retrieved.cache_ms  # of retrieve's time, the cache lookups'
+        if retrieved.cached_answer is not None:  # a paraphrase of a question answered before
+            return self._cached(q, retrieved)
+        context = found.context or _no_context()
+        if not q.answer or found.context is None:  # retrieval only (evaluation), or retrieval lost
+            return self._found(q, retrieved, found.ranking, found.hop)
+        try:
+            answered = await query_step(
+                QueryActivities.answer,
+                AnswerInput(
+                    generate=_generate_input(q, retrieved, context, budget["generate"]),
+                    validate_budget_ms=budget["validate"],
+                ),
+                budget["generate"] + STEP_GRACE_MS + budget["validate"],
+                retry=policies.NO_RETRY,
+                summary="generate, validate",
+            )
+        except FailureError:  # the best passage, cited and unchecked, is still a grounded answer
+            generated = best_passage(context.passages)
+            answered = AnswerOutput(
+                generated=generated,
+                validated=unverified(generated),
+                degradations=["generate_failed", "validate_skipped"],
+            )
+        self._timings.update(answered.timings_ms)
+        self._degraded.extend(answered.degradations)
+        answer = self._answer(q, retrieved, context, answered.generated, answered.validated)
+        answer.second_hop = found.hop
+        return answer
+
+    async def _step_by_step(self, q: QueryInput, budget: dict[str, float]) -> QueryOutput:
+        """Each step its own local activity, the candidates in Redis between them: how queries ran
+        before the `find-and-answer` patch. Kept while such histories may be replayed."""
         retrieved = await self._step(
             "retrieve", QueryActivities.retrieve, RetrieveInput(query=q), budget["retrieve"], _no_retrieval
         )
@@ -86,16 +147,7 @@ class QueryWorkflow:
         if q.second_hop and retrieved.count > 0 and workflow.patched("second-hop"):
             ranking, hop = await self._hop(q, retrieved, ranking, budget["hop"])
         if not q.answer:  # retrieval only (evaluation)
-            return QueryOutput(
-                request_id=q.request_id,
-                answer="",
-                citations=[],
-                degradations=self._degraded,
-                timings_ms=self._timings,
-                embedding_version=retrieved.embedding_version,
-                ranking=ranking,
-                second_hop=hop,
-            )
+            return self._found(q, retrieved, ranking, hop)
         context = await self._step(
             "context", QueryActivities.context, _context_input(q, retrieved, ranking), budget["context"], _no_context
         )
@@ -104,29 +156,33 @@ class QueryWorkflow:
             QueryActivities.generate,
             _generate_input(q, retrieved, context, budget["generate"]),
             budget["generate"] + STEP_GRACE_MS,
-            lambda: _best_passage(context),
+            lambda: best_passage(context.passages),
             retry=policies.NO_RETRY,
         )
-        if any(a.outcome != "ok" for a in generated.attempts):
-            self._degraded.append("provider_fallback")
-        if generated.regrounded:  # the tenant's grounding policy replaced an ungrounded answer
-            self._degraded.append(f"ungrounded_{generated.regrounded}")
         validated = await self._step(
             "validate",
             QueryActivities.validate,
-            _validate_input(q, retrieved, context, generated),
+            validate_input(_generate_input(q, retrieved, context, budget["generate"]), generated),
             budget["validate"],
-            # Out of time or failed: the answer goes out unchecked, and says so (never silently uncited).
-            lambda: ValidateOutput(text=generated.text, citations=[], supported_rate=0.0, flags=["unverified"]),
+            lambda: unverified(generated),  # the answer goes out unchecked, and says so (never silently uncited)
             degraded_as="validate_skipped",
         )
-        if validated.citations_from in ("attributed", "mixed"):  # the model's own were missing or wrong
-            self._degraded.append("citations_attributed")
-        if "ungrounded" in validated.flags:
-            self._degraded.append("ungrounded")
         answer = self._answer(q, retrieved, context, generated, validated)
         answer.second_hop = hop
         return answer
+
+    def _found(self, q: QueryInput, retrieved: RetrieveOutput, ranking: str, hop: SecondHop | None) -> QueryOutput:
+        """No answer: a retrieval-only query's ranking, or a query whose retrieval was lost."""
+        return QueryOutput(
+            request_id=q.request_id,
+            answer="",
+            citations=[],
+            degradations=self._degraded,
+            timings_ms=self._timings,
+            embedding_version=retrieved.embedding_version,
+            ranking=ranking,
+            second_hop=hop,
+        )
 
     async def _step(
         self,
@@ -218,6 +274,14 @@ class QueryWorkflow:
         generated: GenerateOutput,
         validated: ValidateOutput,
     ) -> QueryOutput:
+        if any(a.outcome != "ok" for a in generated.attempts):
+            self._degraded.append("provider_fallback")
+        if generated.regrounded:  # the tenant's grounding policy replaced an ungrounded answer
+            self._degraded.append(f"ungrounded_{generated.regrounded}")
+        if validated.citations_from in ("attributed", "mixed"):  # the model's own were missing or wrong
+            self._degraded.append("citations_attributed")
+        if "ungrounded" in validated.flags:
+            self._degraded.append("ungrounded")
         return QueryOutput(
             request_id=q.request_id,
             answer=validated.text,
@@ -288,36 +352,9 @@ def _generate_input(
     )
 
 
-def _validate_input(
-    q: QueryInput, retrieved: RetrieveOutput, context: ContextOutput, generated: GenerateOutput
-) -> ValidateInput:
-    return ValidateInput(
-        embedding_version=retrieved.embedding_version,
-        question=q.question,
-        text=generated.text,
-        passages=context.passages,
-        prompt_id=generated.prompt_id,
-        response_format=q.response_format,
-        json_schema=q.json_schema,
-        clarifying=generated.clarifying,
-        moderation=q.guard_moderation,
-        severe=q.guard_severe,
-        tenant=q.tenant,
-        provider=generated.provider,
-    )
-
-
 def _no_retrieval() -> RetrieveOutput:
     return RetrieveOutput(candidates_key="", ranking="", count=0, top=[], generation=0, embedding_version="")
 
 
 def _no_context() -> ContextOutput:
     return ContextOutput(passages=[], tokens=0, dropped_duplicates=0, dropped_over_budget=0, confidence=0.0)
-
-
-def _best_passage(context: ContextOutput) -> GenerateOutput:
-    """Generation failed outright: the best passage, cited, is still a grounded answer."""
-    if not context.passages:
-        return GenerateOutput(text="No answer could be generated.", route="fallback", clarifying=True)
-    best = context.passages[0]
-    return GenerateOutput(text=f"{best.text} [{best.ref}]", route="fallback", provider="passage")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from contracts.query import Candidate, Scored
-from retrieval.context import ContextConfig, pack
+from retrieval.context import ContextConfig, TokenCounts, chunks_cost, pack
 from retrieval.rerank import FusionReranker
 
 
@@ -76,3 +78,31 @@ def test_context_widens_best_hits_with_neighbours_and_cuts_an_oversized_one() ->
     big = _cand("g", " ".join(f"w{i}" for i in range(100)))
     cut = pack([Scored(point_id="g", doc_id="d", fused=1.0)], {"g": big}, ContextConfig(10), _count, _truncate)
     assert cut.tokens == 10 and cut.passages[0].text.split() == [f"w{i}" for i in range(10)]
+
+
+def test_token_counts_are_batched_and_a_window_costs_its_parts() -> None:
+    calls: list[list[str]] = []
+
+    def count_many(texts: Sequence[str]) -> list[int]:
+        calls.append(list(texts))
+        return [len(t.split()) for t in texts]
+
+    counts = TokenCounts(count_many)
+    counts.prime(["a b", "c d e", "a b"])
+    assert calls == [["a b", "c d e"]] and counts("c d e") == 3 and len(calls) == 1
+    assert counts("f") == 1 and calls[-1] == ["f"]  # unforeseen: counted alone
+    parts = [_cand("p", "a b", "d1", 0), _cand("q", "c d e", "d1", 1)]
+    assert chunks_cost(parts, counts) == 2 + 3 + 1  # and one token per join at most
+
+
+def test_a_stored_token_count_is_used_without_counting() -> None:
+    counted: list[str] = []
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return len(text.split())
+
+    stored = Candidate(**{**vars(_cand("s", "one two three", "d1")), "token_count": 7})
+    assert chunks_cost([stored], count) == 7 and counted == []
+    unknown = Candidate(**{**vars(_cand("t", "four five", "d1", 1)), "token_count": 0})  # ingested before counts
+    assert chunks_cost([stored, unknown], count) == 7 + 2 + 1 and counted == ["four five"]

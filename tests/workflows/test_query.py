@@ -179,15 +179,15 @@ def test_bad_query_input_is_refused(settings: Settings, redis_client: redis.Redi
 async def test_a_step_past_its_deadline_is_cancelled_not_left_running(
     client: Client, settings: Settings, redis_client: redis.Redis, deps: Deps, sampled: str
 ) -> None:
-    """Retrieval stalls (every query embedding slot is held): at its deadline the step is
-    cancelled in its thread (counted) and never writes its candidates late; the caller gets a 503,
-    not "no sources"."""
+    """Retrieval stalls (every query embedding slot is held): at its deadline the activity that
+    runs it (`query.find`, retrieve to context) is cancelled in its thread (counted) and never
+    writes its candidates late; the caller gets a 503, not "no sources"."""
     embedder = deps.indexes.active(sampled).embedder
     held = 0
     while embedder.query_slots.acquire(blocking=False):
         held += 1
     assert held
-    cancelled = metrics.CANCELLED_STEPS.labels("query.retrieve")
+    cancelled = metrics.CANCELLED_STEPS.labels("query.find")
     before = cancelled._value.get()
     settings.query_budgets_ms = {"retrieve": 400}
     inp = build_query(settings, redis_client, uuid.uuid4().hex, sampled, [], "How do I retry failed files?")
