@@ -28,6 +28,7 @@ from app.query import answer_config
 from caches.entries import Entries
 from caches.exact import ExactCache
 from caches.guard import Guard
+from caches.handover import HandOver
 from caches.semantic import SemanticCache
 from gateway.admission import Admission
 from gateway.audit import Audit
@@ -103,8 +104,8 @@ def exact_cache_of(app: Any, settings: Settings) -> ExactCache | None:
 
 
 def semantic_cache_of(app: Any, settings: Settings) -> SemanticCache | None:
-    """The semantic layer's writer: only where the API shares the workers' indexes (infra.server);
-    an API-only process leaves paraphrases to be found, not kept."""
+    """The semantic layer's writer where the API shares the workers' indexes (infra.server, or a
+    Qdrant server); otherwise `semantic_handover_of`."""
     indexes = getattr(app.state, "indexes", None)
     if indexes is None or not settings.cache_enabled:
         return None
@@ -115,6 +116,20 @@ def semantic_cache_of(app: Any, settings: Settings) -> SemanticCache | None:
         )
         semantic = app.state.semantic_cache = SemanticCache(indexes, entries, Guard.load(), ttl_s=settings.cache_ttl_s)
     return semantic
+
+
+def semantic_handover_of(app: Any, settings: Settings) -> HandOver | None:
+    """The semantic layer's writer where the API does not hold the indexes (an API process of its
+    own beside an embedded Qdrant): the entry kept here, the point handed to the worker."""
+    if getattr(app.state, "indexes", None) is not None or not settings.cache_enabled:
+        return None
+    handover: HandOver | None = getattr(app.state, "semantic_handover", None)
+    if handover is None:
+        entries = Entries(
+            app.state.redis, "semantic", ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries
+        )
+        handover = app.state.semantic_handover = HandOver(app.state.redis, entries)
+    return handover
 
 
 def _exact_cache(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> ExactCache | None:

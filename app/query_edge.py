@@ -23,6 +23,7 @@ from app.feedback import answer_record
 from app.query import answer_scope, output_tokens, reserve_tokens, retrieval_scope, reveal_output
 from caches.entries import entry_digest
 from caches.exact import ExactCache
+from caches.handover import HandOver
 from caches.semantic import SemanticCache
 from contracts.query import QueryInput, QueryOutput, query_output
 from gateway.admission import Admission
@@ -67,6 +68,7 @@ class Caller:
     semantic: SemanticCache | None
     indexes: Indexes | None
     vault: PiiVault | None = None  # the tenant's pseudonyms and their originals (None: placeholders)
+    handover: HandOver | None = None  # the semantic layer's writer when the worker holds the indexes
 
     @property
     def tenant(self) -> str:
@@ -156,10 +158,13 @@ class Caller:
                     answer.pop(transient, None)
                 self.cache.put(inp.tenant, digest, out.generation, inp.question, answer)
                 vector = query_state.question_vector(self.redis, inp.tenant, inp.request_id)
+                text = inp.retrieval_text()
                 if self.semantic is not None and vector is not None and self.indexes is not None:
                     index = self.indexes.by_version(inp.tenant, out.embedding_version)
-                    self.semantic.remember(
-                        index, inp.tenant, inp.cache_scope, out.generation, inp.retrieval_text(), vector, answer
+                    self.semantic.remember(index, inp.tenant, inp.cache_scope, out.generation, text, vector, answer)
+                elif self.handover is not None and vector is not None:
+                    self.handover.remember(
+                        out.embedding_version, inp.tenant, inp.cache_scope, out.generation, text, vector, answer
                     )
         finally:
             query_state.drop(self.redis, inp.tenant, inp.request_id)

@@ -62,6 +62,7 @@ class Level:
     latencies: list[float] = field(default_factory=list)  # ms, answered 200
     refusals: list[float] = field(default_factory=list)  # ms, 429/503
     statuses: Counter[str] = field(default_factory=Counter)
+    refused_why: dict[str, list[float]] = field(default_factory=dict)  # ms per refusal, by its reason
     wrong: int = 0  # 200 "no sources" on questions that have sources
     timeouts: int = 0
     missing_retry_after: int = 0
@@ -116,6 +117,7 @@ async def closed_loop(api: str, key: str, questions: list[str], clients: int, se
                 level.wrong += bool(resp.json().get("no_sources"))
             elif resp.status_code in (429, 503):
                 level.refusals.append(ms)
+                level.refused_why.setdefault(refusal_reason(resp), []).append(ms)
                 level.missing_retry_after += "retry-after" not in resp.headers
                 await asyncio.sleep(min(1.0, float(resp.headers.get("retry-after", "1"))))  # as a polite client would
 
@@ -123,6 +125,24 @@ async def closed_loop(api: str, key: str, questions: list[str], clients: int, se
         await asyncio.gather(*(client(http, n) for n in range(clients)))
     level.seconds = time.monotonic() - started
     return level
+
+
+REASONS = (  # what an `overloaded` refusal's message says (gateway.admission), shortest first
+    ("queries are running and", "queue full"),
+    ("s away at the current pace", "wait too long"),
+    ("no query slot came free", "waited, no slot"),
+    ("holds its share", "tenant share"),
+)
+
+
+def refusal_reason(resp: httpx.Response) -> str:
+    """Why a 429/503 came: the admission's reason for `overloaded`, else the error code."""
+    try:
+        error = resp.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return f"http {resp.status_code}"
+    message = str(error.get("message", ""))
+    return next((name for part, name in REASONS if part in message), str(error.get("code", "unknown")))
 
 
 def cpu_ms(pid: int) -> float:
@@ -234,11 +254,13 @@ async def run(args: argparse.Namespace) -> None:
         ingest(settings, sample)
         others = [p for p in docs if p not in set(sample)][: args.ingest_docs]
         metrics = {"KEEL_METRICS_PORT": "0", "KEEL_TEMPORAL_METRICS_PORT": "0"}
-        api = start_api(settings, work, procs, apart=False, **metrics)
+        api = start_api(settings, work, procs, apart=args.apart, **metrics)
         _, key = KeyStore(redis_store.connect(settings)).create(tenant=TENANT, roles=[QUERY], name="bench-load")
         print(f"{len(sample)} documents indexed, {len(questions)} questions that all have sources\n\nidle\n{HEADER}")
         await closed_loop(api, key, questions, 2, 5, cap=50)  # warm-up
         pids = {"server": procs[0].pid, "temporal": temporal.proc.pid}
+        if args.apart:
+            pids = {"worker": procs[0].pid, "api": procs[1].pid, "temporal": temporal.proc.pid}
         idle = await sweep(api, key, questions, LEVELS, args.seconds, pids)
         print(f"\nwhile ingesting\n{HEADER}")
         busy = await during_ingest(settings, api, key, questions, others, args.seconds, pids)
@@ -258,19 +280,25 @@ async def run(args: argparse.Namespace) -> None:
             settings,
             work,
             procs,
-            apart=False,
+            apart=args.apart,
             KEEL_PROVIDERS=json.dumps([provider]),
             KEEL_ROUTES=json.dumps({"cheap": ["hanging"], "strong": ["hanging"]}),
             **metrics,
         )
         print(f"\nprovider hangs (attempt deadline {ATTEMPT_DEADLINE_S * 1000:.0f} ms)\n{HEADER}")
-        hang = await sweep(api, key, questions, (4, 16), args.seconds, {"server": procs[0].pid})
+        hang = await sweep(api, key, questions, (4, 16), args.seconds, {"server": procs[0].pid})  # the worker
 
         summary("idle", idle)
         summary("while ingesting", busy)
         summary("provider hangs", hang)
         every = [*idle, *busy, *hang]
         refusals = [ms for level in every for ms in level.refusals]
+        reasons: dict[str, list[float]] = {}
+        for level in every:
+            for why, times in level.refused_why.items():
+                reasons.setdefault(why, []).extend(times)
+        for why, times in sorted(reasons.items()):
+            print(f"refused ({why}): {len(times)}, p50 {pct(times, 50):.1f} ms, p99 {pct(times, 99):.1f} ms")
         missing = sum(level.missing_retry_after for level in every)
         if missing:
             print(f"warning: {missing} refusals came without Retry-After")
@@ -305,6 +333,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="test questions, all with sources in the sample")
     parser.add_argument("--ingest-docs", type=int, default=1000, help="documents ingested during the second phase")
     parser.add_argument("--seconds", type=float, default=15.0, help="per concurrency level")
+    parser.add_argument("--apart", action="store_true", help="the API and the worker in processes of their own")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data) afterwards")
     args = parser.parse_args()
     try:

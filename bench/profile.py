@@ -47,6 +47,16 @@ def py_spy() -> str:
     return found
 
 
+def record(pid: int, args: argparse.Namespace, out: Path) -> subprocess.Popen[bytes]:
+    """The sampling profiler attached to `pid` for the measured window, not pausing it."""
+    window = ["--pid", str(pid), "--rate", str(args.rate), "--duration", str(int(args.seconds))]
+    return subprocess.Popen(
+        [py_spy(), "record", *window, "--format", "raw", "--full-filenames", "--nonblocking", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
 def table(rows: dict[str, float], before: dict[str, float] | None, total: float) -> list[str]:
     """Rows by their ms per query, the biggest first, with the saved run's beside them."""
     head = f"{'room':<44} {'ms/query':>9} {'share':>6}" + (f" {'before':>9}" if before is not None else "")
@@ -97,39 +107,27 @@ async def profile(args: argparse.Namespace) -> None:
         docs = write_documents(args.dataset, work / "corpus")
         sample, questions = pick_questions(args.dataset, docs, args.docs, args.queries)
         ingest(settings, sample)
-        api = start_api(settings, work, procs, apart=False, KEEL_METRICS_PORT="0", KEEL_TEMPORAL_METRICS_PORT="0")
+        api = start_api(settings, work, procs, apart=args.apart, KEEL_METRICS_PORT="0", KEEL_TEMPORAL_METRICS_PORT="0")
         _, key = KeyStore(redis_store.connect(settings)).create(tenant=TENANT, roles=[QUERY], name="bench-profile")
         await closed_loop(api, key, questions, args.clients, 5, cap=100)  # warm-up
-        server, raw = procs[0].pid, work / "samples.txt"
-        before = {"server": cpu_ms(server), "temporal": cpu_ms(temporal.proc.pid)}
-        spy = subprocess.Popen(
-            [
-                py_spy(),
-                "record",
-                "--pid",
-                str(server),
-                "--rate",
-                str(args.rate),
-                "--duration",
-                str(int(args.seconds)),
-                "--format",
-                "raw",
-                "--full-filenames",
-                "--nonblocking",
-                "-o",
-                str(raw),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        level = await closed_loop(api, key, questions, args.clients, args.seconds, cap=int(args.seconds * 500))
-        spent = {
-            "server": cpu_ms(server) - before["server"],
-            "temporal": cpu_ms(temporal.proc.pid) - before["temporal"],
+        # One server process, or (--apart) the worker's and the API's, each sampled on its own.
+        pids = {"server": procs[0].pid} if not args.apart else {"worker": procs[0].pid, "api": procs[1].pid}
+        pids["temporal"] = temporal.proc.pid
+        before = {name: cpu_ms(pid) for name, pid in pids.items()}
+        spies = {
+            name: (record(pid, args, work / f"samples-{name}.txt"), work / f"samples-{name}.txt")
+            for name, pid in pids.items()
+            if name != "temporal"
         }
-        _, err = spy.communicate(timeout=120)
-        if spy.returncode != 0 or not raw.exists():
-            sys.exit(f"the profiler failed: {err.decode(errors='replace')[-2000:]}")
+        level = await closed_loop(api, key, questions, args.clients, args.seconds, cap=int(args.seconds * 500))
+        spent = {name: cpu_ms(pid) - before[name] for name, pid in pids.items()}
+        raw = work / "samples.txt"
+        with raw.open("w") as merged:
+            for spy, samples in spies.values():
+                _, err = spy.communicate(timeout=120)
+                if spy.returncode != 0 or not samples.exists():
+                    sys.exit(f"the profiler failed: {err.decode(errors='replace')[-2000:]}")
+                merged.write(samples.read_text())
         answered = max(1, len(level.latencies))
         rooms, idle = rooms_of(raw, args.rate, answered)
         sampled = sum(rooms.values())
@@ -148,8 +146,10 @@ async def profile(args: argparse.Namespace) -> None:
             "idle_ms_per_query": idle,
             "clients": args.clients,
             "answered": answered,
-            "server_cpu_ms_per_query": spent["server"] / answered,
+            "server_cpu_ms_per_query": sum(ms for name, ms in spent.items() if name != "temporal") / answered,
             "temporal_cpu_ms_per_query": spent["temporal"] / answered,
+            "cpu_ms_per_query": {name: ms / answered for name, ms in spent.items()},
+            "apart": args.apart,
             "sampled_ms_per_query": sampled,
             "rooms": rooms,
         }
@@ -162,6 +162,9 @@ async def profile(args: argparse.Namespace) -> None:
                 f"\nbefore ({args.before}): server {saved['server_cpu_ms_per_query']:.1f} ms, "
                 f"temporal {saved['temporal_cpu_ms_per_query']:.1f} ms per query, {saved['qps']:.1f} q/s"
             )
+        print(
+            "CPU ms per answered query by process: " + ", ".join(f"{n} {ms / answered:.1f}" for n, ms in spent.items())
+        )
         print(f"server_cpu_ms_per_query={result['server_cpu_ms_per_query']:.1f}")
         print(f"temporal_cpu_ms_per_query={result['temporal_cpu_ms_per_query']:.1f}")
         print(f"(left out: {idle:.1f} ms per query of threads seen waiting for work, a socket or a lock)")
@@ -184,6 +187,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="closed-loop clients while sampling")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to sample")
     parser.add_argument("--rate", type=int, default=250, help="samples a second")
+    parser.add_argument("--apart", action="store_true", help="the API and the worker in processes of their own")
     parser.add_argument("--label", default="", help="save the table as bench/results/profile-LABEL.json")
     parser.add_argument("--before", default="", help="show a saved table (its LABEL) beside this one")
     parser.add_argument("--retally", default="", help="sort a saved profile's samples (its LABEL) again, and stop")

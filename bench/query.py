@@ -44,7 +44,7 @@ from pathlib import Path
 import httpx
 
 from app.query import build_query
-from contracts.query import ContextInput, GenerateInput, RerankInput, RetrieveInput, ValidateInput
+from contracts.query import AnswerInput, FindInput
 from evaluation.beir import check_dataset, load_split, write_documents
 from gateway.keys import QUERY, KeyStore
 from index.catalog import Catalog
@@ -55,11 +55,13 @@ from keel.config import Settings
 from keel.errors import DatasetNotFound
 from pipelines.deps import build_deps
 from pipelines.ingest import IngestSteps, ingest_plain, local_document
+from stores import query_state
 from stores import redis as redis_store
 from workflows.policies import query_budgets
+from workflows.query import FIND_STEPS, generate_input
 
 TENANT = "bench-query"
-STEPS = ("retrieve", "rerank", "context", "generate", "validate")
+STEPS = ("retrieve", "rerank", "hop", "context", "generate", "validate")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -116,7 +118,8 @@ def ingest(settings: Settings, paths: list[Path], tenant: str = TENANT) -> None:
 
 
 def run_direct(settings: Settings, questions: list[str]) -> dict[str, list[float]]:
-    """The workflow's steps as plain calls, in order, with the same inputs the workflow builds."""
+    """The workflow's two activities as plain calls, in order, with the inputs the workflow builds:
+    the same steps and budgets, no workflow, no edge."""
     deps = build_deps(settings)
     acts = build_query_steps(settings, deps)
     r = deps.redis
@@ -126,46 +129,19 @@ def run_direct(settings: Settings, questions: list[str]) -> dict[str, list[float
         for q in questions:
             t0 = time.perf_counter()  # the edge's own work (checks, question redaction) is in both totals
             inp = build_query(settings, r, uuid.uuid4().hex, TENANT, [], q, redactor=deps.redactor)
-            marks = [time.perf_counter()]
-            ret = acts.retrieve(RetrieveInput(query=inp))
-            marks.append(time.perf_counter())
-            rr = acts.rerank(
-                RerankInput(
-                    question=q, candidates_key=ret.candidates_key, ranking=ret.ranking, deadline_ms=budget["rerank"]
+            found = acts.find(FindInput(query=inp, budgets_ms={step: budget[step] for step in FIND_STEPS}))
+            assert found.context is not None, found.degradations
+            answered = acts.answer(
+                AnswerInput(
+                    generate=generate_input(inp, found.retrieved, found.context, budget["generate"]),
+                    validate_budget_ms=budget["validate"],
                 )
             )
-            marks.append(time.perf_counter())
-            ctx = acts.context(
-                ContextInput(
-                    tenant=TENANT,
-                    question=q,
-                    candidates_key=ret.candidates_key,
-                    ranking=rr.ranking,
-                    token_budget=0,
-                    request_id=inp.request_id,
-                )
-            )
-            marks.append(time.perf_counter())
-            gen = acts.generate(
-                GenerateInput(
-                    request_id=inp.request_id,
-                    tenant=TENANT,
-                    question=q,
-                    passages=ctx.passages,
-                    confidence=ctx.confidence,
-                    deadline_ms=budget["generate"],
-                )
-            )
-            marks.append(time.perf_counter())
-            acts.validate(
-                ValidateInput(
-                    question=q, text=gen.text, passages=ctx.passages, prompt_id=gen.prompt_id, clarifying=gen.clarifying
-                )
-            )
-            marks.append(time.perf_counter())
-            for i, step in enumerate(STEPS):
-                times[step].append((marks[i + 1] - marks[i]) * 1000)
-            times["total"].append((marks[-1] - t0) * 1000)
+            times["total"].append((time.perf_counter() - t0) * 1000)
+            steps = {**found.timings_ms, **answered.timings_ms}
+            for step in STEPS:
+                times[step].append(steps.get(step, 0.0))
+            query_state.drop(r, TENANT, inp.request_id)  # as the edge does once the answer is sent
     finally:
         deps.close()
     return times

@@ -105,6 +105,13 @@ class SemanticCache:
         """Keep the answer and its question's point; older generations' points of the tenant go."""
         if not self.entries.put(tenant, entry_digest(scope, question), generation, question, answer):
             return False
+        return self.add_point(index, tenant, scope, generation, question, vector)
+
+    def add_point(
+        self, index: ActiveIndex, tenant: str, scope: str, generation: int, question: str, vector: np.ndarray
+    ) -> bool:
+        """The question's point in the index's cache collection, its entry kept already (by
+        `remember`, or by an API process that handed the point over: `caches.handover`)."""
         collection = self.collection(index)
         now = time.time()
         point = ChunkPoint(

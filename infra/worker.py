@@ -30,6 +30,8 @@ from activities.index import IndexActivities
 from activities.ingest import IngestActivities
 from activities.query import QueryActivities
 from caches.admin import CacheMemory
+from caches.handover import Keeper
+from caches.semantic import semantic_cache
 from generation.breaker import Breaker, BreakerConfig
 from generation.chain import LinkPolicy, ProviderChain, RetryConfig
 from generation.extractive import ExtractiveAnswerer
@@ -250,6 +252,16 @@ def deployment_config(settings: Settings, behavior: VersioningBehavior) -> Worke
     return WorkerDeploymentConfig(version=version, use_worker_versioning=True, default_versioning_behavior=behavior)
 
 
+def start_keeper(settings: Settings, deps: Deps, queues: Sequence[str]) -> Keeper | None:
+    """The thread that adds the semantic-cache points API processes hand over (caches.handover):
+    in a query worker, which holds the indexes."""
+    if "query" not in queues or not settings.cache_enabled:
+        return None
+    keeper = Keeper(deps.redis, semantic_cache(deps), deps.indexes)
+    keeper.start()
+    return keeper
+
+
 @asynccontextmanager
 async def hosted(
     settings: Settings, service: str, queues: Sequence[str] = QUEUES
@@ -275,7 +287,12 @@ async def hosted(
         ):
             async with run_workers(build_workers(client, settings, deps, executor, query_executor, queues)):
                 log.info("workers ready for %s", ", ".join(queues))
-                yield client, deps
+                keeper = start_keeper(settings, deps, queues)
+                try:
+                    yield client, deps
+                finally:
+                    if keeper is not None:
+                        keeper.stop()
     finally:
         deps.close()
 

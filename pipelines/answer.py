@@ -42,6 +42,7 @@ from stores.streams import EventSink
 __all__ = ["AnswerSteps"]
 
 log = logging.getLogger("keel.query")
+_TRACER = trace.get_tracer("keel.query")  # a span per step inside answer
 
 
 class AnswerSteps:
@@ -145,14 +146,16 @@ class AnswerSteps:
         empty = GenerateOutput(text="", route="")
         out = AnswerOutput(generated=empty, validated=unverified(empty))
         try:
-            out.generated = self.generate(inp.generate)
+            with _TRACER.start_as_current_span("query.generate"):
+                out.generated = self.generate(inp.generate)
         except Exception as exc:  # the best passage, cited, is still a grounded answer
             log.warning("generation failed for %s: %s", inp.generate.request_id, exc)
             out.degradations.append("generate_failed")
             out.generated = best_passage(inp.generate.passages)
         out.timings_ms["generate"] = out.generated.ms
         try:
-            out.validated = self.validate(validate_input(inp.generate, out.generated))
+            with _TRACER.start_as_current_span("query.validate"):
+                out.validated = self.validate(validate_input(inp.generate, out.generated))
             if out.validated.ms > inp.validate_budget_ms:
                 raise StepTimeout(
                     f"validate took {out.validated.ms:.0f} ms; its budget is {inp.validate_budget_ms:.0f} ms"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import redis
+from opentelemetry import trace
 
 from caches.semantic import semantic_cache
 from caches.snippets import Snippet, SnippetCache, decode_key, encode_key, snippet_key
@@ -49,6 +50,7 @@ from contracts.query import (
     ValidateInput,
     ValidateOutput,
 )
+from encoders.sparse import Sparse
 from generation import prompts
 from generation.chain import ProviderChain
 from generation.instructions import contain
@@ -73,6 +75,7 @@ from vectorstore.base import Cond, Where
 __all__ = ["QuerySteps"]
 
 log = logging.getLogger("keel.query")
+_TRACER = trace.get_tracer("keel.query")  # a span per step inside find, as each had its activity's
 
 RETRIEVE, RERANK, HOP = "retrieve", "rerank", "hop"  # rankings kept in the request's state
 MIN_HOP_MS = 10  # a second hop is not started on less
@@ -113,9 +116,12 @@ class Working:
     candidates: dict[str, Candidate] = field(default_factory=dict)
     vector: np.ndarray | None = None  # the question's embedding, kept for the semantic cache
     snippet: str | None = None  # where the snippet cache keeps the rankings once re-scored
+    sparse: Sparse | None = None  # the question's BM25 vector, for the second hop's search
 
-    def keep(self, r: redis.Redis, key: str) -> None:
-        query_state.keep(r, key, self.rankings, self.candidates, self.vector, self.snippet)
+    def keep(self, r: redis.Redis, key: str, text: bool = True) -> None:
+        """Into the request's state; without the passages' text when nothing will read it there
+        (an answer's context carries its own): the write was ~5 ms of a query's CPU."""
+        query_state.keep(r, key, self.rankings, self.candidates, self.vector, self.snippet, text=text)
 
 
 class QuerySteps:
@@ -265,6 +271,7 @@ class QuerySteps:
             else:
                 self._keeping.submit(self.snippets.keep, snippet, hits.scored, None)
         w.rankings[RETRIEVE], w.candidates, w.snippet = list(hits.scored), dict(hits.candidates), to_keep
+        w.sparse = hits.sparse
         found.count, found.top = len(hits.scored), hits.scored[: query_state.HISTORY_TOP]
         self.shadow.offer(q.tenant, q.retrieval_text(), q.mode, where, hits)
         return None
@@ -330,6 +337,7 @@ class QuerySteps:
         candidates: dict[str, Candidate],
         started: float,
         budget_ms: float,
+        sparse: Sparse | None = None,
     ) -> tuple[list[Scored] | None, dict[str, Candidate], SecondHop]:
         """The ranking with the linked passages fused in (None: nothing linked) and the linked
         candidates; HopTimeout past the budget."""
@@ -346,7 +354,9 @@ class QuerySteps:
             must_not=(*where.must_not, Cond("doc_id", any=tuple({c.doc_id for c in top}))),
         )
         index = self.d.indexes.loaded(q.tenant, embedding_version)  # the first hop's, even mid-flip
-        found = self.retriever.retrieve(index, q.tenant, q.retrieval_text(), where, "bm25", s.hop_limit, s.hop_limit)
+        found = self.retriever.retrieve(
+            index, q.tenant, q.retrieval_text(), where, "bm25", s.hop_limit, s.hop_limit, sparse=sparse
+        )
         linked, added = list(found.scored), dict(found.candidates)
         if len(linked) < s.hop_limit:  # named documents that share no word with the question: their opening passage
             opening, _ = self.d.store.scroll(index.collection, where.and_(Cond("chunk_index", value=0)), s.hop_limit)
@@ -418,7 +428,8 @@ class QuerySteps:
         started = time.monotonic()
         q, budgets = inp.query, inp.budgets_ms
         w = Working()
-        retrieved = self._retrieve(q, w)
+        with _TRACER.start_as_current_span("query.retrieve"):
+            retrieved = self._retrieve(q, w)
         _within("retrieve", retrieved.ms, budgets["retrieve"])
         out = FindOutput(retrieved=retrieved, ranking=retrieved.ranking, timings_ms={"retrieve": retrieved.ms})
         if retrieved.cached_answer is not None:  # a paraphrase answered before: the answer itself
@@ -426,44 +437,88 @@ class QuerySteps:
             return out
         ranked = w.rankings.get(retrieved.ranking, [])
         if q.rerank and not retrieved.reranked and retrieved.count > 1:
-            at = time.monotonic()
-            try:
-                ranked = w.rankings[RERANK] = self._rescore(
-                    q.retrieval_text(), ranked, w.candidates, at, budgets["rerank"]
-                )
-                out.ranking, out.reranker, out.timings_ms["rerank"] = RERANK, self.reranker.name, _ms(at)
-                if w.snippet is not None and self.snippets is not None:
-                    self._keeping.submit(self.snippets.keep, decode_key(w.snippet), w.rankings[RETRIEVE], ranked)
-            except Exception as exc:  # late or failed: retrieval's order stands
-                log.warning("rerank skipped for %s: %s", q.request_id, exc)
-                out.degradations.append("rerank_skipped")
+            ranked = self._find_rerank(q, w, ranked, budgets["rerank"], out)
         if q.second_hop and retrieved.count > 0:
-            at = time.monotonic()
-            try:
-                hopped, added, out.hop = self._hop(
-                    q, retrieved.generation, retrieved.embedding_version, ranked, w.candidates, at, budgets["hop"]
-                )
-                out.timings_ms["hop"] = _ms(at)
-                if hopped is not None:
-                    ranked = w.rankings[HOP] = hopped
-                    w.candidates.update(added)
-                    out.ranking = HOP
-            except Exception as exc:  # late or failed: the first hop's ranking stands
-                log.warning("second hop skipped for %s: %s", q.request_id, exc)
-                out.degradations.append("second_hop_skipped")
+            ranked = self._find_hop(q, retrieved, w, ranked, budgets["hop"], out)
         if q.answer:
-            at = time.monotonic()
-            try:
-                context = self._pack(_context_input(q, retrieved), ranked, w.candidates, at)
-                _within("context", context.ms, budgets["context"])
-                out.context, out.timings_ms["context"] = context, context.ms
-            except Exception as exc:  # the passages were never read: the edge answers 503
-                log.warning("context failed for %s: %s", q.request_id, exc)
-                out.degradations.append("context_failed")
-        if w.rankings:  # for the edge (the answer cache, a search's passages) and evaluation
-            w.keep(self.d.redis, retrieved.candidates_key)
+            self._find_context(q, retrieved, w, ranked, budgets["context"], out)
+        if w.rankings:  # for the edge (the answer cache; a search's passages, with their text) and evaluation
+            w.keep(self.d.redis, retrieved.candidates_key, text=not q.answer)
         out.ms = _ms(started)
         return out
+
+    def _find_rerank(
+        self, q: QueryInput, w: Working, ranked: list[Scored], budget_ms: float, out: FindOutput
+    ) -> list[Scored]:
+        """find's re-scoring: the new order, or retrieval's when it is late or fails."""
+        at = time.monotonic()
+        try:
+            with _TRACER.start_as_current_span("query.rerank"):
+                scored = w.rankings[RERANK] = self._rescore(q.retrieval_text(), ranked, w.candidates, at, budget_ms)
+        except Exception as exc:
+            log.warning("rerank skipped for %s: %s", q.request_id, exc)
+            out.degradations.append("rerank_skipped")
+            return ranked
+        out.ranking, out.reranker, out.timings_ms["rerank"] = RERANK, self.reranker.name, _ms(at)
+        if w.snippet is not None and self.snippets is not None:
+            self._keeping.submit(self.snippets.keep, decode_key(w.snippet), w.rankings[RETRIEVE], scored)
+        return scored
+
+    def _find_hop(
+        self,
+        q: QueryInput,
+        retrieved: RetrieveOutput,
+        w: Working,
+        ranked: list[Scored],
+        budget_ms: float,
+        out: FindOutput,
+    ) -> list[Scored]:
+        """find's second hop: the ranking with the linked passages, or the first hop's when
+        nothing links or the hop is late or fails."""
+        at = time.monotonic()
+        try:
+            with _TRACER.start_as_current_span("query.hop"):
+                hopped, added, hop = self._hop(
+                    q,
+                    retrieved.generation,
+                    retrieved.embedding_version,
+                    ranked,
+                    w.candidates,
+                    at,
+                    budget_ms,
+                    sparse=w.sparse,  # the same question: its BM25 vector is read once
+                )
+        except Exception as exc:
+            log.warning("second hop skipped for %s: %s", q.request_id, exc)
+            out.degradations.append("second_hop_skipped")
+            return ranked
+        out.hop, out.timings_ms["hop"] = hop, _ms(at)
+        if hopped is None:
+            return ranked
+        w.rankings[HOP], out.ranking = hopped, HOP
+        w.candidates.update(added)
+        return hopped
+
+    def _find_context(
+        self,
+        q: QueryInput,
+        retrieved: RetrieveOutput,
+        w: Working,
+        ranked: list[Scored],
+        budget_ms: float,
+        out: FindOutput,
+    ) -> None:
+        """find's context; none when packing fails or passes its budget (the edge answers 503)."""
+        at = time.monotonic()
+        try:
+            with _TRACER.start_as_current_span("query.context"):
+                context = self._pack(_context_input(q, retrieved), ranked, w.candidates, at)
+            _within("context", context.ms, budget_ms)
+        except Exception as exc:
+            log.warning("context failed for %s: %s", q.request_id, exc)
+            out.degradations.append("context_failed")
+            return
+        out.context, out.timings_ms["context"] = context, context.ms
 
     def generate(self, inp: GenerateInput) -> GenerateOutput:
         return self.answers.generate(inp)

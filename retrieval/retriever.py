@@ -17,7 +17,7 @@ import numpy as np
 import redis
 
 from contracts.query import Candidate, Scored
-from encoders.sparse import SparseEncoder
+from encoders.sparse import Sparse, SparseEncoder
 from index.active import ActiveIndex
 from retrieval.fusion import reciprocal_rank
 from stores import term_stats
@@ -30,6 +30,7 @@ MODES = ("hybrid", "dense", "bm25")
 class Retrieved:
     scored: list[Scored]
     candidates: dict[str, Candidate]
+    sparse: Sparse | None = None  # the question's BM25 vector (None: not searched), for a later search
 
 
 class HybridRetriever:
@@ -48,9 +49,11 @@ class HybridRetriever:
         limit: int,
         prefetch: int,
         vector: np.ndarray | None = None,
+        sparse: Sparse | None = None,
     ) -> Retrieved:
         """From the tenant's index: its collection, its encoder for the question (or the question's
-        `vector` from that encoder, when the caller has it already), its BM25 statistics."""
+        `vector` from that encoder, when the caller has it already), its BM25 statistics (or the
+        question's BM25 `sparse` vector an earlier search of the same request made from them)."""
         collection = index.collection
         dense_hits: list[Hit] = []
         sparse_hits: list[Hit] = []
@@ -59,9 +62,11 @@ class HybridRetriever:
             dense_vec = (index.embedder.embed_query(question) if vector is None else vector).tolist()
             dense_hits = self.store.search_dense(collection, dense_vec, where, prefetch, with_payload=False)
         if mode in ("hybrid", "bm25"):
-            terms = self.sparse.terms(question)
-            stats = term_stats.read(self.r, tenant, terms)
-            sparse_vec = self.sparse.query(terms, stats.chunks, stats.df)
+            if sparse is None:
+                terms = self.sparse.terms(question)
+                stats = term_stats.read(self.r, tenant, terms)
+                sparse = self.sparse.query(terms, stats.chunks, stats.df)
+            sparse_vec = sparse
             if sparse_vec.indices:  # a question of stop words only has no BM25 terms
                 sparse_hits = self.store.search_sparse(collection, sparse_vec, where, prefetch, with_payload=False)
         if mode == "hybrid" and dense_hits and sparse_hits:
@@ -71,20 +76,20 @@ class HybridRetriever:
         else:
             fused = [(h.id, h.score) for h in (dense_hits or sparse_hits)[:limit]]
         points = {h.id: h for h in self.store.retrieve(collection, [point_id for point_id, _ in fused])}
-        dense = {h.id: h.score for h in dense_hits}
-        sparse = {h.id: h.score for h in sparse_hits}
+        dense_scores = {h.id: h.score for h in dense_hits}
+        sparse_scores = {h.id: h.score for h in sparse_hits}
         scored = [
             Scored(
                 point_id=point_id,
                 doc_id=str(points[point_id].payload.get("doc_id", "")),
-                dense=dense.get(point_id),
-                sparse=sparse.get(point_id),
+                dense=dense_scores.get(point_id),
+                sparse=sparse_scores.get(point_id),
                 fused=score,
             )
             for point_id, score in fused
             if point_id in points  # deleted since the search: gone
         ]
-        return Retrieved(scored, {s.point_id: candidate(points[s.point_id]) for s in scored})
+        return Retrieved(scored, {s.point_id: candidate(points[s.point_id]) for s in scored}, sparse)
 
 
 def candidate(hit: Hit) -> Candidate:

@@ -111,6 +111,7 @@ def prompt_stats_key(prompt_id: str) -> str:
     return f"keel:prompt:{prompt_id}:stats"
 
 
+SEMANTIC_PENDING = "keel:semantic:pending"  # list: cache points an API process hands to the worker (caches.handover)
 TENANTS_KEY = "keel:tenants"  # set of tenants that have started at least one ingest
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -65,14 +66,16 @@ def keep(
     candidates: dict[str, Candidate],
     vector: np.ndarray | None = None,
     snippet: str | None = None,
+    text: bool = True,
 ) -> None:
-    """A request's whole state in one write: its rankings, candidates, vector and snippet key."""
+    """A request's whole state in one write: its rankings, candidates, vector and snippet key;
+    without `text`, the candidates' records hold everything but their passages'."""
     fields = {f"ranking:{name}": _ranking(scored) for name, scored in rankings.items()}
     if vector is not None:
         fields[VECTOR] = _vector(vector)
     if snippet is not None:
         fields[SNIPPET] = snippet
-    _write(r, key, fields, candidates)
+    _write(r, key, fields, candidates if text else {pid: replace(c, text="") for pid, c in candidates.items()})
 
 
 def _vector(vector: np.ndarray) -> str:

@@ -105,7 +105,7 @@ class QueryWorkflow:
             answered = await query_step(
                 QueryActivities.answer,
                 AnswerInput(
-                    generate=_generate_input(q, retrieved, context, budget["generate"]),
+                    generate=generate_input(q, retrieved, context, budget["generate"]),
                     validate_budget_ms=budget["validate"],
                 ),
                 budget["generate"] + STEP_GRACE_MS + budget["validate"],
@@ -154,7 +154,7 @@ class QueryWorkflow:
         generated = await self._step(
             "generate",
             QueryActivities.generate,
-            _generate_input(q, retrieved, context, budget["generate"]),
+            generate_input(q, retrieved, context, budget["generate"]),
             budget["generate"] + STEP_GRACE_MS,
             lambda: best_passage(context.passages),
             retry=policies.NO_RETRY,
@@ -162,7 +162,7 @@ class QueryWorkflow:
         validated = await self._step(
             "validate",
             QueryActivities.validate,
-            validate_input(_generate_input(q, retrieved, context, budget["generate"]), generated),
+            validate_input(generate_input(q, retrieved, context, budget["generate"]), generated),
             budget["validate"],
             lambda: unverified(generated),  # the answer goes out unchecked, and says so (never silently uncited)
             degraded_as="validate_skipped",
@@ -328,9 +328,7 @@ def _context_input(q: QueryInput, retrieved: RetrieveOutput, ranking: str) -> Co
     )
 
 
-def _generate_input(
-    q: QueryInput, retrieved: RetrieveOutput, context: ContextOutput, budget_ms: float
-) -> GenerateInput:
+def generate_input(q: QueryInput, retrieved: RetrieveOutput, context: ContextOutput, budget_ms: float) -> GenerateInput:
     return GenerateInput(
         embedding_version=retrieved.embedding_version,
         request_id=q.request_id,

@@ -33,6 +33,7 @@ from api.deps import (
     on_edge,
     pii_vault_of,
     semantic_cache_of,
+    semantic_handover_of,
 )
 from api.errors import correlation_id, request_id
 from api.metrics import record_answer
@@ -65,10 +66,23 @@ def _caller(
 ) -> Caller:
     config = getattr(request.app.state, "answer_config", "")
     semantic = semantic_cache_of(request.app, settings) if cache is not None else None
+    handover = semantic_handover_of(request.app, settings) if cache is not None else None
     indexes = request.app.state.indexes
     vault = pii_vault_of(request.app, settings) if redactor is not None else None
     return Caller(
-        settings, temporal, r, principal, redactor, admission, limiter, cache, config, semantic, indexes, vault
+        settings,
+        temporal,
+        r,
+        principal,
+        redactor,
+        admission,
+        limiter,
+        cache,
+        config,
+        semantic,
+        indexes,
+        vault,
+        handover=handover,
     )
 
 

@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from app.query import build_query, run_query
 from caches import semantic
+from caches.handover import HandOver, Keeper
 from caches.semantic import semantic_cache
 from index.active import DEFAULT_ENCODER
 from keel.config import Settings
@@ -96,3 +97,29 @@ async def test_the_workflows_retrieve_step_answers_a_paraphrase(
     assert hit.cache == "semantic" and hit.cached_question == asked.question and hit.answer == first.answer
     para.request_id, para.cache_read = uuid.uuid4().hex, False  # the caller wants a fresh answer
     assert (await run_query(client, settings, para)).cache == "miss"
+
+
+def test_an_api_process_without_the_index_hands_its_points_to_the_worker(deps: Deps, redis_client: redis.Redis) -> None:
+    """An API process of its own keeps the entry and hands the point over; the worker's keeper adds
+    it, and then a paraphrase hits. A point whose tenant moved on meanwhile is dropped."""
+    r, tenant, queue = redis_client, f"h{uuid.uuid4().hex[:8]}", f"test:pending:{uuid.uuid4().hex}"
+    cache = semantic_cache(deps)
+    index = deps.indexes.ensure(deps.indexes.index(DEFAULT_ENCODER))
+    embed = index.embedder.embed_query
+    r.set(generation_key(tenant), 1)
+    r.hset(doc_key(tenant, "d1"), mapping={"version": "v1", "groups": '["all"]'})
+    answer = {"answer": "Use keel keys create [1].", "citations": [{"doc_id": "d1", "version": "v1"}]}
+    api = HandOver(r, cache.entries, queue=queue)
+    keeper = Keeper(r, cache, deps.indexes, queue=queue)
+    para = "How can I rotate API keys?"
+
+    assert api.remember(index.version.key, tenant, "scope", 1, ASKED, embed(ASKED), answer)
+    assert cache.lookup(index, tenant, [], "scope", 1, para, embed(para)) is None  # not kept yet: a miss
+    assert keeper.keep_next(wait_s=1.0)
+    hit = cache.lookup(index, tenant, [], "scope", 1, para, embed(para))
+    assert hit is not None and hit.hit.answer["answer"] == answer["answer"]
+
+    assert api.remember(index.version.key, tenant, "scope", 1, "How do I delete a document?", embed(ASKED), answer)
+    r.set(generation_key(tenant), 2)  # published again before the worker got to it
+    assert not keeper.keep_next(wait_s=1.0) and r.llen(queue) == 0
+    assert not keeper.keep_next(wait_s=0.1)  # nothing pending
