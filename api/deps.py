@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -62,11 +63,18 @@ def _blobs(request: Request, settings: Annotated[Settings, Depends(get_settings)
     return blobs
 
 
+def default_in_flight(settings: Settings) -> int:
+    """Two queries a core (one on the CPU, one waiting on Redis or the index), within the query
+    activity slots. More than that only queues inside the process: on 2 cores, 8 at once gave
+    16-17 answers a second and 4 gave 21 (`make bench-load`), the threads fighting for the GIL."""
+    return max(1, min(settings.max_concurrent_query_activities, 2 * (os.cpu_count() or 1)))
+
+
 def admission_of(app: Any, settings: Settings) -> Admission:
     """The process's query admission (one per app, made on first use)."""
     admission: Admission | None = getattr(app.state, "admission", None)
     if admission is None:
-        limit = settings.query_max_in_flight or settings.max_concurrent_query_activities
+        limit = settings.query_max_in_flight or default_in_flight(settings)
         admission = app.state.admission = Admission(
             limit, settings.query_queue, settings.query_admission_wait_ms / 1000
         )

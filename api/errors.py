@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Awaitable, Callable
 
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keel.errors import KeelError, RedisUnavailable
 
@@ -82,23 +82,40 @@ def error_response(
     )
 
 
-async def request_id_middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    # A caller's X-Request-ID (or X-Correlation-ID) is kept only to correlate: echoed back and put
-    # on the trace, never used as a key, so a reused or guessed one cannot touch another request.
-    incoming = request.headers.get(CORRELATION_HEADER) or request.headers.get(REQUEST_ID_HEADER, "")
-    correlation = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else ""
-    rid = new_request_id()
-    request.state.request_id = rid
-    request.state.correlation_id = correlation
-    trace.get_current_span().set_attributes({"keel.request_id": rid, "keel.correlation_id": correlation})
-    response = await call_next(request)
-    timings: dict[str, float] = getattr(request.state, "timings", {})
-    if timings:  # what the edge itself spent (the key check), for clients and benchmarks to see
-        response.headers["Server-Timing"] = ", ".join(f"{name};dur={ms:.3f}" for name, ms in timings.items())
-    response.headers[REQUEST_ID_HEADER] = rid
-    if correlation:
-        response.headers[CORRELATION_HEADER] = correlation
-    return response
+class RequestIds:
+    """Every request gets a fresh id (`request.state.request_id`, the `X-Request-ID` header of its
+    response) and keeps a caller's correlation id; what the edge spent goes out as Server-Timing.
+    Plain ASGI: a `BaseHTTPMiddleware` cost each request a task group and its streams."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # A caller's X-Request-ID (or X-Correlation-ID) is kept only to correlate: echoed back and
+        # put on the trace, never used as a key, so a reused or guessed one cannot touch another request.
+        asked = Headers(scope=scope)
+        incoming = asked.get(CORRELATION_HEADER) or asked.get(REQUEST_ID_HEADER, "")
+        correlation = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else ""
+        rid = new_request_id()
+        state = scope.setdefault("state", {})
+        state["request_id"], state["correlation_id"] = rid, correlation
+        trace.get_current_span().set_attributes({"keel.request_id": rid, "keel.correlation_id": correlation})
+
+        async def send_with_ids(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                timings: dict[str, float] = state.get("timings", {})
+                if timings:  # what the edge itself spent (the key check), for clients and benchmarks to see
+                    headers["Server-Timing"] = ", ".join(f"{name};dur={ms:.3f}" for name, ms in timings.items())
+                headers[REQUEST_ID_HEADER] = rid
+                if correlation:
+                    headers[CORRELATION_HEADER] = correlation
+            await send(message)
+
+        await self.app(scope, receive, send_with_ids)
 
 
 def install_error_handlers(app: FastAPI) -> None:

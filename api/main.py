@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.types import Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -19,15 +21,16 @@ from api import mcp
 from api.body_limit import MULTIPART_SLACK, BodyLimit
 from api.deps import question_redactor
 from api.docs import install_docs
-from api.errors import error_response, install_error_handlers, request_id_middleware
+from api.errors import ERROR_TYPES, REQUEST_ID_HEADER, RequestIds, install_error_handlers, new_request_id
 from api.mcp import build_mcp, mounted
-from api.metrics import count_requests
+from api.metrics import CountRequests
 from api.routers import admin, codec, conversations, documents, feedback, jobs, openai_compat, query
 from gateway.admission import Admission
 from index.active import Indexes
 from keel import offline  # noqa: F401 - before any library that might reach for the network
 from keel.config import get_settings
-from keel.errors import RedisUnavailable, TemporalUnavailable
+from keel.errors import Overloaded, RedisUnavailable, TemporalUnavailable
+from observability import metrics
 from observability.tracing import setup_tracing
 from stores import redis as redis_store
 from stores.blobs import BlobStore
@@ -57,17 +60,40 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 QUERY_ROUTES = ("/v1/query", "/v1/query/stream")
 
 
-async def shed_load(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """A query the process has no room for is refused before its body is read or its key
-    checked: under overload that is most requests, and each must cost next to nothing."""
-    if request.method == "POST" and request.url.path in QUERY_ROUTES:
-        admission: Admission | None = getattr(request.app.state, "admission", None)  # made by the first query
-        why = admission.refusal() if admission is not None else None
-        if admission is not None and why is not None:
-            exc = admission.refuse_early(why)
-            retry = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s or 1)))}
-            return error_response(request, exc.http_status, exc.code, exc.message, retry)
-    return await call_next(request)
+class KeelApp(FastAPI):
+    """The app, with load shedding in front of everything else it runs.
+
+    A query the process has no room for is refused before its body is read, its key checked, a
+    span started or a middleware run: under overload that is most requests, and each must cost
+    next to nothing. As a middleware it cost a few ms of the event loop per refusal, and at 128
+    clients the refusals themselves ate the CPU the admitted queries needed."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in QUERY_ROUTES:
+            admission: Admission | None = getattr(self.state, "admission", None)  # made by the first query
+            if admission is not None:
+                async with admission.door() as why:
+                    if why is not None:
+                        await _refuse(admission.refuse_early(why), scope["path"], scope, receive, send)
+                    else:
+                        await super().__call__(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+async def _refuse(exc: Overloaded, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+    rid = new_request_id()
+    retry = str(max(1, math.ceil(exc.retry_after_s or 1)))
+    body = {
+        "code": exc.code,
+        "message": exc.message,
+        "type": ERROR_TYPES.get(503, "server_error"),
+        "param": None,
+        "request_id": rid,
+    }
+    response = JSONResponse({"error": body}, 503, headers={REQUEST_ID_HEADER: rid, "Retry-After": retry})
+    metrics.HTTP_REQUESTS.labels(route=path, method="POST", status="503", tenant="-").inc()
+    await response(scope, receive, send)
 
 
 READY_TIMEOUT_S = 2.0  # each dependency's answer to a readiness check
@@ -79,14 +105,13 @@ def create_app(temporal: Client | None = None, indexes: Indexes | None = None) -
     are theirs too: with them the API keeps paraphrases of answered questions (the semantic cache)."""
     settings = get_settings()
     docs = "/openapi.json" if settings.api_docs else None
-    app = FastAPI(title="Keel", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=docs)
+    app = KeelApp(title="Keel", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=docs)
     app.state.temporal = temporal
     app.state.indexes = indexes
     app.state.mcp = mounted(build_mcp())
     FastAPIInstrumentor.instrument_app(app)  # spans go to whichever provider is installed at start
-    app.middleware("http")(shed_load)  # innermost of the three: its refusals are counted and carry the request id
-    app.middleware("http")(count_requests)
-    app.middleware("http")(request_id_middleware)
+    app.add_middleware(CountRequests)
+    app.add_middleware(RequestIds)
     install_error_handlers(app)
     app.include_router(documents.router)
     app.include_router(jobs.router)

@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.query import QueryOutput
 from observability import metrics
 
 
-async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    response = await call_next(request)
-    route = request.scope.get("route")
-    principal = getattr(request.state, "principal", None)
-    metrics.HTTP_REQUESTS.labels(
-        route=getattr(route, "path", "unmatched"),  # the template, never the raw path (ids in it)
-        method=request.method,
-        status=str(response.status_code),
-        tenant=principal.tenant if principal is not None else "-",
-    ).inc()
-    return response
+class CountRequests:
+    """Requests by route template, method, status and tenant (plain ASGI, as `RequestIds`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # unless a response starts
+
+        async def noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_status)
+        finally:
+            route = scope.get("route")
+            principal = scope.get("state", {}).get("principal")
+            metrics.HTTP_REQUESTS.labels(
+                route=getattr(route, "path", "unmatched"),  # the template, never the raw path (ids in it)
+                method=scope["method"],
+                status=str(status),
+                tenant=principal.tenant if principal is not None else "-",
+            ).inc()
 
 
 def record_answer(tenant: str, out: QueryOutput, seconds: float) -> None:

@@ -15,7 +15,8 @@ Each row also shows the CPU the server and Temporal spent per answered query (fr
 
 Every question has relevant documents in the index, so a 200 "no sources" answer is wrong.
 Refusals (429/503) must carry Retry-After and come back fast. It prints a table per phase and,
-last, `saturation_qps=`, `wrong_answers=`, `timeouts=`, `refusal_p99_ms=`, `ingest_p95_ratio=`
+last, `saturation_qps=`, `overload_ratio=` (q/s at 128 clients over the peak), `wrong_answers=`,
+`timeouts=`, `refusal_p99_ms=`, `ingest_p95_ratio=`
 (4 clients, during ingest / idle) and `hang_p95_ms=`.
 """
 
@@ -36,9 +37,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from app.ingest import follow, new_job_id, stage, start_batch
+from bench.lean_http import Connection, Reply
 from bench.query import TENANT, ingest, pct, stack_settings, start_api
 from evaluation.beir import check_dataset, load_split, write_documents
 from gateway.keys import QUERY, KeyStore
@@ -64,6 +64,7 @@ class Level:
     statuses: Counter[str] = field(default_factory=Counter)
     refused_why: dict[str, list[float]] = field(default_factory=dict)  # ms per refusal, by its reason
     wrong: int = 0  # 200 "no sources" on questions that have sources
+    client_cpu_ms: float = 0.0  # the load generator's own CPU over the level
     timeouts: int = 0
     missing_retry_after: int = 0
 
@@ -84,16 +85,18 @@ HEADER = f"{'clients':>7} {'q/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {
 
 
 async def closed_loop(api: str, key: str, questions: list[str], clients: int, seconds: float, cap: int) -> Level:
-    """`clients` loops, each sending its next question as soon as the last one came back."""
+    """`clients` loops, each sending its next question as soon as the last one came back, over a
+    keep-alive connection of its own (`bench.lean_http`: the client's own CPU stays out of the way)."""
     level = Level(clients)
     headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     started = time.monotonic()
+    cpu_before = time.process_time()
     stop_at = started + seconds
     sent = 0
 
-    async def client(http: httpx.AsyncClient, n: int) -> None:
+    async def client(n: int) -> None:
         nonlocal sent
+        conn = Connection(api)
         i = n
         while time.monotonic() < stop_at and sent < cap:
             sent += 1
@@ -101,29 +104,30 @@ async def closed_loop(api: str, key: str, questions: list[str], clients: int, se
             i += clients
             t0 = time.perf_counter()
             try:
-                resp = await http.post("/v1/query", json={"question": q}, headers=headers)
-            except httpx.TimeoutException:
+                resp = await asyncio.wait_for(conn.post_json("/v1/query", {"question": q}, headers), CLIENT_TIMEOUT_S)
+            except TimeoutError:
                 level.timeouts += 1
                 level.statuses["timeout"] += 1
                 continue
-            except httpx.TransportError as exc:  # the connection failed: counted, never hidden
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:  # counted, never hidden
                 level.statuses[type(exc).__name__] += 1
                 await asyncio.sleep(0.1)
                 continue
             ms = (time.perf_counter() - t0) * 1000
-            level.statuses[str(resp.status_code)] += 1
-            if resp.status_code == 200:
+            level.statuses[str(resp.status)] += 1
+            if resp.status == 200:
                 level.latencies.append(ms)
                 level.wrong += bool(resp.json().get("no_sources"))
-            elif resp.status_code in (429, 503):
+            elif resp.status in (429, 503):
                 level.refusals.append(ms)
                 level.refused_why.setdefault(refusal_reason(resp), []).append(ms)
                 level.missing_retry_after += "retry-after" not in resp.headers
                 await asyncio.sleep(min(1.0, float(resp.headers.get("retry-after", "1"))))  # as a polite client would
+        await conn.close()
 
-    async with httpx.AsyncClient(base_url=api, timeout=CLIENT_TIMEOUT_S, limits=limits) as http:
-        await asyncio.gather(*(client(http, n) for n in range(clients)))
+    await asyncio.gather(*(client(n) for n in range(clients)))
     level.seconds = time.monotonic() - started
+    level.client_cpu_ms = (time.process_time() - cpu_before) * 1000
     return level
 
 
@@ -135,12 +139,12 @@ REASONS = (  # what an `overloaded` refusal's message says (gateway.admission), 
 )
 
 
-def refusal_reason(resp: httpx.Response) -> str:
+def refusal_reason(resp: Reply) -> str:
     """Why a 429/503 came: the admission's reason for `overloaded`, else the error code."""
     try:
         error = resp.json()["error"]
     except (ValueError, KeyError, TypeError):
-        return f"http {resp.status_code}"
+        return f"http {resp.status}"
     message = str(error.get("message", ""))
     return next((name for part, name in REASONS if part in message), str(error.get("code", "unknown")))
 
@@ -161,6 +165,7 @@ async def sweep(
         level = await closed_loop(api, key, questions, clients, seconds, cap=int(seconds * 200))
         answered = max(1, len(level.latencies))
         spent = "  ".join(f"{n} {(cpu_ms(p) - before[n]) / answered:.0f}" for n, p in pids.items())
+        spent += f"  client {level.client_cpu_ms / answered:.1f}"
         print(f"{level.row()}  [CPU ms/answer: {spent}]", flush=True)
         out.append(level)
     return out
@@ -235,6 +240,13 @@ async def during_ingest(
     return levels
 
 
+def overload(idle: list[Level]) -> None:
+    """The peak and how much of it the most clients still got (goodput under overload)."""
+    peak = max(level.qps for level in idle)
+    print(f"saturation_qps={peak:.1f}")
+    print(f"overload_ratio={idle[-1].qps / max(peak, 1e-9):.2f}  # q/s at {idle[-1].clients} clients / the peak")
+
+
 def summary(phase: str, levels: list[Level]) -> None:
     print(f"\n{phase}\n{HEADER}")
     for level in levels:
@@ -262,6 +274,10 @@ async def run(args: argparse.Namespace) -> None:
         if args.apart:
             pids = {"worker": procs[0].pid, "api": procs[1].pid, "temporal": temporal.proc.pid}
         idle = await sweep(api, key, questions, LEVELS, args.seconds, pids)
+        if args.idle_only:  # a quick comparison: the idle levels' figures only
+            overload(idle)
+            print(f"refusal_p99_ms={pct([ms for level in idle for ms in level.refusals], 99):.1f}")
+            return
         print(f"\nwhile ingesting\n{HEADER}")
         busy = await during_ingest(settings, api, key, questions, others, args.seconds, pids)
 
@@ -303,7 +319,7 @@ async def run(args: argparse.Namespace) -> None:
         if missing:
             print(f"warning: {missing} refusals came without Retry-After")
         ratio = pct(busy[LEVELS.index(4)].latencies, 95) / max(pct(idle[LEVELS.index(4)].latencies, 95), 1e-9)
-        print(f"saturation_qps={max(level.qps for level in idle):.1f}")
+        overload(idle)
         print(f"wrong_answers={sum(level.wrong for level in every)}")
         print(f"timeouts={sum(level.timeouts for level in every)}")
         print(f"refusal_p99_ms={pct(refusals, 99):.1f}")
@@ -334,6 +350,7 @@ def main() -> None:
     parser.add_argument("--ingest-docs", type=int, default=1000, help="documents ingested during the second phase")
     parser.add_argument("--seconds", type=float, default=15.0, help="per concurrency level")
     parser.add_argument("--apart", action="store_true", help="the API and the worker in processes of their own")
+    parser.add_argument("--idle-only", action="store_true", help="the idle levels only (a quick comparison)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data) afterwards")
     args = parser.parse_args()
     try:

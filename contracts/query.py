@@ -253,6 +253,7 @@ class ProviderAttempt:
     outcome: str  # ok | error | timeout | breaker_open | skipped
     reason: str = ""
     ms: float = 0.0
+    cold: bool = False  # the provider had not answered this process yet (a model loading, a cold cache)
 
 
 @dataclass(kw_only=True)

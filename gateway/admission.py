@@ -41,14 +41,28 @@ class Admission:
         self.refused = 0
         self.hold_s = 0.1  # how long a query holds its slot, a moving average of the recent ones
         self._holding: Counter[str] = Counter()  # per tenant: slots held and places in line
+        # Queries let in at the door (`door`) and not yet answered: running, waiting, or still on
+        # their way to a slot (their key checked, their body read). Counted from the door, so a
+        # burst cannot all pass the door's check before any of it has taken a place in line.
+        self.inside = 0
 
-    def expected_wait_s(self) -> float:
-        """What the next request in line can expect to wait for a slot, at the recent pace."""
-        return (self._waiting + 1) * self.hold_s / self.limit
+    def expected_wait_s(self, ahead: int | None = None) -> float:
+        """What a request with `ahead` others before it in line (by default, the next one to
+        join the line) can expect to wait for a slot, at the recent pace."""
+        return ((self._waiting if ahead is None else ahead) + 1) * self.hold_s / self.limit
 
     def refusal(self) -> str | None:
         """Why a request arriving now would be refused (None: it would run or wait its turn).
-        The API asks this before it reads a query's body or checks its key, to shed load cheaply."""
+        The API asks this at the door, before it reads a query's body or checks its key, to shed
+        load cheaply; everyone let in and not yet answered counts, wherever they are on their way."""
+        if self.inside >= self.limit + self.queue:
+            return f"{self.limit} queries are running and {self.inside - self.limit} waiting or on their way"
+        if self.inside >= self.limit and self.expected_wait_s(self.inside - self.limit) > self.wait_s:
+            return f"a slot is {self.expected_wait_s(self.inside - self.limit):.1f} s away at the current pace"
+        return self._line_full()
+
+    def _line_full(self) -> str | None:
+        """Why the line for a slot takes no one more now (None: it does, or a slot is free)."""
         if not self._slots.locked():
             return None
         if self._waiting >= self.queue:
@@ -56,6 +70,19 @@ class Admission:
         if self.expected_wait_s() > self.wait_s:
             return f"a slot is {self.expected_wait_s():.1f} s away at the current pace"
         return None
+
+    @asynccontextmanager
+    async def door(self) -> AsyncIterator[str | None]:
+        """A query arriving: why it is refused (None: let in, counted inside until it is answered)."""
+        why = self.refusal()
+        if why is not None:
+            yield why
+            return
+        self.inside += 1
+        try:
+            yield None
+        finally:
+            self.inside -= 1
 
     def refuse_early(self, why: str) -> Overloaded:
         """Count a refusal made before acquire (see `refusal`) and say it."""
@@ -71,7 +98,7 @@ class Admission:
     async def acquire(self, tenant: str = "") -> float:
         """Take a slot (or raise Overloaded); returns when it was taken, for `release`."""
         if self._slots.locked():
-            why = self.refusal() or self._over_share(tenant)
+            why = self._line_full() or self._over_share(tenant)
             if why is not None:
                 self._refuse(why)
             self._hold(tenant)

@@ -13,16 +13,19 @@ budget is always kept for it: the chain cannot run out of time without an answer
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from contracts.query import ProviderAttempt
+from contracts.query import ContextPassage, ProviderAttempt
 from generation.breaker import Breaker
 from generation.providers import Generation, GenerationRequest, OnToken, Provider, ProviderError
 from observability import metrics
+
+log = logging.getLogger("keel.generation")
 
 RETRYABLE = ("http_500", "http_502", "http_503", "http_504", "rate_limited", "connection_error")
 EXTRACTIVE_RESERVE_S = 0.05
@@ -80,6 +83,27 @@ class ProviderChain:
         self.sleep = sleep
         self.links = links or {}
         self.bulkheads = {name: Bulkhead(self._link(name).max_in_flight) for name in providers}
+        self.answered: set[str] = set()  # providers that have answered this process: no longer cold
+
+    def warm(self, names: Sequence[str], passage: ContextPassage, timeout_s: float) -> dict[str, float]:
+        """Ask each provider one short question, so that its first real answer does not pay for
+        loading the model and its prompt (a local model's first token took past its 20 s deadline).
+        Returns the ms each took; one that fails stays cold, and says so in the answers it gives."""
+        took: dict[str, float] = {}
+        for name in names:
+            provider = self.providers.get(name)
+            if provider is None:
+                continue
+            started = time.monotonic()
+            question = "What does this say?"
+            try:
+                provider.generate(GenerationRequest("", question, [passage], 1, timeout_s))
+            except ProviderError as exc:
+                log.warning("provider %s did not warm up: %s", name, exc)
+                continue
+            self.answered.add(name)
+            took[name] = (time.monotonic() - started) * 1000
+        return took
 
     def _link(self, name: str) -> LinkPolicy:
         return self.links.get(name, LinkPolicy())
@@ -162,7 +186,12 @@ class ProviderChain:
                 outcome = "timeout" if exc.reason == "timeout" else "error"
                 attempts.append(
                     ProviderAttempt(
-                        provider=provider.name, model=provider.model, outcome=outcome, reason=exc.reason, ms=ms
+                        provider=provider.name,
+                        model=provider.model,
+                        outcome=outcome,
+                        reason=exc.reason,
+                        ms=ms,
+                        cold=provider.name not in self.answered,
                     )
                 )
                 self.breaker.failure(provider.name)
@@ -181,7 +210,11 @@ class ProviderChain:
                     gen_ai_operation_name="chat", gen_ai_system=provider.name, gen_ai_request_model=provider.model
                 ).observe(time.monotonic() - started)
             ms = (time.monotonic() - started) * 1000
-            attempts.append(ProviderAttempt(provider=provider.name, model=provider.model, outcome="ok", ms=ms))
+            cold = provider.name not in self.answered
+            self.answered.add(provider.name)
+            attempts.append(
+                ProviderAttempt(provider=provider.name, model=provider.model, outcome="ok", ms=ms, cold=cold)
+            )
             self.breaker.success(provider.name)
             return gen
         return None

@@ -42,7 +42,9 @@ def main() -> None:
     settings = get_settings()
     sys.setswitchinterval(max(0.0001, settings.gil_switch_interval_ms / 1000))
     app = create_app(None, shared_indexes(settings))
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info")
+    uvicorn.run(
+        app, host=settings.api_host, port=settings.api_port, log_level="info", access_log=settings.api_access_log
+    )
 
 
 if __name__ == "__main__":

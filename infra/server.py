@@ -37,7 +37,10 @@ class _Server(uvicorn.Server):
 async def serve(settings: Settings) -> None:
     async with hosted(settings, "keel-server") as (client, deps):
         app = create_app(client, deps.indexes)
-        server = _Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info"))
+        config = uvicorn.Config(
+            app, host=settings.api_host, port=settings.api_port, log_level="info", access_log=settings.api_access_log
+        )
+        server = _Server(config)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))

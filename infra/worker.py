@@ -32,6 +32,7 @@ from activities.query import QueryActivities
 from caches.admin import CacheMemory
 from caches.handover import Keeper
 from caches.semantic import semantic_cache
+from contracts.query import ContextPassage
 from generation.breaker import Breaker, BreakerConfig
 from generation.chain import LinkPolicy, ProviderChain, RetryConfig
 from generation.extractive import ExtractiveAnswerer
@@ -121,7 +122,30 @@ def build_query_steps(settings: Settings, deps: Deps) -> QuerySteps:
         if name not in providers:
             raise ValueError(f"KEEL_VERIFIER names {name!r}, which is not a provider: {sorted(providers)}")
         verifier = Verifier(providers[name], settings.verify_budget_s)
+    warm_local_models(settings, chain, [str(p["name"]) for p in local.providers])
     return QuerySteps(deps, build_reranker_for(settings), chain, routes, verifier)
+
+
+WARM_PASSAGE = ContextPassage(
+    ref=1,
+    doc_id="warm-up",
+    version="1",
+    source="warm-up",
+    title="Warm-up",
+    section_path=["Warm-up"],
+    chunk_indexes=[0],
+    text="Keel answers questions from documents and cites its sources.",
+    score=1.0,
+)
+
+
+def warm_local_models(settings: Settings, chain: ProviderChain, names: list[str]) -> None:
+    """The local model `make llm` wired in answers one short question before the worker says it
+    is ready: its weights load and its prompt (the fixed system message and example) is cached,
+    so the first user does not wait for that past the first-token deadline. Hosted providers are
+    not asked: they are warm, and a call costs money."""
+    for name, ms in chain.warm(names, WARM_PASSAGE, settings.llm_answer_s * 10).items():
+        print(f"model {name} warm ({ms / 1000:.1f} s)", flush=True)
 
 
 def _say_when_ready(offload: Offload) -> None:

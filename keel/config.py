@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     """The address the API listens on."""
     api_port: int = 8000
     """The port the API listens on."""
+    api_access_log: bool = False
+    """A log line per HTTP request (uvicorn's access log). Off: every request is in the metrics and
+    the traces already, and the line cost each request, a refused one too, its share of the CPU."""
     max_upload_bytes: int = 50 * 1024 * 1024
     """The largest upload request, in bytes; refused with 413 as the body streams in."""
     max_json_body_bytes: int = 1024 * 1024
@@ -250,7 +253,7 @@ class Settings(BaseSettings):
     max_question_chars: int = 2000
     """The longest question; longer ones are `question_too_long` (413)."""
     query_max_in_flight: int = 0
-    """Queries an API process runs at once (0: one per query activity slot)."""
+    """Queries an API process runs at once (0: two per CPU core, at most one per query activity slot)."""
     query_queue: int = 16
     """Queries that may wait for a turn beyond those running."""
     query_admission_wait_ms: float = 1500

@@ -153,6 +153,9 @@ class AnswerSteps:
             out.degradations.append("generate_failed")
             out.generated = best_passage(inp.generate.passages)
         out.timings_ms["generate"] = out.generated.ms
+        cold = [a.ms for a in out.generated.attempts if a.cold]
+        if cold:  # a provider's first answer in this process: what loading it cost this one
+            out.timings_ms["provider_cold"] = round(sum(cold), 2)
         try:
             with _TRACER.start_as_current_span("query.validate"):
                 out.validated = self.validate(validate_input(inp.generate, out.generated))

@@ -135,7 +135,7 @@ async def test_a_key_over_its_rate_is_a_429_with_when_to_return(
 
 
 async def test_a_full_process_refuses_a_query_before_reading_it(settings: Settings, redis_client: redis.Redis) -> None:
-    """At capacity, a query is refused by the first middleware: no key check, no body read (this
+    """At capacity, a query is refused at the door, before any middleware: no key check, no body read (this
     one has neither a key nor JSON), so under overload a refusal costs next to nothing."""
     app = create_app()
     app.dependency_overrides[get_settings] = lambda: settings

@@ -69,3 +69,25 @@ async def test_one_tenant_cannot_fill_the_line_in_front_of_another() -> None:
     for taken in held:
         admission.release(taken, "greedy")
     assert await admission.acquire("greedy")  # slots free: it runs again
+
+
+async def test_a_burst_is_counted_at_the_door_before_any_of_it_takes_a_place_in_line() -> None:
+    """Everyone let in counts until answered, on the way to a slot too: a burst of arrivals cannot
+    all pass the door's check before the first of them has queued (and then be refused after its
+    key check and body were paid for)."""
+    admission = Admission(limit=2, queue=1, wait_s=10.0)
+    entered = []
+    for _ in range(3):  # none of them has asked for a slot yet
+        door = admission.door()
+        assert await door.__aenter__() is None
+        entered.append(door)
+    async with admission.door() as why:  # the fourth finds the house full
+        assert why is not None and "2 queries are running and 1 waiting or on their way" in why
+    assert admission.inside == 3
+    await entered.pop().__aexit__(None, None, None)  # one answered: a place is free again
+    async with admission.door() as why:
+        assert why is None and admission.inside == 3
+    assert admission.inside == 2
+    # A request let in is not refused by its own count when it asks for a slot.
+    async with admission.slot(), admission.slot():
+        assert admission.in_flight == 2

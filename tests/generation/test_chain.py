@@ -164,3 +164,11 @@ def test_a_full_bulkhead_skips_the_link_instead_of_queueing(redis_client: redis.
     assert skipped.attempts[0].reason == "bulkhead_full" and skipped.provider.name == "extractive"
     # the second query never called the provider: its one attempt there is the skip
     assert [a.outcome for a in skipped.attempts if a.provider == name] == ["skipped"]
+
+
+def test_a_providers_first_answer_in_the_process_is_marked_cold(redis_client: redis.Redis) -> None:
+    with scripted_llm(["ok"]) as llm:
+        chain, name = _chain(redis_client, llm.base_url)
+        first = chain.run([name], _request, time.monotonic() + 10)
+        again = chain.run([name], _request, time.monotonic() + 10)
+    assert [a.cold for a in first.attempts] == [True] and [a.cold for a in again.attempts] == [False]

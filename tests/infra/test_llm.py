@@ -9,6 +9,7 @@ from infra import llm
 from infra.worker import build_query_steps
 from keel.config import Settings
 from pipelines.deps import Deps
+from tests.scripted_llm import scripted_llm
 
 
 def test_a_local_model_joins_each_route_after_the_operators_own_links(
@@ -37,3 +38,17 @@ def test_a_local_model_joins_each_route_after_the_operators_own_links(
     llm.down(mine)  # `make down` unwires it
     assert llm.wired(mine) == llm.Wired()
     assert build_query_steps(mine, deps).verifier is None
+
+
+def test_the_local_model_answers_once_before_the_worker_is_ready(
+    settings: Settings, deps: Deps, tmp_path: Path
+) -> None:
+    """Its weights load and its fixed prompt is cached at start, not on the first user's question."""
+    with scripted_llm(["ok"]) as model:
+        mine = settings.model_copy(update={"data_dir": tmp_path})
+        port = int(model.base_url.rsplit(":", 1)[1].split("/", 1)[0])
+        llm.config_path(mine).write_text(json.dumps(llm.provider_config(mine, port, Path("/models/qwen.gguf"))))
+        steps = build_query_steps(mine, deps)
+    (warm_up,) = model.requests
+    assert warm_up["max_tokens"] == 1 and "finished in 1889 [1]." in warm_up["messages"][0]["content"]
+    assert "local" in steps.chain.answered  # its first answer to a user is not a cold one
