@@ -5,7 +5,8 @@ Its queries start on the Temporal server as any client's do (no eager start: tha
 in the process). With a Qdrant server it opens the tenants' indexes too, so that it keeps the
 answers it serves in the semantic cache (the question's vector comes from the query's state,
 and the encoder loads on the first answer kept); with the embedded Qdrant it cannot (only the
-worker's process may open those files) and leaves paraphrases to be found, not kept.
+worker's process may open those files): it keeps the entry and hands the point to the worker
+(`caches.handover`).
 
     KEEL_API_PORT=8001 python -m infra.api
 """
