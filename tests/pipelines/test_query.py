@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis
 
 from contracts.query import (
@@ -18,10 +20,12 @@ from contracts.query import (
     RetrieveOutput,
     ValidateInput,
 )
+from index.catalog import Catalog
 from infra.worker import build_query_steps
 from keel import ids
 from keel.config import Settings
 from keel.tenancy import EVERYONE
+from pipelines import query as query_steps
 from pipelines.deps import Deps
 from pipelines.ingest import IngestSteps, ingest_plain, local_document
 from pipelines.query import QuerySteps
@@ -173,3 +177,27 @@ def test_the_second_hop_respects_the_callers_groups(
     hopped = _hop(steps, inp, found, found.ranking)
     after = query_state.ranking(redis_client, found.candidates_key, hopped.ranking)
     assert hopped.hop.names > 0 and doc_ids["maker"] not in {s.doc_id for s in after}
+
+
+def test_the_start_up_warm_up_reads_a_published_tenants_index_as_a_query_would(
+    settings: Settings, deps: Deps, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index keeps payloads on disk: the first search that read them cost a user ~0.5 s.
+    A worker's warm-up searches each of a few published tenants once, at start."""
+    ingest = IngestSteps(deps)
+    data = (SAMPLES / "faq.txt").read_bytes()
+    assert ingest_plain(ingest, local_document(tenant, SAMPLES / "faq.txt", data), data) > 0
+    Catalog(deps.redis).add_tenant(tenant)
+    steps = build_query_steps(settings, deps)
+    searched: list[tuple[str, int]] = []
+    real = steps.retriever.retrieve
+
+    def recording(index: Any, who: str, question: str, where: Any, *args: Any, **kwargs: Any) -> Any:
+        found = real(index, who, question, where, *args, **kwargs)
+        searched.append((who, len(found.scored)))
+        return found
+
+    monkeypatch.setattr(steps.retriever, "retrieve", recording)
+    monkeypatch.setattr(query_steps, "WARM_TENANTS", 100_000)  # every tenant this suite's Redis knows
+    steps.warm_up()
+    assert any(who == tenant and hits > 0 for who, hits in searched), searched
