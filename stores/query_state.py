@@ -37,26 +37,8 @@ def save(
     vector: np.ndarray | None = None,
     snippet: str | None = None,
 ) -> None:
-    fields = {f"ranking:{ranking}": _ranking(scored)}
-    if vector is not None:
-        fields[VECTOR] = _vector(vector)
-    if snippet is not None:
-        fields[SNIPPET] = snippet
-    _write(r, key, fields, candidates)
-
-
-def restore(
-    r: redis.Redis,
-    key: str,
-    rankings: Mapping[str, Sequence[Scored]],
-    candidates: dict[str, Candidate],
-    vector: np.ndarray | None = None,
-) -> None:
-    """A request's state from the snippet cache: its rankings, and the candidates read back."""
-    fields = {f"ranking:{name}": _ranking(scored) for name, scored in rankings.items()}
-    if vector is not None:
-        fields[VECTOR] = _vector(vector)
-    _write(r, key, fields, candidates)
+    """One step's ranking and the candidates it added (a step of its own, as older histories ran)."""
+    keep(r, key, {ranking: scored}, candidates, vector, snippet)
 
 
 def keep(
